@@ -1,0 +1,232 @@
+// Executor implementation. Values live in a table indexed by id; node inputs
+// and outputs are resolved to ids once. Gradient buffers and per-node scratch
+// tensors persist across iterations so the steady state does not allocate.
+#include "trainer/graph/executor.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace slim::graph {
+
+struct Executor::Impl {
+  std::unordered_map<std::string, int> id;  // tensor name -> value id
+  std::vector<std::string> names;
+  std::vector<Tensor> values;
+  std::vector<Tensor> grads;
+  std::vector<bool> grad_valid;
+  std::vector<bool> requires_grad;          // value depends on a trainable param
+  std::vector<std::vector<int>> node_in;    // -1 = omitted input
+  std::vector<std::vector<int>> node_out;
+  std::vector<bool> node_backward;          // node lies on a param -> output path
+  std::vector<std::vector<bool>> node_in_grad;  // which inputs need a gradient
+  std::vector<std::vector<Tensor>> scratch;     // din buffers per node
+  std::vector<int> param_ids;
+  std::vector<int> param_uses;              // backward consumers per value id
+  std::vector<int> initializer_ids;
+
+  int idOf(const std::string& n) {
+    auto it = id.find(n);
+    if (it != id.end()) return it->second;
+    int k = static_cast<int>(names.size());
+    id.emplace(n, k);
+    names.push_back(n);
+    return k;
+  }
+};
+
+Executor::Executor(Graph& g) : graph_(g), impl_(std::make_unique<Impl>()) {
+  graph_.topoSort();
+  graph_.validate();
+  Impl& m = *impl_;
+  for (const auto& v : graph_.inputs) m.idOf(v.name);
+  for (const auto& kv : graph_.initializers) m.initializer_ids.push_back(m.idOf(kv.first));
+  for (const auto& nd : graph_.nodes) {
+    std::vector<int> in, out;
+    for (const auto& s : nd.inputs) in.push_back(s.empty() ? -1 : m.idOf(s));
+    for (const auto& s : nd.outputs) out.push_back(s.empty() ? -1 : m.idOf(s));
+    m.node_in.push_back(std::move(in));
+    m.node_out.push_back(std::move(out));
+    ops_.push_back(ops::OpRegistry::get().create(nd.op_type, nd.attrs, nd.name));
+  }
+  for (auto& o : m.node_out)
+    for (int& k : o)
+      if (k < 0) k = m.idOf("");  // unnamed output slot: a private scratch value
+  const size_t nv = m.names.size();
+  m.values.resize(nv);
+  m.grads.resize(nv);
+  m.grad_valid.assign(nv, false);
+  m.requires_grad.assign(nv, false);
+  m.param_uses.assign(nv, 0);
+  for (const auto& p : graph_.trainable) {
+    auto it = m.id.find(p);
+    if (it == m.id.end()) continue;
+    m.requires_grad[it->second] = true;
+    m.param_ids.push_back(it->second);
+  }
+  // Forward propagation of requires_grad through differentiable inputs.
+  const size_t nn = graph_.nodes.size();
+  m.node_backward.assign(nn, false);
+  m.node_in_grad.resize(nn);
+  m.scratch.resize(nn);
+  for (size_t i = 0; i < nn; ++i) {
+    ops::Op& op = *ops_[i];
+    std::vector<int> nondiff = op.nonDiffInputs();
+    for (int s : op.stateInputs()) nondiff.push_back(s);
+    auto& need = m.node_in_grad[i];
+    need.assign(m.node_in[i].size(), false);
+    bool any = false;
+    for (size_t j = 0; j < m.node_in[i].size(); ++j) {
+      int k = m.node_in[i][j];
+      if (k < 0 || !m.requires_grad[k]) continue;
+      if (std::find(nondiff.begin(), nondiff.end(), static_cast<int>(j)) != nondiff.end())
+        continue;
+      if (!op.differentiable()) continue;
+      need[j] = true;
+      any = true;
+    }
+    m.node_backward[i] = any;
+    m.scratch[i].resize(m.node_in[i].size());
+    if (any)
+      for (int k : m.node_out[i]) m.requires_grad[k] = true;
+    if (any)
+      for (size_t j = 0; j < need.size(); ++j)
+        if (need[j]) m.param_uses[m.node_in[i][j]]++;
+  }
+}
+
+Executor::~Executor() = default;
+
+void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunContext& ctx) {
+  Impl& m = *impl_;
+  for (const auto& v : graph_.inputs) {
+    auto it = feeds.find(v.name);
+    if (it == feeds.end()) SLIM_THROW(Error, "forward: graph input '", v.name, "' not fed");
+    const Tensor& t = it->second;
+    if (t.dtype() != v.dtype)
+      SLIM_THROW(ShapeError, "input '", v.name, "' must be ", dtypeName(v.dtype), ", got ",
+                 dtypeName(t.dtype()));
+    if (t.ndim() != static_cast<int>(v.shape.size()))
+      SLIM_THROW(ShapeError, "input '", v.name, "' must have shape ", shapeStr(v.shape),
+                 ", got ", shapeStr(t.shape()));
+    for (size_t d = 0; d < v.shape.size(); ++d)
+      if (v.shape[d] >= 0 && v.shape[d] != t.shape()[d])
+        SLIM_THROW(ShapeError, "input '", v.name, "' must have shape ", shapeStr(v.shape),
+                   ", got ", shapeStr(t.shape()));
+    m.values[m.id.at(v.name)] = t;
+  }
+  for (int k : m.initializer_ids) m.values[k] = graph_.initializers.at(m.names[k]);
+  std::vector<Tensor*> in, out;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    in.clear();
+    out.clear();
+    for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
+    for (int k : m.node_out[i]) out.push_back(&m.values[k]);
+    ops_[i]->forward(in, out, ctx);
+  }
+}
+
+bool Executor::hasValue(const std::string& name) const {
+  auto it = impl_->id.find(name);
+  return it != impl_->id.end() && impl_->values[it->second].defined();
+}
+
+const Tensor& Executor::value(const std::string& name) const {
+  auto it = impl_->id.find(name);
+  if (it == impl_->id.end() || !impl_->values[it->second].defined())
+    SLIM_THROW(Error, "no value for tensor '", name, "' (not in the graph or not computed)");
+  return impl_->values[it->second];
+}
+
+namespace {
+void addInto(Tensor& acc, const Tensor& g) {
+  SLIM_ENFORCE_EQ(acc.numel(), g.numel(), "gradient accumulation");
+  float* a = acc.f32();
+  const float* b = g.f32();
+  for (int64_t i = 0; i < acc.numel(); ++i) a[i] += b[i];
+}
+}  // namespace
+
+void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunContext& ctx,
+                        const std::function<void(const std::string&, Tensor&)>& on_param_grad) {
+  Impl& m = *impl_;
+  std::fill(m.grad_valid.begin(), m.grad_valid.end(), false);
+  for (const auto& kv : seeds) {
+    auto it = m.id.find(kv.first);
+    if (it == m.id.end()) SLIM_THROW(Error, "backward: unknown seed tensor '", kv.first, "'");
+    Tensor& g = m.grads[it->second];
+    g.resize(kv.second.shape());
+    g.copyFrom(kv.second);
+    m.grad_valid[it->second] = true;
+  }
+  std::vector<int> remaining = m.param_uses;
+  const bool record = ready_order_.empty();
+  auto report = [&](int k) {
+    if (!m.grad_valid[k]) {
+      m.grads[k].resize(m.values[k].shape());
+      m.grads[k].zero();
+      m.grad_valid[k] = true;
+    }
+    if (record) ready_order_.push_back(m.names[k]);
+    if (on_param_grad) on_param_grad(m.names[k], m.grads[k]);
+  };
+  std::vector<Tensor*> in, out, din;
+  std::vector<const Tensor*> dout;
+  for (size_t i = graph_.nodes.size(); i-- > 0;) {
+    if (!m.node_backward[i]) continue;
+    bool any_out = false;
+    dout.clear();
+    for (int k : m.node_out[i]) {
+      dout.push_back(m.grad_valid[k] ? &m.grads[k] : nullptr);
+      any_out = any_out || m.grad_valid[k];
+    }
+    const auto& need = m.node_in_grad[i];
+    if (any_out) {
+      in.clear();
+      out.clear();
+      din.clear();
+      for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
+      for (int k : m.node_out[i]) out.push_back(&m.values[k]);
+      for (size_t j = 0; j < need.size(); ++j)
+        din.push_back(need[j] ? &m.scratch[i][j] : nullptr);
+      ops_[i]->backward(in, out, dout, din, ctx);
+      for (size_t j = 0; j < need.size(); ++j) {
+        if (!need[j]) continue;
+        int k = m.node_in[i][j];
+        Tensor& s = m.scratch[i][j];
+        SLIM_ENFORCE(s.defined() && s.numel() == m.values[k].numel(), ops_[i]->label,
+                     ": backward produced a gradient of shape ", shapeStr(s.shape()),
+                     " for input ", j, " of shape ", shapeStr(m.values[k].shape()));
+        if (!m.grad_valid[k]) {
+          std::swap(m.grads[k], s);
+          m.grads[k] = m.grads[k].reshaped(m.values[k].shape());
+          m.grad_valid[k] = true;
+        } else {
+          addInto(m.grads[k], s);
+        }
+      }
+    }
+    for (size_t j = 0; j < need.size(); ++j) {
+      if (!need[j]) continue;
+      int k = m.node_in[i][j];
+      if (graph_.trainable.count(m.names[k]) && --remaining[k] == 0) report(k);
+    }
+  }
+  for (int k : m.param_ids)
+    if (m.param_uses[k] == 0) report(k);
+}
+
+Tensor& Executor::grad(const std::string& param) {
+  auto it = impl_->id.find(param);
+  if (it == impl_->id.end() || !graph_.trainable.count(param))
+    SLIM_THROW(Error, "grad: '", param, "' is not a trainable parameter");
+  return impl_->grads[it->second];
+}
+
+const Tensor& Executor::gradOf(const std::string& name) const {
+  static const Tensor kNone;
+  auto it = impl_->id.find(name);
+  if (it == impl_->id.end() || !impl_->grad_valid[it->second]) return kNone;
+  return impl_->grads[it->second];
+}
+
+}  // namespace slim::graph

@@ -1,0 +1,61 @@
+// Executor: runs a Graph forward over its topological order, keeps what
+// backward needs, runs backward in reverse order and reports each trainable
+// parameter's gradient as soon as it is final (the last consumer's backward
+// has run) so a reducer can start allreducing early.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trainer/graph/graph.h"
+#include "trainer/ops/op.h"
+
+namespace slim::graph {
+
+class Executor {
+ public:
+  /// Builds one op per node. The graph must outlive the executor; its
+  /// initializers are shared with it (updates are visible to both).
+  explicit Executor(Graph& g);
+  ~Executor();
+
+  /// Runs all nodes. `feeds` must hold every graph input (dtype float32 or
+  /// int64 as declared). Outputs and intermediates stay readable via value().
+  void forward(const std::map<std::string, Tensor>& feeds, ops::RunContext& ctx);
+
+  /// Value of any tensor after forward (inputs, initializers, node outputs).
+  const Tensor& value(const std::string& name) const;
+  bool hasValue(const std::string& name) const;
+
+  /// Backpropagates from `seeds` (tensor name -> gradient of the objective
+  /// w.r.t. it, same shape). Calls `on_param_grad(name, grad)` once per
+  /// trainable parameter as soon as its gradient is complete, in the order
+  /// they become ready. Parameters no seed depends on get zero gradients.
+  void backward(const std::map<std::string, Tensor>& seeds, ops::RunContext& ctx,
+                const std::function<void(const std::string&, Tensor&)>&
+                    on_param_grad = {});
+
+  /// Gradient of a trainable parameter after backward().
+  Tensor& grad(const std::string& param);
+  /// Gradient of any tensor after backward() (undefined if none flowed).
+  const Tensor& gradOf(const std::string& name) const;
+
+  /// Trainable parameter names in the order backward makes them ready.
+  const std::vector<std::string>& paramsInReadyOrder() const { return ready_order_; }
+
+  Graph& graph() { return graph_; }
+  /// The op instance of node `i` (graph order), e.g. for passes to inspect.
+  ops::Op& op(size_t i) { return *ops_[i]; }
+
+ private:
+  struct Impl;
+  Graph& graph_;
+  std::vector<std::unique_ptr<ops::Op>> ops_;
+  std::vector<std::string> ready_order_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace slim::graph

@@ -1,0 +1,99 @@
+// The kernel interface: one Op instance per graph node, created from the node's
+// attributes by the registry. forward() computes outputs; backward() turns
+// output gradients into input gradients. An Op may keep whatever forward
+// computed for backward in its members (each node owns its instance, and the
+// executor always runs backward of the forward it just ran).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trainer/core/rng.h"
+#include "trainer/core/tensor.h"
+#include "trainer/ops/attrs.h"
+
+namespace slim::ops {
+
+enum class SyncOp { kSum, kMax };
+
+/// Hook through which ops synchronise state across ranks (sync batch norm,
+/// observer abs-max) without depending on the comm layer. Null in the
+/// RunContext means a single process: nothing to do.
+class StateSync {
+ public:
+  virtual ~StateSync() = default;
+  /// In-place allreduce of n floats over all ranks.
+  virtual void allreduce(float* data, size_t n, SyncOp op) = 0;
+};
+
+/// Per-run settings passed to every op.
+struct RunContext {
+  bool training = false;        ///< train mode (BN batch stats, dropout, observers update)
+  StateSync* sync = nullptr;    ///< cross-rank state sync; null = one rank
+  Rng* rng = nullptr;           ///< randomness (dropout); required when training uses it
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+
+  /// Computes outputs. `in[i]` is null for an omitted optional input. Each
+  /// `out[i]` is a tensor owned by the executor: resize() it and fill it.
+  /// In training mode, inputs listed by stateInputs() may be updated in place.
+  virtual void forward(const std::vector<Tensor*>& in,
+                       const std::vector<Tensor*>& out, RunContext& ctx) = 0;
+
+  /// Computes input gradients. `dout[i]` is null when no gradient flows into
+  /// output i (treat as zeros). `din[i]` is null when input i needs no
+  /// gradient; otherwise resize it to the input's shape and overwrite it.
+  virtual void backward(const std::vector<Tensor*>& in,
+                        const std::vector<Tensor*>& out,
+                        const std::vector<const Tensor*>& dout,
+                        const std::vector<Tensor*>& din, RunContext& ctx);
+
+  /// Inputs that training-mode forward updates in place (never differentiated).
+  virtual std::vector<int> stateInputs() const { return {}; }
+  /// Inputs that never receive gradients (shape tensors, labels, indices).
+  virtual std::vector<int> nonDiffInputs() const { return {}; }
+  /// False for ops without a backward (shape plumbing on constants).
+  virtual bool differentiable() const { return true; }
+
+  /// Set by the registry: "<op_type> '<node name>'" for error messages.
+  std::string label;
+};
+
+using OpFactory = std::function<std::unique_ptr<Op>(const Attrs&)>;
+
+/// Op types by name (ONNX names, e.g. "Conv"; slimtrain's own ops use names
+/// without an ONNX counterpart, e.g. "FakeQuantAbsMax").
+class OpRegistry {
+ public:
+  /// The process-wide registry, with the built-in ops registered.
+  static OpRegistry& get();
+
+  void add(const std::string& type, OpFactory factory);
+  bool has(const std::string& type) const;
+  /// Creates an op; throws ModelError naming type and node when unknown or when
+  /// the attributes are invalid.
+  std::unique_ptr<Op> create(const std::string& type, const Attrs& attrs,
+                             const std::string& node_name) const;
+  std::vector<std::string> types() const;
+
+ private:
+  std::vector<std::pair<std::string, OpFactory>> entries_;
+};
+
+// Registration functions of the built-in op families (one per source file).
+void registerConvOps(OpRegistry& r);         // Conv
+void registerGemmOps(OpRegistry& r);         // Gemm, MatMul
+void registerNormOps(OpRegistry& r);         // BatchNormalization
+void registerPoolOps(OpRegistry& r);         // MaxPool, AveragePool, GlobalAveragePool
+void registerActivationOps(OpRegistry& r);   // Relu, Clip, LeakyRelu, Sigmoid, ...
+void registerElementwiseOps(OpRegistry& r);  // Add, Sub, Mul, Div (broadcasting)
+void registerShapeOps(OpRegistry& r);        // Concat, Flatten, Reshape, Transpose, Identity, Dropout
+void registerSoftmaxOps(OpRegistry& r);      // Softmax, LogSoftmax, SoftmaxCrossEntropyLoss
+
+}  // namespace slim::ops

@@ -1,0 +1,70 @@
+// The op registry. Built-in families register explicitly (no static
+// initialisers: they would be dropped when linking a static library).
+#include <algorithm>
+#include <mutex>
+
+#include "trainer/ops/op.h"
+
+namespace slim::ops {
+
+void Op::backward(const std::vector<Tensor*>&, const std::vector<Tensor*>&,
+                  const std::vector<const Tensor*>&, const std::vector<Tensor*>&,
+                  RunContext&) {
+  SLIM_THROW(Error, label, ": backward is not implemented");
+}
+
+OpRegistry& OpRegistry::get() {
+  static OpRegistry* registry = [] {
+    auto* r = new OpRegistry();
+    registerConvOps(*r);
+    registerGemmOps(*r);
+    registerNormOps(*r);
+    registerPoolOps(*r);
+    registerActivationOps(*r);
+    registerElementwiseOps(*r);
+    registerShapeOps(*r);
+    registerSoftmaxOps(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+void OpRegistry::add(const std::string& type, OpFactory factory) {
+  for (auto& e : entries_) {
+    if (e.first == type) {
+      e.second = std::move(factory);
+      return;
+    }
+  }
+  entries_.emplace_back(type, std::move(factory));
+}
+
+bool OpRegistry::has(const std::string& type) const {
+  return std::any_of(entries_.begin(), entries_.end(),
+                     [&](const auto& e) { return e.first == type; });
+}
+
+std::unique_ptr<Op> OpRegistry::create(const std::string& type, const Attrs& attrs,
+                                       const std::string& node_name) const {
+  for (const auto& e : entries_) {
+    if (e.first != type) continue;
+    std::unique_ptr<Op> op;
+    try {
+      op = e.second(attrs);
+    } catch (const Error& err) {
+      SLIM_THROW(ModelError, "node '", node_name, "' (", type, "): ", err.what());
+    }
+    op->label = type + " '" + node_name + "'";
+    return op;
+  }
+  SLIM_THROW(ModelError, "node '", node_name, "': unsupported op type '", type, "'");
+}
+
+std::vector<std::string> OpRegistry::types() const {
+  std::vector<std::string> out;
+  for (const auto& e : entries_) out.push_back(e.first);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace slim::ops
