@@ -95,5 +95,7 @@ void registerActivationOps(OpRegistry& r);   // Relu, Clip, LeakyRelu, Sigmoid, 
 void registerElementwiseOps(OpRegistry& r);  // Add, Sub, Mul, Div (broadcasting)
 void registerShapeOps(OpRegistry& r);        // Concat, Flatten, Reshape, Transpose, Identity, Dropout
 void registerSoftmaxOps(OpRegistry& r);      // Softmax, LogSoftmax, SoftmaxCrossEntropyLoss
+void registerMathOps(OpRegistry& r);         // Pow, Sqrt, Erf, Exp, Tanh, ReduceMean, ...
+void registerTensorOps(OpRegistry& r);       // Constant, Shape, Gather, Squeeze, Unsqueeze, Pad, Cast
 
 }  // namespace slim::ops

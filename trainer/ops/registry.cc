@@ -24,6 +24,8 @@ OpRegistry& OpRegistry::get() {
     registerElementwiseOps(*r);
     registerShapeOps(*r);
     registerSoftmaxOps(*r);
+    registerMathOps(*r);
+    registerTensorOps(*r);
     return r;
   }();
   return *registry;
