@@ -1,0 +1,152 @@
+// Hand-written argument parsing (no dependency): every subcommand declares its
+// options here so --help and the parser cannot disagree.
+#include "launcher/cli.h"
+
+#include <set>
+
+#include "slim_config.h"
+#include "trainer/core/error.h"
+
+namespace slim::launcher {
+namespace {
+
+struct CommandSpec {
+  const char* name;
+  const char* args;
+  const char* summary;
+  std::set<std::string> valued;  // options taking a value
+  std::set<std::string> flags;   // boolean options
+  const char* details;
+};
+
+const std::vector<CommandSpec>& specs() {
+  static const std::vector<CommandSpec> kSpecs = {
+      {"train", "CONFIG.yaml", "train a model (FP32) with cross-entropy on labels",
+       {"--set"}, {},
+       "Trains Global.model (zoo:mobilenet_tiny, zoo:lenet5) or the model in\n"
+       "Global.model_dir on Global.Data, evaluating top-1 every TrainConfig.eval_iter\n"
+       "iterations. Writes <save_dir>/model.onnx (FP32) and <save_dir>/metrics.jsonl.\n"
+       "Runs on N ranks under mpirun/srun (data parallel; batch_size is per rank)."},
+      {"compress", "CONFIG.yaml", "ACT compression: QAT (+PACT), GMP pruning, distillation",
+       {"--set"}, {"--force-resume"},
+       "Compresses the model in Global.model_dir with the Quantization/QuantAware,\n"
+       "Distillation, UnstructurePrune and TrainConfig sections (PaddleSlim ACT\n"
+       "semantics, see SEMANTICS.md). Writes <save_dir>/model.onnx, report.json and\n"
+       "metrics.jsonl; checkpoints to Checkpoint.dir and resumes automatically.\n"
+       "--force-resume resumes even when the config changed the trajectory."},
+      {"eval", "CONFIG.yaml", "evaluate top-1 on Global.Data.eval_*; prints {\"top1\": ...}",
+       {"--set", "--model"}, {},
+       "--model PATH evaluates that ONNX/Paddle model instead of the configured one."},
+      {"inspect", "MODEL", "list inputs, outputs, tensors, parameters and what ACT would touch",
+       {"--config"}, {"--json"},
+       "MODEL is an .onnx file, a Paddle .pdmodel/__model__ or a folder holding one.\n"
+       "--json prints machine-readable output."},
+      {"infer", "MODEL", "run a model on TensorProto inputs and write output_<i>.pb",
+       {"--input", "--output-dir"}, {},
+       "Usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] --output-dir DIR"},
+      {"export", "CHECKPOINT_OR_SAVE_DIR", "write the ONNX model of a checkpoint or save_dir",
+       {"--out", "--set"}, {"--fp32"},
+       "Usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx"},
+      {"checkpoint", "show FILE", "summarise a checkpoint file", {}, {"--json"},
+       "Usage: slimtrain checkpoint show FILE"},
+  };
+  return kSpecs;
+}
+
+const CommandSpec* find(const std::string& name) {
+  for (const auto& s : specs())
+    if (name == s.name) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string usage(const std::string& command) {
+  std::string u;
+  if (const CommandSpec* s = find(command)) {
+    u = std::string("usage: slimtrain ") + s->name + " " + s->args;
+    for (const auto& v : s->valued) u += " [" + v + " VALUE]";
+    for (const auto& f : s->flags) u += " [" + f + "]";
+    u += std::string("\n\n") + s->summary + ".\n\n" + s->details + "\n";
+    if (s->valued.count("--set"))
+      u += "\n--set Section.key=value overrides a config key (repeatable), e.g.\n"
+           "  --set TrainConfig.epochs=1 --set Global.Data.mean=[0.5]\n";
+    return u;
+  }
+  u = "slimtrain " SLIM_VERSION
+      " - compress neural networks like PaddleSlim ACT (QAT + PACT, GMP pruning,\n"
+      "distillation) on one or many ranks (mpirun / srun), with exact resume.\n\n"
+      "usage: slimtrain COMMAND [ARGS] [--help]\n\ncommands:\n";
+  for (const auto& s : specs()) {
+    std::string head = std::string("  ") + s.name + " " + s.args;
+    if (head.size() < 36) head += std::string(36 - head.size(), ' ');
+    u += head + " " + s.summary + "\n";
+  }
+  u += "\nexit codes: 0 done, 1 runtime failure, 2 bad usage/config/model,\n"
+       "75 checkpointed and stopped on SIGUSR1/SIGTERM (requeue me).\n"
+       "`slimtrain COMMAND --help` describes a command.\n";
+  return u;
+}
+
+CommandLine parseCommandLine(int argc, char** argv) {
+  CommandLine cl;
+  if (argc < 2) {
+    cl.help = true;
+    return cl;
+  }
+  std::string first = argv[1];
+  if (first == "--help" || first == "-h" || first == "help") {
+    cl.help = true;
+    if (argc > 2) cl.command = argv[2];
+    return cl;
+  }
+  if (first == "--version") {
+    cl.command = "version";
+    return cl;
+  }
+  const CommandSpec* spec = find(first);
+  if (spec == nullptr)
+    SLIM_THROW(ConfigError, "unknown command '", first, "'; run `slimtrain --help`");
+  cl.command = first;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      cl.help = true;
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) {
+      cl.positional.push_back(a);
+      continue;
+    }
+    std::string value;
+    bool has_eq = false;
+    if (auto eq = a.find('='); eq != std::string::npos && a != "--set") {
+      // --out=x form (but not for --set, whose value itself contains '=')
+      if (spec->valued.count(a.substr(0, eq))) {
+        value = a.substr(eq + 1);
+        a = a.substr(0, eq);
+        has_eq = true;
+      }
+    }
+    if (spec->flags.count(a)) {
+      cl.flags[a] = true;
+    } else if (spec->valued.count(a)) {
+      if (!has_eq) {
+        if (i + 1 >= argc) SLIM_THROW(ConfigError, "option ", a, " needs a value");
+        value = argv[++i];
+      }
+      if (a == "--set")
+        cl.sets.push_back(value);
+      else if (a == "--input")
+        cl.inputs.push_back(value);
+      else
+        cl.options[a] = value;
+    } else {
+      SLIM_THROW(ConfigError, "unknown option '", a, "' for `slimtrain ", cl.command,
+                 "`; see `slimtrain ", cl.command, " --help`");
+    }
+  }
+  return cl;
+}
+
+}  // namespace slim::launcher

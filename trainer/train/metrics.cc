@@ -1,0 +1,86 @@
+// JSON helpers and the metrics.jsonl writer.
+#include "trainer/train/metrics.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "trainer/core/error.h"
+
+namespace slim::train {
+
+std::string jsonString(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      case '\r': o += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          o += buf;
+        } else {
+          o += c;
+        }
+    }
+  }
+  return o + "\"";
+}
+
+std::string jsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+JsonObject& JsonObject::add(const std::string& k, double v) {
+  items_.emplace_back(k, jsonNumber(v));
+  return *this;
+}
+JsonObject& JsonObject::add(const std::string& k, int64_t v) {
+  items_.emplace_back(k, std::to_string(v));
+  return *this;
+}
+JsonObject& JsonObject::add(const std::string& k, const std::string& v) {
+  items_.emplace_back(k, jsonString(v));
+  return *this;
+}
+JsonObject& JsonObject::add(const std::string& k, bool v) {
+  items_.emplace_back(k, v ? "true" : "false");
+  return *this;
+}
+JsonObject& JsonObject::addRaw(const std::string& k, const std::string& json) {
+  items_.emplace_back(k, json);
+  return *this;
+}
+JsonObject& JsonObject::add(const std::string& k, const std::vector<double>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + jsonNumber(v[i]);
+  items_.emplace_back(k, s + "]");
+  return *this;
+}
+
+std::string JsonObject::str() const {
+  std::string s = "{";
+  for (size_t i = 0; i < items_.size(); ++i)
+    s += (i ? ", " : "") + jsonString(items_[i].first) + ": " + items_[i].second;
+  return s + "}";
+}
+
+MetricsWriter::MetricsWriter(const std::string& path, bool append) {
+  if (path.empty()) return;
+  out_.open(path, append ? std::ios::app : std::ios::trunc);
+  if (!out_) SLIM_THROW(Error, "cannot open metrics file ", path, " for writing");
+}
+
+void MetricsWriter::write(const JsonObject& obj) {
+  if (!out_.is_open()) return;
+  out_ << obj.str() << '\n';
+  out_.flush();
+}
+
+}  // namespace slim::train
