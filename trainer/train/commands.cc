@@ -1,0 +1,62 @@
+// train / eval subcommands.
+#include "trainer/train/commands.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "trainer/core/log.h"
+#include "trainer/models/load.h"
+#include "trainer/models/onnx/onnx_export.h"
+#include "trainer/train/trainer.h"
+
+namespace slim::train {
+
+int runTrain(const config::Config& cfg, comm::Communicator& comm) {
+  data::Dataset train = loadData(cfg.global.data, false);
+  data::Dataset eval = loadData(cfg.global.data, true);
+  graph::Graph model = loadConfiguredModel(cfg.global);
+  graph::Graph tg = model;  // shallow: shares parameter storage with `model`
+  GraphIo io = addClassificationLoss(tg);
+  log::info0("training ", model.name, " (", model.trainable.size(), " parameter tensors) on ",
+             train.size(), " samples, ", comm.size(), " rank(s) x batch ",
+             cfg.global.batch_size);
+  Trainer trainer(cfg, tg, io, comm);
+  TrainResult res = trainer.run(train, eval);
+  if (comm.rank() == 0) {
+    const std::string out = cfg.global.save_dir + "/model.onnx";
+    models::exportOnnx(model, out);
+    log::info("wrote ", out);
+    std::printf("{\"top1\": %.6f, \"iterations\": %lld, \"images_per_s\": %.1f, \"loss\": %.6f, "
+                "\"model\": \"%s\"}\n",
+                res.eval.top1, static_cast<long long>(res.iterations), res.images_per_s,
+                res.final_loss, out.c_str());
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
+int runEval(const config::Config& cfg, const std::string& model_path,
+            comm::Communicator& comm) {
+  data::Dataset eval = loadData(cfg.global.data, true);
+  if (eval.size() == 0)
+    SLIM_THROW(ConfigError, "Global.Data.eval_images is not set: nothing to evaluate");
+  std::string path = model_path;
+  const std::string saved = cfg.global.save_dir + "/model.onnx";
+  if (path.empty() && std::filesystem::exists(saved)) path = saved;
+  graph::Graph model = path.empty() ? loadConfiguredModel(cfg.global)
+                                    : models::loadModel(path, "", cfg.global.seed);
+  graph::Graph g = model;
+  GraphIo io = addClassificationLoss(g);
+  graph::Executor ex(g);
+  EvalSpec spec{io.image, io.label, io.logits, cfg.global.eval_batch_size};
+  EvalResult r = evaluate(ex, spec, eval, comm);
+  if (comm.rank() == 0) {
+    std::printf("{\"top1\": %.6f, \"correct\": %lld, \"total\": %lld, \"model\": \"%s\"}\n",
+                r.top1, static_cast<long long>(r.correct), static_cast<long long>(r.total),
+                path.empty() ? "(configured)" : path.c_str());
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
+}  // namespace slim::train

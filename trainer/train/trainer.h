@@ -1,0 +1,81 @@
+// The training loop shared by `slimtrain train` and `slimtrain compress`: one
+// readable function (run) over iterations, with phases gated by
+// `step % every == 0 || last`. What differs between plain training and
+// compression (extra state, mask updates, loss terms) plugs in via TrainHooks.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "trainer/config/config.h"
+#include "trainer/data/dataset.h"
+#include "trainer/graph/executor.h"
+#include "trainer/train/evaluate.h"
+#include "trainer/train/metrics.h"
+#include "trainer/train/setup.h"
+
+namespace slim::train {
+
+/// Extension points of the loop (compression passes implement them).
+class TrainHooks {
+ public:
+  virtual ~TrainHooks() = default;
+  /// Before each forward pass (e.g. re-apply pruning masks).
+  virtual void beforeForward(int64_t iter) {}
+  /// After the optimizer step of iteration `iter` (e.g. GMP mask update).
+  virtual void afterStep(int64_t iter) {}
+  /// Extra fields for the metrics line of iteration `iter`.
+  virtual void addMetrics(int64_t iter, JsonObject& line) {}
+};
+
+/// Final numbers of a run.
+struct TrainResult {
+  int64_t iterations = 0;
+  double images_per_s = 0;
+  double final_loss = 0;
+  EvalResult eval;        ///< last evaluation (total 0 when no eval set)
+  EvalResult best_eval;   ///< best evaluation seen
+  int64_t best_iter = -1;
+  bool early_stopped = false;
+};
+
+class Trainer {
+ public:
+  /// @param cfg   validated config
+  /// @param graph training graph (model + loss); must outlive the trainer
+  /// @param io    names of image/label inputs, logits and loss
+  /// @param comm  communicator of this rank
+  Trainer(const config::Config& cfg, graph::Graph& graph, GraphIo io,
+          comm::Communicator& comm);
+  ~Trainer();
+
+  void setHooks(TrainHooks* hooks) { hooks_ = hooks; }
+  /// Tensors (scalars) logged as loss terms besides the loss itself.
+  void setLossTerms(std::vector<std::string> names) { loss_terms_ = std::move(names); }
+  /// Logits evaluated besides io.logits, reported under `label` (e.g. teacher).
+  void addEvalTarget(const std::string& label, const std::string& logits);
+
+  /// Runs the whole schedule on `train`, evaluating on `eval` (may be empty).
+  TrainResult run(const data::Dataset& train, const data::Dataset& eval);
+
+  /// Evaluates io.logits (and extra targets) now; keys "top1", "<label>_top1".
+  std::map<std::string, EvalResult> evaluateAll(const data::Dataset& eval);
+
+  graph::Executor& executor() { return *executor_; }
+
+ private:
+  const config::Config& cfg_;
+  graph::Graph& graph_;
+  GraphIo io_;
+  comm::Communicator& comm_;
+  TrainHooks* hooks_ = nullptr;
+  std::vector<std::string> loss_terms_;
+  std::vector<std::pair<std::string, std::string>> eval_targets_;
+  std::unique_ptr<graph::Executor> executor_;
+};
+
+}  // namespace slim::train
