@@ -68,6 +68,9 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   std::vector<optim::ParamRef> params;
   std::vector<Tensor*> grads;
   for (const auto& name : graph_.trainable) {
+    bool owned = false;
+    for (auto* h : hooks_) owned = owned || h->ownsParameter(name);
+    if (owned) continue;
     params.push_back({name, &graph_.initializers.at(name), &executor_->grad(name)});
   }
 
@@ -92,7 +95,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     const data::SamplerPosition pos = sampler.position();
     sampler.next(idx);
     data::fillBatch(train, idx, images, labels);
-    if (hooks_) hooks_->beforeForward(it);
+    for (auto* h : hooks_) h->beforeForward(it, *executor_);
 
     // 2. Forward, backward; gradients averaged over ranks as they become ready.
     executor_->forward({{io_.image, images}, {io_.label, labels}}, ctx);
@@ -100,6 +103,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       if (world > 1) reducer.add(name, g.f32(), static_cast<size_t>(g.numel()));
     });
     if (world > 1) reducer.finalize();
+    for (auto* h : hooks_) h->afterBackward(it, *executor_);
 
     // 3. Update.
     for (auto& p : params) p.grad = &executor_->grad(p.name);
@@ -110,7 +114,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     }
     const float lr = lr_schedule->lr(it);
     optimizer->step(params, lr);
-    if (hooks_) hooks_->afterStep(it);
+    for (auto* h : hooks_) h->afterStep(it, *executor_);
     images_since_log += global_batch;
 
     // 4. Log.
@@ -134,7 +138,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       line.add("iter", it + 1).add("epoch", pos.epoch).add("loss", res.final_loss);
       for (size_t i = 1; i < nv; ++i) line.add(loss_terms_[i - 1], fv[i] / world);
       line.add("lr", static_cast<double>(lr)).add("images_per_s", ips);
-      if (hooks_) hooks_->addMetrics(it, line);
+      for (auto* h : hooks_) h->addMetrics(it, line);
       metrics.write(line);
       char status[96];
       std::snprintf(status, sizeof status, "loss %.4f lr %.4g %.0f img/s%s", res.final_loss,

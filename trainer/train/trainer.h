@@ -20,14 +20,22 @@
 
 namespace slim::train {
 
-/// Extension points of the loop (compression passes implement them).
+/// Extension points of the loop; compression passes implement them. Every
+/// hook runs on every rank at the same point of every iteration.
 class TrainHooks {
  public:
   virtual ~TrainHooks() = default;
-  /// Before each forward pass (e.g. re-apply pruning masks).
-  virtual void beforeForward(int64_t iter) {}
-  /// After the optimizer step of iteration `iter` (e.g. GMP mask update).
-  virtual void afterStep(int64_t iter) {}
+  /// Before each forward pass (e.g. re-apply pruning masks to the weights).
+  virtual void beforeForward(int64_t iter, graph::Executor& ex) {}
+  /// After gradients are averaged over ranks, before the optimizer step
+  /// (e.g. zero the gradients of pruned weights).
+  virtual void afterBackward(int64_t iter, graph::Executor& ex) {}
+  /// After the optimizer step of iteration `iter` (e.g. GMP mask update, or the
+  /// update of parameters this hook owns).
+  virtual void afterStep(int64_t iter, graph::Executor& ex) {}
+  /// True for parameters this hook updates itself (PACT alphas have their own
+  /// optimizer); the main optimizer skips them.
+  virtual bool ownsParameter(const std::string& name) const { return false; }
   /// Extra fields for the metrics line of iteration `iter`.
   virtual void addMetrics(int64_t iter, JsonObject& line) {}
 };
@@ -53,7 +61,8 @@ class Trainer {
           comm::Communicator& comm);
   ~Trainer();
 
-  void setHooks(TrainHooks* hooks) { hooks_ = hooks; }
+  /// Adds hooks (called in the order added); the trainer does not own them.
+  void addHooks(TrainHooks* hooks) { hooks_.push_back(hooks); }
   /// Tensors (scalars) logged as loss terms besides the loss itself.
   void setLossTerms(std::vector<std::string> names) { loss_terms_ = std::move(names); }
   /// Logits evaluated besides io.logits, reported under `label` (e.g. teacher).
@@ -72,7 +81,7 @@ class Trainer {
   graph::Graph& graph_;
   GraphIo io_;
   comm::Communicator& comm_;
-  TrainHooks* hooks_ = nullptr;
+  std::vector<TrainHooks*> hooks_;
   std::vector<std::string> loss_terms_;
   std::vector<std::pair<std::string, std::string>> eval_targets_;
   std::unique_ptr<graph::Executor> executor_;
