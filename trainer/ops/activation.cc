@@ -1,6 +1,167 @@
-// Placeholder: the op family is being written; registers nothing yet.
+// Pointwise activations with backward: Relu, Clip (also Relu6), LeakyRelu,
+// Sigmoid, HardSigmoid, HardSwish, Tanh, Elu. Backward uses the saved input
+// x and/or output y of the node; loops are plain so the compiler vectorises.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "trainer/ops/fast_math.h"
 #include "trainer/ops/op.h"
 
 namespace slim::ops {
-void registerActivationOps(OpRegistry&) {}
+namespace {
+
+// F provides fwd(x) and bwd(x, y, g) (both inline, stateless beyond params).
+template <class F>
+class PointwiseOp : public Op {
+ public:
+  explicit PointwiseOp(F f) : f_(f) {}
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
+    prepare(in);
+    const Tensor& x = *in[0];
+    out[0]->resize(x.shape());
+    const float* xp = x.f32();
+    float* yp = out[0]->f32();
+    const int64_t n = x.numel();
+    const F f = f_;
+    for (int64_t i = 0; i < n; ++i) yp[i] = f.fwd(xp[i]);
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+                const std::vector<const Tensor*>& dout,
+                const std::vector<Tensor*>& din, RunContext&) override {
+    if (din.empty() || !din[0]) return;
+    const Tensor& x = *in[0];
+    din[0]->resize(x.shape());
+    if (!dout[0]) {
+      din[0]->zero();
+      return;
+    }
+    const float* xp = x.f32();
+    const float* yp = out[0]->f32();
+    const float* g = dout[0]->f32();
+    float* dx = din[0]->f32();
+    const int64_t n = x.numel();
+    const F f = f_;
+    for (int64_t i = 0; i < n; ++i) dx[i] = f.bwd(xp[i], yp[i], g[i]);
+  }
+
+  std::vector<int> nonDiffInputs() const override { return {1, 2}; }
+
+ protected:
+  virtual void prepare(const std::vector<Tensor*>&) {}
+  F f_;
+};
+
+struct ReluF {
+  float fwd(float x) const { return x > 0.f ? x : 0.f; }
+  float bwd(float x, float, float g) const { return x > 0.f ? g : 0.f; }
+};
+struct LeakyReluF {
+  float alpha;
+  float fwd(float x) const {
+    const float n = alpha * x;  // computed unconditionally: no speculation, so it vectorises
+    return x > 0.f ? x : n;
+  }
+  float bwd(float x, float, float g) const {
+    const float n = alpha * g;
+    return x > 0.f ? g : n;
+  }
+};
+struct SigmoidF {
+  float fwd(float x) const { return 1.f / (1.f + fastExp(-x)); }
+  float bwd(float, float y, float g) const { return g * y * (1.f - y); }
+};
+struct HardSigmoidF {
+  float alpha, beta;
+  float fwd(float x) const { return std::min(1.f, std::max(0.f, alpha * x + beta)); }
+  float bwd(float x, float, float g) const {
+    const float t = alpha * x + beta, d = g * alpha;
+    return (t > 0.f && t < 1.f) ? d : 0.f;
+  }
+};
+struct HardSwishF {  // x * relu6(x + 3) / 6
+  float fwd(float x) const {
+    return x * std::min(1.f, std::max(0.f, x * (1.f / 6.f) + 0.5f));
+  }
+  float bwd(float x, float, float g) const {  // branch-free so it vectorises
+    float d = x * (1.f / 3.f) + 0.5f;
+    d = x <= -3.f ? 0.f : d;
+    d = x >= 3.f ? 1.f : d;
+    return g * d;
+  }
+};
+struct TanhF {
+  float fwd(float x) const { return std::tanh(x); }
+  float bwd(float, float y, float g) const { return g * (1.f - y * y); }
+};
+struct EluF {
+  float alpha;
+  float fwd(float x) const {
+    const float n = alpha * (fastExp(x) - 1.f);
+    return x > 0.f ? x : n;
+  }
+  float bwd(float x, float y, float g) const {
+    const float n = g * (y + alpha);
+    return x > 0.f ? g : n;
+  }
+};
+struct ClipF {
+  float lo, hi;
+  float fwd(float x) const { return std::min(hi, std::max(lo, x)); }
+  // The gradient passes strictly inside (lo, hi).
+  float bwd(float x, float, float g) const { return (x > lo && x < hi) ? g : 0.f; }
+};
+
+// Clip: bounds from attributes (opset < 11) or optional scalar inputs 1, 2.
+class ClipOp : public PointwiseOp<ClipF> {
+ public:
+  explicit ClipOp(const Attrs& a)
+      : PointwiseOp<ClipF>(ClipF{a.getFloat("min", -std::numeric_limits<float>::infinity()),
+                                 a.getFloat("max", std::numeric_limits<float>::infinity())}),
+        attr_(f_) {}
+
+ protected:
+  void prepare(const std::vector<Tensor*>& in) override {
+    f_ = attr_;
+    if (in.size() > 1 && in[1]) f_.lo = scalarOf(*in[1], "min");
+    if (in.size() > 2 && in[2]) f_.hi = scalarOf(*in[2], "max");
+  }
+
+ private:
+  float scalarOf(const Tensor& t, const char* what) const {
+    SLIM_ENFORCE_EQ(t.numel(), 1, label, ": '", what, "' must be a scalar");
+    return t.f32()[0];
+  }
+  ClipF attr_;
+};
+
+template <class F>
+OpFactory simple(F f) {
+  return [f](const Attrs&) { return std::make_unique<PointwiseOp<F>>(f); };
+}
+
+}  // namespace
+
+void registerActivationOps(OpRegistry& r) {
+  r.add("Relu", simple(ReluF{}));
+  r.add("Sigmoid", simple(SigmoidF{}));
+  r.add("HardSwish", simple(HardSwishF{}));
+  r.add("Tanh", simple(TanhF{}));
+  r.add("LeakyRelu", [](const Attrs& a) {
+    return std::make_unique<PointwiseOp<LeakyReluF>>(LeakyReluF{a.getFloat("alpha", 0.01f)});
+  });
+  r.add("HardSigmoid", [](const Attrs& a) {
+    return std::make_unique<PointwiseOp<HardSigmoidF>>(
+        HardSigmoidF{a.getFloat("alpha", 0.2f), a.getFloat("beta", 0.5f)});
+  });
+  r.add("Elu", [](const Attrs& a) {
+    return std::make_unique<PointwiseOp<EluF>>(EluF{a.getFloat("alpha", 1.f)});
+  });
+  r.add("Clip", [](const Attrs& a) { return std::make_unique<ClipOp>(a); });
+}
+
 }  // namespace slim::ops

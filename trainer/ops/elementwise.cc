@@ -1,6 +1,162 @@
-// Placeholder: the op family is being written; registers nothing yet.
+// Binary arithmetic with numpy broadcasting: Add, Sub, Mul, Div (float32
+// with backward, int64 forward only for shape arithmetic) and variadic Sum.
+// Each op caches its BroadcastPlan, so the steady state does not allocate.
+#include <cmath>
+
+#include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
 
 namespace slim::ops {
-void registerElementwiseOps(OpRegistry&) {}
+namespace {
+
+enum class BinKind { kAdd, kSub, kMul, kDiv };
+
+template <class T>
+void applyKind(BinKind k, const BroadcastPlan& p, const T* a, const T* b, T* y) {
+  switch (k) {
+    case BinKind::kAdd: broadcastApply(p, a, b, y, [](T x, T z) { return x + z; }); break;
+    case BinKind::kSub: broadcastApply(p, a, b, y, [](T x, T z) { return x - z; }); break;
+    case BinKind::kMul: broadcastApply(p, a, b, y, [](T x, T z) { return x * z; }); break;
+    case BinKind::kDiv: broadcastApply(p, a, b, y, [](T x, T z) { return x / z; }); break;
+  }
+}
+
+class BinaryOp : public Op {
+ public:
+  explicit BinaryOp(BinKind k) : kind_(k) {}
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs two inputs");
+    const Tensor& a = *in[0];
+    const Tensor& b = *in[1];
+    SLIM_ENFORCE(a.dtype() == b.dtype(), label, ": input dtypes differ (",
+                 dtypeName(a.dtype()), " vs ", dtypeName(b.dtype()), ")");
+    if (!plan_.matches(a.shape(), b.shape())) plan_.init(a.shape(), b.shape());
+    out[0]->resize(plan_.outShape(), a.dtype());
+    if (a.dtype() == DType::kF32) {
+      applyKind<float>(kind_, plan_, a.f32(), b.f32(), out[0]->f32());
+    } else if (a.dtype() == DType::kI64) {
+      if (kind_ == BinKind::kDiv) {
+        const int64_t* bp = b.data<int64_t>();
+        for (int64_t i = 0; i < b.numel(); ++i)
+          SLIM_ENFORCE(bp[i] != 0, label, ": integer division by zero");
+      }
+      applyKind<int64_t>(kind_, plan_, a.data<int64_t>(), b.data<int64_t>(),
+                         out[0]->data<int64_t>());
+    } else {
+      SLIM_THROW(ModelError, label, ": unsupported dtype ", dtypeName(a.dtype()));
+    }
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+                const std::vector<const Tensor*>& dout,
+                const std::vector<Tensor*>& din, RunContext&) override {
+    const Tensor& a = *in[0];
+    const Tensor& b = *in[1];
+    SLIM_ENFORCE(a.dtype() == DType::kF32, label, ": backward needs float32");
+    if (!plan_.matches(a.shape(), b.shape())) plan_.init(a.shape(), b.shape());
+    for (int w = 0; w < 2; ++w) {
+      if (din.size() <= static_cast<size_t>(w) || !din[w]) continue;
+      Tensor& d = *din[w];
+      d.resize(in[w]->shape());
+      if (!dout[0]) {
+        d.zero();
+        continue;
+      }
+      const float* g = dout[0]->f32();
+      const float* ap = a.f32();
+      const float* bp = b.f32();
+      float* dp = d.f32();
+      switch (kind_) {
+        case BinKind::kAdd:
+          plan_.reduceTo(w, g, dp);
+          break;
+        case BinKind::kSub:
+          if (w == 0) {
+            plan_.reduceTo(0, g, dp);
+          } else {
+            broadcastGrad(plan_, 1, ap, bp, g, dp,
+                          [](float gv, float, float) { return -gv; });
+          }
+          break;
+        case BinKind::kMul:
+          if (w == 0) {
+            broadcastGrad(plan_, 0, ap, bp, g, dp,
+                          [](float gv, float, float z) { return gv * z; });
+          } else {
+            broadcastGrad(plan_, 1, ap, bp, g, dp,
+                          [](float gv, float x, float) { return gv * x; });
+          }
+          break;
+        case BinKind::kDiv:
+          if (w == 0) {
+            broadcastGrad(plan_, 0, ap, bp, g, dp,
+                          [](float gv, float, float z) { return gv / z; });
+          } else {
+            broadcastGrad(plan_, 1, ap, bp, g, dp,
+                          [](float gv, float x, float z) { return -gv * x / (z * z); });
+          }
+          break;
+      }
+    }
+  }
+
+ private:
+  BinKind kind_;
+  BroadcastPlan plan_;
+};
+
+// Sum of any number of inputs (float32), broadcast to a common shape.
+class SumOp : public Op {
+ public:
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    SLIM_ENFORCE(!in.empty() && in[0], label, ": needs at least one input");
+    Shape s = in[0]->shape();
+    for (size_t k = 1; k < in.size(); ++k) s = broadcastShape(s, in[k]->shape());
+    plans_.resize(in.size());
+    Tensor& y = *out[0];
+    y.resize(s);
+    float* yp = y.f32();
+    for (size_t k = 0; k < in.size(); ++k) {
+      if (!plans_[k].matches(s, in[k]->shape())) plans_[k].init(s, in[k]->shape());
+      if (k == 0) {
+        broadcastApply<float>(plans_[k], yp, in[k]->f32(), yp,
+                              [](float, float z) { return z; });
+      } else {
+        broadcastApply<float>(plans_[k], yp, in[k]->f32(), yp,
+                              [](float x, float z) { return x + z; });
+      }
+    }
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout,
+                const std::vector<Tensor*>& din, RunContext&) override {
+    for (size_t k = 0; k < din.size(); ++k) {
+      if (!din[k]) continue;
+      din[k]->resize(in[k]->shape());
+      if (!dout[0]) {
+        din[k]->zero();
+        continue;
+      }
+      plans_[k].reduceTo(1, dout[0]->f32(), din[k]->f32());
+    }
+  }
+
+ private:
+  std::vector<BroadcastPlan> plans_;  // plans_[k]: (output shape, input k)
+};
+
+}  // namespace
+
+void registerElementwiseOps(OpRegistry& r) {
+  r.add("Add", [](const Attrs&) { return std::make_unique<BinaryOp>(BinKind::kAdd); });
+  r.add("Sub", [](const Attrs&) { return std::make_unique<BinaryOp>(BinKind::kSub); });
+  r.add("Mul", [](const Attrs&) { return std::make_unique<BinaryOp>(BinKind::kMul); });
+  r.add("Div", [](const Attrs&) { return std::make_unique<BinaryOp>(BinKind::kDiv); });
+  r.add("Sum", [](const Attrs&) { return std::make_unique<SumOp>(); });
+}
+
 }  // namespace slim::ops

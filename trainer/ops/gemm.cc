@@ -1,6 +1,227 @@
-// Placeholder: the op family is being written; registers nothing yet.
+// Gemm (Y = alpha*op(A)*op(B) + beta*C, C unidirectionally broadcast) and
+// MatMul (numpy semantics: 1-D promotion, broadcast batch dimensions), both
+// on the Eigen GEMM of conv_kernels. MatMul folds the batch into the rows when
+// B has no batch dimensions (x[B,T,K] @ w[K,N]: one large GEMM).
+#include <algorithm>
+#include <vector>
+
+#include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/op.h"
 
 namespace slim::ops {
-void registerGemmOps(OpRegistry&) {}
+namespace {
+
+using detail::gemm;
+
+class GemmOp : public Op {
+ public:
+  explicit GemmOp(const Attrs& a)
+      : alpha_(a.getFloat("alpha", 1.f)), beta_(a.getFloat("beta", 1.f)),
+        ta_(a.getInt("transA", 0) != 0), tb_(a.getInt("transB", 0) != 0) {}
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    setup(in);
+    Tensor& y = *out[0];
+    y.resize({M_, N_});
+    // y: (M, N); A: (M, K) or (K, M); B: (K, N) or (N, K)
+    float beta = 0.f;
+    if (c_ && beta_ != 0.f) {
+      const float* c = c_->f32();
+      float* yp = y.f32();
+      for (int64_t i = 0; i < M_; ++i)
+        for (int64_t j = 0; j < N_; ++j)
+          yp[i * N_ + j] = c[(cM_ == 1 ? 0 : i) * cN_ + (cN_ == 1 ? 0 : j)];
+      beta = beta_;
+    }
+    gemm(ta_, tb_, M_, N_, K_, alpha_, in[0]->f32(), lda(), in[1]->f32(), ldb(), beta,
+         y.f32(), N_);
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                RunContext&) override {
+    setup(in);
+    Tensor* da = din.size() > 0 ? din[0] : nullptr;
+    Tensor* db = din.size() > 1 ? din[1] : nullptr;
+    Tensor* dc = din.size() > 2 && c_ ? din[2] : nullptr;
+    if (da) da->resize(in[0]->shape());
+    if (db) db->resize(in[1]->shape());
+    if (dc) dc->resize(c_->shape());
+    if (!dout[0]) {
+      for (Tensor* t : {da, db, dc}) if (t) t->zero();
+      return;
+    }
+    const float* dy = dout[0]->f32();  // (M, N)
+    const float* a = in[0]->f32();
+    const float* b = in[1]->f32();
+    if (da) {
+      if (!ta_)  // dA (M, K) = alpha * dY * op(B)^T
+        gemm(false, !tb_, M_, K_, N_, alpha_, dy, N_, b, ldb(), 0.f, da->f32(), K_);
+      else       // dA (K, M) = alpha * op(B) * dY^T
+        gemm(tb_, true, K_, M_, N_, alpha_, b, ldb(), dy, N_, 0.f, da->f32(), M_);
+    }
+    if (db) {
+      if (!tb_)  // dB (K, N) = alpha * op(A)^T * dY
+        gemm(!ta_, false, K_, N_, M_, alpha_, a, lda(), dy, N_, 0.f, db->f32(), N_);
+      else       // dB (N, K) = alpha * dY^T * op(A)
+        gemm(true, ta_, N_, K_, M_, alpha_, dy, N_, a, lda(), 0.f, db->f32(), K_);
+    }
+    if (dc) {  // dC = beta * dY summed over C's broadcast dimensions
+      float* dcp = dc->f32();
+      std::fill(dcp, dcp + dc->numel(), 0.f);
+      for (int64_t i = 0; i < M_; ++i)
+        for (int64_t j = 0; j < N_; ++j)
+          dcp[(cM_ == 1 ? 0 : i) * cN_ + (cN_ == 1 ? 0 : j)] += beta_ * dy[i * N_ + j];
+    }
+  }
+
+ private:
+  void setup(const std::vector<Tensor*>& in) {
+    SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs inputs A and B");
+    const Tensor& a = *in[0];
+    const Tensor& b = *in[1];
+    if (a.ndim() != 2 || b.ndim() != 2)
+      SLIM_THROW(ShapeError, label, ": A and B must be 2-D, got ", shapeStr(a.shape()),
+                 " and ", shapeStr(b.shape()));
+    M_ = ta_ ? a.dim(1) : a.dim(0);
+    K_ = ta_ ? a.dim(0) : a.dim(1);
+    N_ = tb_ ? b.dim(0) : b.dim(1);
+    const int64_t kb = tb_ ? b.dim(1) : b.dim(0);
+    if (kb != K_)
+      SLIM_THROW(ShapeError, label, ": inner dimensions differ: A ", shapeStr(a.shape()),
+                 " (transA=", ta_, "), B ", shapeStr(b.shape()), " (transB=", tb_, ")");
+    c_ = in.size() > 2 ? in[2] : nullptr;
+    if (!c_) return;
+    const Shape& cs = c_->shape();
+    cM_ = cs.size() == 2 ? cs[0] : 1;
+    cN_ = cs.empty() ? 1 : cs.back();
+    if (cs.size() > 2 || (cM_ != 1 && cM_ != M_) || (cN_ != 1 && cN_ != N_))
+      SLIM_THROW(ShapeError, label, ": C ", shapeStr(cs), " does not broadcast to [", M_,
+                 ", ", N_, "]");
+  }
+  int64_t lda() const { return ta_ ? M_ : K_; }
+  int64_t ldb() const { return tb_ ? K_ : N_; }
+
+  float alpha_, beta_;
+  bool ta_, tb_;
+  int64_t M_ = 0, N_ = 0, K_ = 0, cM_ = 1, cN_ = 1;
+  const Tensor* c_ = nullptr;
+};
+
+class MatMulOp : public Op {
+ public:
+  explicit MatMulOp(const Attrs&) {}
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    setup(in);
+    Tensor& y = *out[0];
+    y.resize(out_shape_);
+    const float* a = in[0]->f32();
+    const float* b = in[1]->f32();
+    if (fold_) {  // A (batch*M, K) * B (K, N)
+      gemm(false, false, batch_ * M_, N_, K_, 1.f, a, K_, b, N_, 0.f, y.f32(), N_);
+      return;
+    }
+    for (int64_t i = 0; i < batch_; ++i)
+      gemm(false, false, M_, N_, K_, 1.f, a + a_off_[i], K_, b + b_off_[i], N_, 0.f,
+           y.f32() + i * M_ * N_, N_);
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                RunContext&) override {
+    setup(in);
+    Tensor* da = din.size() > 0 ? din[0] : nullptr;
+    Tensor* db = din.size() > 1 ? din[1] : nullptr;
+    if (da) { da->resize(in[0]->shape()); da->zero(); }
+    if (db) { db->resize(in[1]->shape()); db->zero(); }
+    if (!dout[0]) return;
+    const float* dy = dout[0]->f32();
+    const float* a = in[0]->f32();
+    const float* b = in[1]->f32();
+    if (fold_) {
+      if (da)  // dA (batch*M, K) = dY * B^T
+        gemm(false, true, batch_ * M_, K_, N_, 1.f, dy, N_, b, N_, 0.f, da->f32(), K_);
+      if (db)  // dB (K, N) = A^T * dY
+        gemm(true, false, K_, N_, batch_ * M_, 1.f, a, K_, dy, N_, 0.f, db->f32(), N_);
+      return;
+    }
+    // Broadcast batch entries accumulate (beta = 1 on zeroed gradients).
+    for (int64_t i = 0; i < batch_; ++i) {
+      const float* dyi = dy + i * M_ * N_;
+      if (da)
+        gemm(false, true, M_, K_, N_, 1.f, dyi, N_, b + b_off_[i], N_, 1.f,
+             da->f32() + a_off_[i], K_);
+      if (db)
+        gemm(true, false, K_, N_, M_, 1.f, a + a_off_[i], K_, dyi, N_, 1.f,
+             db->f32() + b_off_[i], N_);
+    }
+  }
+
+ private:
+  void setup(const std::vector<Tensor*>& in) {
+    SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs inputs A and B");
+    const Shape& as = in[0]->shape();
+    const Shape& bs = in[1]->shape();
+    if (as.empty() || bs.empty())
+      SLIM_THROW(ShapeError, label, ": scalar operands are not allowed, got ", shapeStr(as),
+                 " and ", shapeStr(bs));
+    // Matrix views: a 1-D A is [1, K], a 1-D B is [K, 1].
+    M_ = as.size() == 1 ? 1 : as[as.size() - 2];
+    K_ = as.back();
+    const int64_t kb = bs.size() == 1 ? bs[0] : bs[bs.size() - 2];
+    N_ = bs.size() == 1 ? 1 : bs.back();
+    if (kb != K_)
+      SLIM_THROW(ShapeError, label, ": inner dimensions differ: ", shapeStr(as), " @ ",
+                 shapeStr(bs));
+    Shape ab(as.begin(), as.end() - std::min<size_t>(as.size(), 2));
+    Shape bb(bs.begin(), bs.end() - std::min<size_t>(bs.size(), 2));
+    const size_t r = std::max(ab.size(), bb.size());
+    ab.insert(ab.begin(), r - ab.size(), 1);
+    bb.insert(bb.begin(), r - bb.size(), 1);
+    Shape ob(r);
+    for (size_t d = 0; d < r; ++d) {
+      if (ab[d] != bb[d] && ab[d] != 1 && bb[d] != 1)
+        SLIM_THROW(ShapeError, label, ": batch dimensions do not broadcast: ", shapeStr(as),
+                   " @ ", shapeStr(bs));
+      ob[d] = ab[d] == 1 ? bb[d] : ab[d];
+    }
+    out_shape_ = ob;
+    if (as.size() > 1) out_shape_.push_back(M_);
+    if (bs.size() > 1) out_shape_.push_back(N_);
+    batch_ = numelOf(ob);
+    fold_ = numelOf(bb) == 1 && numelOf(ab) == batch_;
+    if (fold_) return;
+    // Element offsets of each output batch entry in A and B.
+    a_off_.assign(batch_, 0);
+    b_off_.assign(batch_, 0);
+    int64_t sa = M_ * K_, sb = K_ * N_;
+    for (size_t d = r; d-- > 0;) {
+      int64_t inner = 1;
+      for (size_t e = d + 1; e < r; ++e) inner *= ob[e];
+      for (int64_t i = 0; i < batch_; ++i) {
+        const int64_t idx = (i / inner) % ob[d];
+        if (ab[d] != 1) a_off_[i] += idx * sa;
+        if (bb[d] != 1) b_off_[i] += idx * sb;
+      }
+      sa *= ab[d];
+      sb *= bb[d];
+    }
+  }
+
+  int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
+  bool fold_ = false;
+  Shape out_shape_;
+  std::vector<int64_t> a_off_, b_off_;
+};
+
+}  // namespace
+
+void registerGemmOps(OpRegistry& r) {
+  r.add("Gemm", [](const Attrs& a) { return std::make_unique<GemmOp>(a); });
+  r.add("MatMul", [](const Attrs& a) { return std::make_unique<MatMulOp>(a); });
+}
+
 }  // namespace slim::ops

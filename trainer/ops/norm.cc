@@ -1,6 +1,209 @@
-// Placeholder: the op family is being written; registers nothing yet.
+// BatchNormalization (ONNX inputs X, scale, B, input_mean, input_var).
+// Mode comes from RunContext::training. Training normalises with batch
+// statistics (biased variance) and updates the running mean/var in place
+// with the unbiased variance (PyTorch convention, ONNX momentum convention).
+// With RunContext::sync the statistics are global over ranks (sync BN):
+// sums are allreduced, variance is two-pass for precision, and backward
+// allreduces sum(dy) and sum(dy*xhat) so input gradients equal those of one
+// rank holding the whole batch. dscale/dB stay rank-local: the gradient
+// reducer combines them like any other parameter gradient.
+#include <cmath>
+#include <vector>
+
 #include "trainer/ops/op.h"
 
 namespace slim::ops {
-void registerNormOps(OpRegistry&) {}
+namespace {
+
+class BatchNormOp : public Op {
+ public:
+  explicit BatchNormOp(const Attrs& a)
+      : eps_(a.getFloat("epsilon", 1e-5f)), momentum_(a.getFloat("momentum", 0.9f)),
+        frozen_(a.getInt("slim_frozen", 0) != 0) {}
+
+  std::vector<int> stateInputs() const override { return {3, 4}; }
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext& ctx) override {
+    setup(in);
+    const float* x = in[0]->f32();
+    const float* scale = in[1]->f32();
+    const float* bias = in[2]->f32();
+    float* rmean = in[3]->f32();
+    float* rvar = in[4]->f32();
+    Tensor& y = *out[0];
+    y.resize(in[0]->shape());
+    // x, y: (N, C, S); per-channel mean_, invstd_: (C)
+    mean_.assign(C_, 0.f);
+    invstd_.assign(C_, 0.f);
+    // slim_frozen (set on a merged teacher): always inference mode.
+    trained_ = ctx.training && !frozen_;
+    if (trained_) {
+      batchStats(x, ctx.sync);
+      for (int64_t c = 0; c < C_; ++c) {
+        const double var = var_[c];
+        invstd_[c] = static_cast<float>(1.0 / std::sqrt(var + eps_));
+        const double unbiased = count_ > 1 ? var * count_ / (count_ - 1) : var;
+        rmean[c] = static_cast<float>(rmean[c] * momentum_ + mean_[c] * (1.0 - momentum_));
+        rvar[c] = static_cast<float>(rvar[c] * momentum_ + unbiased * (1.0 - momentum_));
+      }
+    } else {
+      for (int64_t c = 0; c < C_; ++c) {
+        mean_[c] = rmean[c];
+        invstd_[c] = 1.f / std::sqrt(rvar[c] + eps_);
+      }
+    }
+    float* yp = y.f32();
+    for (int64_t n = 0; n < N_; ++n)
+      for (int64_t c = 0; c < C_; ++c) {
+        const float a = scale[c] * invstd_[c];
+        const float b = bias[c] - mean_[c] * a;
+        const float* xr = x + (n * C_ + c) * S_;
+        float* yr = yp + (n * C_ + c) * S_;
+        for (int64_t s = 0; s < S_; ++s) yr[s] = xr[s] * a + b;
+      }
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                RunContext& ctx) override {
+    setup(in);
+    Tensor* dx = din.size() > 0 ? din[0] : nullptr;
+    Tensor* dscale = din.size() > 1 ? din[1] : nullptr;
+    Tensor* dbias = din.size() > 2 ? din[2] : nullptr;
+    if (dx) dx->resize(in[0]->shape());
+    if (dscale) dscale->resize(in[1]->shape());
+    if (dbias) dbias->resize(in[2]->shape());
+    SLIM_ENFORCE(static_cast<int64_t>(mean_.size()) == C_, label,
+                 ": backward without a matching forward");
+    const float* x = in[0]->f32();
+    const float* scale = in[1]->f32();
+    // Per channel: sums_[c] = sum(dy), sums_[C + c] = sum(dy * xhat).
+    sums_.assign(2 * C_, 0.0);
+    if (dout[0]) {
+      const float* dy = dout[0]->f32();
+      for (int64_t n = 0; n < N_; ++n)
+        for (int64_t c = 0; c < C_; ++c) {
+          const float* xr = x + (n * C_ + c) * S_;
+          const float* dyr = dy + (n * C_ + c) * S_;
+          const float m = mean_[c];
+          float sdy = 0.f, sdyx = 0.f;
+          for (int64_t s = 0; s < S_; ++s) {
+            sdy += dyr[s];
+            sdyx += dyr[s] * (xr[s] - m);
+          }
+          sums_[c] += sdy;
+          sums_[C_ + c] += static_cast<double>(sdyx) * invstd_[c];
+        }
+    }
+    for (int64_t c = 0; c < C_; ++c) {
+      if (dbias) dbias->f32()[c] = static_cast<float>(sums_[c]);
+      if (dscale) dscale->f32()[c] = static_cast<float>(sums_[C_ + c]);
+    }
+    if (!dx) return;
+    if (!dout[0]) { dx->zero(); return; }
+    const float* dy = dout[0]->f32();
+    float* dxp = dx->f32();
+    if (!trained_) {  // running statistics are constants: dx = dy * scale * invstd
+      for (int64_t n = 0; n < N_; ++n)
+        for (int64_t c = 0; c < C_; ++c) {
+          const float a = scale[c] * invstd_[c];
+          const int64_t o = (n * C_ + c) * S_;
+          for (int64_t s = 0; s < S_; ++s) dxp[o + s] = dy[o + s] * a;
+        }
+      return;
+    }
+    if (ctx.sync) {
+      fsums_.assign(sums_.begin(), sums_.end());
+      ctx.sync->allreduce(fsums_.data(), fsums_.size(), SyncOp::kSum);
+      sums_.assign(fsums_.begin(), fsums_.end());
+    }
+    // dx = scale*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)), means global.
+    for (int64_t n = 0; n < N_; ++n)
+      for (int64_t c = 0; c < C_; ++c) {
+        const float is = invstd_[c];
+        const float a = scale[c] * is;
+        const float mdy = static_cast<float>(sums_[c] / count_);
+        const float mdyx = static_cast<float>(sums_[C_ + c] / count_);
+        const float m = mean_[c];
+        const int64_t o = (n * C_ + c) * S_;
+        for (int64_t s = 0; s < S_; ++s)
+          dxp[o + s] = a * (dy[o + s] - mdy - (x[o + s] - m) * is * mdyx);
+      }
+  }
+
+ private:
+  void setup(const std::vector<Tensor*>& in) {
+    SLIM_ENFORCE(in.size() >= 5 && in[0] && in[1] && in[2] && in[3] && in[4], label,
+                 ": needs inputs X, scale, B, input_mean, input_var");
+    const Tensor& x = *in[0];
+    if (x.ndim() < 2)
+      SLIM_THROW(ShapeError, label, ": X must be [N, C, ...], got ", shapeStr(x.shape()));
+    N_ = x.dim(0);
+    C_ = x.dim(1);
+    S_ = N_ * C_ == 0 ? 0 : x.numel() / (N_ * C_);
+    for (int i = 1; i < 5; ++i)
+      if (in[i]->numel() != C_)
+        SLIM_THROW(ShapeError, label, ": input ", i, " has shape ", shapeStr(in[i]->shape()),
+                   ", expected [", C_, "] for X ", shapeStr(x.shape()));
+  }
+
+  // Batch mean (mean_) and biased variance (var_), global over ranks with sync.
+  void batchStats(const float* x, StateSync* sync) {
+    // buf: [count, sum_0..sum_{C-1}] then [sqdev_0..sqdev_{C-1}]
+    fsums_.assign(C_ + 1, 0.f);
+    std::vector<double>& sum = sums_;
+    sum.assign(C_, 0.0);
+    for (int64_t n = 0; n < N_; ++n)
+      for (int64_t c = 0; c < C_; ++c) {
+        const float* xr = x + (n * C_ + c) * S_;
+        float s = 0.f;
+        for (int64_t i = 0; i < S_; ++i) s += xr[i];
+        sum[c] += s;
+      }
+    double count = static_cast<double>(N_ * S_);
+    if (sync) {
+      fsums_[0] = static_cast<float>(count);
+      for (int64_t c = 0; c < C_; ++c) fsums_[c + 1] = static_cast<float>(sum[c]);
+      sync->allreduce(fsums_.data(), fsums_.size(), SyncOp::kSum);
+      count = fsums_[0];
+      for (int64_t c = 0; c < C_; ++c) sum[c] = fsums_[c + 1];
+    }
+    SLIM_ENFORCE(count > 0, label, ": batch statistics over an empty batch");
+    count_ = count;
+    for (int64_t c = 0; c < C_; ++c) mean_[c] = static_cast<float>(sum[c] / count);
+    var_.assign(C_, 0.0);
+    for (int64_t n = 0; n < N_; ++n)
+      for (int64_t c = 0; c < C_; ++c) {
+        const float* xr = x + (n * C_ + c) * S_;
+        const float m = mean_[c];
+        float s = 0.f;
+        for (int64_t i = 0; i < S_; ++i) s += (xr[i] - m) * (xr[i] - m);
+        var_[c] += s;
+      }
+    if (sync) {
+      fsums_.assign(var_.begin(), var_.end());
+      sync->allreduce(fsums_.data(), C_, SyncOp::kSum);
+      var_.assign(fsums_.begin(), fsums_.begin() + C_);
+    }
+    for (int64_t c = 0; c < C_; ++c) var_[c] /= count;
+  }
+
+  float eps_, momentum_;
+  bool frozen_;
+  int64_t N_ = 0, C_ = 0, S_ = 0;
+  double count_ = 0;             // elements per channel in the (global) batch
+  bool trained_ = false;         // forward ran in training mode
+  std::vector<float> mean_, invstd_;  // (C) statistics used by the last forward
+  std::vector<double> var_, sums_;
+  std::vector<float> fsums_;     // float staging for StateSync
+};
+
+}  // namespace
+
+void registerNormOps(OpRegistry& r) {
+  r.add("BatchNormalization",
+        [](const Attrs& a) { return std::make_unique<BatchNormOp>(a); });
+}
+
 }  // namespace slim::ops

@@ -1,6 +1,245 @@
-// Placeholder: the op family is being written; registers nothing yet.
+// MaxPool, AveragePool and GlobalAveragePool (ONNX, 2-D windows) with
+// strides, pads, dilations, auto_pad and ceil_mode. MaxPool remembers the
+// winning input position of every output for backward; AveragePool divides by
+// the taps inside the input (count_include_pad=0) or inside the padded input
+// (count_include_pad=1; taps past the end padding, which ceil_mode can
+// create, never count -- PyTorch/ONNX Runtime behaviour).
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/op.h"
 
 namespace slim::ops {
-void registerPoolOps(OpRegistry&) {}
+namespace {
+
+using detail::Axis;
+
+// Shared window set-up of MaxPool and AveragePool.
+class WindowPool : public Op {
+ protected:
+  explicit WindowPool(const Attrs& a) : wa_(detail::readWindowAttrs(a, true)) {}
+
+  void setup(const std::vector<Tensor*>& in) {
+    SLIM_ENFORCE(!in.empty() && in[0], label, ": needs input X");
+    const Tensor& x = *in[0];
+    if (x.ndim() != 4)
+      SLIM_THROW(ModelError, label, ": only 2-D pooling (4-D X) is supported, X is ",
+                 shapeStr(x.shape()));
+    NC_ = x.dim(0) * x.dim(1);
+    detail::resolveAxes(wa_, x.dim(2), x.dim(3), wa_.kernel[0], wa_.kernel[1], label, ah_,
+                        aw_);
+  }
+  // Input coordinate of output o at tap t.
+  static int64_t coord(const Axis& a, int64_t o, int64_t t) {
+    return o * a.stride - a.pad_begin + t * a.dilation;
+  }
+
+  detail::WindowAttrs wa_;
+  int64_t NC_ = 0;
+  Axis ah_, aw_;
+};
+
+class MaxPoolOp : public WindowPool {
+ public:
+  explicit MaxPoolOp(const Attrs& a) : WindowPool(a) {
+    if (a.getInt("storage_order", 0) != 0)
+      SLIM_THROW(ModelError, "MaxPool storage_order=1 is not supported");
+  }
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    setup(in);
+    const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
+    Tensor& y = *out[0];
+    y.resize({in[0]->dim(0), in[0]->dim(1), OH, OW});
+    // x: (NC, H, W) -> y: (NC, OH, OW); arg_: flat h*W+w of the max, -1 if none
+    arg_.resize(static_cast<size_t>(NC_ * OH * OW));
+    const float* x = in[0]->f32();
+    float* yp = y.f32();
+    for (int64_t p = 0; p < NC_; ++p) {
+      const float* xp = x + p * H * W;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          float best = -std::numeric_limits<float>::infinity();
+          int64_t arg = -1;
+          for (int64_t kh = 0; kh < ah_.kernel; ++kh) {
+            const int64_t ih = coord(ah_, oh, kh);
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t kw = 0; kw < aw_.kernel; ++kw) {
+              const int64_t iw = coord(aw_, ow, kw);
+              if (iw < 0 || iw >= W) continue;
+              const float v = xp[ih * W + iw];
+              if (arg < 0 || v > best) { best = v; arg = ih * W + iw; }
+            }
+          }
+          const int64_t o = (p * OH + oh) * OW + ow;
+          yp[o] = best;
+          arg_[o] = static_cast<int32_t>(arg);
+        }
+    }
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                RunContext&) override {
+    if (din.empty() || !din[0]) return;
+    setup(in);
+    Tensor& dx = *din[0];
+    dx.resize(in[0]->shape());
+    dx.zero();
+    if (!dout[0]) return;
+    const int64_t HW = ah_.in * aw_.in, P = ah_.out * aw_.out;
+    SLIM_ENFORCE_EQ(static_cast<int64_t>(arg_.size()), NC_ * P, label,
+                    ": backward without a matching forward");
+    const float* dy = dout[0]->f32();
+    float* dxp = dx.f32();
+    for (int64_t p = 0; p < NC_; ++p)
+      for (int64_t o = 0; o < P; ++o) {
+        const int32_t a = arg_[p * P + o];
+        if (a >= 0) dxp[p * HW + a] += dy[p * P + o];
+      }
+  }
+
+ private:
+  std::vector<int32_t> arg_;
+};
+
+class AveragePoolOp : public WindowPool {
+ public:
+  explicit AveragePoolOp(const Attrs& a)
+      : WindowPool(a), include_pad_(a.getInt("count_include_pad", 0) != 0) {}
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    setup(in);
+    const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
+    Tensor& y = *out[0];
+    y.resize({in[0]->dim(0), in[0]->dim(1), OH, OW});
+    const float* x = in[0]->f32();
+    float* yp = y.f32();
+    for (int64_t p = 0; p < NC_; ++p) {
+      const float* xp = x + p * H * W;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          float s = 0.f;
+          forTaps(oh, ow, [&](int64_t ih, int64_t iw) { s += xp[ih * W + iw]; });
+          yp[(p * OH + oh) * OW + ow] = s * invCount(oh, ow);
+        }
+    }
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                RunContext&) override {
+    if (din.empty() || !din[0]) return;
+    setup(in);
+    Tensor& dx = *din[0];
+    dx.resize(in[0]->shape());
+    dx.zero();
+    if (!dout[0]) return;
+    const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
+    const float* dy = dout[0]->f32();
+    float* dxp = dx.f32();
+    for (int64_t p = 0; p < NC_; ++p) {
+      float* dxc = dxp + p * H * W;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const float g = dy[(p * OH + oh) * OW + ow] * invCount(oh, ow);
+          forTaps(oh, ow, [&](int64_t ih, int64_t iw) { dxc[ih * W + iw] += g; });
+        }
+    }
+  }
+
+ private:
+  // Calls f(ih, iw) for every tap of output (oh, ow) inside the input.
+  template <class F>
+  void forTaps(int64_t oh, int64_t ow, F&& f) const {
+    for (int64_t kh = 0; kh < ah_.kernel; ++kh) {
+      const int64_t ih = coord(ah_, oh, kh);
+      if (ih < 0 || ih >= ah_.in) continue;
+      for (int64_t kw = 0; kw < aw_.kernel; ++kw) {
+        const int64_t iw = coord(aw_, ow, kw);
+        if (iw >= 0 && iw < aw_.in) f(ih, iw);
+      }
+    }
+  }
+  // Number of taps of one axis counted in the divisor.
+  int64_t taps(const Axis& a, int64_t o) const {
+    const int64_t lo = include_pad_ ? -a.pad_begin : 0;
+    const int64_t hi = include_pad_ ? a.in + a.pad_end : a.in;
+    int64_t n = 0;
+    for (int64_t t = 0; t < a.kernel; ++t) {
+      const int64_t i = coord(a, o, t);
+      n += i >= lo && i < hi;
+    }
+    return n;
+  }
+  float invCount(int64_t oh, int64_t ow) const {
+    const int64_t n = taps(ah_, oh) * taps(aw_, ow);
+    return n > 0 ? 1.f / static_cast<float>(n) : 0.f;
+  }
+
+  bool include_pad_;
+};
+
+class GlobalAveragePoolOp : public Op {
+ public:
+  explicit GlobalAveragePoolOp(const Attrs&) {}
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    setup(in);
+    Shape ys = in[0]->shape();
+    std::fill(ys.begin() + 2, ys.end(), 1);
+    out[0]->resize(ys);
+    const float* x = in[0]->f32();
+    float* y = out[0]->f32();
+    for (int64_t p = 0; p < NC_; ++p) {
+      float s = 0.f;
+      for (int64_t i = 0; i < S_; ++i) s += x[p * S_ + i];
+      y[p] = s / static_cast<float>(S_);
+    }
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                RunContext&) override {
+    if (din.empty() || !din[0]) return;
+    setup(in);
+    din[0]->resize(in[0]->shape());
+    if (!dout[0]) { din[0]->zero(); return; }
+    const float* dy = dout[0]->f32();
+    float* dx = din[0]->f32();
+    for (int64_t p = 0; p < NC_; ++p) {
+      const float g = dy[p] / static_cast<float>(S_);
+      std::fill(dx + p * S_, dx + (p + 1) * S_, g);
+    }
+  }
+
+ private:
+  void setup(const std::vector<Tensor*>& in) {
+    SLIM_ENFORCE(!in.empty() && in[0], label, ": needs input X");
+    const Tensor& x = *in[0];
+    if (x.ndim() < 3)
+      SLIM_THROW(ShapeError, label, ": X must be [N, C, spatial...], got ",
+                 shapeStr(x.shape()));
+    NC_ = x.dim(0) * x.dim(1);
+    S_ = x.numel() / std::max<int64_t>(1, NC_);
+    SLIM_ENFORCE(S_ > 0, label, ": empty spatial dimensions in ", shapeStr(x.shape()));
+  }
+
+  int64_t NC_ = 0, S_ = 0;
+};
+
+}  // namespace
+
+void registerPoolOps(OpRegistry& r) {
+  r.add("MaxPool", [](const Attrs& a) { return std::make_unique<MaxPoolOp>(a); });
+  r.add("AveragePool", [](const Attrs& a) { return std::make_unique<AveragePoolOp>(a); });
+  r.add("GlobalAveragePool",
+        [](const Attrs& a) { return std::make_unique<GlobalAveragePoolOp>(a); });
+}
+
 }  // namespace slim::ops

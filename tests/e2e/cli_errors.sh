@@ -1,0 +1,23 @@
+# Bad usage and bad input exit with code 2 and a message naming the problem;
+# --help answers for every command.
+source "$(dirname "$0")/common.sh"
+BIN=$1
+expect() {  # expect CODE SUBSTRING CMD...
+  local code=$1 sub=$2; shift 2
+  set +e; out=$("$@" 2>&1); rc=$?; set -e
+  [ "$rc" = "$code" ] || fail "'$*' exited $rc, expected $code: $out"
+  case "$out" in *"$sub"*) ;; *) fail "'$*' output lacks '$sub': $out";; esac
+  echo "ok: $* -> $rc"
+}
+expect 0 "usage: slimtrain" "$BIN" --help
+for c in train compress eval inspect infer export checkpoint; do expect 0 "usage: slimtrain $c" "$BIN" $c --help; done
+expect 2 "unknown command 'trian'" "$BIN" trian
+expect 2 "unknown option '--bogus'" "$BIN" train x.yaml --bogus
+tmp=$(mktemp -d)
+printf 'Global:\n  batch_size: 64\nTrainConfig:\n  epocs: 1\n' > "$tmp/bad.yaml"
+expect 2 "epochs" "$BIN" train "$tmp/bad.yaml"
+expect 2 "line 4" "$BIN" train "$tmp/bad.yaml"
+expect 2 "does not exist" "$BIN" eval "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" --model "$tmp/none.onnx"
+head -c 100 /dev/urandom > "$tmp/junk.onnx"
+expect 2 "junk.onnx" "$BIN" eval "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" --model "$tmp/junk.onnx"
+echo "PASS"
