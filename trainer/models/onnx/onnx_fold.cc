@@ -1,0 +1,94 @@
+// Import-time constant folding and parameter classification. Folding runs the
+// registered kernels themselves (eval mode) on nodes whose inputs are all
+// initializers, so it computes exactly what the executor would.
+#include <map>
+
+#include "trainer/models/onnx/onnx_import_detail.h"
+#include "trainer/ops/op.h"
+
+namespace slim::models::detail {
+namespace {
+
+// Ops never folded: random ones, and ones that behave differently in training.
+bool foldable(const std::string& t) {
+  static const char* kNever[] = {"Dropout", "BatchNormalization", "RandomNormal",
+                                 "RandomUniform", "RandomNormalLike",
+                                 "RandomUniformLike", "Bernoulli", "Multinomial"};
+  for (const char* n : kNever)
+    if (t == n) return false;
+  return true;
+}
+
+// Runs node `n` on constant inputs; returns false when the kernel refuses.
+bool evaluate(const graph::Graph& g, const graph::Node& n,
+              std::map<std::string, Tensor>& results) {
+  const auto& reg = ops::OpRegistry::get();
+  if (!reg.has(n.op_type) || !foldable(n.op_type)) return false;
+  try {
+    auto op = reg.create(n.op_type, n.attrs, n.name);
+    if (!op->stateInputs().empty()) return false;
+    std::vector<Tensor> in_vals(n.inputs.size()), out_vals(n.outputs.size());
+    std::vector<Tensor*> in, out;
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      if (!n.inputs[i].empty()) in_vals[i] = g.initializers.at(n.inputs[i]);
+      in.push_back(n.inputs[i].empty() ? nullptr : &in_vals[i]);
+    }
+    for (auto& o : out_vals) out.push_back(&o);
+    ops::RunContext ctx;
+    op->forward(in, out, ctx);
+    for (size_t i = 0; i < n.outputs.size(); ++i) {
+      if (n.outputs[i].empty()) continue;
+      if (!out_vals[i].defined()) return false;
+      results[n.outputs[i]] = out_vals[i].clone();  // never alias an input
+    }
+    return true;
+  } catch (const std::exception&) {
+    return false;  // leave it to the executor, which reports errors with context
+  }
+}
+
+}  // namespace
+
+int foldConstants(graph::Graph& g) {
+  int folded = 0;
+  std::vector<graph::Node> kept;
+  for (const graph::Node& n : g.nodes) {
+    bool all_const = true;
+    for (const auto& in : n.inputs)
+      if (!in.empty() && !g.isInitializer(in)) all_const = false;
+    std::map<std::string, Tensor> results;
+    if (all_const && !n.inputs.empty() && evaluate(g, n, results)) {
+      for (auto& kv : results) g.addInitializer(kv.first, kv.second);
+      ++folded;
+      continue;
+    }
+    kept.push_back(n);
+  }
+  g.nodes = std::move(kept);
+  g.pruneUnused();
+  return folded;
+}
+
+void classifyInitializers(graph::Graph& g) {
+  // op type -> (weight input slots, buffer input slots)
+  static const std::map<std::string, std::pair<std::vector<size_t>, std::vector<size_t>>>
+      kSlots = {{"Conv", {{1, 2}, {}}},
+                {"Gemm", {{1, 2}, {}}},
+                {"MatMul", {{1}, {}}},
+                {"BatchNormalization", {{1, 2}, {3, 4}}}};
+  for (const graph::Node& n : g.nodes) {
+    auto it = kSlots.find(n.op_type);
+    if (it == kSlots.end()) continue;
+    auto isFloatInit = [&](size_t slot) {
+      return slot < n.inputs.size() && g.isInitializer(n.inputs[slot]) &&
+             g.initializers.at(n.inputs[slot]).dtype() == DType::kF32;
+    };
+    for (size_t s : it->second.first)
+      if (isFloatInit(s)) g.trainable.insert(n.inputs[s]);
+    for (size_t s : it->second.second)
+      if (isFloatInit(s)) g.buffers.insert(n.inputs[s]);
+  }
+  for (const auto& b : g.buffers) g.trainable.erase(b);
+}
+
+}  // namespace slim::models::detail
