@@ -3,7 +3,9 @@
 // measured single-core SGEMM peak (a probe), and peak resident memory.
 // Usage: slimtrain_bench --model zoo:mobilenet_tiny|PATH.onnx --batch 64
 //                        [--iters 30] [--warmup 5] [--hw 28] [--channels 1]
-//                        [--classes 10] [--probe]
+//                        [--classes 10] [--probe] [--threads 1]
+// "param_digest" (FNV-1a over the bytes of every trainable parameter after
+// the run) checks determinism: equal across runs and thread counts.
 #include <sys/resource.h>
 
 #include <Eigen/Core>
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "trainer/core/threads.h"
 #include "trainer/graph/executor.h"
 #include "trainer/models/load.h"
 #include "trainer/optim/optimizer.h"
@@ -40,11 +43,22 @@ double gemmProbe() {
   return best;
 }
 
+// FNV-1a over the bytes of all trainable parameters (sorted by name).
+uint64_t paramDigest(const slim::graph::Graph& g) {
+  uint64_t h = 1469598103934665603ull;
+  for (const auto& name : g.trainable) {  // std::set: sorted
+    const slim::Tensor& t = g.initializers.at(name);
+    const auto* p = reinterpret_cast<const unsigned char*>(t.f32());
+    for (int64_t i = 0; i < t.numel() * 4; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  }
+  return h;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string model = "zoo:mobilenet_tiny";
-  int64_t batch = 64, iters = 30, warmup = 5, hw = 28, channels = 1, classes = 10;
+  int64_t batch = 64, iters = 30, warmup = 5, hw = 28, channels = 1, classes = 10, threads = 1;
   bool probe = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -59,10 +73,12 @@ int main(int argc, char** argv) {
     else if (a == "--hw") hw = std::stoll(next());
     else if (a == "--channels") channels = std::stoll(next());
     else if (a == "--classes") classes = std::stoll(next());
+    else if (a == "--threads") threads = std::stoll(next());
     else if (a == "--probe") probe = true;
     else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
   }
   try {
+    slim::setComputeThreads(static_cast<int>(threads));
     slim::graph::Graph g = slim::models::loadModel(model, "", 1);
     // Imported models may declare a fixed batch; make it dynamic.
     if (!g.inputs.empty() && !g.inputs[0].shape.empty()) g.inputs[0].shape[0] = -1;
@@ -95,13 +111,16 @@ int main(int argc, char** argv) {
     double step_flops = 3.0 * slim::train::forwardFlops(ex);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    slim::setComputeThreads(1);
     double peak = probe ? gemmProbe() : 0;
-    std::printf("{\"framework\": \"slimtrain\", \"model\": \"%s\", \"batch\": %lld, \"iters\": %lld, "
+    const unsigned long long digest = paramDigest(g);
+    std::printf("{\"framework\": \"slimtrain\", \"model\": \"%s\", \"batch\": %lld, \"threads\": %lld, \"iters\": %lld, "
                 "\"images_per_s\": %.2f, \"gflops_per_s\": %.3f, \"step_gflop\": %.4f, "
-                "\"peak_rss_mb\": %.1f, \"probe_gflops_1core\": %.2f}\n",
-                model.c_str(), static_cast<long long>(batch), static_cast<long long>(iters),
+                "\"peak_rss_mb\": %.1f, \"probe_gflops_1core\": %.2f, \"param_digest\": \"%016llx\"}\n",
+                model.c_str(), static_cast<long long>(batch), static_cast<long long>(threads),
+                static_cast<long long>(iters),
                 batch * iters / secs, step_flops * iters / secs / 1e9, step_flops / 1e9,
-                ru.ru_maxrss / 1024.0, peak);
+                ru.ru_maxrss / 1024.0, peak, digest);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "slimtrain_bench: %s\n", e.what());
     return 1;

@@ -22,11 +22,14 @@ struct CommandSpec {
 const std::vector<CommandSpec>& specs() {
   static const std::vector<CommandSpec> kSpecs = {
       {"train", "CONFIG.yaml", "train a model (FP32) with cross-entropy on labels",
-       {"--set"}, {},
+       {"--set"}, {"--force-resume"},
        "Trains Global.model (zoo:mobilenet_tiny, zoo:lenet5) or the model in\n"
        "Global.model_dir on Global.Data, evaluating top-1 every TrainConfig.eval_iter\n"
        "iterations. Writes <save_dir>/model.onnx (FP32) and <save_dir>/metrics.jsonl.\n"
-       "Runs on N ranks under mpirun/srun (data parallel; batch_size is per rank)."},
+       "Runs on N ranks under mpirun/srun (data parallel; batch_size is per rank).\n"
+       "Checkpoints to Checkpoint.dir (default <save_dir>/checkpoints) every\n"
+       "Checkpoint.every_iters and resumes from the newest one (Checkpoint.resume:\n"
+       "auto|never|FILE). --force-resume resumes even when the config changed."},
       {"compress", "CONFIG.yaml", "ACT compression: QAT (+PACT), GMP pruning, distillation",
        {"--set"}, {"--force-resume"},
        "Compresses the model in Global.model_dir with the Quantization/QuantAware,\n"

@@ -3,6 +3,7 @@
 #include "launcher/run.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -12,10 +13,21 @@
 #include "slim_config.h"
 #include "trainer/config/config.h"
 #include "trainer/core/log.h"
+#include "trainer/core/signals.h"
+#include "trainer/core/threads.h"
 #include "trainer/train/commands.h"
 
 namespace slim::launcher {
 namespace {
+
+// Ranks sharing this node: Open MPI and SLURM say so; otherwise assume all.
+int localRanks(int world) {
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"}) {
+    const char* s = std::getenv(v);
+    if (s != nullptr && std::atoi(s) > 0) return std::atoi(s);
+  }
+  return world;
+}
 
 // Commands that run on every rank with a communicator.
 int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& comm) {
@@ -30,7 +42,11 @@ int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& c
       cfg.distributed.backend,
       std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000)));
   log::setRank(comm->rank(), comm->size());
-  if (cl.command == "train") return train::runTrain(cfg, *comm);
+  setComputeThreads(cfg.global.num_threads > 0 ? static_cast<int>(cfg.global.num_threads)
+                                               : defaultComputeThreads(localRanks(comm->size())));
+  installStopSignalHandlers();
+  const bool force = cl.flags.count("--force-resume") != 0;
+  if (cl.command == "train") return train::runTrain(cfg, *comm, force);
   if (cl.command == "eval") {
     auto it = cl.options.find("--model");
     return train::runEval(cfg, it == cl.options.end() ? "" : it->second, *comm);

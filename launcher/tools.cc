@@ -5,6 +5,9 @@
 
 #include "trainer/core/error.h"
 #include "trainer/models/onnx/onnx_infer.h"
+#include "checkpoint/training_state.h"
+#include "trainer/train/compress_command.h"
+#include "trainer/train/inspect.h"
 
 namespace slim::launcher {
 
@@ -16,11 +19,24 @@ int runTool(const CommandLine& cl) {
     models::runOnnxInfer(cl.positional[0], cl.inputs, cl.options.at("--output-dir"));
     return kExitOk;
   }
+  if (cl.command == "inspect") {
+    if (cl.positional.size() != 1) SLIM_THROW(ConfigError, "usage: slimtrain inspect MODEL [--json]");
+    auto cfg = cl.options.find("--config");
+    std::cout << train::inspectModel(cl.positional[0], cl.flags.count("--json") != 0,
+                                     cfg == cl.options.end() ? "" : cfg->second);
+    return kExitOk;
+  }
+  if (cl.command == "checkpoint") {
+    if (cl.positional.size() != 2 || cl.positional[0] != "show")
+      SLIM_THROW(ConfigError, "usage: slimtrain checkpoint show FILE");
+    std::cout << checkpoint::describeCheckpointFile(cl.positional[1]);
+    return kExitOk;
+  }
   SLIM_THROW(ConfigError, "`slimtrain ", cl.command, "` is not available in this build yet");
 }
 
-int runCompress(const config::Config&, const CommandLine&, comm::Communicator&) {
-  SLIM_THROW(ConfigError, "`slimtrain compress` is not available in this build yet");
+int runCompress(const config::Config& cfg, const CommandLine& cl, comm::Communicator& comm) {
+  return train::runCompress(cfg, comm, cl.flags.count("--force-resume") != 0);
 }
 
 }  // namespace slim::launcher

@@ -277,7 +277,11 @@ GmpSchedule resolveGmp(const UnstructurePrune& p, int64_t total_iters) {
   s.resume_iteration = g.resume_iteration.value_or(-1);
   s.pruning_steps = g.pruning_steps.value_or(t45 > 1000 ? 100 : 1);
   s.initial_ratio = g.initial_ratio.value_or(0.15);
-  if (!(static_cast<double>(s.pruning_iterations) / static_cast<double>(s.pruning_steps) > 10))
+  // ACT checks its automatic pruning_iterations before flooring (0.45·T), so
+  // e.g. T = 2223 passes with 1000.35 / 100 > 10.
+  const double pruning_checked =
+      g.pruning_iterations ? static_cast<double>(s.pruning_iterations) : std::max(t45, 30.0);
+  if (!(pruning_checked / static_cast<double>(s.pruning_steps) > 10))
     SLIM_THROW(ConfigError, "UnstructurePrune.gmp_config: pruning_iterations / pruning_steps must "
                "be > 10 (ACT's rule), found ", s.pruning_iterations, " / ", s.pruning_steps);
   if (!(s.initial_ratio < p.ratio))

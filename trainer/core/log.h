@@ -34,4 +34,10 @@ void info0(const Args&... a) {
   if (rank() == 0) write(Level::kInfo, detail::str(a...));
 }
 
+/// Warning from rank 0 only.
+template <class... Args>
+void warn0(const Args&... a) {
+  if (rank() == 0) write(Level::kWarn, detail::str(a...));
+}
+
 }  // namespace slim::log

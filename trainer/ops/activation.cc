@@ -20,6 +20,7 @@ class PointwiseOp : public Op {
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
     SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
+    requireF32(*in[0], label);
     prepare(in);
     const Tensor& x = *in[0];
     out[0]->resize(x.shape());

@@ -79,8 +79,8 @@ class PowOp : public Op {
     SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs two inputs");
     const Tensor& x = *in[0];
     const Tensor& e = *in[1];
-    SLIM_ENFORCE(x.dtype() == DType::kF32 && e.dtype() == DType::kF32, label,
-                 ": float32 base and exponent required");
+    requireF32(x, label, "base");
+    requireF32(e, label, "exponent");
     if (!plan_.matches(x.shape(), e.shape())) plan_.init(x.shape(), e.shape());
     out[0]->resize(plan_.outShape());
     if (e.numel() == 1 && e.f32()[0] == 2.f) {  // common: variance, L2 terms

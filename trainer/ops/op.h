@@ -65,6 +65,10 @@ class Op {
   std::string label;
 };
 
+/// Throws ModelError "<label>: <what> of dtype D is not supported (float32
+/// only)" unless `t` is float32 — kernels call it on their float inputs.
+void requireF32(const Tensor& t, const std::string& label, const char* what = "input");
+
 using OpFactory = std::function<std::unique_ptr<Op>(const Attrs&)>;
 
 /// Op types by name (ONNX names, e.g. "Conv"; slimtrain's own ops use names

@@ -24,6 +24,7 @@ class WindowPool : public Op {
   void setup(const std::vector<Tensor*>& in) {
     SLIM_ENFORCE(!in.empty() && in[0], label, ": needs input X");
     const Tensor& x = *in[0];
+    requireF32(x, label);
     if (x.ndim() != 4)
       SLIM_THROW(ModelError, label, ": only 2-D pooling (4-D X) is supported, X is ",
                  shapeStr(x.shape()));
@@ -222,6 +223,7 @@ class GlobalAveragePoolOp : public Op {
   void setup(const std::vector<Tensor*>& in) {
     SLIM_ENFORCE(!in.empty() && in[0], label, ": needs input X");
     const Tensor& x = *in[0];
+    requireF32(x, label);
     if (x.ndim() < 3)
       SLIM_THROW(ShapeError, label, ": X must be [N, C, spatial...], got ",
                  shapeStr(x.shape()));

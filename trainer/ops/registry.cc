@@ -13,6 +13,12 @@ void Op::backward(const std::vector<Tensor*>&, const std::vector<Tensor*>&,
   SLIM_THROW(Error, label, ": backward is not implemented");
 }
 
+void requireF32(const Tensor& t, const std::string& label, const char* what) {
+  if (t.dtype() != DType::kF32)
+    SLIM_THROW(ModelError, label, ": ", what, " of dtype ", dtypeName(t.dtype()),
+               " is not supported (float32 only)");
+}
+
 OpRegistry& OpRegistry::get() {
   static OpRegistry* registry = [] {
     auto* r = new OpRegistry();

@@ -277,7 +277,7 @@ class PadOp : public Op {
                RunContext&) override {
     SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
     const Tensor& x = *in[0];
-    SLIM_ENFORCE(x.dtype() == DType::kF32, label, ": float32 input required");
+    requireF32(x, label);
     const int r = x.ndim();
     value_ = attr_value_;
     if (in.size() > 2 && in[2] && in[2]->numel() > 0) value_ = in[2]->f32()[0];

@@ -11,7 +11,7 @@
 
 namespace slim::train {
 
-int runTrain(const config::Config& cfg, comm::Communicator& comm) {
+int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_resume) {
   data::Dataset train = loadData(cfg.global.data, false);
   data::Dataset eval = loadData(cfg.global.data, true);
   graph::Graph model = loadConfiguredModel(cfg.global);
@@ -21,7 +21,9 @@ int runTrain(const config::Config& cfg, comm::Communicator& comm) {
              train.size(), " samples, ", comm.size(), " rank(s) x batch ",
              cfg.global.batch_size);
   Trainer trainer(cfg, tg, io, comm);
+  trainer.setForceResume(force_resume);
   TrainResult res = trainer.run(train, eval);
+  if (res.stopped_on_signal) return kExitCheckpointed;
   if (comm.rank() == 0) {
     const std::string out = cfg.global.save_dir + "/model.onnx";
     models::exportOnnx(model, out);

@@ -12,7 +12,9 @@ namespace slim::train {
 
 /// `slimtrain train CONFIG`: FP32 training with cross-entropy; writes
 /// <save_dir>/model.onnx and metrics.jsonl; prints a JSON summary on rank 0.
-int runTrain(const config::Config& cfg, comm::Communicator& comm);
+/// Checkpoints to Checkpoint.dir and resumes from it (Checkpoint.resume);
+/// returns kExitCheckpointed when stopped by SIGUSR1/SIGTERM.
+int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_resume = false);
 
 /// `slimtrain eval CONFIG [--model PATH]`: prints {"top1": ...} on rank 0.
 /// Without a path: <save_dir>/model.onnx when it exists, else Global's model.

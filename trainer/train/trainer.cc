@@ -4,10 +4,17 @@
 #include "trainer/train/trainer.h"
 
 #include <chrono>
+#include <csignal>
+#include <fstream>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
+#include <optional>
+#include <set>
 
+#include "checkpoint/checkpoint_manager.h"
 #include "comm/grad_reducer.h"
+#include "trainer/core/signals.h"
 #include "trainer/core/log.h"
 #include "trainer/data/sampler.h"
 #include "trainer/optim/grad_clip.h"
@@ -40,6 +47,101 @@ std::map<std::string, EvalResult> Trainer::evaluateAll(const data::Dataset& eval
   return out;
 }
 
+void Trainer::restoreBest() {
+  for (auto& [name, t] : best_) graph_.initializers.at(name).copyFrom(t);
+}
+
+namespace {
+
+// Everything the loop owns besides the graph, gathered so a checkpoint can be
+// written and read in one place.
+struct LoopState {
+  data::ShardedSampler* sampler;
+  optim::Optimizer* optimizer;
+};
+
+checkpoint::TrainingState captureState(const config::Config& cfg, const graph::Graph& g,
+                                       const LoopState& ls, int64_t iter, int world,
+                                       const std::vector<TrainHooks*>& hooks) {
+  checkpoint::TrainingState st;
+  st.step = iter;
+  data::SamplerPosition pos = ls.sampler->position();
+  st.epoch = pos.epoch;
+  st.sample_offset = pos.sample_offset;
+  st.world_size = world;
+  st.seed = static_cast<uint64_t>(cfg.global.seed);
+  st.config_yaml = config::resolvedYaml(cfg);
+  for (const auto& name : g.trainable) st.params.tensors[name] = g.initializers.at(name);
+  for (const auto& name : g.buffers) st.buffers.tensors[name] = g.initializers.at(name);
+  for (auto& [name, t] : ls.optimizer->state()) st.optimizer.tensors[name] = t;
+  st.optimizer.attrs["type"] = ls.optimizer->type();
+  st.schedule.attrs["iteration"] = iter;
+  st.schedule.attrs["lr_step"] = iter;  // LR schedules are pure functions of the step
+  // Dropout randomness is derived from (seed, iteration, rank): no stream state.
+  st.rng.attrs["dropout_stream"] = std::string("mix(seed, iteration, rank)");
+  for (auto* h : hooks) h->saveState(st);
+  return st;
+}
+
+void restoreState(const checkpoint::TrainingState& st, graph::Graph& g, LoopState& ls,
+                  const std::vector<TrainHooks*>& hooks, const std::string& file) {
+  auto copyGroup = [&](const checkpoint::Group& grp, const std::set<std::string>& names,
+                       const char* what) {
+    for (const auto& name : names) {
+      auto it = grp.tensors.find(name);
+      if (it == grp.tensors.end())
+        SLIM_THROW(CheckpointError, file, ": ", what, " '", name,
+                   "' of the model is missing from the checkpoint");
+      Tensor& dst = g.initializers.at(name);
+      if (it->second.shape() != dst.shape() || it->second.dtype() != dst.dtype())
+        SLIM_THROW(CheckpointError, file, ": ", what, " '", name, "' has shape ",
+                   shapeStr(it->second.shape()), " in the checkpoint, the model expects ",
+                   shapeStr(dst.shape()));
+      dst.copyFrom(it->second);
+    }
+  };
+  copyGroup(st.params, g.trainable, "parameter");
+  copyGroup(st.buffers, g.buffers, "buffer");
+  // Hooks keep their own optimizers' state under "<hook>/..." (e.g. "pact/").
+  std::map<std::string, Tensor> main_opt;
+  for (const auto& [name, t] : st.optimizer.tensors)
+    if (name.rfind("pact/", 0) != 0) main_opt[name] = t;
+  ls.optimizer->loadState(main_opt);
+  ls.sampler->seek(st.epoch, st.sample_offset);
+  for (auto* h : hooks) h->loadState(st);
+}
+
+// Test hook SLIM_TEST_KILL_AT="ITER:PHASE": the process kills itself with
+// SIGKILL at iteration ITER (0-based) in PHASE: "forward" (after the forward
+// pass), "step" (after the optimizer and mask updates) or "checkpoint" (with
+// a half-written temporary checkpoint file on disk). Exact-resume tests use it
+// to interrupt a run at precise points.
+struct KillPoint {
+  int64_t iter = -1;
+  std::string phase;
+};
+
+KillPoint killPointFromEnv(int rank) {
+  KillPoint k;
+  const char* v = std::getenv("SLIM_TEST_KILL_AT");
+  const char* r = std::getenv("SLIM_TEST_KILL_RANK");
+  if (v == nullptr || (r != nullptr && std::atoi(r) != rank)) return k;
+  std::string s = v;
+  auto colon = s.find(':');
+  k.iter = std::stoll(s.substr(0, colon));
+  k.phase = colon == std::string::npos ? "step" : s.substr(colon + 1);
+  return k;
+}
+
+void maybeKill(const KillPoint& k, int64_t iter, const char* phase) {
+  if (k.iter == iter && k.phase == phase) {
+    log::warn("SLIM_TEST_KILL_AT: killing myself at iteration ", iter, " (", phase, ")");
+    std::raise(SIGKILL);
+  }
+}
+
+}  // namespace
+
 TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) {
   const config::TrainConfig& tc = cfg_.train;
   const int world = comm_.size();
@@ -58,11 +160,12 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   comm::GradReducer reducer(
       comm_, static_cast<size_t>(cfg_.distributed.bucket_mb * 1024 * 1024), red_opts);
   CommStateSync state_sync(comm_);
-  Rng rng(Rng::mix(static_cast<uint64_t>(cfg_.global.seed), 0x7472616eULL + comm_.rank()));
+  Rng rng;
   ops::RunContext ctx;
   ctx.training = true;
   ctx.sync = world > 1 ? &state_sync : nullptr;
   ctx.rng = &rng;
+  LoopState ls{&sampler, optimizer.get()};
 
   // Parameters in a fixed (sorted) order for the optimizer and clipping.
   std::vector<optim::ParamRef> params;
@@ -74,31 +177,98 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     params.push_back({name, &graph_.initializers.at(name), &executor_->grad(name)});
   }
 
-  const std::string& save_dir = cfg_.global.save_dir;
-  const bool root = comm_.rank() == 0;
-  if (root) std::filesystem::create_directories(save_dir);
-  MetricsWriter metrics(root ? save_dir + "/metrics.jsonl" : "", false);
-  Progress progress(total, "train", root, tc.logging_iter);
-
+  // Resume: every rank reads the same checkpoint (replicated state).
   TrainResult res;
+  const bool root = comm_.rank() == 0;
+  checkpoint::CheckpointManager ckpt(cfg_.checkpoint.dir, static_cast<int>(cfg_.checkpoint.keep_last));
+  int64_t start = 0;
+  if (cfg_.checkpoint.resume != "never") {
+    std::filesystem::path from;
+    std::optional<checkpoint::TrainingState> st;
+    if (cfg_.checkpoint.resume == "auto") {
+      st = ckpt.loadLatest(&from);
+    } else {
+      from = cfg_.checkpoint.resume;
+      st = checkpoint::CheckpointManager::load(from);
+    }
+    if (st) {
+      config::Config saved = config::parseConfigString(st->config_yaml, from.string() + ":/config_yaml");
+      std::vector<std::string> diff = config::trajectoryDiff(saved, cfg_);
+      if (!diff.empty() && !force_resume_) {
+        std::string msg;
+        for (const auto& d : diff) msg += "\n  " + d;
+        SLIM_THROW(ConfigError, "checkpoint ", from.string(),
+                   " was written with a config that leads to a different training run:", msg,
+                   "\nresume with --force-resume to accept, or set Checkpoint.resume: never");
+      }
+      restoreState(*st, graph_, ls, hooks_, from.string());
+      start = st->step;
+      res.resumed_from = start;
+      log::info0("resumed from ", from.string(), " at iteration ", start, " (epoch ", st->epoch,
+                 ", written by ", st->world_size, " rank(s))");
+    }
+  }
+
+  const std::string& save_dir = cfg_.global.save_dir;
+  if (root) std::filesystem::create_directories(save_dir);
+  MetricsWriter metrics(root ? save_dir + "/metrics.jsonl" : "", start > 0);
+  Progress progress(total, "train", root, tc.logging_iter);
+  const KillPoint kill = killPointFromEnv(comm_.rank());
+  auto saveCheckpoint = [&](int64_t iter) {
+    checkpoint::TrainingState st = captureState(cfg_, graph_, ls, iter, world, hooks_);
+    if (kill.iter == iter - 1 && kill.phase == "checkpoint") {
+      // What a kill in the middle of CheckpointManager::save leaves behind.
+      char name[64];
+      std::snprintf(name, sizeof name, "ckpt-%08lld.h5.tmp", static_cast<long long>(iter));
+      std::filesystem::create_directories(cfg_.checkpoint.dir);
+      std::ofstream(std::filesystem::path(cfg_.checkpoint.dir) / name) << "\x89HDF\r\n partial";
+      maybeKill(kill, iter - 1, "checkpoint");
+    }
+    if (root) {
+      auto path = ckpt.save(st);
+      log::info("checkpoint ", path.string(), " (iteration ", iter, ")");
+    }
+    comm::CollectiveOptions o;
+    o.tag = "checkpoint barrier";
+    comm_.barrier(o);  // nobody races ahead of a checkpoint that may be its resume point
+  };
+
   Tensor images, labels;
   std::vector<int64_t> idx;
+  std::map<std::string, Tensor> feeds;
   Tensor seed = Tensor::scalar(1.0f);
   auto t_start = std::chrono::steady_clock::now();
   auto t_log = t_start;
   int64_t images_since_log = 0;
   double last_top1 = NAN;
+  res.iterations = start;
 
-  for (int64_t it = 0; it < total; ++it) {
+  for (int64_t it = start; it < total; ++it) {
     const bool last = it + 1 == total;
+    // 0. Stop requested on any rank (SIGUSR1/SIGTERM)? All agree, checkpoint, leave.
+    int32_t stop = stopRequested() ? 1 : 0;
+    comm::CollectiveOptions so;
+    so.tag = "stop-signal agreement";
+    comm_.allreduce(&stop, 1, DType::kI32, comm::ReduceOp::kMax, so);
+    if (stop) {
+      log::info0("stop signal received: checkpointing at iteration ", it, " and exiting");
+      saveCheckpoint(it);
+      res.stopped_on_signal = true;
+      break;
+    }
     // 1. This rank's shard of the global batch.
     const data::SamplerPosition pos = sampler.position();
     sampler.next(idx);
     data::fillBatch(train, idx, images, labels);
+    rng.reseed(Rng::mix(static_cast<uint64_t>(cfg_.global.seed),
+                        static_cast<uint64_t>(it) * 4096 + static_cast<uint64_t>(comm_.rank())));
     for (auto* h : hooks_) h->beforeForward(it, *executor_);
 
     // 2. Forward, backward; gradients averaged over ranks as they become ready.
-    executor_->forward({{io_.image, images}, {io_.label, labels}}, ctx);
+    feeds[io_.image] = images;
+    if (!io_.label.empty()) feeds[io_.label] = labels;
+    executor_->forward(feeds, ctx);
+    maybeKill(kill, it, "forward");
     executor_->backward({{io_.loss, seed}}, ctx, [&](const std::string& name, Tensor& g) {
       if (world > 1) reducer.add(name, g.f32(), static_cast<size_t>(g.numel()));
     });
@@ -115,18 +285,18 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     const float lr = lr_schedule->lr(it);
     optimizer->step(params, lr);
     for (auto* h : hooks_) h->afterStep(it, *executor_);
+    maybeKill(kill, it, "step");
     images_since_log += global_batch;
+    res.iterations = it + 1;
 
     // 4. Log.
     if ((it + 1) % tc.logging_iter == 0 || last) {
-      double vals[8] = {executor_->value(io_.loss).f32()[0]};
+      float fv[8] = {executor_->value(io_.loss).f32()[0]};
       size_t nv = 1;
       for (const auto& t : loss_terms_)
-        if (nv < 8) vals[nv++] = executor_->value(t).f32()[0];
+        if (nv < 8) fv[nv++] = executor_->value(t).f32()[0];
       comm::CollectiveOptions o;
       o.tag = "loss logging";
-      float fv[8];
-      for (size_t i = 0; i < nv; ++i) fv[i] = static_cast<float>(vals[i]);
       comm_.allreduce(fv, nv, DType::kF32, comm::ReduceOp::kSum, o);
       auto now = std::chrono::steady_clock::now();
       double dt = std::chrono::duration<double>(now - t_log).count();
@@ -136,19 +306,22 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       res.final_loss = fv[0] / world;
       JsonObject line;
       line.add("iter", it + 1).add("epoch", pos.epoch).add("loss", res.final_loss);
-      for (size_t i = 1; i < nv; ++i) line.add(loss_terms_[i - 1], fv[i] / world);
+      for (size_t i = 1; i < nv; ++i) line.add(loss_terms_[i - 1], static_cast<double>(fv[i] / world));
       line.add("lr", static_cast<double>(lr)).add("images_per_s", ips);
       for (auto* h : hooks_) h->addMetrics(it, line);
       metrics.write(line);
-      char status[96];
-      std::snprintf(status, sizeof status, "loss %.4f lr %.4g %.0f img/s%s", res.final_loss,
-                    static_cast<double>(lr), ips,
-                    std::isnan(last_top1) ? "" : (" top1 " + std::to_string(last_top1).substr(0, 6)).c_str());
-      progress.update(it + 1, status);
+      char status[128];
+      std::snprintf(status, sizeof status, "loss %.4f lr %.4g %.0f img/s", res.final_loss,
+                    static_cast<double>(lr), ips);
+      std::string st = status;
+      if (!std::isnan(last_top1)) st += " top1 " + std::to_string(last_top1).substr(0, 6);
+      progress.update(it + 1, st);
     }
 
-    // 5. Evaluate.
+    // 5. Evaluate; keep the best.
+    bool evaluated = false;
     if (eval.size() > 0 && ((it + 1) % tc.eval_iter == 0 || last)) {
+      evaluated = true;
       auto r = evaluateAll(eval);
       res.eval = r["top1"];
       last_top1 = res.eval.top1;
@@ -159,24 +332,45 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       if (res.best_iter < 0 || res.eval.top1 > res.best_eval.top1) {
         res.best_eval = res.eval;
         res.best_iter = it + 1;
+        if (keep_best_) {
+          for (const auto& n : graph_.trainable) best_[n] = graph_.initializers.at(n).clone();
+          for (const auto& n : graph_.buffers) best_[n] = graph_.initializers.at(n).clone();
+        }
       }
       std::string msg = "iter " + std::to_string(it + 1) + ": eval";
       for (const auto& [k, v] : r) msg += " " + k + " " + std::to_string(v.top1);
       log::info0(msg);
     }
+
+    // 6. Checkpoint.
+    const int64_t every = cfg_.checkpoint.every_iters;
+    if ((every > 0 && (it + 1) % every == 0) || last) saveCheckpoint(it + 1);
+
     // Every rank holds the same allreduced accuracy, so all stop together.
-    if (eval.size() > 0 && tc.target_metric && res.eval.total > 0 &&
-        res.eval.top1 > *tc.target_metric && ((it + 1) % tc.eval_iter == 0)) {
+    if (evaluated && tc.target_metric && res.eval.top1 > *tc.target_metric) {
       log::info0("target_metric ", *tc.target_metric, " reached at iteration ", it + 1,
                  "; stopping early");
       res.early_stopped = true;
-      res.iterations = it + 1;
+      if (!last && !(every > 0 && (it + 1) % every == 0)) saveCheckpoint(it + 1);
       break;
     }
-    res.iterations = it + 1;
+  }
+  if (const char* dump = std::getenv("SLIM_DUMP_RANK_STATE"); dump != nullptr && *dump) {
+    // Test hook: every rank writes its own final state to <dump>/rank<N>/ so
+    // tests can check that replicated state is bit-identical across ranks.
+    checkpoint::CheckpointManager mine(std::filesystem::path(dump) / ("rank" + std::to_string(comm_.rank())), 1);
+    checkpoint::TrainingState st = captureState(cfg_, graph_, ls, res.iterations, world, hooks_);
+    st.created_unix = 1;
+    mine.save(st);
+  }
+  if (eval.size() > 0 && res.eval.total == 0 && !res.stopped_on_signal) {
+    // Resumed at the very end (nothing left to train): still report accuracy.
+    res.eval = evaluateAll(eval)["top1"];
+    res.best_eval = res.eval;
+    res.best_iter = res.iterations;
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  res.images_per_s = secs > 0 ? res.iterations * global_batch / secs : 0;
+  res.images_per_s = secs > 0 ? (res.iterations - start) * global_batch / secs : 0;
   progress.finish("done: " + std::to_string(res.iterations) + " iterations, " +
                   std::to_string(static_cast<int64_t>(res.images_per_s)) + " img/s");
   return res;

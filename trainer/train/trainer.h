@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/training_state.h"
 #include "comm/communicator.h"
 #include "trainer/config/config.h"
 #include "trainer/data/dataset.h"
@@ -38,6 +39,10 @@ class TrainHooks {
   virtual bool ownsParameter(const std::string& name) const { return false; }
   /// Extra fields for the metrics line of iteration `iter`.
   virtual void addMetrics(int64_t iter, JsonObject& line) {}
+  /// Adds this hook's state (masks, schedule position, own optimizer) to a
+  /// checkpoint, and restores it on resume.
+  virtual void saveState(checkpoint::TrainingState& st) const {}
+  virtual void loadState(const checkpoint::TrainingState& st) {}
 };
 
 /// Final numbers of a run.
@@ -49,6 +54,8 @@ struct TrainResult {
   EvalResult best_eval;   ///< best evaluation seen
   int64_t best_iter = -1;
   bool early_stopped = false;
+  bool stopped_on_signal = false;  ///< checkpointed after SIGUSR1/SIGTERM
+  int64_t resumed_from = -1;       ///< iteration of the checkpoint resumed, or -1
 };
 
 class Trainer {
@@ -76,6 +83,14 @@ class Trainer {
 
   graph::Executor& executor() { return *executor_; }
 
+  /// Keeps a copy of the parameters and buffers at the best evaluation.
+  void setKeepBest(bool keep) { keep_best_ = keep; }
+  /// Copies the best evaluation's parameters and buffers back into the graph
+  /// (no-op when none was kept).
+  void restoreBest();
+  /// Resume even when the checkpoint's config changes the trajectory.
+  void setForceResume(bool force) { force_resume_ = force; }
+
  private:
   const config::Config& cfg_;
   graph::Graph& graph_;
@@ -85,6 +100,9 @@ class Trainer {
   std::vector<std::string> loss_terms_;
   std::vector<std::pair<std::string, std::string>> eval_targets_;
   std::unique_ptr<graph::Executor> executor_;
+  bool keep_best_ = false;
+  bool force_resume_ = false;
+  std::map<std::string, Tensor> best_;
 };
 
 }  // namespace slim::train

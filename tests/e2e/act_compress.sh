@@ -1,0 +1,37 @@
+# configs/fmnist_act.yaml (QAT + PACT, GMP to 75% on 1x1 convs, l2
+# distillation on a feature map and the logits) compresses the pretrained
+# mobilenet_tiny teacher: fake-quant student top-1 within 1.0 point of the
+# teacher, every 1x1 conv weight exactly floor(0.75 N) zeros.
+source "$(dirname "$0")/common.sh"
+BIN=$1; TEACHER_DIR=$2
+need_data
+[ -f "$TEACHER_DIR/model.onnx" ] || fail "teacher $TEACHER_DIR/model.onnx missing (e2e_pretrain_accuracy makes it)"
+OUT=$PWD/act_compress; rm -rf "$OUT"
+"$BIN" compress "$SLIM_SOURCE_DIR/configs/fmnist_act.yaml" --set Global.model_dir="$TEACHER_DIR" \
+  --set Global.save_dir="$OUT" > "$OUT.log"
+/usr/bin/python3 - "$OUT/report.json" "$OUT/model.onnx" <<'PY'
+import json, sys
+import numpy as np
+import onnx
+from onnx import numpy_helper
+rep = json.load(open(sys.argv[1]))
+t, s = rep["teacher_top1"], rep["student_top1"]
+print(f"teacher top-1 {t:.4f}, student (fake-quant) top-1 {s:.4f}, gap {100 * (t - s):.2f} points")
+print(f"quantized ops: {rep['quantized_ops']['count']}, sparsity overall {rep['sparsity']['overall']:.4f}")
+assert t - s <= 0.01, f"student is {100 * (t - s):.2f} points below the teacher (> 1.0)"
+m = onnx.load(sys.argv[2])
+inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+n1x1 = 0
+for node in m.graph.node:
+    if node.op_type != "Conv":
+        continue
+    w = inits[node.input[1]]
+    if w.shape[2:] == (1, 1) and w.shape[1] > 1:  # pointwise, not depthwise
+        n1x1 += 1
+        zeros, n = int(np.sum(w == 0)), w.size
+        print(f"  {node.input[1]}: {zeros}/{n} zeros (floor(0.75 N) = {int(0.75 * n)})")
+        assert zeros == int(np.floor(0.75 * n)), f"{node.input[1]}: {zeros} zeros, expected {int(0.75 * n)}"
+        assert rep["sparsity"]["per_parameter"][node.input[1]] == zeros / n
+assert n1x1 == 4, f"expected 4 pointwise convs, found {n1x1}"
+PY
+echo "PASS"

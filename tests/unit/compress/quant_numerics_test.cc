@@ -1,0 +1,201 @@
+// Fake-quant numerics (SEMANTICS.md §2) and FakeQuantWeight: ties to even,
+// clamp ranges, zero scale, per-channel axes, straight-through gradient.
+// Inputs are chosen so that steps are exact (s = 127 -> step 1), making the
+// expected levels hand-computable.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "tests/unit/ops/gradcheck.h"
+#include "trainer/compress/quant/numerics.h"
+#include "trainer/compress/quant/quant_ops.h"
+
+namespace slim::compress {
+namespace {
+
+std::vector<float> fq(std::vector<float> x, float scale, int bits) {
+  std::vector<float> y(x.size());
+  fakeQuantize(x.data(), y.data(), static_cast<int64_t>(x.size()), scale, bits);
+  return y;
+}
+
+TEST(QuantNumerics, BinCount) {
+  EXPECT_EQ(quantBinCount(8), 127);
+  EXPECT_EQ(quantBinCount(4), 7);
+  EXPECT_EQ(quantBinCount(2), 1);
+  EXPECT_EQ(quantBinCount(16), 32767);
+  EXPECT_THROW(quantBinCount(1), Error);
+  EXPECT_THROW(quantBinCount(17), Error);
+}
+
+TEST(QuantNumerics, TiesToEven) {
+  // s = 127, 8 bits: x / s * 127 = x exactly.
+  auto y = fq({2.5f, 3.5f, -2.5f, -3.5f, 0.5f, 1.5f, -0.5f, 2.4f, 2.6f}, 127.f, 8);
+  std::vector<float> want = {2.f, 4.f, -2.f, -4.f, 0.f, 2.f, -0.f, 2.f, 3.f};
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_EQ(y[i], want[i]) << "element " << i;
+  EXPECT_EQ(quantizeValue(2.5f, 1.f, 8), 2);
+  EXPECT_EQ(quantizeValue(3.5f, 1.f, 8), 4);
+  EXPECT_EQ(quantizeValue(-2.5f, 1.f, 8), -2);
+}
+
+TEST(QuantNumerics, ClampRange8And4Bits) {
+  // 8 bits, step 1: levels [-128, 127].
+  auto y8 = fq({200.f, -200.f, 127.4f, -128.4f, -127.6f}, 127.f, 8);
+  EXPECT_EQ(y8[0], 127.f);
+  EXPECT_EQ(y8[1], -128.f);
+  EXPECT_EQ(y8[2], 127.f);
+  EXPECT_EQ(y8[3], -128.f);
+  EXPECT_EQ(y8[4], -128.f);
+  // 4 bits, s = 7 -> step 1: levels [-8, 7].
+  auto y4 = fq({10.f, -10.f, 6.5f, -7.6f, 7.f, -7.f}, 7.f, 4);
+  EXPECT_EQ(y4[0], 7.f);
+  EXPECT_EQ(y4[1], -8.f);
+  EXPECT_EQ(y4[2], 6.f);
+  EXPECT_EQ(y4[3], -8.f);
+  EXPECT_EQ(y4[4], 7.f);
+  EXPECT_EQ(y4[5], -7.f);
+  EXPECT_EQ(quantizeValue(-100.f, 1.f, 4), -8);
+  EXPECT_EQ(quantizeValue(100.f, 1.f, 4), 7);
+  // 4 bits with s = 14 -> step 2: 5 -> 2.5 -> 2 (even) -> 4.
+  EXPECT_EQ(fq({5.f}, 14.f, 4)[0], 4.f);
+}
+
+TEST(QuantNumerics, ZeroScaleGivesZeros) {
+  auto y = fq({0.f, 0.f, 0.f}, 0.f, 8);
+  for (float v : y) EXPECT_EQ(v, 0.f);
+  auto t = fq({1e-45f, -1e-45f}, 1e-45f, 8);  // step underflows to 0
+  for (float v : t) EXPECT_FALSE(std::isnan(v));
+  float w[3] = {0.f, 0.f, 0.f};
+  EXPECT_EQ(absMax(w, 3), 0.f);
+}
+
+TEST(QuantNumerics, AbsMaxAndChannels) {
+  const float x[6] = {1.f, -3.f, 2.f, -0.5f, 4.f, -6.f};
+  EXPECT_EQ(absMax(x, 6), 6.f);
+  float s[3];
+  channelAbsMax(x, 2, 3, 1, s);  // (2, 3): column maxima
+  EXPECT_EQ(s[0], 1.f);
+  EXPECT_EQ(s[1], 4.f);
+  EXPECT_EQ(s[2], 6.f);
+  channelAbsMax(x, 1, 2, 3, s);  // (2, 3) rows
+  EXPECT_EQ(s[0], 3.f);
+  EXPECT_EQ(s[1], 6.f);
+}
+
+class FakeQuantWeightTest : public ::testing::Test {
+ protected:
+  void SetUp() override { registerQuantOps(ops::OpRegistry::get()); }
+
+  // Runs FakeQuantWeight on w; returns y and fills `scale` (pre-sized).
+  Tensor run(const Tensor& w, Tensor& scale, const std::string& mode, int64_t axis,
+             bool training = true, int64_t bits = 8) {
+    ops::Attrs a;
+    a.set("bits", bits);
+    a.set("mode", mode);
+    a.set("axis", axis);
+    auto op = ops::OpRegistry::get().create(kFakeQuantWeightOp, a, "fqw");
+    Tensor wc = w, y;
+    ops::RunContext ctx;
+    ctx.training = training;
+    op->forward({&wc, &scale}, {&y}, ctx);
+    return y;
+  }
+};
+
+// W (2, 3) = [[127, 1.4, -2], [254, 3, 0.6]].
+Tensor fcWeight() { return Tensor::fromVector({2, 3}, {127.f, 1.4f, -2.f, 254.f, 3.f, 0.6f}); }
+
+TEST_F(FakeQuantWeightTest, ConvAxis0PerChannel) {
+  // (M=2, C=1, 1, 2): channel 0 abs-max 127 (step 1), channel 1 254 (step 2).
+  Tensor w = Tensor::fromVector({2, 1, 1, 2}, {127.f, 3.4f, -254.f, 5.2f});
+  Tensor s({2});
+  Tensor y = run(w, s, "channel_wise_abs_max", 0);
+  EXPECT_EQ(s.f32()[0], 127.f);
+  EXPECT_EQ(s.f32()[1], 254.f);
+  EXPECT_EQ(y.shape(), w.shape());
+  EXPECT_EQ(y.f32()[0], 127.f);
+  EXPECT_EQ(y.f32()[1], 3.f);
+  EXPECT_EQ(y.f32()[2], -254.f);
+  EXPECT_EQ(y.f32()[3], 6.f);  // 2.6 -> 3 levels of 2
+  // Per tensor the step is 2 for every channel: 3.4 -> 1.7 -> 2 -> 4.
+  Tensor s1({1});
+  Tensor yt = run(w, s1, "abs_max", 0);
+  EXPECT_EQ(s1.f32()[0], 254.f);
+  EXPECT_EQ(yt.f32()[1], 4.f);
+}
+
+TEST_F(FakeQuantWeightTest, GemmTransB1Axis0) {
+  // [N, K] weight: one scale per row.
+  Tensor s({2});
+  Tensor y = run(fcWeight(), s, "channel_wise_abs_max", 0);
+  EXPECT_EQ(s.f32()[0], 127.f);
+  EXPECT_EQ(s.f32()[1], 254.f);
+  const std::vector<float> want = {127.f, 1.f, -2.f, 254.f, 4.f, 0.f};  // 1.5 -> 2 levels, 0.3 -> 0
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(y.f32()[i], want[i]) << i;
+}
+
+TEST_F(FakeQuantWeightTest, GemmTransB0AndMatMulAxis1) {
+  // [K, N] weight: one scale per column; axis -1 is the same axis here.
+  for (int64_t axis : {1, -1}) {
+    Tensor s({3});
+    Tensor y = run(fcWeight(), s, "channel_wise_abs_max", axis);
+    EXPECT_EQ(s.f32()[0], 254.f);
+    EXPECT_EQ(s.f32()[1], 3.f);
+    EXPECT_EQ(s.f32()[2], 2.f);
+    EXPECT_EQ(y.f32()[0], 128.f);  // 127 / 2 = 63.5 -> 64 (even) levels of 2
+    EXPECT_EQ(y.f32()[3], 254.f);
+    EXPECT_FLOAT_EQ(y.f32()[1], 59.f * (3.f / 127.f));  // 1.4*127/3 = 59.27
+    EXPECT_FLOAT_EQ(y.f32()[4], 3.f);
+    EXPECT_FLOAT_EQ(y.f32()[2], -2.f);
+    EXPECT_FLOAT_EQ(y.f32()[5], 38.f * (2.f / 127.f));  // 0.6*127/2 = 38.1
+  }
+}
+
+TEST_F(FakeQuantWeightTest, ZeroWeightsAndInference) {
+  Tensor w({3, 2});  // zeros
+  Tensor s = Tensor::fromVector({3}, {5.f, 5.f, 5.f});
+  Tensor y = run(w, s, "channel_wise_abs_max", 0);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(s.f32()[i], 0.f);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(y.f32()[i], 0.f);
+  // Inference recomputes from the current weights too.
+  Tensor s2({2});
+  run(fcWeight(), s2, "channel_wise_abs_max", 0, /*training=*/false);
+  EXPECT_EQ(s2.f32()[1], 254.f);
+}
+
+TEST_F(FakeQuantWeightTest, BadScaleShapeAndAttrs) {
+  Tensor s({3});
+  EXPECT_THROW(run(fcWeight(), s, "channel_wise_abs_max", 0), Error);  // needs 2
+  EXPECT_THROW(run(fcWeight(), s, "channel_wise_abs_max", 2), Error);  // axis out of range
+  EXPECT_THROW(run(fcWeight(), s, "range_abs_max", 0), ModelError);
+  EXPECT_THROW(run(fcWeight(), s, "abs_max", 0, true, 1), ModelError);
+}
+
+TEST_F(FakeQuantWeightTest, StraightThroughGradient) {
+  auto op = ops::OpRegistry::get().create(kFakeQuantWeightOp, ops::Attrs{}, "fqw");
+  EXPECT_EQ(op->stateInputs(), std::vector<int>{1});
+  Tensor w = test::randomTensor({4, 3}, 7, -3.f, 3.f), s({4}), y, dw;
+  ops::RunContext ctx;
+  ctx.training = true;
+  op->forward({&w, &s}, {&y}, ctx);
+  Tensor dy = test::randomTensor({4, 3}, 8);
+  op->backward({&w, &s}, {&y}, {&dy}, {&dw, nullptr}, ctx);
+  ASSERT_EQ(dw.shape(), w.shape());
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(dw.f32()[i], dy.f32()[i]);
+  op->backward({&w, &s}, {&y}, {nullptr}, {&dw, nullptr}, ctx);
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(dw.f32()[i], 0.f);
+}
+
+TEST_F(FakeQuantWeightTest, RegistrationIsIdempotent) {
+  registerQuantOps(ops::OpRegistry::get());
+  registerQuantOps(ops::OpRegistry::get());
+  const auto types = ops::OpRegistry::get().types();
+  EXPECT_EQ(std::count(types.begin(), types.end(), kFakeQuantWeightOp), 1);
+  EXPECT_TRUE(ops::OpRegistry::get().has(kFakeQuantActOp));
+  EXPECT_TRUE(ops::OpRegistry::get().has(kPactOp));
+}
+
+}  // namespace
+}  // namespace slim::compress

@@ -1,0 +1,245 @@
+// FakeQuantAct observers (act-reference §4.4: moving average from 1.0,
+// Paddle's range_abs_max window, dynamic abs_max), cross-rank MAX sync,
+// straight-through gradient, and Pact (forward, hand-computed and
+// finite-difference gradients, identity at inference).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "tests/unit/ops/gradcheck.h"
+#include "trainer/compress/quant/numerics.h"
+#include "trainer/compress/quant/quant_ops.h"
+
+namespace slim::compress {
+namespace {
+
+// Observer harness: the op plus its state tensors, reused across batches.
+struct Observer {
+  std::unique_ptr<ops::Op> op;
+  std::vector<Tensor> state;  // scale, then mode-specific buffers
+
+  Observer(const std::string& mode, int64_t window = 3, float rate = 0.9f) {
+    registerQuantOps(ops::OpRegistry::get());
+    ops::Attrs a;
+    a.set("bits", int64_t{8});
+    a.set("mode", mode);
+    a.set("moving_rate", rate);
+    a.set("window_size", window);
+    op = ops::OpRegistry::get().create(kFakeQuantActOp, a, "fqa");
+    state.push_back(Tensor::fromVector({1}, {kActScaleInit}));
+    if (mode == "moving_average_abs_max") {
+      state.push_back(Tensor::fromVector({1}, {kEmaInit}));
+      state.push_back(Tensor::fromVector({1}, {kEmaInit}));
+    } else if (mode == "range_abs_max") {
+      state.push_back(Tensor({window}));
+      state.push_back(Tensor({1}));
+    }
+  }
+  // One batch whose abs-max is `m` (values {m/2, -m, 0}); returns y.
+  Tensor step(float m, bool training = true, ops::StateSync* sync = nullptr) {
+    Tensor x = Tensor::fromVector({3}, {m / 2, -m, 0.f});
+    return run(x, training, sync);
+  }
+  Tensor run(Tensor& x, bool training, ops::StateSync* sync = nullptr) {
+    std::vector<Tensor*> in = {&x};
+    for (auto& s : state) in.push_back(&s);
+    Tensor y;
+    ops::RunContext ctx;
+    ctx.training = training;
+    ctx.sync = sync;
+    op->forward(in, {&y}, ctx);
+    return y;
+  }
+  float scale() const { return state[0].f32()[0]; }
+};
+
+TEST(FakeQuantAct, MovingAverageFromOne) {
+  Observer o("moving_average_abs_max");
+  EXPECT_EQ(o.op->stateInputs(), (std::vector<int>{1, 2, 3}));
+  // Paddle: state = 0.9 state + 1; accum = 0.9 accum + m; scale = accum / state.
+  const float ms[3] = {2.f, 4.f, 1.f};
+  const double want_state[3] = {1.9, 2.71, 3.439};
+  const double want_accum[3] = {2.9, 6.61, 6.949};
+  for (int t = 0; t < 3; ++t) {
+    Tensor y = o.step(ms[t]);
+    EXPECT_NEAR(o.state[1].f32()[0], want_state[t], 1e-5) << "batch " << t;
+    EXPECT_NEAR(o.state[2].f32()[0], want_accum[t], 1e-5) << "batch " << t;
+    EXPECT_NEAR(o.scale(), want_accum[t] / want_state[t], 1e-5) << "batch " << t;
+    // The batch is quantized with the updated scale.
+    const float x[3] = {ms[t] / 2, -ms[t], 0.f};
+    float want[3];
+    fakeQuantize(x, want, 3, o.scale(), 8);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(y.f32()[i], want[i]);
+  }
+  // Inference uses the stored scale and changes nothing.
+  const float s = o.scale();
+  Tensor x = Tensor::fromVector({2}, {100.f, 0.5f});
+  Tensor y = o.run(x, false);
+  EXPECT_EQ(o.scale(), s);
+  EXPECT_NEAR(o.state[1].f32()[0], 3.439, 1e-5);
+  EXPECT_FLOAT_EQ(y.f32()[0], 127.f * quantStep(s, 8));  // saturates at the stored scale
+}
+
+TEST(FakeQuantAct, RangeAbsMaxWindowWrapsAround) {
+  Observer o("range_abs_max", /*window=*/3);
+  // Batch maxima and the expected window max (Paddle writes slot it mod 3
+  // with it = 1, 2, ...; the counter wraps from 6 back to 3).
+  const float ms[9] = {5.f, 2.f, 3.f, 1.f, 0.5f, 4.f, 0.2f, 0.1f, 0.3f};
+  const float want_scale[9] = {5.f, 5.f, 5.f, 3.f, 3.f, 4.f, 4.f, 4.f, 0.3f};
+  const float want_counter[9] = {1, 2, 3, 4, 5, 3, 4, 5, 3};
+  for (int t = 0; t < 9; ++t) {
+    o.step(ms[t]);
+    EXPECT_EQ(o.scale(), want_scale[t]) << "batch " << t;
+    EXPECT_EQ(o.state[2].f32()[0], want_counter[t]) << "batch " << t;
+    const int slot = static_cast<int>(want_counter[t]) % 3;
+    EXPECT_EQ(o.state[1].f32()[slot], ms[t]) << "batch " << t;
+  }
+  // Window after batch 9: slots {0: 0.3, 1: 0.2, 2: 0.1}.
+  EXPECT_EQ(o.state[1].f32()[0], 0.3f);
+  EXPECT_EQ(o.state[1].f32()[1], 0.2f);
+  EXPECT_EQ(o.state[1].f32()[2], 0.1f);
+  // Inference: stored scale, no counter change.
+  o.step(50.f, false);
+  EXPECT_EQ(o.scale(), 0.3f);
+  EXPECT_EQ(o.state[2].f32()[0], 3.f);
+}
+
+TEST(FakeQuantAct, RangeAbsMaxKeepsPaddleInitialScale) {
+  // Paddle's scale starts at 0.001; a smaller first batch max does not lower it.
+  Observer o("range_abs_max", 4);
+  o.step(0.0005f);
+  EXPECT_EQ(o.scale(), kActScaleInit);
+  o.step(0.25f);
+  EXPECT_EQ(o.scale(), 0.25f);
+}
+
+TEST(FakeQuantAct, AbsMaxIsDynamicAtInference) {
+  Observer o("abs_max");
+  EXPECT_EQ(o.op->stateInputs(), std::vector<int>{1});
+  o.step(6.f);
+  EXPECT_EQ(o.scale(), 6.f);
+  // Inference: this batch's abs-max (127 -> step 1), buffer untouched.
+  Tensor x = Tensor::fromVector({3}, {127.f, 2.5f, -3.5f});
+  Tensor y = o.run(x, false);
+  EXPECT_EQ(o.scale(), 6.f);
+  EXPECT_EQ(y.f32()[0], 127.f);
+  EXPECT_EQ(y.f32()[1], 2.f);
+  EXPECT_EQ(y.f32()[2], -4.f);
+  // All-zero batch: scale 0, zeros out, no NaN.
+  Tensor z({4});
+  Tensor yz = o.run(z, true);
+  EXPECT_EQ(o.scale(), 0.f);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(yz.f32()[i], 0.f);
+}
+
+// A fake cross-rank sync: another rank saw a max of `other`.
+struct FakeSync : ops::StateSync {
+  float other;
+  int calls = 0;
+  explicit FakeSync(float o) : other(o) {}
+  void allreduce(float* data, size_t n, ops::SyncOp op) override {
+    ++calls;
+    ASSERT_EQ(n, 1u);
+    ASSERT_EQ(op, ops::SyncOp::kMax);
+    data[0] = std::max(data[0], other);
+  }
+};
+
+TEST(FakeQuantAct, SyncedMaxDrivesTheUpdate) {
+  for (const char* mode : {"abs_max", "moving_average_abs_max", "range_abs_max"}) {
+    Observer local(mode), synced(mode);
+    FakeSync sync(10.f);
+    local.step(2.f);
+    Tensor y = synced.step(2.f, true, &sync);
+    EXPECT_EQ(sync.calls, 1) << mode;
+    Observer ref(mode);  // a single rank that saw the max of 10 itself
+    ref.step(10.f);
+    EXPECT_EQ(synced.scale(), ref.scale()) << mode;
+    EXPECT_NE(synced.scale(), local.scale()) << mode;
+    float want[3];
+    const float x[3] = {1.f, -2.f, 0.f};
+    fakeQuantize(x, want, 3, synced.scale(), 8);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(y.f32()[i], want[i]) << mode;
+    synced.step(2.f, false, &sync);  // inference never synchronises
+    EXPECT_EQ(sync.calls, 1) << mode;
+  }
+}
+
+TEST(FakeQuantAct, StraightThroughGradient) {
+  Observer o("moving_average_abs_max");
+  Tensor x = test::randomTensor({2, 5}, 3, -4.f, 4.f);
+  o.run(x, true);
+  Tensor dy = test::randomTensor({2, 5}, 4), dx;
+  std::vector<Tensor*> in = {&x, &o.state[0], &o.state[1], &o.state[2]};
+  Tensor y;
+  ops::RunContext ctx;
+  o.op->backward(in, {&y}, {&dy}, {&dx, nullptr, nullptr, nullptr}, ctx);
+  ASSERT_EQ(dx.shape(), x.shape());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(dx.f32()[i], dy.f32()[i]);
+}
+
+TEST(FakeQuantAct, BadStateAndAttrs) {
+  Observer o("moving_average_abs_max");
+  o.state.pop_back();
+  EXPECT_THROW(o.step(1.f), Error);
+  ops::Attrs a;
+  a.set("mode", std::string("channel_wise_abs_max"));
+  EXPECT_THROW(ops::OpRegistry::get().create(kFakeQuantActOp, a, "x"), ModelError);
+  a.set("mode", std::string("moving_average_abs_max"));
+  a.set("moving_rate", 1.f);
+  EXPECT_THROW(ops::OpRegistry::get().create(kFakeQuantActOp, a, "x"), ModelError);
+}
+
+// Pact ---------------------------------------------------------------------
+
+std::unique_ptr<ops::Op> pact() {
+  registerQuantOps(ops::OpRegistry::get());
+  return ops::OpRegistry::get().create(kPactOp, ops::Attrs{}, "pact");
+}
+
+TEST(Pact, ForwardAndHandGradients) {
+  auto op = pact();
+  Tensor x = Tensor::fromVector({5}, {-3.f, -1.f, 0.5f, 2.f, 3.f});
+  Tensor alpha = Tensor::fromVector({1}, {2.f});
+  Tensor y, dx, da;
+  ops::RunContext ctx;
+  ctx.training = true;
+  op->forward({&x, &alpha}, {&y}, ctx);
+  const std::vector<float> want = {-2.f, -1.f, 0.5f, 2.f, 2.f};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(y.f32()[i], want[i]);
+  Tensor g = Tensor::fromVector({5}, {1.f, 2.f, 3.f, 4.f, 5.f});
+  op->backward({&x, &alpha}, {&y}, {&g}, {&dx, &da}, ctx);
+  // dx passes inside [-2, 2] (boundary included); dalpha = 5 - 1.
+  const std::vector<float> want_dx = {0.f, 2.f, 3.f, 4.f, 0.f};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(dx.f32()[i], want_dx[i]);
+  EXPECT_EQ(da.f32()[0], 4.f);
+}
+
+TEST(Pact, FiniteDifferenceAwayFromKinks) {
+  registerQuantOps(ops::OpRegistry::get());
+  Tensor x = test::randomTensor({3, 8}, 11, -3.f, 3.f);
+  const float alpha = 1.3f;
+  for (int64_t i = 0; i < x.numel(); ++i) {  // keep |x| at least 0.1 from alpha
+    float& v = x.f32()[i];
+    if (std::fabs(std::fabs(v) - alpha) < 0.1f) v += v > 0 ? 0.25f : -0.25f;
+  }
+  test::gradCheck(kPactOp, ops::Attrs{}, {x, Tensor::fromVector({1}, {alpha})}, 1);
+}
+
+TEST(Pact, IdentityAtInference) {
+  auto op = pact();
+  Tensor x = Tensor::fromVector({3}, {-30.f, 1.f, 30.f});
+  Tensor alpha = Tensor::fromVector({1}, {2.f});
+  Tensor y, dx, da;
+  ops::RunContext ctx;  // training = false
+  op->forward({&x, &alpha}, {&y}, ctx);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(y.f32()[i], x.f32()[i]);
+  Tensor g = Tensor::fromVector({3}, {1.f, 1.f, 1.f});
+  op->backward({&x, &alpha}, {&y}, {&g}, {&dx, &da}, ctx);
+  EXPECT_EQ(dx.f32()[0], 1.f);
+  EXPECT_EQ(da.f32()[0], 0.f);
+}
+
+}  // namespace
+}  // namespace slim::compress

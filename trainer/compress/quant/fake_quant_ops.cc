@@ -1,0 +1,195 @@
+// FakeQuantWeight and FakeQuantAct (semantics in quant_ops.h). Both are
+// straight-through in backward; their scale/observer inputs are state inputs
+// written in place, so the graph buffers always hold the latest scales.
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <string>
+
+#include "trainer/compress/quant/numerics.h"
+#include "trainer/compress/quant/quant_ops.h"
+
+namespace slim::compress {
+namespace {
+
+int readBits(const ops::Attrs& a) {
+  const int64_t b = a.getInt("bits", 8);
+  if (b < 2 || b > 16) SLIM_THROW(ModelError, "attribute bits must be in 2..16, got ", b);
+  return static_cast<int>(b);
+}
+
+// Checks that state input i exists, is float32 and holds n values.
+Tensor& stateTensor(const std::vector<Tensor*>& in, size_t i, int64_t n, const std::string& label,
+                    const char* what) {
+  SLIM_ENFORCE(in.size() > i && in[i], label, ": missing ", what, " input (#", i, ")");
+  Tensor& t = *in[i];
+  SLIM_ENFORCE(t.dtype() == DType::kF32 && t.numel() == n, label, ": ", what,
+               " must be float32 with ", n, " value(s), got ", dtypeName(t.dtype()), " ",
+               shapeStr(t.shape()));
+  return t;
+}
+
+// Straight-through estimator: dx = dy (zeros when no gradient flows in).
+void passThrough(const std::vector<Tensor*>& in, const std::vector<const Tensor*>& dout,
+                 const std::vector<Tensor*>& din) {
+  if (din.empty() || !din[0]) return;
+  din[0]->resize(in[0]->shape());
+  if (dout[0])
+    din[0]->copyFrom(*dout[0]);
+  else
+    din[0]->zero();
+}
+
+class FakeQuantWeightOp : public ops::Op {
+ public:
+  explicit FakeQuantWeightOp(const ops::Attrs& a)
+      : bits_(readBits(a)), mode_(a.getString("mode", "channel_wise_abs_max")),
+        axis_(a.getInt("axis", 0)) {
+    if (mode_ != "abs_max" && mode_ != "channel_wise_abs_max")
+      SLIM_THROW(ModelError, "FakeQuantWeight mode must be abs_max or channel_wise_abs_max, got '",
+                 mode_, "'");
+  }
+
+  std::vector<int> stateInputs() const override { return {1}; }
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               ops::RunContext&) override {
+    SLIM_ENFORCE(!in.empty() && in[0], label, ": missing weight input");
+    const Tensor& w = *in[0];
+    Tensor& y = *out[0];
+    y.resize(w.shape());
+    if (mode_ == "abs_max") {
+      float* s = stateTensor(in, 1, 1, label, "scale").f32();
+      s[0] = absMax(w.f32(), w.numel());
+      fakeQuantize(w.f32(), y.f32(), w.numel(), s[0], bits_);
+      return;
+    }
+    // w viewed as (outer, C, inner) around the quantization axis.
+    const int r = w.ndim();
+    const int axis = axis_ < 0 ? static_cast<int>(axis_) + r : static_cast<int>(axis_);
+    SLIM_ENFORCE(axis >= 0 && axis < r, label, ": axis ", axis_, " out of range for weight ",
+                 shapeStr(w.shape()));
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; ++d) outer *= w.dim(d);
+    for (int d = axis + 1; d < r; ++d) inner *= w.dim(d);
+    const int64_t C = w.dim(axis);
+    float* s = stateTensor(in, 1, C, label, "per-channel scale").f32();
+    channelAbsMax(w.f32(), outer, C, inner, s);
+    fakeQuantizeChannels(w.f32(), y.f32(), outer, C, inner, s, bits_);
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                ops::RunContext&) override {
+    passThrough(in, dout, din);
+  }
+
+ private:
+  int bits_;
+  std::string mode_;
+  int64_t axis_;
+};
+
+class FakeQuantActOp : public ops::Op {
+ public:
+  explicit FakeQuantActOp(const ops::Attrs& a)
+      : bits_(readBits(a)), mode_(a.getString("mode", "moving_average_abs_max")),
+        rate_(a.getFloat("moving_rate", 0.9f)), window_(a.getInt("window_size", 10000)) {
+    if (mode_ != "abs_max" && mode_ != "moving_average_abs_max" && mode_ != "range_abs_max")
+      SLIM_THROW(ModelError,
+                 "FakeQuantAct mode must be abs_max, moving_average_abs_max or range_abs_max, got '",
+                 mode_, "'");
+    if (!(rate_ > 0.f && rate_ < 1.f))
+      SLIM_THROW(ModelError, "moving_rate must be in (0, 1), got ", rate_);
+    if (window_ < 1 || window_ >= (int64_t{1} << 23))
+      SLIM_THROW(ModelError, "window_size must be in 1..2^23-1, got ", window_);
+  }
+
+  std::vector<int> stateInputs() const override {
+    if (mode_ == "abs_max") return {1};
+    return {1, 2, 3};
+  }
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               ops::RunContext& ctx) override {
+    SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
+    const Tensor& x = *in[0];
+    float& scale = stateTensor(in, 1, 1, label, "scale").f32()[0];
+    float s = scale;
+    if (ctx.training) {
+      float m = absMax(x.f32(), x.numel());
+      // SEMANTICS.md "Synchronisation": global batch abs-max before the update.
+      if (ctx.sync) ctx.sync->allreduce(&m, 1, ops::SyncOp::kMax);
+      if (mode_ == "abs_max")
+        s = m;
+      else if (mode_ == "moving_average_abs_max")
+        s = updateMovingAverage(in, m);
+      else
+        s = updateRange(in, m, scale);
+      scale = s;
+    } else if (mode_ == "abs_max") {
+      s = absMax(x.f32(), x.numel());  // dynamic at inference; buffer untouched
+    }
+    out[0]->resize(x.shape());
+    fakeQuantize(x.f32(), out[0]->f32(), x.numel(), s, bits_);
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                ops::RunContext&) override {
+    passThrough(in, dout, din);
+  }
+
+ private:
+  // Paddle FindMovingAverageAbsMaxFunctor, in float like the Paddle kernel.
+  float updateMovingAverage(const std::vector<Tensor*>& in, float m) {
+    float& state = stateTensor(in, 2, 1, label, "moving-average state").f32()[0];
+    float& accum = stateTensor(in, 3, 1, label, "moving-average accum").f32()[0];
+    state = rate_ * state + 1.f;
+    accum = rate_ * accum + m;
+    return accum / state;
+  }
+
+  // Paddle FindRangeAbsMaxFunctor with the @STEP_COUNTER@ increment before it.
+  float updateRange(const std::vector<Tensor*>& in, float cur, float last) {
+    float* win = stateTensor(in, 2, window_, label, "range window").f32();
+    float& counter = stateTensor(in, 3, 1, label, "range counter").f32()[0];
+    SLIM_ENFORCE(counter >= 0.f && counter == std::floor(counter) && counter < 2.f * window_,
+                 label, ": range counter must be an integer in [0, 2*window_size), got ",
+                 counter);
+    int64_t it = static_cast<int64_t>(counter) + 1;
+    if (it >= 2 * window_) it -= window_;  // keeps it mod W and min(it, W)
+    counter = static_cast<float>(it);
+    const int64_t idx = it % window_;
+    const float removed = win[idx];
+    win[idx] = cur;
+    if (last < cur) return cur;
+    if (std::fabs(removed - last) < 1e-6) {  // compared in double, as Paddle
+      // Paddle's max over the first min(it, W) entries (entry 0 when empty).
+      const int64_t size = std::min(it, window_);
+      float mx = std::fabs(win[0]);
+      for (int64_t i = 1; i < size; ++i) mx = std::max(mx, std::fabs(win[i]));
+      return mx;
+    }
+    return last;
+  }
+
+  int bits_;
+  std::string mode_;
+  float rate_;
+  int64_t window_;
+};
+
+}  // namespace
+
+void registerQuantOps(ops::OpRegistry& r) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  if (r.has(kFakeQuantWeightOp) && r.has(kFakeQuantActOp) && r.has(kPactOp)) return;
+  r.add(kFakeQuantWeightOp,
+        [](const ops::Attrs& a) { return std::make_unique<FakeQuantWeightOp>(a); });
+  r.add(kFakeQuantActOp, [](const ops::Attrs& a) { return std::make_unique<FakeQuantActOp>(a); });
+  detail::registerPactOp(r);
+}
+
+}  // namespace slim::compress

@@ -1,0 +1,15 @@
+// Compute threads inside one rank (OpenMP, which Eigen's GEMM also uses).
+// Ranks x threads should equal the cores of a node: the launcher picks
+// cores / ranks-on-this-node unless Global.num_threads says otherwise.
+#pragma once
+
+namespace slim {
+
+/// Sets the number of compute threads of this process (>= 1).
+void setComputeThreads(int n);
+/// Current number of compute threads.
+int computeThreads();
+/// max(1, online cores / local_ranks).
+int defaultComputeThreads(int local_ranks);
+
+}  // namespace slim

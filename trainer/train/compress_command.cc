@@ -1,0 +1,164 @@
+// The compress subcommand: passes + the shared training loop + outputs.
+// Pass order follows ACT (act-reference §1): masks, teacher merge, loss,
+// then fake quantization (teacher ops are never quantized).
+#include "trainer/train/compress_command.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "trainer/compress/distill/distill_loss.h"
+#include "trainer/compress/distill/teacher_merge.h"
+#include "trainer/compress/prune/pruner.h"
+#include "trainer/compress/quant/qat_pass.h"
+#include "trainer/core/log.h"
+#include "trainer/models/load.h"
+#include "trainer/models/onnx/onnx_export.h"
+#include "trainer/train/compress_hooks.h"
+#include "trainer/train/trainer.h"
+
+namespace slim::train {
+namespace {
+
+graph::Graph loadTeacher(const config::Config& cfg, const graph::Graph& student) {
+  const config::Distillation& d = *cfg.distill;
+  if (d.teacher_model_dir.empty()) return student.clone();  // ACT: the original model
+  graph::Graph t = models::loadModelFrom(d.teacher_model_dir, d.teacher_model_filename,
+                                         d.teacher_params_filename);
+  for (auto& v : t.inputs)
+    if (!v.shape.empty()) v.shape[0] = -1;
+  return t;
+}
+
+std::string jsonStrings(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + jsonString(v[i]);
+  return s + "]";
+}
+
+// The deployable student: the original graph with each quantized weight
+// replaced by its fake-quantized (and masked) value from the last inference
+// forward. Activation quantizers are not represented (QDQ export: issue 7).
+void exportStudent(const graph::Graph& original, graph::Executor& ex,
+                   const compress::QatInfo* qat, const std::string& path) {
+  graph::Graph out = original.clone();
+  if (qat != nullptr)
+    for (const auto& w : qat->weights)
+      if (out.isInitializer(w.param) && ex.hasValue(w.quantized))
+        out.initializers[w.param] = ex.value(w.quantized).clone();
+  models::exportOnnx(out, path);
+}
+
+}  // namespace
+
+int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_resume) {
+  if (!cfg.distill)
+    SLIM_THROW(ConfigError, "compress: the config has no Distillation section; ACT trains on the "
+               "distillation loss from the original model (add `Distillation: {}` for the "
+               "default nodes and l2 loss)");
+  if (!cfg.quant && !cfg.prune && !cfg.train.sparse_model)
+    log::warn0("compress: no Quantization/QuantAware or UnstructurePrune section: running "
+               "plain distillation");
+  data::Dataset train = loadData(cfg.global.data, false);
+  data::Dataset eval = loadData(cfg.global.data, true);
+
+  // 1. Student (trained) and teacher (frozen copy, or Distillation.teacher_model_dir).
+  graph::Graph original = loadConfiguredModel(cfg.global);
+  for (auto& v : original.inputs)
+    if (!v.shape.empty()) v.shape[0] = -1;
+  if (original.inputs.size() != 1 || original.outputs.size() != 1)
+    SLIM_THROW(ModelError, "compress: model must have one input and one output (has ",
+               original.inputs.size(), " and ", original.outputs.size(), ")");
+  graph::Graph teacher = loadTeacher(cfg, original);
+  graph::Graph g = original;  // shallow: trained weights are visible through `original`
+  const std::string image = g.inputs[0].name, logits = g.outputs[0].name;
+
+  // 2. Masks (iterations per epoch decide the automatic GMP schedule).
+  const int64_t world = comm.size();
+  const int64_t per_epoch = train.size() / (cfg.global.batch_size * world);
+  const int64_t total = totalIterations(cfg.train, per_epoch);
+  std::unique_ptr<compress::Pruner> pruner;
+  if (cfg.prune)
+    pruner = std::make_unique<compress::Pruner>(g, *cfg.prune, total);
+  else if (cfg.train.sparse_model)
+    pruner = std::make_unique<compress::Pruner>(compress::Pruner::sparseModel(g));
+
+  // 3. Teacher merge, 4. distillation objective, 5. fake quantization.
+  compress::TeacherInfo tinfo = compress::mergeTeacher(g, teacher);
+  compress::DistillLoss dl = compress::buildDistillLoss(g, *cfg.distill, logits, "label");
+  std::unique_ptr<compress::QatInfo> qat;
+  if (cfg.quant) qat = std::make_unique<compress::QatInfo>(compress::insertQat(g, *cfg.quant));
+
+  if (comm.rank() == 0) {
+    log::info("compress: ", original.name, ", ", pruner ? pruner->candidates().size() : 0,
+              " pruned parameters, ", qat ? qat->nodes.size() : 0, " quantized ops, ",
+              dl.terms.size(), " distillation pairs, ", total, " iterations");
+    if (qat) log::info(compress::describeQat(*qat));
+    for (const auto& p : pairStrings(dl)) log::info("distill: ", p);
+  }
+
+  GraphIo io{image, dl.needs_labels ? dl.label_input : "", logits, dl.objective};
+  Trainer trainer(cfg, g, io, comm);
+  trainer.setForceResume(force_resume);
+  trainer.setKeepBest(true);
+  std::vector<std::string> terms;
+  for (const auto& [loss, tensor] : dl.by_loss) terms.push_back(tensor);
+  trainer.setLossTerms(terms);
+  const std::string teacher_logits =
+      tinfo.outputs.empty() ? "teacher_" + logits : tinfo.outputs[0];
+  trainer.addEvalTarget("teacher", teacher_logits);
+  std::unique_ptr<PruneHooks> prune_hooks;
+  std::unique_ptr<PactHooks> pact_hooks;
+  if (pruner) {
+    prune_hooks = std::make_unique<PruneHooks>(*pruner, comm);
+    trainer.addHooks(prune_hooks.get());
+  }
+  if (qat && !qat->pact_alphas.empty()) {
+    pact_hooks = std::make_unique<PactHooks>(qat->pact_alphas);
+    trainer.addHooks(pact_hooks.get());
+  }
+
+  TrainResult res = trainer.run(train, eval);
+  if (res.stopped_on_signal) return kExitCheckpointed;
+
+  // Outputs: the best evaluation's weights (ACT exports the best model).
+  trainer.restoreBest();
+  if (pruner) pruner->applyToWeights();
+  auto r = trainer.evaluateAll(eval);
+  if (comm.rank() != 0) return kExitOk;
+  const std::string dir = cfg.global.save_dir;
+  std::filesystem::create_directories(dir);
+  exportStudent(original, trainer.executor(), qat.get(), dir + "/model.onnx");
+
+  JsonObject rep;
+  rep.add("model", original.name);
+  rep.add("teacher_top1", r.count("teacher_top1") ? r["teacher_top1"].top1 : NAN);
+  rep.add("student_top1", r.count("top1") ? r["top1"].top1 : NAN);
+  rep.add("best_iter", res.best_iter).add("iterations", res.iterations);
+  rep.add("images_per_s", res.images_per_s).add("world_size", static_cast<int64_t>(world));
+  rep.add("early_stopped", res.early_stopped).add("final_loss", res.final_loss);
+  if (pruner) {
+    JsonObject per;
+    for (const auto& [name, sp] : pruner->paramSparsity()) per.add(name, sp);
+    JsonObject sp;
+    sp.add("overall", pruner->sparsity()).add("ratio", pruner->ratio()).addRaw("per_parameter", per.str());
+    rep.addRaw("sparsity", sp.str());
+  }
+  if (qat) {
+    JsonObject q;
+    q.add("count", static_cast<int64_t>(qat->nodes.size())).addRaw("names", jsonStrings(qat->nodeNames()));
+    q.add("weight_bits", static_cast<int64_t>(qat->weight_bits));
+    q.add("activation_bits", static_cast<int64_t>(qat->activation_bits));
+    rep.addRaw("quantized_ops", q.str());
+  }
+  rep.addRaw("distill_pairs", jsonStrings(pairStrings(dl)));
+  rep.add("output", dir + "/model.onnx");
+  std::ofstream(dir + "/report.json") << rep.str() << "\n";
+  std::printf("%s\n", rep.str().c_str());
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+}  // namespace slim::train
