@@ -9,6 +9,7 @@
 
 #include "comm/registry.h"
 #include "launcher/cli.h"
+#include "trainer/compress/export/qdq_ops.h"
 #include "launcher/tools.h"
 #include "slim_config.h"
 #include "trainer/config/config.h"
@@ -59,6 +60,9 @@ int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& c
 int run(int argc, char** argv) {
   std::unique_ptr<comm::Communicator> comm;
   try {
+    // QuantizeLinear/DequantizeLinear kernels: INT8 QDQ models (slimtrain's
+    // exports) then run in eval, infer and inspect too.
+    compress::registerQdqOps(ops::OpRegistry::get());
     CommandLine cl = parseCommandLine(argc, argv);
     if (cl.help) {
       std::cout << usage(cl.command);

@@ -14,9 +14,10 @@ for c in train compress eval inspect infer export checkpoint; do expect 0 "usage
 expect 2 "unknown command 'trian'" "$BIN" trian
 expect 2 "unknown option '--bogus'" "$BIN" train x.yaml --bogus
 tmp=$(mktemp -d)
-printf 'Global:\n  batch_size: 64\nTrainConfig:\n  epocs: 1\n' > "$tmp/bad.yaml"
-expect 2 "epochs" "$BIN" train "$tmp/bad.yaml"
-expect 2 "line 4" "$BIN" train "$tmp/bad.yaml"
+sed 's/^  epochs: 3/  epocs: 3/' "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" > "$tmp/bad.yaml"
+line=$(grep -n "epocs" "$tmp/bad.yaml" | cut -d: -f1)
+expect 2 "did you mean 'epochs'" "$BIN" train "$tmp/bad.yaml"
+expect 2 "line $line" "$BIN" train "$tmp/bad.yaml"
 expect 2 "does not exist" "$BIN" eval "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" --model "$tmp/none.onnx"
 head -c 100 /dev/urandom > "$tmp/junk.onnx"
 expect 2 "junk.onnx" "$BIN" eval "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" --model "$tmp/junk.onnx"

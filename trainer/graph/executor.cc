@@ -4,9 +4,58 @@
 #include "trainer/graph/executor.h"
 
 #include <algorithm>
+#include <ctime>
+#include <cstdio>
+#include <cstdlib>
 #include <unordered_map>
 
 namespace slim::graph {
+
+namespace {
+
+// Profile clock: CPU time of the whole process (all threads), which is far
+// less sensitive to other load on the machine than wall time.
+struct ProfClock {
+  using time_point = double;
+  static double now() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+  }
+};
+
+// Process-wide per-op-type CPU-time table, enabled by SLIM_PROFILE=1 and
+// printed to stderr at exit. Off by default: one getenv per executor.
+struct Profile {
+  struct Row { double fwd = 0, bwd = 0; long calls = 0; };
+  std::map<std::string, Row> rows;
+  ~Profile() {
+    double tf = 0, tb = 0;
+    for (const auto& kv : rows) { tf += kv.second.fwd; tb += kv.second.bwd; }
+    std::fprintf(stderr, "SLIM_PROFILE %-28s %10s %10s %8s\n", "op", "fwd_cpu_ms", "bwd_cpu_ms", "calls");
+    for (const auto& kv : rows)
+      std::fprintf(stderr, "SLIM_PROFILE %-28s %10.1f %10.1f %8ld\n", kv.first.c_str(),
+                   kv.second.fwd * 1e3, kv.second.bwd * 1e3, kv.second.calls);
+    std::fprintf(stderr, "SLIM_PROFILE %-28s %10.1f %10.1f\n", "total", tf * 1e3, tb * 1e3);
+  }
+};
+
+// SLIM_PROFILE=2 keys rows by node ("type name") instead of op type.
+bool profilePerNode() {
+  const char* e = std::getenv("SLIM_PROFILE");
+  return e && std::string(e) == "2";
+}
+
+Profile* profileIfEnabled() {
+  const char* e = std::getenv("SLIM_PROFILE");
+  if (!e || !*e || std::string(e) == "0") return nullptr;
+  static Profile p;
+  return &p;
+}
+
+double secondsSince(double t0) { return ProfClock::now() - t0; }
+
+}  // namespace
 
 struct Executor::Impl {
   std::unordered_map<std::string, int> id;  // tensor name -> value id
@@ -23,6 +72,9 @@ struct Executor::Impl {
   std::vector<int> param_ids;
   std::vector<int> param_uses;              // backward consumers per value id
   std::vector<int> initializer_ids;
+  // SLIM_PROFILE=1: per-op-type forward/backward seconds, printed at exit.
+  Profile* profile = nullptr;
+  std::vector<std::string> profile_key;     // per node: row of the profile table
 
   int idOf(const std::string& n) {
     auto it = id.find(n);
@@ -38,6 +90,10 @@ Executor::Executor(Graph& g) : graph_(g), impl_(std::make_unique<Impl>()) {
   graph_.topoSort();
   graph_.validate();
   Impl& m = *impl_;
+  m.profile = profileIfEnabled();
+  if (m.profile)
+    for (const auto& nd : graph_.nodes)
+      m.profile_key.push_back(profilePerNode() ? nd.op_type + " " + nd.name : nd.op_type);
   for (const auto& v : graph_.inputs) m.idOf(v.name);
   for (const auto& kv : graph_.initializers) m.initializer_ids.push_back(m.idOf(kv.first));
   for (const auto& nd : graph_.nodes) {
@@ -121,7 +177,15 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     out.clear();
     for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
     for (int k : m.node_out[i]) out.push_back(&m.values[k]);
+    if (!m.profile) {
+      ops_[i]->forward(in, out, ctx);
+      continue;
+    }
+    const auto t0 = ProfClock::now();
     ops_[i]->forward(in, out, ctx);
+    auto& row = m.profile->rows[m.profile_key[i]];
+    row.fwd += secondsSince(t0);
+    row.calls++;
   }
 }
 
@@ -188,7 +252,9 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
       for (int k : m.node_out[i]) out.push_back(&m.values[k]);
       for (size_t j = 0; j < need.size(); ++j)
         din.push_back(need[j] ? &m.scratch[i][j] : nullptr);
+      const auto t0 = m.profile ? ProfClock::now() : 0.0;
       ops_[i]->backward(in, out, dout, din, ctx);
+      if (m.profile) m.profile->rows[m.profile_key[i]].bwd += secondsSince(t0);
       for (size_t j = 0; j < need.size(); ++j) {
         if (!need[j]) continue;
         int k = m.node_in[i][j];

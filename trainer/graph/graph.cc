@@ -120,6 +120,7 @@ void Graph::validate() const {
 }
 
 void Graph::pruneUnused() {
+  topoSort();  // the backward sweep below needs consumers after producers
   std::set<std::string> needed;
   for (const auto& o : outputs) needed.insert(o.name);
   std::vector<bool> keep(nodes.size(), false);

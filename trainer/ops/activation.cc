@@ -7,6 +7,7 @@
 
 #include "trainer/ops/fast_math.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::ops {
 namespace {
@@ -28,7 +29,9 @@ class PointwiseOp : public Op {
     float* yp = out[0]->f32();
     const int64_t n = x.numel();
     const F f = f_;
-    for (int64_t i = 0; i < n; ++i) yp[i] = f.fwd(xp[i]);
+    detail::parallelRange(n, kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) yp[i] = f.fwd(xp[i]);
+    });
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
@@ -47,13 +50,16 @@ class PointwiseOp : public Op {
     float* dx = din[0]->f32();
     const int64_t n = x.numel();
     const F f = f_;
-    for (int64_t i = 0; i < n; ++i) dx[i] = f.bwd(xp[i], yp[i], g[i]);
+    detail::parallelRange(n, kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) dx[i] = f.bwd(xp[i], yp[i], g[i]);
+    });
   }
 
   std::vector<int> nonDiffInputs() const override { return {1, 2}; }
 
  protected:
   virtual void prepare(const std::vector<Tensor*>&) {}
+  static constexpr int64_t kGrain = 1 << 15;  // elements per thread at least
   F f_;
 };
 

@@ -1,14 +1,17 @@
 // Conv (ONNX, 2-D): grouped convolution with any stride, padding and
 // dilation. Three paths: 1x1/stride-1/no-pad convs are a GEMM straight on the
 // input, depthwise convs (group == C) use a direct kernel, everything else is
-// im2col + GEMM per image and group. The im2col buffer is a member that only
-// grows, so steady-state steps do not allocate.
+// im2col + GEMM per image and group. Scratch buffers (per thread) only grow,
+// so steady-state steps do not allocate. Threads: images in parallel; the
+// weight gradient is summed per fixed chunk of images (parallel.h) and the
+// chunks combined in order, so results do not depend on the thread count.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::ops {
 namespace {
@@ -30,23 +33,28 @@ class ConvOp : public Op {
     const float* bias = in.size() > 2 && in[2] ? in[2]->f32() : nullptr;
     Tensor& y = *out[0];
     y.resize({N_, M_, ah_.out, aw_.out});
-    // x: (N, C, H, W)  w: (M, C/g, kH, kW)  y: (N, M, OH, OW)
+    // x: (N, C, H, W)  w: (M, C/g, kH, kW)  y: (N, M, OH, OW); images in parallel.
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in;
-    for (int64_t n = 0; n < N_; ++n) {
-      const float* xn = x.f32() + n * C_ * HW;
-      float* yn = y.f32() + n * M_ * P;
+    const float* xp = x.f32();
+    const float* wp = w.f32();
+    float* yp = y.f32();
+    scratch_.ensureThreads();
+    detail::parallelFor(N_, [&](int64_t n) {
+      const float* xn = xp + n * C_ * HW;
+      float* yn = yp + n * M_ * P;
       if (depthwise_) {
-        detail::depthwiseForward(xn, w.f32(), bias, C_, M_ / C_, ah_, aw_, yn, col_);
-        continue;
+        detail::depthwiseForward(xn, wp, bias, C_, M_ / C_, ah_, aw_, yn, scratch_.getVec(0));
+        return;
       }
       const float* col = xn;
       if (!pointwise_) {
-        detail::im2col(xn, C_, ah_, aw_, colBuffer());
-        col = col_.data();
+        float* buf = scratch_.get(colSize());
+        detail::im2col(xn, C_, ah_, aw_, buf);
+        col = buf;
       }
       for (int64_t g = 0; g < group_; ++g) {
         // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P)
-        detail::gemm(false, false, Mg_, P, Kg_, 1.f, w.f32() + g * Mg_ * Kg_, Kg_,
+        detail::gemm(false, false, Mg_, P, Kg_, 1.f, wp + g * Mg_ * Kg_, Kg_,
                      col + g * Kg_ * P, P, 0.f, yn + g * Mg_ * P, P);
       }
       if (bias) {
@@ -56,7 +64,7 @@ class ConvOp : public Op {
           for (int64_t p = 0; p < P; ++p) row[p] += b;
         }
       }
-    }
+    });
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -69,58 +77,57 @@ class ConvOp : public Op {
     Tensor* dw = din.size() > 1 ? din[1] : nullptr;
     Tensor* db = din.size() > 2 && in.size() > 2 && in[2] ? din[2] : nullptr;
     if (dx) dx->resize(x.shape());
-    if (dw) { dw->resize(w.shape()); dw->zero(); }
+    if (dw) dw->resize(w.shape());
     if (db) db->resize({M_});
     if (!dout[0]) {  // no gradient reaches the output: all input grads are zero
       if (dx) dx->zero();
+      if (dw) dw->zero();
       if (db) db->zero();
       return;
     }
     const float* dy = dout[0]->f32();
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in;
-    if (db) {
+    const int64_t N = N_, M = M_;
+    if (db) {  // per channel, images in order: independent of the thread count
       float* dbp = db->f32();
-      std::fill(dbp, dbp + M_, 0.f);
-      for (int64_t n = 0; n < N_; ++n)
-        for (int64_t m = 0; m < M_; ++m) {
-          const float* row = dy + (n * M_ + m) * P;
-          float s = 0.f;
-          for (int64_t p = 0; p < P; ++p) s += row[p];
-          dbp[m] += s;
-        }
+      detail::parallelFor(M, [&](int64_t m) {
+        double s = 0;
+        for (int64_t n = 0; n < N; ++n) s += detail::sumF(dy + (n * M + m) * P, P);
+        dbp[m] = static_cast<float>(s);
+      });
     }
     if (!dx && !dw) return;
-    if (dx) dx->zero();
-    for (int64_t n = 0; n < N_; ++n) {
-      const float* xn = x.f32() + n * C_ * HW;
-      const float* dyn = dy + n * M_ * P;
-      float* dxn = dx ? dx->f32() + n * C_ * HW : nullptr;
-      if (depthwise_) {
-        detail::depthwiseBackward(xn, w.f32(), dyn, C_, M_ / C_, ah_, aw_, dxn,
-                                  dw ? dw->f32() : nullptr, col_);
-        continue;
-      }
-      if (dw) {
-        const float* col = xn;
-        if (!pointwise_) {
-          detail::im2col(xn, C_, ah_, aw_, colBuffer());
-          col = col_.data();
+    // Fixed chunks of images: dx per image, dw as one partial per chunk
+    // (summed in chunk order below), so dw does not depend on the threads.
+    const detail::Chunks chunks(N);
+    const int64_t wsize = w.numel();
+    if (dw && partial_.size() < static_cast<size_t>(chunks.count * wsize))
+      partial_.resize(chunks.count * wsize);
+    const float* xp = x.f32();
+    const float* wp = w.f32();
+    float* dxp = dx ? dx->f32() : nullptr;
+    scratch_.ensureThreads();
+    detail::parallelFor(chunks.count, [&](int64_t c) {
+      float* dwc = dw ? partial_.data() + c * wsize : nullptr;
+      if (dwc && depthwise_) std::fill(dwc, dwc + wsize, 0.f);
+      if (dwc && !depthwise_ && group_ == 1)
+        chunkWeightGrad(xp, dy, chunks.begin(c), chunks.end(c), dwc);
+      for (int64_t n = chunks.begin(c); n < chunks.end(c); ++n)
+        imageBackward(xp + n * C_ * HW, wp, dy + n * M_ * P,
+                      dxp ? dxp + n * C_ * HW : nullptr,
+                      depthwise_ || group_ > 1 ? dwc : nullptr, n == chunks.begin(c));
+    });
+    if (dw) {
+      float* dwp = dw->f32();
+      const float* part = partial_.data();
+      const int64_t count = chunks.count;
+      detail::parallelRange(wsize, 4096, [&](int64_t b, int64_t e) {
+        std::copy(part + b, part + e, dwp + b);
+        for (int64_t c = 1; c < count; ++c) {
+          const float* pc = part + c * wsize;
+          for (int64_t i = b; i < e; ++i) dwp[i] += pc[i];
         }
-        for (int64_t g = 0; g < group_; ++g) {
-          // dw_g (Mg, Kg) += dy_g (Mg, P) * col_g^T (P, Kg)
-          detail::gemm(false, true, Mg_, Kg_, P, 1.f, dyn + g * Mg_ * P, P,
-                       col + g * Kg_ * P, P, 1.f, dw->f32() + g * Mg_ * Kg_, Kg_);
-        }
-      }
-      if (dxn) {
-        float* dcol = pointwise_ ? dxn : colBuffer();
-        for (int64_t g = 0; g < group_; ++g) {
-          // dcol_g (Kg, P) = w_g^T (Kg, Mg) * dy_g (Mg, P)
-          detail::gemm(true, false, Kg_, P, Mg_, 1.f, w.f32() + g * Mg_ * Kg_, Kg_,
-                       dyn + g * Mg_ * P, P, 0.f, dcol + g * Kg_ * P, P);
-        }
-        if (!pointwise_) detail::col2im(dcol, C_, ah_, aw_, dxn);
-      }
+      });
     }
   }
 
@@ -155,11 +162,74 @@ class ConvOp : public Op {
                  aw_.pad_end == 0;
   }
 
-  // The im2col buffer (C*kH*kW, OH*OW) for the current geometry.
-  float* colBuffer() {
-    const size_t need = static_cast<size_t>(Kg_ * group_ * ah_.out * aw_.out);
-    if (col_.size() < need) col_.resize(need);
-    return col_.data();
+  // Floats of one image's im2col buffer (C*kH*kW, OH*OW).
+  size_t colSize() const { return static_cast<size_t>(Kg_ * group_ * ah_.out * aw_.out); }
+
+  // group == 1: dw (M, K) = sum over images [n0, n1) of dy_n (M, P) col_n^T,
+  // as one GEMM over the chunk packed side by side ([M, L] x [K, L]^T).
+  void chunkWeightGrad(const float* x, const float* dy, int64_t n0, int64_t n1, float* dw) {
+    const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in, K = Kg_, nc = n1 - n0;
+    if (nc == 1 && pointwise_) {
+      detail::gemm(false, true, M_, K, P, 1.f, dy + n0 * M_ * P, P, x + n0 * C_ * HW, P, 0.f,
+                   dw, K);
+      return;
+    }
+    const int64_t L = nc * P;
+    float* buf = scratch_.get(static_cast<size_t>((M_ + K) * L + colSize()));
+    float* dyk = buf;            // (M, L)
+    float* colk = buf + M_ * L;  // (K, L)
+    float* tmp = colk + K * L;   // one image's im2col
+    for (int64_t i = 0; i < nc; ++i) {
+      const int64_t n = n0 + i;
+      for (int64_t m = 0; m < M_; ++m)
+        std::memcpy(dyk + m * L + i * P, dy + (n * M_ + m) * P, sizeof(float) * P);
+      const float* col = x + n * C_ * HW;
+      if (!pointwise_) {
+        detail::im2col(col, C_, ah_, aw_, tmp);
+        col = tmp;
+      }
+      for (int64_t k = 0; k < K; ++k)
+        std::memcpy(colk + k * L + i * P, col + k * P, sizeof(float) * P);
+    }
+    detail::gemm(false, true, M_, K, L, 1.f, dyk, L, colk, L, 0.f, dw, K);
+  }
+
+  // dx of one image and, when dw is given (depthwise / grouped), its weight
+  // gradient (overwritten when `first`, accumulated otherwise; the depthwise
+  // kernel always accumulates into a zeroed partial).
+  void imageBackward(const float* xn, const float* w, const float* dyn, float* dxn, float* dw,
+                     bool first) {
+    const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in;
+    if (depthwise_) {
+      if (dxn) std::fill(dxn, dxn + C_ * HW, 0.f);
+      detail::depthwiseBackward(xn, w, dyn, C_, M_ / C_, ah_, aw_, dxn, dw, scratch_.getVec(0));
+      return;
+    }
+    if (dw) {
+      const float* col = xn;
+      if (!pointwise_) {
+        float* buf = scratch_.get(colSize());
+        detail::im2col(xn, C_, ah_, aw_, buf);
+        col = buf;
+      }
+      for (int64_t g = 0; g < group_; ++g) {
+        // dw_g (Mg, Kg) += dy_g (Mg, P) * col_g^T (P, Kg)
+        detail::gemm(false, true, Mg_, Kg_, P, 1.f, dyn + g * Mg_ * P, P, col + g * Kg_ * P,
+                     P, first ? 0.f : 1.f, dw + g * Mg_ * Kg_, Kg_);
+      }
+    }
+    if (dxn) {
+      float* dcol = pointwise_ ? dxn : scratch_.get(colSize());
+      for (int64_t g = 0; g < group_; ++g) {
+        // dcol_g (Kg, P) = w_g^T (Kg, Mg) * dy_g (Mg, P)
+        detail::gemm(true, false, Kg_, P, Mg_, 1.f, w + g * Mg_ * Kg_, Kg_, dyn + g * Mg_ * P,
+                     P, 0.f, dcol + g * Kg_ * P, P);
+      }
+      if (!pointwise_) {
+        std::fill(dxn, dxn + C_ * HW, 0.f);
+        detail::col2im(dcol, C_, ah_, aw_, dxn);
+      }
+    }
   }
 
   detail::WindowAttrs wa_;
@@ -167,7 +237,8 @@ class ConvOp : public Op {
   int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0;
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
-  std::vector<float> col_;  // im2col / dcol / depthwise scratch, grows only
+  detail::ThreadScratch scratch_;  // per-thread im2col / dcol / packing / depthwise scratch
+  std::vector<float> partial_;     // per-chunk weight-gradient partials, grows only
 };
 
 }  // namespace

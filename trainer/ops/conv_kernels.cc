@@ -322,6 +322,85 @@ void axpy(float a, const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+// y[q] = b + sum_t w[t] * planes[taps[t] + q] for T taps in one pass (same
+// summation order as T successive AXPYs onto b).
+template <int T>
+void fusedTapsForward(const float* planes, const TapTable& taps, const float* w, float b,
+                      float* __restrict y, int64_t Q) {
+  const float* src[T];
+  float wt[T];
+  for (int t = 0; t < T; ++t) { src[t] = planes + taps[t]; wt[t] = w[t]; }
+  for (int64_t q = 0; q < Q; ++q) {
+    float acc = b;
+    for (int t = 0; t < T; ++t) acc += wt[t] * src[t][q];
+    y[q] = acc;
+  }
+}
+
+// dw[t] += sum_q dy[q] * planes[taps[t] + q] for T taps in one pass over dy:
+// 8 interleaved partial sums per tap (GCC vector extension), combined in a
+// fixed order.
+typedef float V8 __attribute__((vector_size(32)));
+inline V8 loadV8(const float* p) {
+  V8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Gather form of the dx scatter "dst[off[t] + q] += w[t] * dy[q]" over one
+// phase plane: dst[p] = sum_t w[t] * dy[p - off[t]] (taps in ascending order,
+// so the sums equal the scatter's). dy is read through a zero margin of at
+// least `len` floats on both sides.
+template <int T>
+void gatherTaps(float* __restrict dst, int64_t len, const float* dy, const int64_t* off,
+                const float* w) {
+  const float* src[T];
+  float wt[T];
+  for (int t = 0; t < T; ++t) { src[t] = dy - off[t]; wt[t] = w[t]; }
+  for (int64_t p = 0; p < len; ++p) {
+    float acc = 0.f;
+    for (int t = 0; t < T; ++t) acc += wt[t] * src[t][p];
+    dst[p] = acc;
+  }
+}
+
+void gatherTapsN(int n, float* dst, int64_t len, const float* dy, const int64_t* off,
+                 const float* w) {
+  switch (n) {
+    case 0: std::fill(dst, dst + len, 0.f); return;
+    case 1: return gatherTaps<1>(dst, len, dy, off, w);
+    case 2: return gatherTaps<2>(dst, len, dy, off, w);
+    case 3: return gatherTaps<3>(dst, len, dy, off, w);
+    case 4: return gatherTaps<4>(dst, len, dy, off, w);
+    case 5: return gatherTaps<5>(dst, len, dy, off, w);
+    case 6: return gatherTaps<6>(dst, len, dy, off, w);
+    case 7: return gatherTaps<7>(dst, len, dy, off, w);
+    case 8: return gatherTaps<8>(dst, len, dy, off, w);
+    case 9: return gatherTaps<9>(dst, len, dy, off, w);
+    default: break;
+  }
+}
+
+template <int T>
+void fusedTapsDw(const float* planes, const TapTable& taps, const float* __restrict dy,
+                 float* dw, int64_t Q) {
+  const float* src[T];
+  for (int t = 0; t < T; ++t) src[t] = planes + taps[t];
+  V8 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = V8{};
+  int64_t q = 0;
+  for (; q + 8 <= Q; q += 8) {
+    const V8 d = loadV8(dy + q);
+    for (int t = 0; t < T; ++t) acc[t] += d * loadV8(src[t] + q);
+  }
+  for (int t = 0; t < T; ++t) {
+    const V8& a = acc[t];
+    float s = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    for (int64_t r = q; r < Q; ++r) s += dy[r] * src[t][r];
+    dw[t] += s;
+  }
+}
+
 }  // namespace
 
 void depthwiseForward(const float* x, const float* w, const float* bias, int64_t c,
@@ -340,8 +419,12 @@ void depthwiseForward(const float* x, const float* w, const float* bias, int64_t
     splitPhases(x + ci * H * W, ah, aw, p, planes);
     for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
       const float* wm = w + m * KH * KW;
-      std::fill(yw, yw + Q, bias ? bias[m] : 0.f);
-      for (int64_t t = 0; t < KH * KW; ++t) axpy(wm[t], planes + taps[t], yw, Q);
+      if (KH * KW == 9) {
+        fusedTapsForward<9>(planes, taps, wm, bias ? bias[m] : 0.f, yw, Q);
+      } else {
+        std::fill(yw, yw + Q, bias ? bias[m] : 0.f);
+        for (int64_t t = 0; t < KH * KW; ++t) axpy(wm[t], planes + taps[t], yw, Q);
+      }
       float* ym = y + m * OH * OW;
       for (int64_t oh = 0; oh < OH; ++oh)
         std::memcpy(ym + oh * OW, yw + oh * p.Wh, sizeof(float) * OW);
@@ -355,25 +438,47 @@ void depthwiseBackward(const float* x, const float* w, const float* dy, int64_t 
   const Phases p = phasesOf(ah, aw);
   const int64_t H = ah.in, W = aw.in, OH = ah.out, OW = aw.out, KH = ah.kernel,
                 KW = aw.kernel, Q = OH * p.Wh;
-  // scratch: planes | dplanes | dyw (OH, Wh) with zero scratch columns
-  const size_t need = static_cast<size_t>(2 * p.total() + Q);
+  // scratch: planes | dplanes | margin | dyw (OH, Wh) with zero scratch columns | margin
+  const int64_t margin = p.plane;
+  const size_t need = static_cast<size_t>(2 * p.total() + Q + 2 * margin);
   if (scratch.size() < need) scratch.resize(need);
   float* planes = scratch.data();
   float* dplanes = planes + p.total();
-  float* dyw = dplanes + p.total();
-  std::memset(dyw, 0, sizeof(float) * Q);
-  std::memset(planes, 0, sizeof(float) * p.total());  // borders stay zero
+  float* dyw = dplanes + p.total() + margin;
+  std::memset(dyw - margin, 0, sizeof(float) * (Q + 2 * margin));
   const TapTable taps(p, ah, aw);
+  // Taps grouped by phase plane (ascending), offsets relative to their plane:
+  // the dx gather form applies when every plane has at most 9 taps.
+  const int64_t nphase = p.sh * p.sw;
+  bool gather = dx && KH * KW <= 64 && nphase <= 64;
+  int64_t ph_count[64] = {}, ph_off[64][9], ph_tap[64][9];
+  for (int64_t t = 0; gather && t < KH * KW; ++t) {
+    const int64_t k = taps[t] / p.plane;
+    if (ph_count[k] >= 9) { gather = false; break; }
+    ph_off[k][ph_count[k]] = taps[t] - k * p.plane;
+    ph_tap[k][ph_count[k]++] = t;
+  }
+  std::memset(planes, 0, sizeof(float) * p.total());  // borders stay zero
   for (int64_t ci = 0; ci < c; ++ci) {
     if (dw) splitPhases(x + ci * H * W, ah, aw, p, planes);
-    if (dx) std::memset(dplanes, 0, sizeof(float) * p.total());
+    const bool gather_now = gather && mult == 1;
+    if (dx && !gather_now) std::memset(dplanes, 0, sizeof(float) * p.total());
     for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
       const float* dym = dy + m * OH * OW;
       for (int64_t oh = 0; oh < OH; ++oh)
         std::memcpy(dyw + oh * p.Wh, dym + oh * OW, sizeof(float) * OW);
+      if (dw && KH * KW == 9) fusedTapsDw<9>(planes, taps, dyw, dw + m * KH * KW, Q);
+      if (gather_now) {
+        for (int64_t k = 0; k < nphase; ++k) {
+          float wk[9];
+          for (int64_t j = 0; j < ph_count[k]; ++j) wk[j] = w[m * KH * KW + ph_tap[k][j]];
+          gatherTapsN(static_cast<int>(ph_count[k]), dplanes + k * p.plane, p.plane, dyw,
+                      ph_off[k], wk);
+        }
+      }
       for (int64_t t = 0; t < KH * KW; ++t) {
-        if (dw) dw[m * KH * KW + t] += dot(dyw, planes + taps[t], Q);
-        if (dx) axpy(w[m * KH * KW + t], dyw, dplanes + taps[t], Q);
+        if (dw && KH * KW != 9) dw[m * KH * KW + t] += dot(dyw, planes + taps[t], Q);
+        if (dx && !gather_now) axpy(w[m * KH * KW + t], dyw, dplanes + taps[t], Q);
       }
     }
     if (dx) mergePhases(dplanes, ah, aw, p, dx + ci * H * W);

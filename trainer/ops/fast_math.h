@@ -17,8 +17,10 @@ inline float fastExp(float x) {
   // clamp n and r (clamping x first stops GCC 12 from vectorising the loop).
   const float kMagic = 12582912.f;
   float n = (x * 1.44269504088896341f + kMagic) - kMagic;
-  n = std::max(n, -126.f);
-  n = std::min(n, 127.f);
+  // Constant first: std::max/min return their first argument when the other
+  // is NaN, so a NaN x clamps n (no UB in the int conversion) and gives NaN.
+  n = std::max(-126.f, n);
+  n = std::min(127.f, n);
   float r = x - n * 0.693359375f + n * 2.12194440e-4f;
   r = std::max(r, -0.7f);  // only binds when n was clamped (|x| > ~87)
   r = std::min(r, 0.7f);

@@ -7,10 +7,14 @@
 // allreduces sum(dy) and sum(dy*xhat) so input gradients equal those of one
 // rank holding the whole batch. dscale/dB stay rank-local: the gradient
 // reducer combines them like any other parameter gradient.
+// Threads: statistics are parallel over channels (each channel summed by one
+// thread over n in order), elementwise passes over (n, c) rows, so results do
+// not depend on the thread count.
 #include <cmath>
 #include <vector>
 
 #include "trainer/ops/op.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::ops {
 namespace {
@@ -54,14 +58,17 @@ class BatchNormOp : public Op {
       }
     }
     float* yp = y.f32();
-    for (int64_t n = 0; n < N_; ++n)
-      for (int64_t c = 0; c < C_; ++c) {
-        const float a = scale[c] * invstd_[c];
-        const float b = bias[c] - mean_[c] * a;
-        const float* xr = x + (n * C_ + c) * S_;
-        float* yr = yp + (n * C_ + c) * S_;
-        for (int64_t s = 0; s < S_; ++s) yr[s] = xr[s] * a + b;
-      }
+    const int64_t C = C_, S = S_;
+    const float* mean = mean_.data();
+    const float* invstd = invstd_.data();
+    detail::parallelFor(N_ * C, [&](int64_t r) {
+      const int64_t c = r % C;
+      const float a = scale[c] * invstd[c];
+      const float b = bias[c] - mean[c] * a;
+      const float* __restrict xr = x + r * S;
+      float* __restrict yr = yp + r * S;
+      for (int64_t s = 0; s < S; ++s) yr[s] = xr[s] * a + b;
+    });
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -80,21 +87,23 @@ class BatchNormOp : public Op {
     const float* scale = in[1]->f32();
     // Per channel: sums_[c] = sum(dy), sums_[C + c] = sum(dy * xhat).
     sums_.assign(2 * C_, 0.0);
+    const int64_t N = N_, C = C_, S = S_;
     if (dout[0]) {
       const float* dy = dout[0]->f32();
-      for (int64_t n = 0; n < N_; ++n)
-        for (int64_t c = 0; c < C_; ++c) {
-          const float* xr = x + (n * C_ + c) * S_;
-          const float* dyr = dy + (n * C_ + c) * S_;
-          const float m = mean_[c];
-          float sdy = 0.f, sdyx = 0.f;
-          for (int64_t s = 0; s < S_; ++s) {
-            sdy += dyr[s];
-            sdyx += dyr[s] * (xr[s] - m);
-          }
-          sums_[c] += sdy;
-          sums_[C_ + c] += static_cast<double>(sdyx) * invstd_[c];
+      double* sums = sums_.data();
+      const float* mean = mean_.data();
+      const float* invstd = invstd_.data();
+      detail::parallelFor(C, [&](int64_t c) {
+        double a = 0, b = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          float sdy, sdyx;
+          detail::sumDyDyx(dy + (n * C + c) * S, x + (n * C + c) * S, mean[c], S, sdy, sdyx);
+          a += sdy;
+          b += static_cast<double>(sdyx) * invstd[c];
         }
+        sums[c] = a;
+        sums[C + c] = b;
+      });
     }
     for (int64_t c = 0; c < C_; ++c) {
       if (dbias) dbias->f32()[c] = static_cast<float>(sums_[c]);
@@ -104,13 +113,14 @@ class BatchNormOp : public Op {
     if (!dout[0]) { dx->zero(); return; }
     const float* dy = dout[0]->f32();
     float* dxp = dx->f32();
+    const float* invstd = invstd_.data();
     if (!trained_) {  // running statistics are constants: dx = dy * scale * invstd
-      for (int64_t n = 0; n < N_; ++n)
-        for (int64_t c = 0; c < C_; ++c) {
-          const float a = scale[c] * invstd_[c];
-          const int64_t o = (n * C_ + c) * S_;
-          for (int64_t s = 0; s < S_; ++s) dxp[o + s] = dy[o + s] * a;
-        }
+      detail::parallelFor(N * C, [&](int64_t r) {
+        const float a = scale[r % C] * invstd[r % C];
+        const float* __restrict dyr = dy + r * S;
+        float* __restrict dxr = dxp + r * S;
+        for (int64_t s = 0; s < S; ++s) dxr[s] = dyr[s] * a;
+      });
       return;
     }
     if (ctx.sync) {
@@ -119,17 +129,21 @@ class BatchNormOp : public Op {
       sums_.assign(fsums_.begin(), fsums_.end());
     }
     // dx = scale*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)), means global.
-    for (int64_t n = 0; n < N_; ++n)
-      for (int64_t c = 0; c < C_; ++c) {
-        const float is = invstd_[c];
-        const float a = scale[c] * is;
-        const float mdy = static_cast<float>(sums_[c] / count_);
-        const float mdyx = static_cast<float>(sums_[C_ + c] / count_);
-        const float m = mean_[c];
-        const int64_t o = (n * C_ + c) * S_;
-        for (int64_t s = 0; s < S_; ++s)
-          dxp[o + s] = a * (dy[o + s] - mdy - (x[o + s] - m) * is * mdyx);
-      }
+    const double* sums = sums_.data();
+    const float* mean = mean_.data();
+    const double count = count_;
+    detail::parallelFor(N * C, [&](int64_t r) {
+      const int64_t c = r % C;
+      const float is = invstd[c];
+      const float a = scale[c] * is;
+      const float mdy = static_cast<float>(sums[c] / count);
+      const float mdyx = static_cast<float>(sums[C + c] / count);
+      const float m = mean[c];
+      const float* __restrict dyr = dy + r * S;
+      const float* __restrict xr = x + r * S;
+      float* __restrict dxr = dxp + r * S;
+      for (int64_t s = 0; s < S; ++s) dxr[s] = a * (dyr[s] - mdy - (xr[s] - m) * is * mdyx);
+    });
   }
 
  private:
@@ -154,13 +168,12 @@ class BatchNormOp : public Op {
     fsums_.assign(C_ + 1, 0.f);
     std::vector<double>& sum = sums_;
     sum.assign(C_, 0.0);
-    for (int64_t n = 0; n < N_; ++n)
-      for (int64_t c = 0; c < C_; ++c) {
-        const float* xr = x + (n * C_ + c) * S_;
-        float s = 0.f;
-        for (int64_t i = 0; i < S_; ++i) s += xr[i];
-        sum[c] += s;
-      }
+    const int64_t N = N_, C = C_, S = S_;
+    detail::parallelFor(C, [&](int64_t c) {
+      double a = 0;
+      for (int64_t n = 0; n < N; ++n) a += detail::sumF(x + (n * C + c) * S, S);
+      sum[c] = a;
+    });
     double count = static_cast<double>(N_ * S_);
     if (sync) {
       fsums_[0] = static_cast<float>(count);
@@ -173,14 +186,13 @@ class BatchNormOp : public Op {
     count_ = count;
     for (int64_t c = 0; c < C_; ++c) mean_[c] = static_cast<float>(sum[c] / count);
     var_.assign(C_, 0.0);
-    for (int64_t n = 0; n < N_; ++n)
-      for (int64_t c = 0; c < C_; ++c) {
-        const float* xr = x + (n * C_ + c) * S_;
-        const float m = mean_[c];
-        float s = 0.f;
-        for (int64_t i = 0; i < S_; ++i) s += (xr[i] - m) * (xr[i] - m);
-        var_[c] += s;
-      }
+    const float* mean = mean_.data();
+    double* var = var_.data();
+    detail::parallelFor(C, [&](int64_t c) {
+      double a = 0;
+      for (int64_t n = 0; n < N; ++n) a += detail::sumSqDevF(x + (n * C + c) * S, mean[c], S);
+      var[c] = a;
+    });
     if (sync) {
       fsums_.assign(var_.begin(), var_.end());
       sync->allreduce(fsums_.data(), C_, SyncOp::kSum);

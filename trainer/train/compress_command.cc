@@ -5,12 +5,15 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include "slim_config.h"
 #include <filesystem>
 #include <fstream>
 #include <memory>
 
 #include "trainer/compress/distill/distill_loss.h"
 #include "trainer/compress/distill/teacher_merge.h"
+#include "trainer/compress/export/qdq_export.h"
 #include "trainer/compress/prune/pruner.h"
 #include "trainer/compress/quant/qat_pass.h"
 #include "trainer/core/log.h"
@@ -38,17 +41,44 @@ std::string jsonStrings(const std::vector<std::string>& v) {
   return s + "]";
 }
 
-// The deployable student: the original graph with each quantized weight
-// replaced by its fake-quantized (and masked) value from the last inference
-// forward. Activation quantizers are not represented (QDQ export: issue 7).
-void exportStudent(const graph::Graph& original, graph::Executor& ex,
-                   const compress::QatInfo* qat, const std::string& path) {
-  graph::Graph out = original.clone();
-  if (qat != nullptr)
-    for (const auto& w : qat->weights)
-      if (out.isInitializer(w.param) && ex.hasValue(w.quantized))
-        out.initializers[w.param] = ex.value(w.quantized).clone();
-  models::exportOnnx(out, path);
+// Evaluates an ONNX file on the eval set in ONNX Runtime (scripts/ort_eval.js
+// through node). Returns NaN with a warning when node or onnxruntime-node is
+// missing or the data set is not an IDX one the script can read.
+double ortTop1(const config::Config& cfg, const std::string& model, std::string* why) {
+  const config::Data& d = cfg.global.data;
+  std::string script = std::string(SLIM_SOURCE_DIR) + "/scripts/ort_eval.js";
+  if (const char* e = std::getenv("SLIM_ORT_EVAL")) script = e;
+  if (d.format != "idx" || d.mean.size() > 1 || d.std_dev.size() > 1) {
+    *why = "ONNX Runtime check needs an IDX data set with one mean/std";
+    return NAN;
+  }
+  const bool have_ort =
+      std::filesystem::exists(std::string(SLIM_SOURCE_DIR) + "/node_modules/onnxruntime-node") ||
+      std::system("node -e \"require.resolve('onnxruntime-node')\" >/dev/null 2>&1") == 0;
+  if (!std::filesystem::exists(script) || !have_ort) {
+    *why = "node / onnxruntime-node not installed (npm install --ignore-scripts)";
+    return NAN;
+  }
+  char mean[32], stdv[32];
+  std::snprintf(mean, sizeof mean, "%.9g", d.mean.empty() ? 0.0 : d.mean[0]);
+  std::snprintf(stdv, sizeof stdv, "%.9g", d.std_dev.empty() ? 1.0 : d.std_dev[0]);
+  std::string cmd = "node '" + script + "' '" + model + "' '" + d.eval_images + "' '" +
+                    d.eval_labels + "' " + mean + " " + stdv + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) {
+    *why = "cannot run node";
+    return NAN;
+  }
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  int rc = pclose(p);
+  auto pos = out.find("\"top1\":");
+  if (rc != 0 || pos == std::string::npos) {
+    *why = "ONNX Runtime evaluation failed: " + out;
+    return NAN;
+  }
+  return std::atof(out.c_str() + pos + 7);
 }
 
 }  // namespace
@@ -102,7 +132,9 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   GraphIo io{image, dl.needs_labels ? dl.label_input : "", logits, dl.objective};
   Trainer trainer(cfg, g, io, comm);
   trainer.setForceResume(force_resume);
-  trainer.setKeepBest(true);
+  // ACT exports the best evaluation; with pruning the best may come from
+  // before the final sparsity, so a pruned run exports its final state.
+  trainer.setKeepBest(!pruner);
   std::vector<std::string> terms;
   for (const auto& [loss, tensor] : dl.by_loss) terms.push_back(tensor);
   trainer.setLossTerms(terms);
@@ -123,14 +155,24 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   TrainResult res = trainer.run(train, eval);
   if (res.stopped_on_signal) return kExitCheckpointed;
 
-  // Outputs: the best evaluation's weights (ACT exports the best model).
+  // Outputs: the best evaluation's weights (quantization only) or the final ones.
   trainer.restoreBest();
   if (pruner) pruner->applyToWeights();
   auto r = trainer.evaluateAll(eval);
   if (comm.rank() != 0) return kExitOk;
   const std::string dir = cfg.global.save_dir;
   std::filesystem::create_directories(dir);
-  exportStudent(original, trainer.executor(), qat.get(), dir + "/model.onnx");
+  // The deployable model: INT8 QDQ when quantized, else the float student
+  // with its pruned zeros; then the parity gate against ONNX Runtime.
+  const std::string out_path = dir + "/model.onnx";
+  graph::Graph out = qat ? compress::buildQdqGraph(g, *qat, {logits})
+                         : compress::exportFp32Student(g, {logits});
+  models::exportOnnx(out, out_path);
+  const double student = r.count("top1") ? r["top1"].top1 : NAN;
+  std::string why;
+  const double ort = ortTop1(cfg, out_path, &why);
+  const int64_t fp32_bytes = compress::initializerBytes(teacher);  // the FP32 model as given
+  const int64_t out_bytes = compress::initializerBytes(out);
 
   JsonObject rep;
   rep.add("model", original.name);
@@ -154,10 +196,18 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
     rep.addRaw("quantized_ops", q.str());
   }
   rep.addRaw("distill_pairs", jsonStrings(pairStrings(dl)));
-  rep.add("output", dir + "/model.onnx");
+  rep.add("output", out_path).add("format", qat ? "int8 qdq onnx" : "fp32 onnx");
+  rep.add("onnxruntime_top1", ort).add("teacher_initializer_bytes", fp32_bytes);
+  rep.add("export_initializer_bytes", out_bytes);
+  rep.add("size_ratio", out_bytes > 0 ? static_cast<double>(fp32_bytes) / out_bytes : NAN);
+  if (std::isnan(ort)) log::warn("parity gate skipped: ", why);
   std::ofstream(dir + "/report.json") << rep.str() << "\n";
   std::printf("%s\n", rep.str().c_str());
   std::fflush(stdout);
+  if (!std::isnan(ort) && std::fabs(ort - student) > 0.001 + 1e-9)
+    SLIM_THROW(Error, "parity gate: ONNX Runtime top-1 of ", out_path, " is ", ort,
+               ", slimtrain's fake-quant evaluation gave ", student, " (difference ",
+               100 * std::fabs(ort - student), " points > 0.1)");
   return kExitOk;
 }
 

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -69,7 +70,12 @@ void Progress::draw(int64_t done, const std::string& status, bool final_line) {
     if (total_ > 0) {
       const int width = 24;
       int fill = static_cast<int>(width * static_cast<double>(done) / total_);
-      bar = "|" + std::string(fill, '#') + std::string(width - fill, ' ') + "| ";
+      fill = std::clamp(fill, 0, width);
+      bar.reserve(width + 3);
+      bar.push_back('|');
+      bar.append(static_cast<size_t>(fill), '#');
+      bar.append(static_cast<size_t>(width - fill), ' ');
+      bar.append("| ");
     }
     std::fprintf(stderr, "\r\033[K%s%s %s", bar.c_str(), head, status.c_str());
     if (final_line) std::fputc('\n', stderr);

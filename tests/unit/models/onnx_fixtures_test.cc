@@ -60,7 +60,9 @@ TEST(OnnxFixtures, BurnMnistCnnLoadsAndRuns) {
       EXPECT_TRUE(g.trainable.count(n.inputs[1]) && g.trainable.count(n.inputs[2]));
       EXPECT_TRUE(g.buffers.count(n.inputs[3]) && g.buffers.count(n.inputs[4]));
     }
-    if (n.op_type == "Conv" || n.op_type == "Gemm") EXPECT_TRUE(g.trainable.count(n.inputs[1]));
+    if (n.op_type == "Conv" || n.op_type == "Gemm") {
+      EXPECT_TRUE(g.trainable.count(n.inputs[1]));
+    }
   }
   EXPECT_EQ(bn, 2);
   // A batch of 3 images: log-probabilities, each row summing to 1 after exp.

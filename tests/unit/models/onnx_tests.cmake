@@ -6,5 +6,5 @@ if(TARGET slim_models)
   endforeach()
   # Exports four torchvision models with PyTorch on first run (~1 min).
   slim_test(onnx_torchvision_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/onnx_torchvision_test.cc
-    LIBS slim_models LABELS long TIMEOUT 900)
+    LIBS slim_models TIMEOUT 900)
 endif()

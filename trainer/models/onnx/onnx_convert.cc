@@ -101,36 +101,40 @@ Tensor tensorFromProto(const TensorProto& p, IntPolicy policy, const std::string
     shape.push_back(d);
     numel *= d;
   }
-  Tensor t(shape, dt);
+  // Check that the data matches the shape before allocating, so a small file
+  // declaring a huge shape fails cleanly instead of allocating it.
   if (p.has_raw_data()) {
     const std::string& raw = p.raw_data();
     const size_t want = static_cast<size_t>(numel) * rawElemSize(et);
     if (raw.size() != want)
       SLIM_THROW(ModelError, what, ": raw_data holds ", raw.size(), " bytes, shape ",
                  shapeStr(shape), " of ", elemTypeName(et), " needs ", want);
+    Tensor t(shape, dt);
     for (int64_t i = 0; i < numel; ++i) putRaw(t, i, raw.data(), et);
     return t;
   }
-  auto check = [&](int64_t have) {
-    if (have != numel)
-      SLIM_THROW(ModelError, what, ": holds ", have, " values, shape ", shapeStr(shape),
-                 " needs ", numel);
-  };
+  int64_t have = 0;
+  switch (et) {
+    case TensorProto::FLOAT: have = p.float_data_size(); break;
+    case TensorProto::DOUBLE: have = p.double_data_size(); break;
+    case TensorProto::INT64: have = p.int64_data_size(); break;
+    default: have = p.int32_data_size(); break;  // INT32, INT8, UINT8, BOOL
+  }
+  if (have != numel)
+    SLIM_THROW(ModelError, what, ": holds ", have, " values, shape ", shapeStr(shape),
+               " needs ", numel);
+  Tensor t(shape, dt);
   switch (et) {
     case TensorProto::FLOAT:
-      check(p.float_data_size());
       for (int64_t i = 0; i < numel; ++i) put(t, i, p.float_data(static_cast<int>(i)));
       break;
     case TensorProto::DOUBLE:
-      check(p.double_data_size());
       for (int64_t i = 0; i < numel; ++i) put(t, i, p.double_data(static_cast<int>(i)));
       break;
     case TensorProto::INT64:
-      check(p.int64_data_size());
       for (int64_t i = 0; i < numel; ++i) put(t, i, p.int64_data(static_cast<int>(i)));
       break;
-    default:  // INT32, INT8, UINT8, BOOL live in int32_data
-      check(p.int32_data_size());
+    default:
       for (int64_t i = 0; i < numel; ++i) put(t, i, p.int32_data(static_cast<int>(i)));
       break;
   }

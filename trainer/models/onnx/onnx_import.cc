@@ -4,9 +4,12 @@
 // starts with the file name.
 #include "trainer/models/onnx/onnx_import.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include <onnx/defs/schema.h>
 
 #include "trainer/models/onnx/onnx_convert.h"
 #include "trainer/models/onnx/onnx_import_detail.h"
@@ -111,12 +114,35 @@ class Importer {
                  "' (ONNX domain ", domain, ", opset ",
                  it == domains_.end() ? std::string("?") : std::to_string(it->second), ")");
     }
+    checkArity(n);
     for (const auto& a : np.attribute()) n.attrs.set(a.name(), detail::attrFromProto(a, n.name));
     if (n.op_type == "Constant") {
       addConstant(n);
       return;
     }
     g_.nodes.push_back(std::move(n));
+  }
+
+  // Input/output counts against the ONNX schema of the model's opset, and no
+  // omitted ("") required input: kernels index their inputs by position.
+  void checkArity(const graph::Node& n) const {
+    const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(n.op_type, opset_, "");
+    if (!s) return;  // no ONNX schema at this opset: the kernel checks
+    const int nin = static_cast<int>(n.inputs.size());
+    const int nout = static_cast<int>(n.outputs.size());
+    if (nin < s->min_input() || nin > s->max_input())
+      SLIM_THROW(ModelError, "node '", n.name, "': ", n.op_type, " (opset ", opset_,
+                 ") takes ", s->min_input(), " to ", s->max_input(), " inputs, got ", nin);
+    if (nout < s->min_output() || nout > s->max_output())
+      SLIM_THROW(ModelError, "node '", n.name, "': ", n.op_type, " (opset ", opset_,
+                 ") has ", s->min_output(), " to ", s->max_output(), " outputs, got ", nout);
+    const auto& formal = s->inputs();
+    for (int i = 0; i < nin && !formal.empty(); ++i) {
+      const auto& f = formal[std::min<size_t>(i, formal.size() - 1)];
+      if (n.inputs[i].empty() && f.GetOption() != onnx::OpSchema::Optional)
+        SLIM_THROW(ModelError, "node '", n.name, "': required input ", i, " ('",
+                   f.GetName(), "') of ", n.op_type, " is empty");
+    }
   }
 
   // Constant nodes become initializers directly (whatever attribute holds the value).
@@ -159,7 +185,10 @@ graph::Graph importOnnx(const std::string& path) {
   if (!f) SLIM_THROW(ModelError, "cannot open ONNX model '", path, "'");
   std::stringstream ss;
   ss << f.rdbuf();
-  const std::string bytes = ss.str();
+  return importOnnxBytes(ss.str(), path);
+}
+
+graph::Graph importOnnxBytes(const std::string& bytes, const std::string& label) {
   try {
     onnx::ModelProto m;
     if (!m.ParseFromString(bytes))
@@ -168,7 +197,7 @@ graph::Graph importOnnx(const std::string& path) {
       SLIM_THROW(ModelError, "no graph or an empty graph (truncated, or not an ONNX model)");
     return Importer(m).run();
   } catch (const std::exception& e) {
-    SLIM_THROW(ModelError, "ONNX model '", path, "' (", bytes.size(), " bytes): ", e.what());
+    SLIM_THROW(ModelError, "ONNX model '", label, "' (", bytes.size(), " bytes): ", e.what());
   }
 }
 

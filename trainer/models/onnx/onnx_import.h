@@ -29,4 +29,11 @@ namespace slim::models {
 ///         tensor for external data or unsupported element types
 graph::Graph importOnnx(const std::string& path);
 
+/// Imports an ONNX model from its serialized bytes (what importOnnx reads
+/// from the file). `label` names the source in error messages, where
+/// importOnnx puts the path ("ONNX model 'label' (N bytes): ...").
+///
+/// @throws ModelError as importOnnx does
+graph::Graph importOnnxBytes(const std::string& bytes, const std::string& label);
+
 }  // namespace slim::models

@@ -1,0 +1,450 @@
+// buildQdqGraph on a small trained-looking student (Conv+BN+Relu, depthwise
+// Conv+BN+Relu, 1x1 Conv+BN+Relu, GAP, Flatten, Gemm; negative BN gammas,
+// pruned zeros) merged with a teacher node and a loss: graph structure, int8
+// weights / axes / zeros, size ratio (also on zoo mobilenet_tiny), and logits
+// of the QDQ graph in slimtrain's executor and in ONNX Runtime against the
+// fake-quant training graph in inference mode.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "tests/unit/ops/gradcheck.h"
+#include "trainer/compress/export/qdq_export.h"
+#include "trainer/compress/export/qdq_ops.h"
+#include "trainer/compress/quant/numerics.h"
+#include "trainer/compress/quant/qat_pass.h"
+#include "trainer/graph/executor.h"
+#include "trainer/models/onnx/onnx_export.h"
+#include "trainer/models/onnx/tensor_proto.h"
+#include "trainer/models/zoo.h"
+
+namespace slim::compress {
+namespace {
+
+namespace fs = std::filesystem;
+using graph::Graph;
+using graph::Node;
+
+int runCommand(const std::string& cmd) { return std::system(cmd.c_str()); }
+
+bool haveOrt() {
+  return fs::exists(fs::path(SLIM_TEST_SOURCE_DIR) / "node_modules" / "onnxruntime-node") &&
+         runCommand("node --version >/dev/null 2>&1") == 0;
+}
+
+bool havePythonOnnx() { return runCommand("/usr/bin/python3 -c 'import onnx' 2>/dev/null") == 0; }
+
+fs::path scratch(const std::string& tag) {
+  fs::path d = fs::temp_directory_path() /
+               ("slim_export_qdq_" + std::to_string(::getpid()) + "_" + tag);
+  fs::create_directories(d);
+  return d;
+}
+
+Node node(std::string name, std::string op, std::vector<std::string> in,
+          std::vector<std::string> out) {
+  return Node{std::move(name), std::move(op), std::move(in), std::move(out), {}};
+}
+
+// The float student: x(N,3,8,8) -conv1(8)+bn1+relu-> -dw(8, s2)+bn2+relu->
+// -pw(16, 1x1)+bn3+relu-> gap -> flatten -> fc (10). BN stats and gammas
+// (some negative) look trained; ~30% of the conv/fc weights are pruned to 0.
+Graph buildStudent(bool trans_b = true) {
+  Graph g;
+  g.name = "student";
+  g.inputs = {{"x", {-1, 3, 8, 8}, DType::kF32}};
+  uint64_t seed = 7;
+  auto param = [&](const std::string& n, Shape s, float lo, float hi, bool prune = false) {
+    Tensor t = test::randomTensor(std::move(s), seed++, lo, hi);
+    if (prune)
+      for (int64_t i = 0; i < t.numel(); ++i)
+        if (std::fabs(t.f32()[i]) < 0.3f * hi) t.f32()[i] = 0.f;
+    g.addInitializer(n, t, true);
+  };
+  auto conv = [&](const std::string& n, const std::string& x, Shape w, int64_t group,
+                  int64_t stride, int64_t pad) {
+    param(n + ".w", w, -0.5f, 0.5f, true);
+    Node c = node(n, "Conv", {x, n + ".w"}, {n});
+    c.attrs.set("group", group);
+    c.attrs.set("strides", std::vector<int64_t>{stride, stride});
+    c.attrs.set("pads", std::vector<int64_t>{pad, pad, pad, pad});
+    g.nodes.push_back(c);
+    const int64_t C = w[0];
+    param(n + ".bn.scale", {C}, -1.5f, 1.5f);
+    param(n + ".bn.bias", {C}, -0.5f, 0.5f);
+    g.addInitializer(n + ".bn.mean", test::randomTensor({C}, seed++, -0.3f, 0.3f), false, true);
+    g.addInitializer(n + ".bn.var", test::randomTensor({C}, seed++, 0.2f, 1.5f), false, true);
+    Node bn = node(n + ".bn", "BatchNormalization",
+                   {n, n + ".bn.scale", n + ".bn.bias", n + ".bn.mean", n + ".bn.var"},
+                   {n + ".bn"});
+    bn.attrs.set("epsilon", 1e-5f);
+    g.nodes.push_back(bn);
+    g.nodes.push_back(node(n + ".relu", "Relu", {n + ".bn"}, {n + ".relu"}));
+    return n + ".relu";
+  };
+  std::string x = conv("conv1", "x", {8, 3, 3, 3}, 1, 1, 1);
+  x = conv("dw", x, {8, 1, 3, 3}, 8, 2, 1);
+  x = conv("pw", x, {16, 8, 1, 1}, 1, 1, 0);
+  g.nodes.push_back(node("gap", "GlobalAveragePool", {x}, {"gap"}));
+  Node fl = node("flatten", "Flatten", {"gap"}, {"flat"});
+  fl.attrs.set("axis", int64_t{1});
+  g.nodes.push_back(fl);
+  param("fc.w", trans_b ? Shape{10, 16} : Shape{16, 10}, -0.6f, 0.6f, true);
+  param("fc.b", {10}, -0.2f, 0.2f);
+  Node fc = node("fc", "Gemm", {"flat", "fc.w", "fc.b"}, {"logits"});
+  fc.attrs.set("transB", int64_t{trans_b ? 1 : 0});
+  g.nodes.push_back(fc);
+  g.outputs = {{"logits", {-1, 10}, DType::kF32}};
+  return g;
+}
+
+// Student + a teacher node + a loss reading a label input (what `compress`
+// trains): exports must drop all of it.
+Graph mergeForTraining(const Graph& student) {
+  Graph g = student.clone();
+  g.addInitializer("teacher_conv.w", test::randomTensor({4, 3, 3, 3}, 99), false);
+  g.nodes.push_back(node("teacher_conv", "Conv", {"x", "teacher_conv.w"}, {"teacher_out"}));
+  g.inputs.push_back({"label", {-1}, DType::kI64});
+  g.nodes.push_back(node("distill_task_loss", "SoftmaxCrossEntropyLoss", {"logits", "label"},
+                         {"loss"}));
+  g.outputs.push_back({"teacher_out", {}, DType::kF32});
+  g.outputs.push_back({"loss", {}, DType::kF32});
+  return g;
+}
+
+config::QuantAware quantConfig(const std::string& act_mode, bool pact) {
+  config::QuantAware q;
+  q.quantize_op_types = {"conv2d", "depthwise_conv2d", "mul"};
+  q.activation_quantize_type = act_mode;
+  q.weight_quantize_type = "channel_wise_abs_max";
+  q.use_pact = pact;
+  q.window_size = 5;
+  return q;
+}
+
+std::map<std::string, Tensor> feeds(uint64_t seed, int64_t n, bool label) {
+  std::map<std::string, Tensor> f{{"x", test::randomTensor({n, 3, 8, 8}, seed, -1.f, 2.f)}};
+  if (label) {
+    std::vector<int64_t> l(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) l[static_cast<size_t>(i)] = (i * 7 + seed) % 10;
+    f["label"] = Tensor::fromInts({n}, l);
+  }
+  return f;
+}
+
+// A trained-looking QAT graph: insertQat, PACT alphas pulled in to 0.8 so the
+// clip is active, a few training forwards to move observers and BN stats.
+struct Trained {
+  Graph g;
+  QatInfo info;
+};
+
+Trained train(const Graph& student, const std::string& act_mode, bool pact) {
+  Trained t{mergeForTraining(student), {}};
+  t.info = insertQat(t.g, quantConfig(act_mode, pact));
+  for (const auto& a : t.info.pact_alphas) t.g.initializers.at(a).f32()[0] = 0.8f;
+  graph::Executor ex(t.g);
+  ops::RunContext ctx;
+  ctx.training = true;
+  for (uint64_t it = 0; it < 4; ++it) ex.forward(feeds(100 + it, 16, true), ctx);
+  return t;
+}
+
+// Logits (and activation values) of the fake-quant graph in inference mode.
+std::map<std::string, Tensor> runGraph(Graph& g, const std::map<std::string, Tensor>& f,
+                                       const std::vector<std::string>& names) {
+  graph::Executor ex(g);
+  ops::RunContext ctx;
+  ex.forward(f, ctx);
+  std::map<std::string, Tensor> out;
+  for (const auto& n : names) out[n] = ex.value(n).clone();
+  return out;
+}
+
+// Per-logit bound from the quantized FC input: every difference reaching the
+// logits passes through the last quantizer (integer levels), so
+// |dlogit[b,n]| <= sum_k |dx[b,k]| * max_k|W_n| + int32 bias rounding
+// (step_x * step_w[n] / 2) + float rounding.
+void expectLogitsWithinQuantBound(const Tensor& ref, const Tensor& got, const Tensor& ref_x,
+                                  const Tensor& got_x, const Tensor& fc_w, float step_x,
+                                  bool trans_b, const std::string& what) {
+  const int64_t B = ref.dim(0), N = ref.dim(1), K = ref_x.dim(1);
+  int64_t flips = 0;
+  double max_err = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t n = 0; n < N; ++n) {
+      float wmax = 0;
+      for (int64_t k = 0; k < K; ++k)
+        wmax = std::max(wmax, std::fabs(fc_w.f32()[trans_b ? n * K + k : k * N + n]));
+      double dx = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double d = std::fabs(got_x.f32()[b * K + k] - ref_x.f32()[b * K + k]);
+        dx += d;
+        if (n == 0 && d > 0.5 * step_x) ++flips;
+      }
+      const double bound = dx * wmax + 0.5 * step_x * (wmax / 127.0) + 1e-5 * (1 + std::fabs(ref.f32()[b * N + n]));
+      const double err = std::fabs(got.f32()[b * N + n] - ref.f32()[b * N + n]);
+      max_err = std::max(max_err, err);
+      EXPECT_LE(err, bound) << what << " sample " << b << " class " << n;
+    }
+  // Float-rounding-level differences flip an LSB only near rounding ties.
+  EXPECT_LE(flips, B * K / 20) << what << ": too many FC-input levels differ";
+  std::cout << "[ info ] " << what << ": max |dlogit| " << max_err << ", FC-input LSB flips "
+            << flips << " of " << B * K << "\n";
+}
+
+const Node* findOp(const Graph& g, const std::string& type, const std::string& input) {
+  for (const auto& n : g.nodes)
+    if (n.op_type == type && !n.inputs.empty() && n.inputs[0] == input) return &n;
+  return nullptr;
+}
+
+// Weight level i of an exported weight: int8 q, or uint8 q + zero point.
+int level(const Graph& q, const Node& dq, int64_t i) {
+  const Tensor& w = q.initializers.at(dq.inputs[0]);
+  if (w.dtype() == DType::kI8) return w.data<int8_t>()[i];
+  const Tensor& zp = q.initializers.at(dq.inputs[2]);
+  const int64_t per = w.numel() / w.dim(0);  // test weights: axis 0 or [K,N] axis 1
+  const int64_t c = zp.numel() == 1 ? 0 : (zp.numel() == w.dim(0) ? i / per : i % zp.numel());
+  return int{w.data<uint8_t>()[i]} - int{zp.data<uint8_t>()[c]};
+}
+
+TEST(ExportQdq, StructureWeightsAxesAndZeros) {
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool trans_b = variant % 2 == 0;
+    QdqOptions opts;
+    opts.uint8_weights = variant < 2;
+    opts.integer_clip = variant == 0 || variant == 3;
+    Graph student = buildStudent(trans_b);
+    Trained t = train(student, "moving_average_abs_max", true);
+    Graph q = buildQdqGraph(t.g, t.info, {"logits"}, opts);
+    ASSERT_EQ(q.inputs.size(), 1u);
+    EXPECT_EQ(q.inputs[0].name, "x");
+    ASSERT_EQ(q.outputs.size(), 1u);
+    EXPECT_EQ(q.outputs[0].name, "logits");
+    for (const auto& n : q.nodes) {
+      EXPECT_EQ(n.name.rfind("teacher_", 0), std::string::npos) << n.name;
+      for (const char* bad : {"BatchNormalization", "Pact", "FakeQuantAct", "FakeQuantWeight",
+                              "SoftmaxCrossEntropyLoss"})
+        EXPECT_NE(n.op_type, bad) << n.name;
+    }
+    for (const std::string conv : {"conv1", "dw", "pw", "fc"}) {
+      const Node* op = nullptr;
+      for (const auto& n : q.nodes)
+        if (n.name == conv) op = &n;
+      ASSERT_NE(op, nullptr) << conv;
+      // weight: int8 initializer -> DequantizeLinear (no zero point), or
+      // uint8 + [C] zero point 128, on the output axis
+      const int p = q.producer(op->inputs[1]);
+      ASSERT_GE(p, 0) << conv;
+      const Node& dq = q.nodes[static_cast<size_t>(p)];
+      EXPECT_EQ(dq.op_type, "DequantizeLinear");
+      const Tensor& wq = q.initializers.at(dq.inputs[0]);
+      const int64_t axis = conv == "fc" && !trans_b ? 1 : 0;
+      const int64_t C = wq.dim(static_cast<int>(axis));
+      EXPECT_EQ(dq.attrs.getInt("axis", -7), axis) << conv;
+      EXPECT_EQ(q.initializers.at(dq.inputs[1]).numel(), C);
+      if (opts.uint8_weights) {
+        EXPECT_EQ(wq.dtype(), DType::kU8) << conv;
+        ASSERT_EQ(dq.inputs.size(), 3u) << conv;
+        const Tensor& zp = q.initializers.at(dq.inputs[2]);
+        ASSERT_EQ(zp.numel(), C);
+        for (int64_t c = 0; c < C; ++c) EXPECT_EQ(zp.data<uint8_t>()[c], 128);
+      } else {
+        EXPECT_EQ(wq.dtype(), DType::kI8) << conv;
+        EXPECT_EQ(dq.inputs.size(), 2u) << conv << ": all-zero weight zero point stored";
+      }
+      // pruned zeros stay exactly zero; levels within [-127, 127]
+      const Tensor& w = student.initializers.at(conv + ".w");
+      int64_t nonzero = 0;
+      for (int64_t i = 0; i < w.numel(); ++i) {
+        const int l = level(q, dq, i);
+        ASSERT_LE(std::abs(l), 127) << conv;
+        nonzero += l != 0;
+        if (w.f32()[i] == 0.f) {
+          ASSERT_EQ(l, 0) << conv << " element " << i;
+        }
+      }
+      EXPECT_GT(nonzero, 0) << conv;
+      // bias: int32 through DequantizeLinear
+      ASSERT_GE(op->inputs.size(), 3u) << conv;
+      const int pb = q.producer(op->inputs[2]);
+      ASSERT_GE(pb, 0) << conv;
+      EXPECT_EQ(q.initializers.at(q.nodes[static_cast<size_t>(pb)].inputs[0]).dtype(),
+                DType::kI32);
+      // input quantized with uint8 zero point 128
+      const int px = q.producer(op->inputs[0]);
+      ASSERT_GE(px, 0);
+      const Node& dqx = q.nodes[static_cast<size_t>(px)];
+      ASSERT_EQ(dqx.op_type, "DequantizeLinear") << conv;
+      const Tensor& zp = q.initializers.at(dqx.inputs[2]);
+      EXPECT_EQ(zp.dtype(), DType::kU8);
+      EXPECT_EQ(zp.data<uint8_t>()[0], 128);
+    }
+    // conv1/dw outputs: Q with the next conv's input step, then Relu either
+    // on the uint8 levels (Clip to >= 128) or as DQ -> Relu -> Q -> DQ.
+    // pw's output reaches GlobalAveragePool: no output Q/DQ (not exact).
+    EXPECT_EQ(findOp(q, "QuantizeLinear", "pw.bn"), nullptr);
+    EXPECT_NE(findOp(q, "Relu", "pw.bn"), nullptr);
+    for (const std::string c : {"conv1", "dw"}) {
+      const Node* qy = findOp(q, "QuantizeLinear", c + ".bn");
+      ASSERT_NE(qy, nullptr) << c;
+      const std::string next_step = c + ".relu.qdq_step";
+      EXPECT_EQ(qy->inputs[1], next_step) << c;
+      if (opts.integer_clip) {
+        const Node* clip = findOp(q, "Clip", qy->outputs[0]);
+        ASSERT_NE(clip, nullptr) << c;
+        EXPECT_EQ(q.initializers.at(clip->inputs[1]).data<uint8_t>()[0], 128) << c;
+        EXPECT_EQ(q.initializers.at(clip->inputs[2]).data<uint8_t>()[0], 255) << c;
+        const Node* dq = findOp(q, "DequantizeLinear", clip->outputs[0]);
+        ASSERT_NE(dq, nullptr) << c;
+        EXPECT_EQ(dq->outputs[0], c + ".relu.quantized.dequantized");
+        EXPECT_EQ(findOp(q, "Relu", qy->outputs[0]), nullptr) << c;
+      } else {
+        const Node* dq = findOp(q, "DequantizeLinear", qy->outputs[0]);
+        ASSERT_NE(dq, nullptr) << c;
+        EXPECT_NE(findOp(q, "Relu", dq->outputs[0]), nullptr) << c;
+        const Node* qnext = findOp(q, "QuantizeLinear", c + ".relu");
+        ASSERT_NE(qnext, nullptr) << c;
+        EXPECT_EQ(qnext->inputs[1], next_step) << c;
+      }
+    }
+  }
+}
+
+TEST(ExportQdq, LogitsMatchFakeQuantInExecutorAndOrt) {
+  registerQdqOps(ops::OpRegistry::get());
+  const bool ort = haveOrt(), py = havePythonOnnx();
+  if (!ort) std::cout << "[ note ] node_modules/onnxruntime-node or node missing: ORT step skipped\n";
+  if (!py) std::cout << "[ note ] python3-onnx missing: onnx.checker step skipped\n";
+  int cfg = 0;
+  for (const std::string mode : {"moving_average_abs_max", "range_abs_max"})
+    for (bool pact : {false, true}) {
+      const std::string tag = mode + (pact ? "_pact" : "");
+      Graph student = buildStudent(cfg % 2 == 0);
+      const bool trans_b = cfg++ % 2 == 0;
+      Trained t = train(student, mode, pact);
+      const ActQuant* fq = t.info.findActivation("flat");
+      ASSERT_NE(fq, nullptr);
+      const float step_x = quantStep(t.g.initializers.at(fq->scale).f32()[0], 8);
+      auto f = feeds(7, 32, false);
+      f["label"] = Tensor::fromInts({32}, std::vector<int64_t>(32, 1));
+      auto ref = runGraph(t.g, f, {"logits", fq->quantized});
+      QdqOptions float_clip;  // slimtrain's Clip kernel is float only
+      float_clip.integer_clip = false;
+      Graph qf = buildQdqGraph(t.g, t.info, {"logits"}, float_clip);
+      auto got = runGraph(qf, {{"x", f.at("x")}}, {"logits", fq->quantized});
+      expectLogitsWithinQuantBound(ref.at("logits"), got.at("logits"), ref.at(fq->quantized),
+                                   got.at(fq->quantized), student.initializers.at("fc.w"),
+                                   step_x, trans_b, tag + " executor");
+      Graph q = buildQdqGraph(t.g, t.info, {"logits"});  // the default layout
+      fs::path dir = scratch(tag);
+      const fs::path model = dir / "model.onnx";
+      models::exportOnnx(q, model.string());
+      if (py) {
+        const std::string cmd = "/usr/bin/python3 -c \"import onnx; onnx.checker.check_model("
+                                "onnx.load('" + model.string() + "'), full_check=True)\"";
+        EXPECT_EQ(runCommand(cmd), 0) << tag << ": " << cmd;
+      }
+      if (!ort) continue;
+      // ORT output: the logits, plus the FC input (a DQ output) as a 2nd output.
+      Graph q2 = q;
+      q2.outputs.push_back({fq->quantized, {-1, 16}, DType::kF32});
+      const fs::path model2 = dir / "model_probe.onnx";
+      models::exportOnnx(q2, model2.string());
+      models::writeTensorProto(f.at("x"), (dir / "input_0.pb").string(), "x");
+      const std::string cmd = "node '" + std::string(SLIM_TEST_SOURCE_DIR) +
+                              "/scripts/ort_run.js' '" + model2.string() + "' '" + dir.string() +
+                              "' '" + (dir / "input_0.pb").string() + "' 2>'" +
+                              (dir / "ort.log").string() + "'";
+      ASSERT_EQ(runCommand(cmd), 0) << cmd;
+      Tensor ort_logits = models::readTensorProto((dir / "output_0.pb").string());
+      Tensor ort_x = models::readTensorProto((dir / "output_1.pb").string());
+      expectLogitsWithinQuantBound(ref.at("logits"), ort_logits, ref.at(fq->quantized), ort_x,
+                                   student.initializers.at("fc.w"), step_x, trans_b,
+                                   tag + " onnxruntime");
+      if (!std::getenv("SLIM_KEEP_EXPORT")) fs::remove_all(dir);
+    }
+}
+
+// Without BN folding and with float biases the QDQ graph is training's
+// inference graph op for op: Q/DQ pairs (activations, conv outputs) are the
+// fake quantizers, DQ(int weight) is the fake-quantized weight, so the logits
+// are bit-identical. Folding only adds float rounding + int32 bias rounding.
+TEST(ExportQdq, UnfoldedGraphIsBitExact) {
+  registerQdqOps(ops::OpRegistry::get());
+  for (bool pact : {false, true}) {
+    Graph student = buildStudent();
+    Trained t = train(student, "moving_average_abs_max", pact);
+    QdqOptions opts;
+    opts.fold_batch_norm = false;
+    opts.int32_bias = false;
+    opts.integer_clip = false;
+    Graph q = buildQdqGraph(t.g, t.info, {"logits"}, opts);
+    int bns = 0;
+    for (const auto& n : q.nodes) bns += n.op_type == "BatchNormalization";
+    EXPECT_EQ(bns, 3);
+    auto f = feeds(11, 32, true);
+    const Tensor ref = runGraph(t.g, f, {"logits"}).at("logits");
+    const Tensor got = runGraph(q, {{"x", f.at("x")}}, {"logits"}).at("logits");
+    for (int64_t i = 0; i < ref.numel(); ++i)
+      ASSERT_EQ(got.f32()[i], ref.f32()[i]) << "pact " << pact << " logit " << i;
+  }
+}
+
+TEST(ExportQdq, InitializerBytesShrink) {
+  // The test student: small layers, so per-channel scales and biases weigh more.
+  Graph student = buildStudent();
+  Trained t = train(student, "moving_average_abs_max", false);
+  Graph q = buildQdqGraph(t.g, t.info, {"logits"});
+  const double small = static_cast<double>(initializerBytes(student)) / initializerBytes(q);
+  EXPECT_GT(small, 2.0);
+  // zoo mobilenet_tiny: the issue asks >= 3.2x against the FP32 model.
+  Graph tiny = models::buildZooModel("mobilenet_tiny", 3);
+  Graph merged = tiny;
+  config::QuantAware qa = quantConfig("moving_average_abs_max", false);
+  QatInfo info = insertQat(merged, qa);
+  Graph qt = buildQdqGraph(merged, info, {"logits"});
+  const double ratio = static_cast<double>(initializerBytes(tiny)) / initializerBytes(qt);
+  std::cout << "[ info ] initializer bytes: test student " << initializerBytes(student) << " -> "
+            << initializerBytes(q) << " (" << small << "x); mobilenet_tiny "
+            << initializerBytes(tiny) << " -> " << initializerBytes(qt) << " (" << ratio
+            << "x)\n";
+  EXPECT_GE(ratio, 3.2);
+}
+
+TEST(ExportQdq, KernelsReproduceFakeQuantGrid) {
+  registerQdqOps(ops::OpRegistry::get());
+  // x on a fine grid incl. exact ties (k + 0.5) * step and values past the clip.
+  const float s = 1.7f, step = quantStep(s, 8);
+  std::vector<float> xs;
+  for (int k = -140; k <= 140; ++k) {
+    xs.push_back((static_cast<float>(k) + 0.5f) * step);
+    xs.push_back(static_cast<float>(k) * 0.37f * step);
+  }
+  const int64_t n = static_cast<int64_t>(xs.size());
+  Graph g;
+  g.inputs = {{"x", {n}, DType::kF32}};
+  g.addInitializer("step", Tensor::scalar(step));
+  Tensor zp(Shape{}, DType::kU8);
+  zp.data<uint8_t>()[0] = 128;
+  g.addInitializer("zp", zp);
+  g.nodes = {node("q", "QuantizeLinear", {"x", "step", "zp"}, {"xq"}),
+             node("dq", "DequantizeLinear", {"xq", "step", "zp"}, {"y"})};
+  g.outputs = {{"y", {n}, DType::kF32}};
+  auto out = runGraph(g, {{"x", Tensor::fromVector({n}, xs)}}, {"y", "xq"});
+  std::vector<float> want(xs.size());
+  fakeQuantize(xs.data(), want.data(), n, s, 8);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(out.at("y").f32()[i], want[static_cast<size_t>(i)]) << "x = " << xs[i];
+    EXPECT_EQ(static_cast<int>(out.at("xq").data<uint8_t>()[i]) - 128,
+              quantizeValue(xs[static_cast<size_t>(i)], step, 8));
+  }
+}
+
+}  // namespace
+}  // namespace slim::compress
