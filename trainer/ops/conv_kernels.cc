@@ -128,7 +128,9 @@ void resolveAxes(const WindowAttrs& wa, int64_t h, int64_t w, int64_t kh, int64_
 
 void tapRange(const Axis& a, int64_t t, int64_t& lo, int64_t& hi) {
   const int64_t off = a.pad_begin - t * a.dilation;  // o*stride >= off
-  lo = std::max<int64_t>(0, ceilDiv(off, a.stride));
+  // lo is clamped to out too: a padded kernel larger than the input can put
+  // the first valid output past the end (found by the ONNX fuzzer).
+  lo = std::min<int64_t>(a.out, std::max<int64_t>(0, ceilDiv(off, a.stride)));
   hi = std::min<int64_t>(a.out, ceilDiv(a.in + off, a.stride));
   if (hi < lo) hi = lo;
 }

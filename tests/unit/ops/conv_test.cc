@@ -119,6 +119,8 @@ TEST_P(ConvTest, GradientsMatchFiniteDifferences) {
 }
 
 const ConvCase kCases[] = {
+    // Kernel wider than the input, most of it in the padding (fuzzer find).
+    {"kernel_wider_than_input", 1, 1, 7, 5, 1, 2, 14, 1, 1, 1, 1, 1, {1, 38, 1, 1}, true},
     {"k3s1p1", 2, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true},
     {"k3s2p1", 2, 3, 6, 5, 4, 3, 3, 2, 2, 1, 1, 1, {1, 1, 1, 1}, true},
     {"k3s1p0_nobias", 1, 2, 5, 6, 3, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false},
