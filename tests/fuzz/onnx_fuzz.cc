@@ -53,19 +53,6 @@ bool cheapToRun(const slim::graph::Graph& g) {
   return true;
 }
 
-// Shape of a graph input (batch -1 -> 1) or initializer; empty when unknown.
-slim::Shape knownShape(const slim::graph::Graph& g, const std::string& name) {
-  if (g.isInitializer(name)) return g.initializers.at(name).shape();
-  for (const auto& in : g.inputs)
-    if (in.name == name) {
-      slim::Shape s = in.shape;
-      if (!s.empty() && s[0] == -1) s[0] = 1;
-      return s;
-    }
-  return {};
-}
-
-
 // Zero feeds for every graph input, or false when some dimension is unknown
 // (other than a leading batch dimension, which becomes 1) or inputs are big.
 bool makeFeeds(const slim::graph::Graph& g, std::map<std::string, slim::Tensor>& feeds) {
