@@ -32,6 +32,18 @@ class WindowPool : public Op {
     detail::resolveAxes(wa_, x.dim(2), x.dim(3), wa_.kernel[0], wa_.kernel[1], label, ah_,
                         aw_);
   }
+  // Start of backward: the zeroed input gradient, or null when none is wanted
+  // or no output gradient flows (dx stays zero then).
+  Tensor* zeroedInputGrad(const std::vector<Tensor*>& in,
+                          const std::vector<const Tensor*>& dout,
+                          const std::vector<Tensor*>& din) {
+    if (din.empty() || !din[0]) return nullptr;
+    setup(in);
+    Tensor& dx = *din[0];
+    dx.resize(in[0]->shape());
+    dx.zero();
+    return dout[0] ? &dx : nullptr;
+  }
   // Input coordinate of output o at tap t.
   static int64_t coord(const Axis& a, int64_t o, int64_t t) {
     return o * a.stride - a.pad_begin + t * a.dilation;
@@ -85,12 +97,9 @@ class MaxPoolOp : public WindowPool {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
                 RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    setup(in);
-    Tensor& dx = *din[0];
-    dx.resize(in[0]->shape());
-    dx.zero();
-    if (!dout[0]) return;
+    Tensor* dxt = zeroedInputGrad(in, dout, din);
+    if (dxt == nullptr) return;
+    Tensor& dx = *dxt;
     const int64_t HW = ah_.in * aw_.in, P = ah_.out * aw_.out;
     SLIM_ENFORCE_EQ(static_cast<int64_t>(arg_.size()), NC_ * P, label,
                     ": backward without a matching forward");
@@ -134,12 +143,9 @@ class AveragePoolOp : public WindowPool {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
                 RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    setup(in);
-    Tensor& dx = *din[0];
-    dx.resize(in[0]->shape());
-    dx.zero();
-    if (!dout[0]) return;
+    Tensor* dxt = zeroedInputGrad(in, dout, din);
+    if (dxt == nullptr) return;
+    Tensor& dx = *dxt;
     const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
     const float* dy = dout[0]->f32();
     float* dxp = dx.f32();

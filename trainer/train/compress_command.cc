@@ -35,12 +35,6 @@ graph::Graph loadTeacher(const config::Config& cfg, const graph::Graph& student)
   return t;
 }
 
-std::string jsonStrings(const std::vector<std::string>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + jsonString(v[i]);
-  return s + "]";
-}
-
 // Evaluates an ONNX file on the eval set in ONNX Runtime (scripts/ort_eval.js
 // through node). Returns NaN with a warning when node or onnxruntime-node is
 // missing or the data set is not an IDX one the script can read.
@@ -190,12 +184,12 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   }
   if (qat) {
     JsonObject q;
-    q.add("count", static_cast<int64_t>(qat->nodes.size())).addRaw("names", jsonStrings(qat->nodeNames()));
+    q.add("count", static_cast<int64_t>(qat->nodes.size())).add("names", qat->nodeNames());
     q.add("weight_bits", static_cast<int64_t>(qat->weight_bits));
     q.add("activation_bits", static_cast<int64_t>(qat->activation_bits));
     rep.addRaw("quantized_ops", q.str());
   }
-  rep.addRaw("distill_pairs", jsonStrings(pairStrings(dl)));
+  rep.add("distill_pairs", pairStrings(dl));
   rep.add("output", out_path).add("format", qat ? "int8 qdq onnx" : "fp32 onnx");
   rep.add("onnxruntime_top1", ort).add("teacher_initializer_bytes", fp32_bytes);
   rep.add("export_initializer_bytes", out_bytes);

@@ -23,12 +23,6 @@ std::string shapeJson(const Shape& s) {
   return o + "]";
 }
 
-std::string listJson(const std::vector<std::string>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + jsonString(v[i]);
-  return s + "]";
-}
-
 }  // namespace
 
 std::string inspectModel(const std::string& model_path, bool json, const std::string& cfg_path) {
@@ -111,9 +105,9 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
     o.addRaw("inputs", ins + "]").addRaw("outputs", outs + "]").addRaw("tensors", tensors + "]");
     o.addRaw("parameters", params + "]").add("parameter_count", n_params);
     o.addRaw("quantized_ops", qops + "]");
-    o.addRaw("prunable_params", listJson(prune_default));
-    o.addRaw("prunable_params_conv1x1_only", listJson(prune_1x1));
-    o.addRaw("default_distill_nodes", listJson(distill));
+    o.add("prunable_params", prune_default);
+    o.add("prunable_params_conv1x1_only", prune_1x1);
+    o.add("default_distill_nodes", distill);
     if (!shape_error.empty()) o.add("shape_inference_error", shape_error);
     os << o.str() << "\n";
     return os.str();

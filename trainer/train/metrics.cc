@@ -64,6 +64,16 @@ JsonObject& JsonObject::add(const std::string& k, const std::vector<double>& v) 
   return *this;
 }
 
+JsonObject& JsonObject::add(const std::string& k, const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ", ";
+    s += jsonString(v[i]);
+  }
+  items_.emplace_back(k, s + "]");
+  return *this;
+}
+
 std::string JsonObject::str() const {
   std::string s = "{";
   for (size_t i = 0; i < items_.size(); ++i)

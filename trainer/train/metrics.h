@@ -22,6 +22,7 @@ class JsonObject {
   /// Adds a pre-serialised JSON value (object, array).
   JsonObject& addRaw(const std::string& key, const std::string& json);
   JsonObject& add(const std::string& key, const std::vector<double>& v);
+  JsonObject& add(const std::string& key, const std::vector<std::string>& v);
   std::string str() const;
 
  private:
