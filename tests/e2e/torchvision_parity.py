@@ -5,8 +5,11 @@ TensorProto files, for slimtrain's onnx_torchvision_test to reproduce.
 
 Usage: torchvision_parity.py OUT_DIR [MODEL ...]
 Writes OUT_DIR/<model>/{model.onnx, test_data_set_0/input_0.pb, output_0.pb}
-and OUT_DIR/DONE when every model was written.
+and OUT_DIR/DONE when every model was written. Safe to run concurrently (the
+C++ parity test and inspect_torchvision.py share one folder): a lock file
+serialises writers and an existing DONE means there is nothing to do.
 """
+import fcntl
 import os
 import sys
 
@@ -43,19 +46,29 @@ def export(name, out_dir):
     print(f"{name}: exported, output {tuple(y.shape)}", flush=True)
 
 
+def export_all(out_dir, names=MODELS):
+    """Exports `names` into out_dir unless its DONE marker lists them all."""
+    os.makedirs(out_dir, exist_ok=True)
+    done = os.path.join(out_dir, "DONE")
+    with open(out_dir.rstrip("/") + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(done):
+            with open(done) as f:
+                if set(names) <= set(f.read().split()):
+                    return
+            os.remove(done)
+        torch.set_num_threads(2)
+        for name in names:
+            export(name, out_dir)
+        with open(done, "w") as f:
+            f.write("\n".join(names) + "\n")
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    out_dir = sys.argv[1]
-    os.makedirs(out_dir, exist_ok=True)
-    done = os.path.join(out_dir, "DONE")
-    if os.path.exists(done):
-        os.remove(done)
-    torch.set_num_threads(2)
-    for name in sys.argv[2:] or MODELS:
-        export(name, out_dir)
-    open(done, "w").close()
+    export_all(sys.argv[1], sys.argv[2:] or MODELS)
     return 0
 
 

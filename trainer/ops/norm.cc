@@ -3,9 +3,10 @@
 // statistics (biased variance) and updates the running mean/var in place
 // with the unbiased variance (PyTorch convention, ONNX momentum convention).
 // With RunContext::sync the statistics are global over ranks (sync BN):
-// sums are allreduced, variance is two-pass for precision, and backward
-// allreduces sum(dy) and sum(dy*xhat) so input gradients equal those of one
-// rank holding the whole batch. dscale/dB stay rank-local: the gradient
+// per-rank double sums are added exactly (StateSync::sumDoubles), variance is
+// two-pass for precision, and backward sums sum(dy) and sum(dy*xhat) the same
+// way, so statistics and input gradients equal those of one rank holding the
+// whole batch to double rounding. dscale/dB stay rank-local: the gradient
 // reducer combines them like any other parameter gradient.
 // Threads: statistics are parallel over channels (each channel summed by one
 // thread over n in order), elementwise passes over (n, c) rows, so results do
@@ -123,11 +124,7 @@ class BatchNormOp : public Op {
       });
       return;
     }
-    if (ctx.sync) {
-      fsums_.assign(sums_.begin(), sums_.end());
-      ctx.sync->allreduce(fsums_.data(), fsums_.size(), SyncOp::kSum);
-      sums_.assign(fsums_.begin(), fsums_.end());
-    }
+    if (ctx.sync) ctx.sync->sumDoubles(sums_.data(), sums_.size());
     // dx = scale*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)), means global.
     const double* sums = sums_.data();
     const float* mean = mean_.data();
@@ -164,24 +161,18 @@ class BatchNormOp : public Op {
 
   // Batch mean (mean_) and biased variance (var_), global over ranks with sync.
   void batchStats(const float* x, StateSync* sync) {
-    // buf: [count, sum_0..sum_{C-1}] then [sqdev_0..sqdev_{C-1}]
-    fsums_.assign(C_ + 1, 0.f);
+    // sums_: [sum_0..sum_{C-1}, count]; var_: squared deviations.
     std::vector<double>& sum = sums_;
-    sum.assign(C_, 0.0);
+    sum.assign(C_ + 1, 0.0);
     const int64_t N = N_, C = C_, S = S_;
     detail::parallelFor(C, [&](int64_t c) {
       double a = 0;
       for (int64_t n = 0; n < N; ++n) a += detail::sumF(x + (n * C + c) * S, S);
       sum[c] = a;
     });
-    double count = static_cast<double>(N_ * S_);
-    if (sync) {
-      fsums_[0] = static_cast<float>(count);
-      for (int64_t c = 0; c < C_; ++c) fsums_[c + 1] = static_cast<float>(sum[c]);
-      sync->allreduce(fsums_.data(), fsums_.size(), SyncOp::kSum);
-      count = fsums_[0];
-      for (int64_t c = 0; c < C_; ++c) sum[c] = fsums_[c + 1];
-    }
+    sum[C_] = static_cast<double>(N_ * S_);
+    if (sync) sync->sumDoubles(sum.data(), sum.size());
+    const double count = sum[C_];
     SLIM_ENFORCE(count > 0, label, ": batch statistics over an empty batch");
     count_ = count;
     for (int64_t c = 0; c < C_; ++c) mean_[c] = static_cast<float>(sum[c] / count);
@@ -193,11 +184,7 @@ class BatchNormOp : public Op {
       for (int64_t n = 0; n < N; ++n) a += detail::sumSqDevF(x + (n * C + c) * S, mean[c], S);
       var[c] = a;
     });
-    if (sync) {
-      fsums_.assign(var_.begin(), var_.end());
-      sync->allreduce(fsums_.data(), C_, SyncOp::kSum);
-      var_.assign(fsums_.begin(), fsums_.begin() + C_);
-    }
+    if (sync) sync->sumDoubles(var_.data(), var_.size());
     for (int64_t c = 0; c < C_; ++c) var_[c] /= count;
   }
 
@@ -208,7 +195,6 @@ class BatchNormOp : public Op {
   bool trained_ = false;         // forward ran in training mode
   std::vector<float> mean_, invstd_;  // (C) statistics used by the last forward
   std::vector<double> var_, sums_;
-  std::vector<float> fsums_;     // float staging for StateSync
 };
 
 }  // namespace

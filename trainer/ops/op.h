@@ -27,6 +27,12 @@ class StateSync {
   virtual ~StateSync() = default;
   /// In-place allreduce of n floats over all ranks.
   virtual void allreduce(float* data, size_t n, SyncOp op) = 0;
+  /// In-place sum of n doubles over all ranks, added in rank order in double
+  /// precision (identical on every rank). Sync batch norm uses it so that its
+  /// statistics round to the same floats as one rank holding the whole batch:
+  /// a float allreduce of the partial sums shifts them by an ulp, enough to
+  /// flip a ReLU and move some gradients by 1e-3 relative.
+  virtual void sumDoubles(double* data, size_t n) = 0;
 };
 
 /// Per-run settings passed to every op.

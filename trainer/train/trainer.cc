@@ -193,7 +193,21 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     }
     if (st) {
       config::Config saved = config::parseConfigString(st->config_yaml, from.string() + ":/config_yaml");
+      // The trajectory depends on the global batch, not on how it is split:
+      // a resume on another world size that keeps batch_size x ranks equal
+      // continues the same run (the sampler position is world-size free).
+      const int64_t saved_global = saved.global.batch_size * st->world_size;
+      if (st->world_size != world && saved_global == global_batch) {
+        log::info0("checkpoint was written by ", st->world_size, " rank(s) x batch ",
+                   saved.global.batch_size, "; continuing on ", world, " rank(s) x batch ",
+                   cfg_.global.batch_size, " (global batch ", global_batch, ")");
+        saved.global.batch_size = cfg_.global.batch_size;
+      }
       std::vector<std::string> diff = config::trajectoryDiff(saved, cfg_);
+      if (saved_global != global_batch)
+        diff.push_back("global batch (Global.batch_size x ranks): " + std::to_string(saved_global) +
+                       " (" + std::to_string(st->world_size) + " rank(s)) -> " +
+                       std::to_string(global_batch) + " (" + std::to_string(world) + " rank(s))");
       if (!diff.empty() && !force_resume_) {
         std::string msg;
         for (const auto& d : diff) msg += "\n  " + d;

@@ -144,6 +144,7 @@ struct FakeSync : ops::StateSync {
     ASSERT_EQ(op, ops::SyncOp::kMax);
     data[0] = std::max(data[0], other);
   }
+  void sumDoubles(double*, size_t) override { ADD_FAILURE() << "observers only take maxima"; }
 };
 
 TEST(FakeQuantAct, SyncedMaxDrivesTheUpdate) {

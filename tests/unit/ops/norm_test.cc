@@ -96,12 +96,25 @@ TEST(BatchNorm, GradientsInference) {
 class ThreadSync : public ops::StateSync {
  public:
   explicit ThreadSync(int size) : size_(size) {}
-  void allreduce(float* data, size_t n, ops::SyncOp op) override {
+  void allreduce(float* data, size_t n, ops::SyncOp op) override { reduce(data, n, op); }
+  void sumDoubles(double* data, size_t n) override { reduce(data, n, ops::SyncOp::kSum); }
+  int calls() const { return calls_; }
+
+ private:
+  int size_, arrived_ = 0, calls_ = 0;
+  int64_t generation_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<double> acc_, result_;
+
+  // Two ranks: a + b == b + a, so arrival order does not matter.
+  template <typename T>
+  void reduce(T* data, size_t n, ops::SyncOp op) {
     std::unique_lock<std::mutex> lock(mu_);
     if (arrived_ == 0) acc_.assign(data, data + n);
     else
       for (size_t i = 0; i < n; ++i)
-        acc_[i] = op == ops::SyncOp::kSum ? acc_[i] + data[i] : std::max(acc_[i], data[i]);
+        acc_[i] = op == ops::SyncOp::kSum ? acc_[i] + data[i] : std::max<double>(acc_[i], data[i]);
     ++calls_;
     if (++arrived_ == size_) {
       result_ = acc_;
@@ -113,16 +126,8 @@ class ThreadSync : public ops::StateSync {
       if (!cv_.wait_for(lock, std::chrono::seconds(20), [&] { return generation_ != gen; }))
         throw CommError("ThreadSync: allreduce timed out", -1, "allreduce");
     }
-    std::copy(result_.begin(), result_.end(), data);
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<T>(result_[i]);
   }
-  int calls() const { return calls_; }
-
- private:
-  int size_, arrived_ = 0, calls_ = 0;
-  int64_t generation_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<float> acc_, result_;
 };
 
 // Rows [begin, end) of the first dimension.
