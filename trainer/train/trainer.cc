@@ -4,6 +4,7 @@
 #include "trainer/train/trainer.h"
 
 #include <chrono>
+#include <cstdio>
 #include <csignal>
 #include <fstream>
 #include <cstdlib>
@@ -239,8 +240,13 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       maybeKill(kill, iter - 1, "checkpoint");
     }
     if (root) {
+      const auto t0 = std::chrono::steady_clock::now();
       auto path = ckpt.save(st);
-      log::info("checkpoint ", path.string(), " (iteration ", iter, ")");
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      checkpoint_ms_ += ms;
+      log::info("checkpoint ", path.string(), " (iteration ", iter, ", ", static_cast<int>(ms + 0.5),
+                " ms)");
     }
     comm::CollectiveOptions o;
     o.tag = "checkpoint barrier";
@@ -385,8 +391,17 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   res.images_per_s = secs > 0 ? (res.iterations - start) * global_batch / secs : 0;
+  res.seconds = secs;
+  res.checkpoint_seconds = checkpoint_ms_ / 1000;
+  std::string ck;
+  if (checkpoint_ms_ > 0) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, ", checkpoints %.2f s (%.2f%% of %.1f s)", res.checkpoint_seconds,
+                  100 * res.checkpoint_seconds / secs, secs);
+    ck = buf;
+  }
   progress.finish("done: " + std::to_string(res.iterations) + " iterations, " +
-                  std::to_string(static_cast<int64_t>(res.images_per_s)) + " img/s");
+                  std::to_string(static_cast<int64_t>(res.images_per_s)) + " img/s" + ck);
   return res;
 }
 

@@ -56,6 +56,8 @@ struct TrainResult {
   bool early_stopped = false;
   bool stopped_on_signal = false;  ///< checkpointed after SIGUSR1/SIGTERM
   int64_t resumed_from = -1;       ///< iteration of the checkpoint resumed, or -1
+  double seconds = 0;              ///< wall time of the loop (training, evals, checkpoints)
+  double checkpoint_seconds = 0;   ///< of which writing checkpoints (rank 0)
 };
 
 class Trainer {
@@ -102,6 +104,7 @@ class Trainer {
   std::unique_ptr<graph::Executor> executor_;
   bool keep_best_ = false;
   bool force_resume_ = false;
+  double checkpoint_ms_ = 0;  // time spent in CheckpointManager::save this run
   std::map<std::string, Tensor> best_;
 };
 

@@ -1,0 +1,15 @@
+# configs/fmnist_act.yaml runs unchanged on a teacher trained and exported by
+# PyTorch (tests/e2e/torch_teacher.py: mobilenet_tiny's layout, BN folded into
+# the convs by torch.onnx.export): the fake-quant student ends within 1.0 point
+# of the teacher and every 1x1 conv weight is exactly floor(0.75 N) zeros.
+# Usage: torch_teacher_compress.sh SLIMTRAIN
+source "$(dirname "$0")/common.sh"
+BIN=$1
+need_data
+/usr/bin/python3 -c 'import torch, onnx' 2> /dev/null ||
+  { echo "SKIP: /usr/bin/python3 lacks torch/onnx (Debian python3-torch, python3-onnx)"; exit 77; }
+OUT=$PWD/torch_teacher; rm -rf "$OUT"; mkdir -p "$OUT"
+/usr/bin/python3 "$SLIM_SOURCE_DIR/tests/e2e/torch_teacher.py" "$OUT/teacher" 3 | tee "$OUT/torch.log"
+"$BIN" eval "$SLIM_SOURCE_DIR/configs/fmnist_act.yaml" --model "$OUT/teacher/model.onnx" | tee "$OUT/eval.log"
+# The same checks as the zoo teacher's run, on this teacher.
+bash "$SLIM_SOURCE_DIR/tests/e2e/act_compress.sh" "$BIN" "$OUT/teacher" "$OUT/act"
