@@ -5,9 +5,10 @@
 #  1. the state the TO-rank run loads equals the saved one exactly (the run is
 #     resumed with train_iter 30, so its final checkpoint re-saves what it
 #     loaded), and
-#  2. 20 iterations later (iteration 50) every parameter, BN statistic, mask
-#     and quantizer state agrees within 1e-4 relative with the uninterrupted
-#     FROM-rank run.
+#  2. 20 iterations later (iteration 50) every parameter, BN statistic, mask,
+#     quantizer and optimizer state has the same bytes as in the uninterrupted
+#     FROM-rank run (batch reductions are world-size invariant; the issue asks
+#     for 1e-4 relative).
 # Usage: resume_world_size.sh SLIMTRAIN FROM TO
 source "$(dirname "$0")/common.sh"
 BIN=$1; FROM=$2; TO=$3
@@ -53,5 +54,5 @@ launch "$TO" compress "$cfg" "${args[@]}" --set Global.batch_size=$((64 / TO)) \
 grep -q "continuing on $TO rank(s)" "$OUT/run.log" || { cat "$OUT/run.log"; fail "no world-size change logged"; }
 echo "iteration 50: $FROM ranks uninterrupted vs resumed at 30 on $TO rank(s):"
 /usr/bin/python3 "$SLIM_SOURCE_DIR/tests/e2e/h5compare.py" "$ref/ckpt-00000050.h5" \
-  "$OUT/run/checkpoints/ckpt-00000050.h5" --groups params,buffers,masks,quant --rtol 1e-4
+  "$OUT/run/checkpoints/ckpt-00000050.h5" --exact
 echo "PASS"

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <unordered_map>
+#include <map>
+#include <set>
 
 namespace slim::graph {
 
@@ -148,6 +150,83 @@ Executor::Executor(Graph& g) : graph_(g), impl_(std::make_unique<Impl>()) {
       for (size_t j = 0; j < need.size(); ++j)
         if (need[j]) m.param_uses[m.node_in[i][j]]++;
   }
+  planRankReduction();
+}
+
+// Which weight gradients ops reduce over ranks themselves (exactly, see
+// Op::reducesGradOverRanks). A value is replicated when it is computed from
+// initializers only. A "boundary" is an input edge (node, j) where a
+// replicated value that needs a gradient meets batch data (the node's outputs
+// are not replicated): its gradient is a batch reduction. A parameter's
+// gradient is rank-reduced when every boundary downstream of it (through
+// replicated nodes, whose backward maps a reduced gradient to a reduced one)
+// is enabled; a boundary is enabled when its op can reduce and every
+// parameter upstream of it is rank-reduced (no parameter may mix reduced and
+// unreduced contributions). Iterated to a fixed point.
+void Executor::planRankReduction() {
+  Impl& m = *impl_;
+  const size_t nv = m.names.size(), nn = graph_.nodes.size();
+  std::vector<bool> replicated(nv, false);
+  for (int k : m.initializer_ids) replicated[k] = true;
+  std::vector<bool> interior(nn, false);
+  for (size_t i = 0; i < nn; ++i) {
+    bool all = true;
+    for (int k : m.node_in[i]) all = all && (k < 0 || replicated[k]);
+    interior[i] = all;
+    if (all)
+      for (int k : m.node_out[i]) replicated[k] = true;
+  }
+  // Parameters upstream of each replicated value (forward, topological order).
+  std::vector<std::set<int>> up(nv);
+  for (int p : m.param_ids) up[p].insert(p);
+  for (size_t i = 0; i < nn; ++i)
+    if (interior[i])
+      for (int k : m.node_in[i])
+        if (k >= 0)
+          for (int o : m.node_out[i]) up[o].insert(up[k].begin(), up[k].end());
+  struct Edge {
+    size_t node, input;
+    bool capable, enabled;
+  };
+  std::vector<Edge> edges;
+  std::map<int, std::vector<size_t>> down;  // param -> its boundary edges
+  for (size_t i = 0; i < nn; ++i) {
+    if (interior[i] || !m.node_backward[i]) continue;
+    for (size_t j = 0; j < m.node_in[i].size(); ++j) {
+      const int k = m.node_in[i][j];
+      if (k < 0 || !replicated[k] || !m.node_in_grad[i][j]) continue;
+      const bool capable = ops_[i]->reducesGradOverRanks(static_cast<int>(j));
+      edges.push_back({i, j, capable, capable});
+      for (int p : up[k]) down[p].push_back(edges.size() - 1);
+    }
+  }
+  std::set<int> reduced;
+  for (bool changed = true; changed;) {
+    changed = false;
+    reduced.clear();
+    for (int p : m.param_ids) {
+      bool all = down.count(p) > 0;
+      for (size_t e : down[p]) all = all && edges[e].enabled;
+      if (all) reduced.insert(p);
+    }
+    for (Edge& e : edges) {
+      if (!e.enabled) continue;
+      for (int p : up[m.node_in[e.node][e.input]])
+        if (!reduced.count(p)) {
+          e.enabled = false;
+          changed = true;
+        }
+    }
+  }
+  std::vector<std::vector<bool>> flags(nn);
+  for (const Edge& e : edges)
+    if (e.enabled) {
+      flags[e.node].resize(m.node_in[e.node].size(), false);
+      flags[e.node][e.input] = true;
+    }
+  for (size_t i = 0; i < nn; ++i) ops_[i]->setRankReducedInputs(flags[i]);
+  rank_reduced_.clear();
+  for (int p : reduced) rank_reduced_.insert(m.names[p]);
 }
 
 Executor::~Executor() = default;
@@ -279,6 +358,10 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
   }
   for (int k : m.param_ids)
     if (m.param_uses[k] == 0) report(k);
+}
+
+bool Executor::gradReducedOverRanks(const std::string& param) const {
+  return rank_reduced_.count(param) != 0;
 }
 
 Tensor& Executor::grad(const std::string& param) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,11 @@ class Executor {
   /// Gradient of any tensor after backward() (undefined if none flowed).
   const Tensor& gradOf(const std::string& name) const;
 
+  /// True when the ops compute this parameter's gradient already reduced over
+  /// all ranks (exactly, world-size invariant; ops/exact_sum.h): the gradient
+  /// reducer must skip it. Decided once from the graph (planRankReduction).
+  bool gradReducedOverRanks(const std::string& param) const;
+
   /// Trainable parameter names in the order backward makes them ready.
   const std::vector<std::string>& paramsInReadyOrder() const { return ready_order_; }
 
@@ -51,8 +57,11 @@ class Executor {
   ops::Op& op(size_t i) { return *ops_[i]; }
 
  private:
+  void planRankReduction();
+
   struct Impl;
   Graph& graph_;
+  std::set<std::string> rank_reduced_;
   std::vector<std::unique_ptr<ops::Op>> ops_;
   std::vector<std::string> ready_order_;
   std::unique_ptr<Impl> impl_;

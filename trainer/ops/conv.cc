@@ -69,7 +69,7 @@ class ConvOp : public Op {
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
-                RunContext&) override {
+                RunContext& ctx) override {
     setup(in);
     const Tensor& x = *in[0];
     const Tensor& w = *in[1];
@@ -88,18 +88,18 @@ class ConvOp : public Op {
     const float* dy = dout[0]->f32();
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in;
     const int64_t N = N_, M = M_;
-    if (db) {  // per channel, images in order: independent of the thread count
-      float* dbp = db->f32();
-      detail::parallelFor(M, [&](int64_t m) {
-        double s = 0;
-        for (int64_t n = 0; n < N; ++n) s += detail::sumF(dy + (n * M + m) * P, P);
-        dbp[m] = static_cast<float>(s);
-      });
+    if (db) {  // per (image, channel) sums in fixed point: exact, any split
+      FixedSum sum;
+      sum.reset(static_cast<size_t>(M));
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t m = 0; m < M; ++m) sum.add(static_cast<size_t>(m), detail::sumF(dy + (n * M + m) * P, P));
+      finishSum(2, sum, ctx, db->f32());
     }
     if (!dx && !dw) return;
-    // Fixed chunks of images: dx per image, dw as one partial per chunk
-    // (summed in chunk order below), so dw does not depend on the threads.
-    const detail::Chunks chunks(N);
+    // Fixed chunks of kSumChunk images: dx per image, dw as one float
+    // partial per chunk, the partials summed in fixed point (exact_sum.h):
+    // independent of the threads and of how ranks split the batch.
+    const SumChunks chunks(N);
     const int64_t wsize = w.numel();
     if (dw && partial_.size() < static_cast<size_t>(chunks.count * wsize))
       partial_.resize(chunks.count * wsize);
@@ -118,18 +118,12 @@ class ConvOp : public Op {
                       depthwise_ || group_ > 1 ? dwc : nullptr, n == chunks.begin(c));
     });
     if (dw) {
-      float* dwp = dw->f32();
-      const float* part = partial_.data();
-      const int64_t count = chunks.count;
-      detail::parallelRange(wsize, 4096, [&](int64_t b, int64_t e) {
-        std::copy(part + b, part + e, dwp + b);
-        for (int64_t c = 1; c < count; ++c) {
-          const float* pc = part + c * wsize;
-          for (int64_t i = b; i < e; ++i) dwp[i] += pc[i];
-        }
-      });
+      sumPartials(partial_.data(), chunks.count, wsize, wsum_);
+      finishSum(1, wsum_, ctx, dw->f32());
     }
   }
+
+  bool reducesGradOverRanks(int i) const override { return i == 1 || i == 2; }
 
  private:
   // Validates shapes and caches the geometry for the current inputs.
@@ -239,6 +233,7 @@ class ConvOp : public Op {
   bool depthwise_ = false, pointwise_ = false;
   detail::ThreadScratch scratch_;  // per-thread im2col / dcol / packing / depthwise scratch
   std::vector<float> partial_;     // per-chunk weight-gradient partials, grows only
+  FixedSum wsum_;                  // their exact sum
 };
 
 }  // namespace

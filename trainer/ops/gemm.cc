@@ -40,7 +40,7 @@ class GemmOp : public Op {
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
-                RunContext&) override {
+                RunContext& ctx) override {
     setup(in);
     Tensor* da = din.size() > 0 ? din[0] : nullptr;
     Tensor* db = din.size() > 1 ? din[1] : nullptr;
@@ -62,19 +62,36 @@ class GemmOp : public Op {
         gemm(tb_, true, K_, M_, N_, alpha_, b, ldb(), dy, N_, 0.f, da->f32(), M_);
     }
     if (db) {
-      if (!tb_)  // dB (K, N) = alpha * op(A)^T * dY
-        gemm(!ta_, false, K_, N_, M_, alpha_, a, lda(), dy, N_, 0.f, db->f32(), N_);
-      else       // dB (N, K) = alpha * dY^T * op(A)
-        gemm(true, ta_, N_, K_, M_, alpha_, dy, N_, a, lda(), 0.f, db->f32(), K_);
+      // Rows of op(A) are samples: one float partial per chunk of kSumChunk
+      // rows, summed in fixed point (exact_sum.h; world-size invariant).
+      const SumChunks chunks(M_);
+      const int64_t bsize = K_ * N_;
+      if (partial_.size() < static_cast<size_t>(chunks.count * bsize))
+        partial_.resize(static_cast<size_t>(chunks.count * bsize));
+      for (int64_t c = 0; c < chunks.count; ++c) {
+        const int64_t r0 = chunks.begin(c), rows = chunks.end(c) - r0;
+        const float* as = ta_ ? a + r0 : a + r0 * lda();
+        float* part = partial_.data() + c * bsize;
+        if (!tb_)  // dB (K, N) = alpha * op(A)^T * dY
+          gemm(!ta_, false, K_, N_, rows, alpha_, as, lda(), dy + r0 * N_, N_, 0.f, part, N_);
+        else       // dB (N, K) = alpha * dY^T * op(A)
+          gemm(true, ta_, N_, K_, rows, alpha_, dy + r0 * N_, N_, as, lda(), 0.f, part, K_);
+      }
+      sumPartials(partial_.data(), chunks.count, bsize, bsum_);
+      finishSum(1, bsum_, ctx, db->f32());
     }
     if (dc) {  // dC = beta * dY summed over C's broadcast dimensions
-      float* dcp = dc->f32();
-      std::fill(dcp, dcp + dc->numel(), 0.f);
+      FixedSum sum;
+      sum.reset(static_cast<size_t>(dc->numel()));
       for (int64_t i = 0; i < M_; ++i)
         for (int64_t j = 0; j < N_; ++j)
-          dcp[(cM_ == 1 ? 0 : i) * cN_ + (cN_ == 1 ? 0 : j)] += beta_ * dy[i * N_ + j];
+          sum.add(static_cast<size_t>((cM_ == 1 ? 0 : i) * cN_ + (cN_ == 1 ? 0 : j)),
+                  beta_ * dy[i * N_ + j]);
+      finishSum(2, sum, ctx, dc->f32());
     }
   }
+
+  bool reducesGradOverRanks(int i) const override { return i == 1 || i == 2; }
 
  private:
   void setup(const std::vector<Tensor*>& in) {
@@ -106,6 +123,8 @@ class GemmOp : public Op {
   float alpha_, beta_;
   bool ta_, tb_;
   int64_t M_ = 0, N_ = 0, K_ = 0, cM_ = 1, cN_ = 1;
+  std::vector<float> partial_;  // per-chunk dB partials, grows only
+  FixedSum bsum_;
   const Tensor* c_ = nullptr;
 };
 

@@ -3,14 +3,14 @@
 // statistics (biased variance) and updates the running mean/var in place
 // with the unbiased variance (PyTorch convention, ONNX momentum convention).
 // With RunContext::sync the statistics are global over ranks (sync BN):
-// per-rank double sums are added exactly (StateSync::sumDoubles), variance is
-// two-pass for precision, and backward sums sum(dy) and sum(dy*xhat) the same
-// way, so statistics and input gradients equal those of one rank holding the
-// whole batch to double rounding. dscale/dB stay rank-local: the gradient
-// reducer combines them like any other parameter gradient.
-// Threads: statistics are parallel over channels (each channel summed by one
-// thread over n in order), elementwise passes over (n, c) rows, so results do
-// not depend on the thread count.
+// per-(image, channel) sums are added in fixed point (exact_sum.h) and over
+// ranks with StateSync::sumFixed, variance is two-pass for precision, and
+// backward sums sum(dy) and sum(dy*xhat) the same way, so statistics and
+// gradients have the bits of one rank holding the whole batch. dscale/dB are
+// the mean over ranks when the executor has this op reduce them
+// (Op::reducesGradOverRanks), else rank-local for the gradient reducer.
+// Threads: sums are parallel over channels, elementwise passes over (n, c)
+// rows, so results do not depend on the thread count.
 #include <cmath>
 #include <vector>
 
@@ -27,6 +27,7 @@ class BatchNormOp : public Op {
         frozen_(a.getInt("slim_frozen", 0) != 0) {}
 
   std::vector<int> stateInputs() const override { return {3, 4}; }
+  bool reducesGradOverRanks(int i) const override { return i == 1 || i == 2; }
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext& ctx) override {
@@ -86,29 +87,43 @@ class BatchNormOp : public Op {
                  ": backward without a matching forward");
     const float* x = in[0]->f32();
     const float* scale = in[1]->f32();
-    // Per channel: sums_[c] = sum(dy), sums_[C + c] = sum(dy * xhat).
-    sums_.assign(2 * C_, 0.0);
+    // Per channel: sum(dy) and sum(dy * (x - mean)), from per-(image,
+    // channel) float sums added in fixed point (exact_sum.h): the same bits
+    // for any split of the batch over threads or ranks.
     const int64_t N = N_, C = C_, S = S_;
+    FixedSum& local = bsum_;
     if (dout[0]) {
       const float* dy = dout[0]->f32();
-      double* sums = sums_.data();
       const float* mean = mean_.data();
-      const float* invstd = invstd_.data();
-      detail::parallelFor(C, [&](int64_t c) {
-        double a = 0, b = 0;
-        for (int64_t n = 0; n < N; ++n) {
-          float sdy, sdyx;
-          detail::sumDyDyx(dy + (n * C + c) * S, x + (n * C + c) * S, mean[c], S, sdy, sdyx);
-          a += sdy;
-          b += static_cast<double>(sdyx) * invstd[c];
-        }
-        sums[c] = a;
-        sums[C + c] = b;
+      sumOverBatch<2>(N, C, local, [&](int64_t n, int64_t c, float* v) {
+        detail::sumDyDyx(dy + (n * C + c) * S, x + (n * C + c) * S, mean[c], S, v[0], v[1]);
       });
+    } else {
+      local.reset(static_cast<size_t>(2 * C));
     }
+    // The global sums (all ranks) normalise dx; dscale/dB are the global mean
+    // over ranks when the executor lets this op reduce them, else local.
+    // (Whether to sum is decided by the graph and mode, alike on all ranks.)
+    FixedSum& global = gsum_;
+    global = local;
+    if (ctx.sync && dout[0] && (trained_ || rankReduced(1) || rankReduced(2))) {
+      std::vector<Fixed> buf(global.data(), global.data() + 2 * C);
+      buf.push_back(global.bad() ? 1 : 0);
+      ctx.sync->sumFixed(buf.data(), buf.size());
+      std::copy(buf.begin(), buf.begin() + 2 * C, global.data());
+      if (buf[2 * C] != 0) global.setBad();
+    }
+    sums_.assign(2 * C, 0.0);
+    for (int64_t c = 0; c < 2 * C; ++c) sums_[c] = global.value(static_cast<size_t>(c));
+    for (int64_t c = 0; c < C; ++c) sums_[C + c] *= invstd_[c];  // sum(dy * xhat)
     for (int64_t c = 0; c < C_; ++c) {
-      if (dbias) dbias->f32()[c] = static_cast<float>(sums_[c]);
-      if (dscale) dscale->f32()[c] = static_cast<float>(sums_[C_ + c]);
+      const double world = ctx.sync ? ctx.sync->size() : 1;
+      const bool g_bias = ctx.sync && rankReduced(2), g_scale = ctx.sync && rankReduced(1);
+      if (dbias)
+        dbias->f32()[c] = static_cast<float>(g_bias ? sums_[c] / world : local.value(c));
+      if (dscale)
+        dscale->f32()[c] = static_cast<float>(
+            g_scale ? sums_[C + c] / world : local.value(static_cast<size_t>(C + c)) * invstd_[c]);
     }
     if (!dx) return;
     if (!dout[0]) { dx->zero(); return; }
@@ -124,7 +139,6 @@ class BatchNormOp : public Op {
       });
       return;
     }
-    if (ctx.sync) ctx.sync->sumDoubles(sums_.data(), sums_.size());
     // dx = scale*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)), means global.
     const double* sums = sums_.data();
     const float* mean = mean_.data();
@@ -159,33 +173,47 @@ class BatchNormOp : public Op {
                    ", expected [", C_, "] for X ", shapeStr(x.shape()));
   }
 
-  // Batch mean (mean_) and biased variance (var_), global over ranks with sync.
+  // Batch mean (mean_) and biased variance (var_), global over ranks with
+  // sync. Per-(image, channel) float sums added in fixed point, so the bits
+  // do not depend on how threads or ranks split the batch.
   void batchStats(const float* x, StateSync* sync) {
-    // sums_: [sum_0..sum_{C-1}, count]; var_: squared deviations.
-    std::vector<double>& sum = sums_;
-    sum.assign(C_ + 1, 0.0);
     const int64_t N = N_, C = C_, S = S_;
-    detail::parallelFor(C, [&](int64_t c) {
-      double a = 0;
-      for (int64_t n = 0; n < N; ++n) a += detail::sumF(x + (n * C + c) * S, S);
-      sum[c] = a;
+    allreduceSum(sync, [&](FixedSum& f) {
+      sumOverBatch<1>(N, C, f, [&](int64_t n, int64_t c, float* v) {
+        v[0] = detail::sumF(x + (n * C + c) * S, S);
+      });
     });
-    sum[C_] = static_cast<double>(N_ * S_);
-    if (sync) sync->sumDoubles(sum.data(), sum.size());
-    const double count = sum[C_];
+    const double count = global_count_;
+    std::vector<double> sum(static_cast<size_t>(C));
+    for (int64_t c = 0; c < C; ++c) sum[c] = ssum_.value(static_cast<size_t>(c));
     SLIM_ENFORCE(count > 0, label, ": batch statistics over an empty batch");
     count_ = count;
     for (int64_t c = 0; c < C_; ++c) mean_[c] = static_cast<float>(sum[c] / count);
-    var_.assign(C_, 0.0);
     const float* mean = mean_.data();
-    double* var = var_.data();
-    detail::parallelFor(C, [&](int64_t c) {
-      double a = 0;
-      for (int64_t n = 0; n < N; ++n) a += detail::sumSqDevF(x + (n * C + c) * S, mean[c], S);
-      var[c] = a;
+    allreduceSum(sync, [&](FixedSum& f) {
+      sumOverBatch<1>(N, C, f, [&](int64_t n, int64_t c, float* v) {
+        v[0] = detail::sumSqDevF(x + (n * C + c) * S, mean[c], S);
+      });
     });
-    if (sync) sync->sumDoubles(var_.data(), var_.size());
-    for (int64_t c = 0; c < C_; ++c) var_[c] /= count;
+    var_.assign(C_, 0.0);
+    for (int64_t c = 0; c < C_; ++c) var_[c] = ssum_.value(static_cast<size_t>(c)) / count;
+  }
+
+  // Fills ssum_ via `fill`, then sums it over ranks (with sync); also sets
+  // global_count_ = images x positions over all ranks.
+  template <class Fill>
+  void allreduceSum(StateSync* sync, Fill&& fill) {
+    fill(ssum_);
+    global_count_ = static_cast<double>(N_ * S_);
+    if (!sync) return;
+    const size_t n = ssum_.size();
+    std::vector<Fixed> buf(ssum_.data(), ssum_.data() + n);
+    buf.push_back(ssum_.bad() ? 1 : 0);
+    buf.push_back(static_cast<Fixed>(N_ * S_));
+    sync->sumFixed(buf.data(), buf.size());
+    std::copy(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n), ssum_.data());
+    if (buf[n] != 0) ssum_.setBad();
+    global_count_ = static_cast<double>(buf[n + 1]);
   }
 
   float eps_, momentum_;
@@ -195,6 +223,8 @@ class BatchNormOp : public Op {
   bool trained_ = false;         // forward ran in training mode
   std::vector<float> mean_, invstd_;  // (C) statistics used by the last forward
   std::vector<double> var_, sums_;
+  FixedSum ssum_, bsum_, gsum_;  // statistics / backward local / backward global sums
+  double global_count_ = 0;
 };
 
 }  // namespace

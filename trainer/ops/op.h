@@ -14,6 +14,7 @@
 #include "trainer/core/rng.h"
 #include "trainer/core/tensor.h"
 #include "trainer/ops/attrs.h"
+#include "trainer/ops/exact_sum.h"
 
 namespace slim::ops {
 
@@ -27,12 +28,15 @@ class StateSync {
   virtual ~StateSync() = default;
   /// In-place allreduce of n floats over all ranks.
   virtual void allreduce(float* data, size_t n, SyncOp op) = 0;
-  /// In-place sum of n doubles over all ranks, added in rank order in double
-  /// precision (identical on every rank). Sync batch norm uses it so that its
-  /// statistics round to the same floats as one rank holding the whole batch:
-  /// a float allreduce of the partial sums shifts them by an ulp, enough to
-  /// flip a ReLU and move some gradients by 1e-3 relative.
-  virtual void sumDoubles(double* data, size_t n) = 0;
+  /// In-place sum of n fixed-point values (exact_sum.h) over all ranks:
+  /// exact, hence identical on every rank and for any split of the batch.
+  /// Batch norm statistics and weight gradients use it so that N ranks with
+  /// batch B compute the bits of one rank with batch N*B (a float allreduce
+  /// of partial sums moves them by an ulp, enough to flip a ReLU and, a few
+  /// iterations later, the whole trajectory).
+  virtual void sumFixed(Fixed* data, size_t n) = 0;
+  /// Number of ranks.
+  virtual int size() const = 0;
 };
 
 /// Per-run settings passed to every op.
@@ -67,8 +71,27 @@ class Op {
   /// False for ops without a backward (shape plumbing on constants).
   virtual bool differentiable() const { return true; }
 
+  /// True when the gradient of input `i` is a reduction over the batch that
+  /// this op can complete over all ranks itself, exactly (exact_sum.h), when
+  /// the input holds the same values on every rank (a weight).
+  virtual bool reducesGradOverRanks(int i) const { return false; }
+  /// Set by the executor: inputs whose gradient this op must reduce over all
+  /// ranks (the mean over ranks, as the gradient reducer would) when
+  /// RunContext::sync is set. The reducer then leaves those gradients alone.
+  void setRankReducedInputs(std::vector<bool> inputs) { rank_reduced_ = std::move(inputs); }
+
   /// Set by the registry: "<op_type> '<node name>'" for error messages.
   std::string label;
+
+ protected:
+  bool rankReduced(size_t i) const { return i < rank_reduced_.size() && rank_reduced_[i]; }
+  /// Completes a per-rank fixed-point sum: over all ranks when input `i` is
+  /// rank-reduced and ctx.sync is set (then divided by the number of ranks).
+  /// Writes the float result to out[0..n).
+  void finishSum(size_t i, FixedSum& sum, RunContext& ctx, float* out) const;
+
+ private:
+  std::vector<bool> rank_reduced_;
 };
 
 /// Throws ModelError "<label>: <what> of dtype D is not supported (float32

@@ -19,24 +19,24 @@ class CommStateSync : public ops::StateSync {
     comm_.allreduce(data, n, DType::kF32,
                     op == ops::SyncOp::kSum ? comm::ReduceOp::kSum : comm::ReduceOp::kMax, o);
   }
-  // Allgather of the raw bytes (no arithmetic in the transport), then a sum
-  // in rank order: exact for any backend and identical on every rank.
-  void sumDoubles(double* data, size_t n) override {
-    const size_t bytes = n * sizeof(double);
+  // Allgather of the raw bytes (no arithmetic in the transport), then an
+  // integer sum: exact for any backend, identical on every rank.
+  void sumFixed(ops::Fixed* data, size_t n) override {
     gathered_.resize(static_cast<size_t>(comm_.size()) * n);
     comm::CollectiveOptions o;
-    o.tag = "state sync (double sum)";
-    comm_.allgather(data, gathered_.data(), bytes, DType::kU8, o);
+    o.tag = "state sync (exact sum)";
+    comm_.allgather(data, gathered_.data(), n * sizeof(ops::Fixed), DType::kU8, o);
     for (size_t i = 0; i < n; ++i) {
-      double s = 0;
+      ops::Fixed s = 0;
       for (int r = 0; r < comm_.size(); ++r) s += gathered_[static_cast<size_t>(r) * n + i];
       data[i] = s;
     }
   }
+  int size() const override { return comm_.size(); }
 
  private:
   comm::Communicator& comm_;
-  std::vector<double> gathered_;
+  std::vector<ops::Fixed> gathered_;
 };
 
 }  // namespace slim::train

@@ -290,7 +290,10 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     executor_->forward(feeds, ctx);
     maybeKill(kill, it, "forward");
     executor_->backward({{io_.loss, seed}}, ctx, [&](const std::string& name, Tensor& g) {
-      if (world > 1) reducer.add(name, g.f32(), static_cast<size_t>(g.numel()));
+      // Weight gradients the ops already reduced over ranks (exactly) skip
+      // the bucketed float allreduce (Executor::gradReducedOverRanks).
+      if (world > 1 && !executor_->gradReducedOverRanks(name))
+        reducer.add(name, g.f32(), static_cast<size_t>(g.numel()));
     });
     if (world > 1) reducer.finalize();
     for (auto* h : hooks_) h->afterBackward(it, *executor_);

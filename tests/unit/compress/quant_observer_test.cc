@@ -144,7 +144,8 @@ struct FakeSync : ops::StateSync {
     ASSERT_EQ(op, ops::SyncOp::kMax);
     data[0] = std::max(data[0], other);
   }
-  void sumDoubles(double*, size_t) override { ADD_FAILURE() << "observers only take maxima"; }
+  void sumFixed(ops::Fixed*, size_t) override { ADD_FAILURE() << "observers only take maxima"; }
+  int size() const override { return 2; }
 };
 
 TEST(FakeQuantAct, SyncedMaxDrivesTheUpdate) {

@@ -91,11 +91,11 @@ TEST(ConfigEmit, TrajectoryDiffIgnoresBookkeeping) {
 TEST(ConfigEmit, TrajectoryDiffListsChanges) {
   const Config a = loadConfig(kRoot + "/configs/fmnist_act.yaml");
   const Config b = loadConfig(kRoot + "/configs/fmnist_act.yaml",
-                              {"TrainConfig.learning_rate=0.01", "Global.seed=2"});
+                              {"TrainConfig.learning_rate.learning_rate=0.01", "Global.seed=2"});
   const auto d = trajectoryDiff(a, b);
   ASSERT_EQ(d.size(), 2u);
   EXPECT_EQ(d[0], "Global.seed: 1 -> 2");
-  EXPECT_EQ(d[1], "TrainConfig.learning_rate: 0.005 -> 0.01");
+  EXPECT_EQ(d[1], "TrainConfig.learning_rate.learning_rate: 0.02 -> 0.01");
   const Config c = loadConfig(kRoot + "/configs/fmnist_pretrain.yaml");
   const auto removed = trajectoryDiff(a, c);
   bool saw = false;

@@ -60,8 +60,8 @@ TEST(ConfigParse, ActConfig) {
   EXPECT_EQ(s.pruning_iterations, 938);
   EXPECT_EQ(s.pruning_steps, 50);
   EXPECT_EQ(s.resume_iteration, -1);
-  EXPECT_EQ(c.train.learning_rate.type, "Constant");
-  EXPECT_DOUBLE_EQ(c.train.learning_rate.learning_rate, 0.005);
+  EXPECT_EQ(c.train.learning_rate.type, "CosineAnnealingDecay");
+  EXPECT_DOUBLE_EQ(c.train.learning_rate.learning_rate, 0.02);
   EXPECT_EQ(c.train.optimizer.type, "SGD");
   EXPECT_DOUBLE_EQ(c.train.optimizer.weight_decay, 5e-4);
 }

@@ -97,7 +97,13 @@ class ThreadSync : public ops::StateSync {
  public:
   explicit ThreadSync(int size) : size_(size) {}
   void allreduce(float* data, size_t n, ops::SyncOp op) override { reduce(data, n, op); }
-  void sumDoubles(double* data, size_t n) override { reduce(data, n, ops::SyncOp::kSum); }
+  void sumFixed(ops::Fixed* data, size_t n) override {
+    std::vector<double> d(n);  // test values are small: exact enough through double
+    for (size_t i = 0; i < n; ++i) d[i] = static_cast<double>(data[i]);
+    reduce(d.data(), n, ops::SyncOp::kSum);
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<ops::Fixed>(d[i]);
+  }
+  int size() const override { return size_; }
   int calls() const { return calls_; }
 
  private:

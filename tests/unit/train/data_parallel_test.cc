@@ -1,8 +1,7 @@
 // Data parallelism is exact (DESIGN.md §3): one step of mobilenet_tiny (sync
-// batch norm, bucketed gradient reducer) on 2 threads-as-ranks with batch B
-// gives the same parameter gradients and BN statistics as 1 rank with the
-// concatenated batch 2B, up to float summation order (measured: 1e-6 relative
-// or better for every gradient that is not zero in exact arithmetic).
+// batch norm, weight gradients reduced over ranks by the ops in fixed point)
+// on 2 threads-as-ranks with batch B gives bit-identical parameter gradients
+// and BN statistics to 1 rank with the concatenated batch 2B.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -25,6 +24,7 @@ namespace {
 constexpr int64_t kBatch = 32;  // per rank
 
 struct StepResult {
+  int reduced = 0;  // parameters whose gradient the ops reduced over ranks
   std::map<std::string, std::vector<float>> grads;    // mean over ranks
   std::map<std::string, std::vector<float>> buffers;  // running stats after forward
 };
@@ -45,12 +45,15 @@ StepResult step(const Tensor& images, const std::vector<int64_t>& labels, int64_
   ctx.sync = comm.size() > 1 ? &sync : nullptr;
   ex.forward({{io.image, x}, {io.label, y}}, ctx);
   comm::GradReducer reducer(comm, 64 * 1024);
+  int reduced = 0;
+  for (const auto& name : g.trainable) reduced += ex.gradReducedOverRanks(name);
   Tensor seed = Tensor::scalar(1.f);
   ex.backward({{io.loss, seed}}, ctx, [&](const std::string& name, Tensor& grad) {
-    reducer.add(name, grad.f32(), static_cast<size_t>(grad.numel()));
+    if (!ex.gradReducedOverRanks(name)) reducer.add(name, grad.f32(), static_cast<size_t>(grad.numel()));
   });
   reducer.finalize();
   StepResult r;
+  r.reduced = reduced;
   for (const auto& name : ex.paramsInReadyOrder()) {
     const Tensor& t = ex.grad(name);
     r.grads[name].assign(t.f32(), t.f32() + t.numel());
@@ -89,22 +92,19 @@ void expectSameStep(const Tensor& images, const std::vector<int64_t>& labels) {
   for (auto& w : workers) w.join();
 
   ASSERT_EQ(whole.grads.size(), ranks[0].grads.size());
-  // The scales of a batch norm followed by ReLU, a depthwise conv and another
-  // batch norm get gradients ~1e-6 of the others: the loss is invariant to
-  // scaling such a channel (up to epsilon), so they are rounding noise of a
-  // cancelling sum and only agree in absolute terms. Tensors are compared
-  // relative to at least 1% of the largest gradient.
-  double floor = 0;
-  for (const auto& [name, g] : whole.grads)
-    for (float v : g) floor = std::max(floor, 1e-2 * std::fabs(v));
+  // Batch reductions are exact and world-size invariant (ops/exact_sum.h):
+  // every gradient and statistic has the same bits.
   for (const auto& [name, g] : whole.grads) {
     EXPECT_EQ(ranks[0].grads.at(name), ranks[1].grads.at(name)) << name << ": ranks differ";
-    EXPECT_LT(relDiff(ranks[0].grads.at(name), g, floor), 1e-5) << "gradient of " << name;
+    EXPECT_EQ(ranks[0].grads.at(name), g) << "gradient of " << name << " (relative difference "
+                                          << relDiff(ranks[0].grads.at(name), g) << ")";
   }
   for (const auto& [name, b] : whole.buffers) {
     EXPECT_EQ(ranks[0].buffers.at(name), ranks[1].buffers.at(name)) << name << ": ranks differ";
-    EXPECT_LT(relDiff(ranks[0].buffers.at(name), b), 1e-5) << "buffer " << name;
+    EXPECT_EQ(ranks[0].buffers.at(name), b) << "buffer " << name;
   }
+  EXPECT_EQ(whole.reduced, static_cast<int>(whole.grads.size()))
+      << "every mobilenet_tiny weight feeds a Conv, Gemm or BatchNormalization";
 }
 
 TEST(DataParallel, RandomBatch) {

@@ -30,7 +30,7 @@ class PactOp : public ops::Op {
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
-                ops::RunContext&) override {
+                ops::RunContext& ctx) override {
     const Tensor& x = *in[0];
     Tensor* dx = din.size() > 0 ? din[0] : nullptr;
     Tensor* da = din.size() > 1 ? din[1] : nullptr;
@@ -42,22 +42,22 @@ class PactOp : public ops::Op {
       return;
     }
     const float* g = dout[0]->f32();
-    if (!clipped_) {
-      if (dx) dx->copyFrom(*dout[0]);
-      if (da) da->zero();
-      return;
-    }
-    // x: (n); dx = g inside [-a, a]; da = sum(g | x > a) - sum(g | x < -a).
+    // x: (n); dx = g inside [-a, a]; da = sum(g | x > a) - sum(g | x < -a),
+    // added per element in fixed point (exact_sum.h: any batch split).
     const float a = in[1]->f32()[0];
     const float* xp = x.f32();
-    double dalpha = 0.0;
+    ops::FixedSum dalpha;
+    dalpha.reset(1);
     for (int64_t i = 0; i < x.numel(); ++i) {
-      const bool above = xp[i] > a, below = xp[i] < -a;
+      const bool above = clipped_ && xp[i] > a, below = clipped_ && xp[i] < -a;
       if (dx) dx->f32()[i] = (above || below) ? 0.f : g[i];
-      dalpha += above ? g[i] : (below ? -g[i] : 0.f);
+      if (above) dalpha.add(0, g[i]);
+      if (below) dalpha.add(0, -g[i]);
     }
-    if (da) da->f32()[0] = static_cast<float>(dalpha);
+    if (da) finishSum(1, dalpha, ctx, da->f32());
   }
+
+  bool reducesGradOverRanks(int i) const override { return i == 1; }
 
  private:
   bool clipped_ = true;  // mode of the last forward, so backward matches it

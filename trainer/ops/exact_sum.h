@@ -1,0 +1,147 @@
+// World-size-invariant batch reductions (DESIGN.md §3, "data parallelism is
+// exact"). A reduction over the batch — a weight gradient, a batch-norm sum —
+// is computed as float partials over fixed chunks of kSumChunk samples, each
+// converted to a 128-bit fixed-point integer and added as integers. Integer
+// addition is associative, so the total has the same bits however the chunks
+// are grouped: by threads, or by ranks (rank r's samples start at a multiple
+// of kSumChunk whenever the per-rank batch is one), combined through
+// StateSync::sumFixed. One rank with batch 2B and two ranks with batch B then
+// compute bit-identical statistics and gradients.
+//
+// Fixed point: value * 2^64 truncated toward zero, |value| < 2^46 (a partial
+// beyond that, or a NaN/Inf, makes the sum NaN: see FixedSum::bad); 2^16
+// partials of that size still fit.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "trainer/ops/parallel.h"
+
+namespace slim::ops {
+
+/// Samples per partial of every batch reduction (global alignment unit).
+constexpr int64_t kSumChunk = 8;
+
+using Fixed = __int128;
+
+namespace detail {
+
+constexpr int kFixedFracBits = 64;
+
+/// float -> fixed (exact for |x| >= 2^-41, truncated below). Sets *bad for a
+/// NaN, an Inf or |x| >= 2^46.
+inline Fixed toFixed(float x, bool* bad) {
+  const uint32_t b = std::bit_cast<uint32_t>(x);
+  const int e = static_cast<int>((b >> 23) & 0xff);
+  uint32_t m = b & 0x7fffffu;
+  if (e == 0xff) {
+    *bad = true;
+    return 0;
+  }
+  int shift;  // x * 2^64 = m * 2^shift
+  if (e == 0) {
+    shift = 1 - 150 + kFixedFracBits;
+  } else {
+    m |= 0x800000u;
+    shift = e - 150 + kFixedFracBits;
+  }
+  Fixed v;
+  if (shift >= 0) {
+    if (shift > 126 - 24 - 16) {
+      *bad = true;
+      return 0;
+    }
+    v = static_cast<Fixed>(m) << shift;
+  } else {
+    v = shift > -32 ? static_cast<Fixed>(m >> -shift) : 0;
+  }
+  return (b >> 31) ? -v : v;
+}
+
+/// fixed -> double (correctly rounded).
+inline double fromFixed(Fixed v) { return std::ldexp(static_cast<double>(v), -kFixedFracBits); }
+
+}  // namespace detail
+
+/// Accumulates float partials into n fixed-point sums.
+class FixedSum {
+ public:
+  void reset(size_t n) {
+    sum_.assign(n, 0);
+    bad_ = false;
+  }
+  size_t size() const { return sum_.size(); }
+  void add(size_t i, float x) { sum_[i] += detail::toFixed(x, &bad_); }
+  void add(const float* x, size_t n) {
+    for (size_t i = 0; i < n; ++i) sum_[i] += detail::toFixed(x[i], &bad_);
+  }
+  /// Adds another accumulator (any order gives the same result).
+  void merge(const FixedSum& o) {
+    for (size_t i = 0; i < sum_.size(); ++i) sum_[i] += o.sum_[i];
+    bad_ = bad_ || o.bad_;
+  }
+  Fixed* data() { return sum_.data(); }
+  bool bad() const { return bad_; }
+  void setBad() { bad_ = true; }
+  /// Sum i as a double; NaN when a partial was not representable.
+  double value(size_t i) const { return bad_ ? NAN : detail::fromFixed(sum_[i]); }
+
+ private:
+  std::vector<Fixed> sum_;
+  bool bad_ = false;
+};
+
+/// Fixed chunks of kSumChunk samples over a batch of n (the last may be short).
+struct SumChunks {
+  int64_t n, count;
+  explicit SumChunks(int64_t items) : n(items), count((items + kSumChunk - 1) / kSumChunk) {}
+  int64_t begin(int64_t c) const { return c * kSumChunk; }
+  int64_t end(int64_t c) const { return std::min(n, (c + 1) * kSumChunk); }
+};
+
+/// out[i] = sum over c < count of partials[c * n + i], in fixed point
+/// (threads split i; the result does not depend on them).
+inline void sumPartials(const float* partials, int64_t count, int64_t n, FixedSum& out) {
+  out.reset(static_cast<size_t>(n));
+  Fixed* o = out.data();
+  std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
+  detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
+    bool my_bad = false;
+    for (int64_t c = 0; c < count; ++c) {
+      const float* p = partials + c * n;
+      for (int64_t i = b; i < e; ++i) o[i] += detail::toFixed(p[i], &my_bad);
+    }
+    if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
+  });
+  for (char x : bad)
+    if (x) out.setBad();
+}
+
+/// out[k * C + c] = sum over n < N of the k-th value f(n, c, v) writes to
+/// v[0..K), in fixed point; channels in parallel (thread-independent).
+template <int K, class F>
+void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f) {
+  out.reset(static_cast<size_t>(K * C));
+  Fixed* o = out.data();
+  std::vector<char> bad(static_cast<size_t>(C), 0);
+  detail::parallelFor(C, [&](int64_t c) {
+    Fixed acc[K] = {};
+    bool b = false;
+    float v[K];
+    for (int64_t n = 0; n < N; ++n) {
+      f(n, c, v);
+      for (int k = 0; k < K; ++k) acc[k] += detail::toFixed(v[k], &b);
+    }
+    for (int k = 0; k < K; ++k) o[k * C + c] = acc[k];
+    bad[static_cast<size_t>(c)] = b;
+  });
+  for (char x : bad)
+    if (x) out.setBad();
+}
+
+}  // namespace slim::ops
