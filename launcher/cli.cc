@@ -48,8 +48,14 @@ const std::vector<CommandSpec>& specs() {
        {"--input", "--output-dir"}, {},
        "Usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] --output-dir DIR"},
       {"export", "CHECKPOINT_OR_SAVE_DIR", "write the ONNX model of a checkpoint or save_dir",
-       {"--out", "--set"}, {"--fp32"},
-       "Usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx"},
+       {"--out"}, {"--fp32"},
+       "Usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx [--fp32]\n"
+       "Rebuilds the run's graph from the config stored in the checkpoint (run it\n"
+       "where that run's relative model/data paths resolve), loads the state and\n"
+       "writes what compress would: INT8 QDQ for quantized jobs (--fp32: the float\n"
+       "student with its pruned zeros), the FP32 model for train checkpoints.\n"
+       "CHECKPOINT_OR_SAVE_DIR: a ckpt-*.h5 file, a checkpoints/ folder (newest\n"
+       "valid one) or a save_dir holding checkpoints/."},
       {"checkpoint", "show FILE", "summarise a checkpoint file", {}, {"--json"},
        "Usage: slimtrain checkpoint show FILE"},
   };

@@ -32,7 +32,13 @@ int runTool(const CommandLine& cl) {
     std::cout << checkpoint::describeCheckpointFile(cl.positional[1]);
     return kExitOk;
   }
-  SLIM_THROW(ConfigError, "`slimtrain ", cl.command, "` is not available in this build yet");
+  if (cl.command == "export") {
+    auto out = cl.options.find("--out");
+    if (cl.positional.size() != 1 || out == cl.options.end())
+      SLIM_THROW(ConfigError, "usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx [--fp32]");
+    return train::runExport(cl.positional[0], out->second, cl.flags.count("--fp32") != 0);
+  }
+  SLIM_THROW(ConfigError, "unknown command `", cl.command, "`");
 }
 
 int runCompress(const config::Config& cfg, const CommandLine& cl, comm::Communicator& comm) {

@@ -39,4 +39,13 @@ grep -q "resumed from" "$OUT/final.log" || fail "final run did not resume"
 ref=$OUT/ref/checkpoints/ckpt-00000060.h5; run=$OUT/run/checkpoints/ckpt-00000060.h5
 /usr/bin/python3 "$SLIM_SOURCE_DIR/tests/e2e/h5compare.py" "$ref" "$run" --exact \
   --groups params,buffers,masks,quant,optimizer
+# `slimtrain export` rebuilds the deployable model from a checkpoint: from the
+# final one it is the very file compress wrote; from a middle one, a model
+# with that iteration's weights.
+"$BIN" export "$OUT/ref" --out "$OUT/exported.onnx"
+cmp "$OUT/exported.onnx" "$OUT/ref/model.onnx" || fail "export of the final checkpoint differs from compress's model.onnx"
+"$BIN" export "$OUT/ref/checkpoints/ckpt-00000050.h5" --out "$OUT/exported50.onnx" --fp32
+cmp -s "$OUT/exported50.onnx" "$OUT/exported.onnx" && fail "iteration-50 export equals the final one"
+"$BIN" eval "$cfg" --model "$OUT/exported50.onnx" > /dev/null || fail "the iteration-50 FP32 export does not evaluate"
+echo "export: final checkpoint -> model.onnx byte-identical; iteration 50 -> FP32 model evaluates"
 echo "PASS"

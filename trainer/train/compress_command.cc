@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
+
+#include "checkpoint/checkpoint_manager.h"
 
 #include "trainer/compress/distill/distill_loss.h"
 #include "trainer/compress/distill/teacher_merge.h"
@@ -77,43 +80,65 @@ double ortTop1(const config::Config& cfg, const std::string& model, std::string*
 
 }  // namespace
 
-int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_resume) {
+void buildCompressGraph(const config::Config& cfg, int64_t world, int64_t train_size,
+                        CompressGraph& cg) {
   if (!cfg.distill)
     SLIM_THROW(ConfigError, "compress: the config has no Distillation section; ACT trains on the "
                "distillation loss from the original model (add `Distillation: {}` for the "
                "default nodes and l2 loss)");
-  if (!cfg.quant && !cfg.prune && !cfg.train.sparse_model)
-    log::warn0("compress: no Quantization/QuantAware or UnstructurePrune section: running "
-               "plain distillation");
-  data::Dataset train = loadData(cfg.global.data, false);
-  data::Dataset eval = loadData(cfg.global.data, true);
-
   // 1. Student (trained) and teacher (frozen copy, or Distillation.teacher_model_dir).
-  graph::Graph original = loadConfiguredModel(cfg.global);
+  cg.original = loadConfiguredModel(cfg.global);
+  graph::Graph& original = cg.original;
   for (auto& v : original.inputs)
     if (!v.shape.empty()) v.shape[0] = -1;
   if (original.inputs.size() != 1 || original.outputs.size() != 1)
     SLIM_THROW(ModelError, "compress: model must have one input and one output (has ",
                original.inputs.size(), " and ", original.outputs.size(), ")");
-  graph::Graph teacher = loadTeacher(cfg, original);
-  graph::Graph g = original;  // shallow: trained weights are visible through `original`
-  const std::string image = g.inputs[0].name, logits = g.outputs[0].name;
+  cg.teacher = loadTeacher(cfg, original);
+  cg.g = original;  // shallow: trained weights are visible through `original`
+  graph::Graph& g = cg.g;
+  cg.image = g.inputs[0].name;
+  cg.logits = g.outputs[0].name;
 
   // 2. Masks (iterations per epoch decide the automatic GMP schedule).
-  const int64_t world = comm.size();
-  const int64_t per_epoch = train.size() / (cfg.global.batch_size * world);
-  const int64_t total = totalIterations(cfg.train, per_epoch);
-  std::unique_ptr<compress::Pruner> pruner;
+  const int64_t per_epoch = train_size / (cfg.global.batch_size * world);
+  cg.total = totalIterations(cfg.train, per_epoch);
   if (cfg.prune)
-    pruner = std::make_unique<compress::Pruner>(g, *cfg.prune, total);
+    cg.pruner = std::make_unique<compress::Pruner>(g, *cfg.prune, cg.total);
   else if (cfg.train.sparse_model)
-    pruner = std::make_unique<compress::Pruner>(compress::Pruner::sparseModel(g));
+    cg.pruner = std::make_unique<compress::Pruner>(compress::Pruner::sparseModel(g));
 
   // 3. Teacher merge, 4. distillation objective, 5. fake quantization.
-  compress::TeacherInfo tinfo = compress::mergeTeacher(g, teacher);
-  compress::DistillLoss dl = compress::buildDistillLoss(g, *cfg.distill, logits, "label");
-  std::unique_ptr<compress::QatInfo> qat;
-  if (cfg.quant) qat = std::make_unique<compress::QatInfo>(compress::insertQat(g, *cfg.quant));
+  cg.tinfo = compress::mergeTeacher(g, cg.teacher);
+  cg.dl = compress::buildDistillLoss(g, *cfg.distill, cg.logits, "label");
+  if (cfg.quant) cg.qat = std::make_unique<compress::QatInfo>(compress::insertQat(g, *cfg.quant));
+}
+
+graph::Graph deployableGraph(CompressGraph& cg, bool fp32) {
+  if (cg.pruner) cg.pruner->applyToWeights();
+  return cg.qat && !fp32 ? compress::buildQdqGraph(cg.g, *cg.qat, {cg.logits})
+                         : compress::exportFp32Student(cg.g, {cg.logits});
+}
+
+int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_resume) {
+  if (!cfg.quant && !cfg.prune && !cfg.train.sparse_model)
+    log::warn0("compress: no Quantization/QuantAware or UnstructurePrune section: running "
+               "plain distillation");
+  data::Dataset train = loadData(cfg.global.data, false);
+  data::Dataset eval = loadData(cfg.global.data, true);
+  const int64_t world = comm.size();
+  CompressGraph cg;
+  buildCompressGraph(cfg, world, train.size(), cg);
+  graph::Graph& original = cg.original;
+  graph::Graph& teacher = cg.teacher;
+  graph::Graph& g = cg.g;
+  const std::string& image = cg.image;
+  const std::string& logits = cg.logits;
+  const int64_t total = cg.total;
+  std::unique_ptr<compress::Pruner>& pruner = cg.pruner;
+  compress::TeacherInfo& tinfo = cg.tinfo;
+  compress::DistillLoss& dl = cg.dl;
+  std::unique_ptr<compress::QatInfo>& qat = cg.qat;
 
   if (comm.rank() == 0) {
     log::info("compress: ", original.name, ", ", pruner ? pruner->candidates().size() : 0,
@@ -159,8 +184,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   // The deployable model: INT8 QDQ when quantized, else the float student
   // with its pruned zeros; then the parity gate against ONNX Runtime.
   const std::string out_path = dir + "/model.onnx";
-  graph::Graph out = qat ? compress::buildQdqGraph(g, *qat, {logits})
-                         : compress::exportFp32Student(g, {logits});
+  graph::Graph out = deployableGraph(cg, false);
   models::exportOnnx(out, out_path);
   const double student = r.count("top1") ? r["top1"].top1 : NAN;
   std::string why;
@@ -202,6 +226,46 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
     SLIM_THROW(Error, "parity gate: ONNX Runtime top-1 of ", out_path, " is ", ort,
                ", slimtrain's fake-quant evaluation gave ", student, " (difference ",
                100 * std::fabs(ort - student), " points > 0.1)");
+  return kExitOk;
+}
+
+int runExport(const std::string& from, const std::string& out_path, bool fp32) {
+  namespace fs = std::filesystem;
+  SLIM_ENFORCE(!out_path.empty(), "export: --out model.onnx is required");
+  // A checkpoint file, a checkpoint folder, or a save_dir holding checkpoints/.
+  fs::path file;
+  std::optional<checkpoint::TrainingState> st;
+  if (fs::is_regular_file(from)) {
+    file = from;
+    st = checkpoint::CheckpointManager::load(file);
+  } else if (fs::is_directory(from)) {
+    const fs::path dir = fs::is_directory(fs::path(from) / "checkpoints")
+                             ? fs::path(from) / "checkpoints" : fs::path(from);
+    st = checkpoint::CheckpointManager(dir.string(), 0).loadLatest(&file);
+    if (!st)
+      SLIM_THROW(ConfigError, "export: no valid checkpoint in ", dir.string());
+  } else {
+    SLIM_THROW(ConfigError, "export: ", from, " is neither a checkpoint file nor a folder");
+  }
+  const config::Config cfg = config::parseConfigString(st->config_yaml, file.string() + ":/config_yaml");
+  graph::Graph out;
+  std::string what;
+  if (cfg.distill) {  // a compress checkpoint: rebuild its graph, load the state
+    const data::Dataset train = loadData(cfg.global.data, false);
+    CompressGraph cg;
+    buildCompressGraph(cfg, st->world_size, train.size(), cg);
+    restoreModelState(*st, cg.g, file.string());
+    if (cg.pruner) PruneHooks::restore(*cg.pruner, *st);
+    out = deployableGraph(cg, fp32);
+    what = cg.qat && !fp32 ? "int8 qdq" : "fp32";
+  } else {            // a train checkpoint: the FP32 model
+    out = loadConfiguredModel(cfg.global);
+    restoreModelState(*st, out, file.string());
+    what = "fp32";
+  }
+  models::exportOnnx(out, out_path);
+  log::info("export: wrote ", out_path, " (", what, " onnx) from ", file.string(), " (iteration ",
+            st->step, ")");
   return kExitOk;
 }
 

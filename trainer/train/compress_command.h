@@ -4,10 +4,49 @@
 // compressed model, report.json and metrics.jsonl to Global.save_dir.
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <string>
+
 #include "comm/communicator.h"
+#include "trainer/compress/distill/distill_loss.h"
+#include "trainer/compress/distill/teacher_merge.h"
+#include "trainer/compress/prune/pruner.h"
+#include "trainer/compress/quant/qat_pass.h"
 #include "trainer/config/config.h"
+#include "trainer/graph/graph.h"
 
 namespace slim::train {
+
+/// The training graph of a compression job (filled in place: the pruner
+/// refers to `g`).
+struct CompressGraph {
+  graph::Graph original;  ///< the model as loaded (shares weights with g)
+  graph::Graph teacher;   ///< frozen copy before the merge
+  graph::Graph g;         ///< student + masks + fake quant + merged teacher + loss
+  std::string image, logits;
+  int64_t total = 0;      ///< training iterations
+  std::unique_ptr<compress::Pruner> pruner;
+  compress::TeacherInfo tinfo;
+  compress::DistillLoss dl;
+  std::unique_ptr<compress::QatInfo> qat;
+};
+
+/// Builds the graph of `cfg`'s compression job for `world` ranks and a
+/// training set of `train_size` samples (which set the GMP schedule), in
+/// ACT's pass order. Every rank, and `export`, builds the same names.
+void buildCompressGraph(const config::Config& cfg, int64_t world, int64_t train_size,
+                        CompressGraph& cg);
+
+/// The model to deploy: masks applied, then INT8 QDQ (quantized jobs unless
+/// `fp32`) or the float student with its pruned zeros.
+graph::Graph deployableGraph(CompressGraph& cg, bool fp32);
+
+/// `slimtrain export CHECKPOINT_OR_SAVE_DIR --out FILE [--fp32]`: rebuilds the
+/// graph of the run that wrote the checkpoint (its stored config; model and
+/// data paths resolve as in that run), loads the state and writes the
+/// deployable ONNX model. Train checkpoints give the FP32 model.
+int runExport(const std::string& from, const std::string& out_path, bool fp32);
 
 /// Runs the compression job on this rank; returns the process exit code
 /// (kExitCheckpointed when stopped by a signal after checkpointing).

@@ -54,7 +54,9 @@ void PruneHooks::saveState(checkpoint::TrainingState& st) const {
   st.schedule.attrs["gmp_prune_once"] = static_cast<int64_t>(s.prune_once ? 1 : 0);
 }
 
-void PruneHooks::loadState(const checkpoint::TrainingState& st) {
+void PruneHooks::loadState(const checkpoint::TrainingState& st) { restore(pruner_, st); }
+
+void PruneHooks::restore(compress::Pruner& pruner, const checkpoint::TrainingState& st) {
   auto get = [&](const char* k) -> const checkpoint::AttrValue& {
     auto it = st.schedule.attrs.find(k);
     if (it == st.schedule.attrs.end())
@@ -67,8 +69,8 @@ void PruneHooks::loadState(const checkpoint::TrainingState& st) {
   s.ratio = std::get<double>(get("gmp_ratio"));
   s.table_index = std::get<int64_t>(get("gmp_table_index"));
   s.prune_once = std::get<int64_t>(get("gmp_prune_once")) != 0;
-  pruner_.loadState(s, st.masks.tensors);
-  pruner_.applyToWeights();
+  pruner.loadState(s, st.masks.tensors);
+  pruner.applyToWeights();
 }
 
 PactHooks::PactHooks(std::vector<std::string> alphas) : alphas_(std::move(alphas)) {

@@ -26,6 +26,8 @@ class PruneHooks : public TrainHooks {
   void addMetrics(int64_t iter, JsonObject& line) override;
   void saveState(checkpoint::TrainingState& st) const override;
   void loadState(const checkpoint::TrainingState& st) override;
+  /// Loads masks and schedule position from a checkpoint and applies the masks.
+  static void restore(compress::Pruner& pruner, const checkpoint::TrainingState& st);
 
  private:
   /// Allreduces the mask hash (MIN and MAX); throws naming the first

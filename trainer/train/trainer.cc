@@ -86,23 +86,7 @@ checkpoint::TrainingState captureState(const config::Config& cfg, const graph::G
 
 void restoreState(const checkpoint::TrainingState& st, graph::Graph& g, LoopState& ls,
                   const std::vector<TrainHooks*>& hooks, const std::string& file) {
-  auto copyGroup = [&](const checkpoint::Group& grp, const std::set<std::string>& names,
-                       const char* what) {
-    for (const auto& name : names) {
-      auto it = grp.tensors.find(name);
-      if (it == grp.tensors.end())
-        SLIM_THROW(CheckpointError, file, ": ", what, " '", name,
-                   "' of the model is missing from the checkpoint");
-      Tensor& dst = g.initializers.at(name);
-      if (it->second.shape() != dst.shape() || it->second.dtype() != dst.dtype())
-        SLIM_THROW(CheckpointError, file, ": ", what, " '", name, "' has shape ",
-                   shapeStr(it->second.shape()), " in the checkpoint, the model expects ",
-                   shapeStr(dst.shape()));
-      dst.copyFrom(it->second);
-    }
-  };
-  copyGroup(st.params, g.trainable, "parameter");
-  copyGroup(st.buffers, g.buffers, "buffer");
+  restoreModelState(st, g, file);
   // Hooks keep their own optimizers' state under "<hook>/..." (e.g. "pact/").
   std::map<std::string, Tensor> main_opt;
   for (const auto& [name, t] : st.optimizer.tensors)
@@ -142,6 +126,27 @@ void maybeKill(const KillPoint& k, int64_t iter, const char* phase) {
 }
 
 }  // namespace
+
+void restoreModelState(const checkpoint::TrainingState& st, graph::Graph& g,
+                       const std::string& file) {
+  auto copyGroup = [&](const checkpoint::Group& grp, const std::set<std::string>& names,
+                       const char* what) {
+    for (const auto& name : names) {
+      auto it = grp.tensors.find(name);
+      if (it == grp.tensors.end())
+        SLIM_THROW(CheckpointError, file, ": ", what, " '", name,
+                   "' of the model is missing from the checkpoint");
+      Tensor& dst = g.initializers.at(name);
+      if (it->second.shape() != dst.shape() || it->second.dtype() != dst.dtype())
+        SLIM_THROW(CheckpointError, file, ": ", what, " '", name, "' has shape ",
+                   shapeStr(it->second.shape()), " in the checkpoint, the model expects ",
+                   shapeStr(dst.shape()));
+      dst.copyFrom(it->second);
+    }
+  };
+  copyGroup(st.params, g.trainable, "parameter");
+  copyGroup(st.buffers, g.buffers, "buffer");
+}
 
 TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) {
   const config::TrainConfig& tc = cfg_.train;

@@ -60,6 +60,12 @@ struct TrainResult {
   double checkpoint_seconds = 0;   ///< of which writing checkpoints (rank 0)
 };
 
+/// Copies the checkpoint's parameters and buffers into `g` (every trainable
+/// and buffer of `g` must be there with the same shape and dtype); throws
+/// CheckpointError naming `file` and the tensor otherwise.
+void restoreModelState(const checkpoint::TrainingState& st, graph::Graph& g,
+                       const std::string& file);
+
 class Trainer {
  public:
   /// @param cfg   validated config
