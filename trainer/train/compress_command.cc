@@ -23,6 +23,7 @@
 #include "trainer/models/load.h"
 #include "trainer/models/onnx/onnx_export.h"
 #include "trainer/train/compress_hooks.h"
+#include "trainer/train/report_html.h"
 #include "trainer/train/trainer.h"
 
 namespace slim::train {
@@ -220,6 +221,19 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   rep.add("size_ratio", out_bytes > 0 ? static_cast<double>(fp32_bytes) / out_bytes : NAN);
   if (std::isnan(ort)) log::warn("parity gate skipped: ", why);
   std::ofstream(dir + "/report.json") << rep.str() << "\n";
+  ReportInputs page;
+  page.save_dir = dir;
+  page.title = original.name;
+  page.report_json = rep.str();
+  if (pruner)
+    for (const auto& [name, sp] : pruner->paramSparsity()) page.layer_sparsity.push_back({name, sp});
+  if (qat)
+    for (const auto& aq : qat->activations) {
+      page.act_scales.push_back({aq.tensor, g.initializers.at(aq.scale).f32()[0]});
+      if (!aq.pact_alpha.empty())
+        page.pact_alphas.push_back({aq.tensor, g.initializers.at(aq.pact_alpha).f32()[0]});
+    }
+  log::info("report: ", writeReportHtml(page));
   std::printf("%s\n", rep.str().c_str());
   std::fflush(stdout);
   if (!std::isnan(ort) && std::fabs(ort - student) > 0.001 + 1e-9)

@@ -42,6 +42,7 @@ int64_t zeroPoint(const Tensor* zp, int64_t c) {
     case DType::kU8: return zp->data<uint8_t>()[i];
     case DType::kI8: return zp->data<int8_t>()[i];
     case DType::kI32: return zp->data<int32_t>()[i];
+    case DType::kI64: return zp->data<int64_t>()[i];  // widened int32 initializer
     default: SLIM_THROW(ModelError, "zero point of dtype ", dtypeName(zp->dtype()),
                         " is not supported (uint8, int8, int32)");
   }
@@ -115,6 +116,8 @@ class DequantizeLinearOp : public ops::Op {
       case DType::kU8: return x.data<uint8_t>()[i];
       case DType::kI8: return x.data<int8_t>()[i];
       case DType::kI32: return x.data<int32_t>()[i];
+      // The ONNX importer widens int32 initializers (an exported int32 bias).
+      case DType::kI64: return x.data<int64_t>()[i];
       default: SLIM_THROW(ModelError, label, ": input of dtype ", dtypeName(x.dtype()),
                           " is not supported (uint8, int8, int32)");
     }
