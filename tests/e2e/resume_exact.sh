@@ -44,6 +44,7 @@ ref=$OUT/ref/checkpoints/ckpt-00000060.h5; run=$OUT/run/checkpoints/ckpt-0000006
 # with that iteration's weights.
 "$BIN" export "$OUT/ref" --out "$OUT/exported.onnx"
 cmp "$OUT/exported.onnx" "$OUT/ref/model.onnx" || fail "export of the final checkpoint differs from compress's model.onnx"
+"$BIN" eval "$cfg" --model "$OUT/exported.onnx" > /dev/null || fail "slimtrain cannot run its own INT8 QDQ export"
 "$BIN" export "$OUT/ref/checkpoints/ckpt-00000050.h5" --out "$OUT/exported50.onnx" --fp32
 cmp -s "$OUT/exported50.onnx" "$OUT/exported.onnx" && fail "iteration-50 export equals the final one"
 "$BIN" eval "$cfg" --model "$OUT/exported50.onnx" > /dev/null || fail "the iteration-50 FP32 export does not evaluate"

@@ -131,6 +131,26 @@ class ClipOp : public PointwiseOp<ClipF> {
                                  a.getFloat("max", std::numeric_limits<float>::infinity())}),
         attr_(f_) {}
 
+  // uint8 (opset 12+): clamps quantized levels, as INT8 QDQ exports do to fold
+  // a ReLU/ReLU6 into the activation quantizer. Inference only.
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext& ctx) override {
+    SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
+    if (in[0]->dtype() != DType::kU8) return PointwiseOp<ClipF>::forward(in, out, ctx);
+    auto bound = [&](size_t i, uint8_t dflt) {
+      if (in.size() <= i || !in[i]) return dflt;
+      SLIM_ENFORCE(in[i]->dtype() == DType::kU8 && in[i]->numel() == 1, label,
+                   ": uint8 Clip needs uint8 scalar bounds");
+      return in[i]->data<uint8_t>()[0];
+    };
+    const uint8_t lo = bound(1, 0), hi = bound(2, 255);
+    const Tensor& x = *in[0];
+    out[0]->resize(x.shape(), DType::kU8);
+    const uint8_t* xp = x.data<uint8_t>();
+    uint8_t* yp = out[0]->data<uint8_t>();
+    for (int64_t i = 0; i < x.numel(); ++i) yp[i] = std::min(hi, std::max(lo, xp[i]));
+  }
+
  protected:
   void prepare(const std::vector<Tensor*>& in) override {
     f_ = attr_;
