@@ -63,6 +63,21 @@ TEST(Activation, ClipAttributesAndInputs) {
   expectNear(run1("Clip", {}, {x}), kX);  // no bounds: identity
 }
 
+// uint8 levels (QDQ exports fold ReLU/ReLU6 into the quantizer this way).
+TEST(Activation, ClipUint8Levels) {
+  auto u8 = [](std::vector<uint8_t> v) {
+    Tensor t({static_cast<int64_t>(v.size())}, DType::kU8);
+    std::copy(v.begin(), v.end(), t.data<uint8_t>());
+    return t;
+  };
+  auto op = ops::OpRegistry::get().create("Clip", {}, "t");
+  std::vector<Tensor> in = {u8({0, 100, 128, 129, 200, 255}), u8({128}), u8({200})};
+  std::vector<Tensor> out = test::runForward(*op, in, 1, false);
+  ASSERT_EQ(out[0].dtype(), DType::kU8);
+  const uint8_t* y = out[0].template data<uint8_t>();
+  EXPECT_EQ(std::vector<uint8_t>(y, y + 6), (std::vector<uint8_t>{128, 128, 128, 129, 200, 200}));
+}
+
 // Random values pushed at least 0.1 away from each kink.
 Tensor awayFrom(Tensor t, const std::vector<float>& kinks) {
   for (int64_t i = 0; i < t.numel(); ++i)
