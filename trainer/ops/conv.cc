@@ -90,9 +90,9 @@ class ConvOp : public Op {
     const int64_t N = N_, M = M_;
     if (db) {  // per (image, channel) sums in fixed point: exact, any split
       FixedSum sum;
-      sum.reset(static_cast<size_t>(M));
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t m = 0; m < M; ++m) sum.add(static_cast<size_t>(m), detail::sumF(dy + (n * M + m) * P, P));
+      sumOverBatch<1>(N, M, sum, [&](int64_t n, int64_t m, float* v) {
+        v[0] = detail::sumF(dy + (n * M + m) * P, P);
+      });
       finishSum(2, sum, ctx, db->f32());
     }
     if (!dx && !dw) return;

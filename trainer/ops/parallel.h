@@ -1,8 +1,8 @@
 // Internal threading helpers for op kernels (OpenMP). Every helper splits work
 // so that each output element is computed by exactly one thread in a fixed
-// order; reductions over the batch use chunk partials whose layout depends
-// only on the problem size (never on the thread count), combined in chunk
-// order. Results are therefore bit-identical across runs AND thread counts.
+// order; reductions over the batch use fixed-size chunk partials added in
+// fixed point (exact_sum.h). Results are therefore bit-identical across runs,
+// thread counts and (for batch reductions) world sizes.
 #pragma once
 
 #include <omp.h>
@@ -45,16 +45,6 @@ void parallelRange(int64_t n, int64_t grain, F&& f) {
     if (e > b) f(b, e);
   }
 }
-
-/// Fixed batch chunking for reductions: chunk c of `count` covers items
-/// [n*c/count, n*(c+1)/count). count = min(n, kMaxChunks): a function of n only.
-struct Chunks {
-  static constexpr int64_t kMaxChunks = 8;
-  int64_t n, count;
-  explicit Chunks(int64_t items) : n(items), count(std::min(items, kMaxChunks)) {}
-  int64_t begin(int64_t c) const { return n * c / count; }
-  int64_t end(int64_t c) const { return n * (c + 1) / count; }
-};
 
 /// Per-thread scratch vectors, grown only (index by omp_get_thread_num()).
 class ThreadScratch {
