@@ -1,9 +1,13 @@
 # configs/fmnist_act.yaml (QAT + PACT, GMP to 75% on 1x1 convs, l2
 # distillation on a feature map and the logits) compresses the pretrained
 # mobilenet_tiny teacher: fake-quant student top-1 within 1.0 point of the
-# teacher, every 1x1 conv weight exactly floor(0.75 N) zeros.
+# teacher, every 1x1 conv weight exactly floor(0.75 N) zeros. With a 4th
+# argument "np2" the full run is repeated on 2 ranks x 32 (mpirun): final
+# top-1 within 0.3 points and, as batch reductions are world-size invariant,
+# the same final checkpoint bytes.
+# Usage: act_compress.sh SLIMTRAIN TEACHER_DIR [OUT_DIR] [np2]
 source "$(dirname "$0")/common.sh"
-BIN=$1; TEACHER_DIR=$2; OUT=${3:-$PWD/act_compress}
+BIN=$1; TEACHER_DIR=$2; OUT=${3:-$PWD/act_compress}; NP2=${4:-}
 need_data
 [ -f "$TEACHER_DIR/model.onnx" ] || fail "teacher $TEACHER_DIR/model.onnx missing (e2e_pretrain_accuracy makes it)"
 rm -rf "$OUT"
@@ -46,4 +50,19 @@ for node in m.graph.node:
         assert zeros == int(np.floor(0.75 * n)), f"{wname}: {zeros} zeros, expected {int(0.75 * n)}"
 assert n1x1 == 4, f"expected 4 pointwise convs, found {n1x1}"
 PY
+if [ "$NP2" = np2 ]; then
+  # The full run on 2 ranks x 32 (global batch 64): world-size-invariant
+  # reductions make it the same run, so the same final state and top-1.
+  mpirun --allow-run-as-root --oversubscribe -np 2 "$BIN" compress "$SLIM_SOURCE_DIR/configs/fmnist_act.yaml" \
+    --set Global.model_dir="$TEACHER_DIR" --set Global.batch_size=32 --set Global.save_dir="$OUT.np2" \
+    --set Checkpoint.resume=never > "$OUT.np2.log" 2>&1 || { tail -20 "$OUT.np2.log"; fail "2-rank run failed"; }
+  /usr/bin/python3 - "$OUT/report.json" "$OUT.np2/report.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["student_top1"] for p in sys.argv[1:])
+print(f"full run: 1 rank x 64 top-1 {a:.4f}, 2 ranks x 32 top-1 {b:.4f}")
+assert abs(a - b) <= 0.003, f"top-1 differs by {100 * abs(a - b):.2f} points (> 0.3)"
+PY
+  /usr/bin/python3 "$SLIM_SOURCE_DIR/tests/e2e/h5compare.py" "$(ls "$OUT"/checkpoints/ckpt-*.h5 | tail -1)" \
+    "$(ls "$OUT".np2/checkpoints/ckpt-*.h5 | tail -1)" --exact
+fi
 echo "PASS"
