@@ -14,6 +14,7 @@
 
 #include "checkpoint/checkpoint_manager.h"
 
+#include "comm/local/local_communicator.h"
 #include "trainer/compress/distill/distill_loss.h"
 #include "trainer/compress/distill/teacher_merge.h"
 #include "trainer/compress/export/qdq_export.h"
@@ -23,6 +24,7 @@
 #include "trainer/models/load.h"
 #include "trainer/models/onnx/onnx_export.h"
 #include "trainer/train/compress_hooks.h"
+#include "trainer/train/evaluate.h"
 #include "trainer/train/report_html.h"
 #include "trainer/train/trainer.h"
 
@@ -188,6 +190,15 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   graph::Graph out = deployableGraph(cg, false);
   models::exportOnnx(out, out_path);
   const double student = r.count("top1") ? r["top1"].top1 : NAN;
+  // The exported model run by slimtrain's own kernels (QuantizeLinear /
+  // DequantizeLinear with ONNX's rounding): what the deployed file computes.
+  double exported = NAN;
+  if (eval.size() > 0) {
+    graph::Graph run = out;
+    graph::Executor ex(run);
+    comm::LocalCommunicator self;
+    exported = evaluate(ex, {run.inputs[0].name, "", logits, cfg.global.eval_batch_size}, eval, self).top1;
+  }
   std::string why;
   const double ort = ortTop1(cfg, out_path, &why);
   const int64_t fp32_bytes = compress::initializerBytes(teacher);  // the FP32 model as given
@@ -216,6 +227,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   }
   rep.add("distill_pairs", pairStrings(dl));
   rep.add("output", out_path).add("format", qat ? "int8 qdq onnx" : "fp32 onnx");
+  rep.add("export_top1", exported);
   rep.add("onnxruntime_top1", ort).add("teacher_initializer_bytes", fp32_bytes);
   rep.add("export_initializer_bytes", out_bytes);
   rep.add("size_ratio", out_bytes > 0 ? static_cast<double>(fp32_bytes) / out_bytes : NAN);
@@ -236,10 +248,19 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   log::info("report: ", writeReportHtml(page));
   std::printf("%s\n", rep.str().c_str());
   std::fflush(stdout);
-  if (!std::isnan(ort) && std::fabs(ort - student) > 0.001 + 1e-9)
+  // Parity gate: ONNX Runtime must compute what slimtrain computes with the
+  // exported file. The fake-quant training graph (float convolutions, BN not
+  // folded, float bias) differs from integer inference by rounding flips at
+  // quantizer boundaries: measured 0.02-0.16 points on Fashion-MNIST students;
+  // reported and warned about, not gated.
+  if (!std::isnan(ort) && std::fabs(ort - exported) > 0.001 + 1e-9)
     SLIM_THROW(Error, "parity gate: ONNX Runtime top-1 of ", out_path, " is ", ort,
-               ", slimtrain's fake-quant evaluation gave ", student, " (difference ",
-               100 * std::fabs(ort - student), " points > 0.1)");
+               ", slimtrain running the same file gave ", exported, " (difference ",
+               100 * std::fabs(ort - exported), " points > 0.1)");
+  if (!std::isnan(ort) && std::fabs(ort - student) > 0.001 + 1e-9)
+    log::warn("ONNX Runtime top-1 ", ort, " differs from the fake-quant evaluation ", student,
+              " by ", 100 * std::fabs(ort - student), " points (> 0.1): integer rounding at "
+              "quantizer boundaries; the deployed model's accuracy is the ONNX Runtime one");
   return kExitOk;
 }
 
