@@ -6,7 +6,7 @@ BIN=$1
 need_data; need_ort
 OUT=$PWD/train_ort_parity; rm -rf "$OUT"
 cfg="$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml"
-"$BIN" train "$cfg" --set TrainConfig.train_iter=150 --set TrainConfig.eval_iter=150 \
+"$BIN" train "$cfg" --set TrainConfig.train_iter=200 --set TrainConfig.eval_iter=200 \
   --set Global.save_dir="$OUT" > "$OUT.train.json"
 train_json=$(tail -1 "$OUT.train.json")
 eval_json=$("$BIN" eval "$cfg" --model "$OUT/model.onnx" | tail -1)
@@ -16,7 +16,7 @@ echo "train-time eval top1 $t, slimtrain eval of model.onnx $e, ONNX Runtime $o"
 /usr/bin/python3 - "$t" "$e" "$o" <<'PY'
 import sys
 t, e, o = map(float, sys.argv[1:])
-assert t > 0.5, f"150 iterations should reach > 50% top-1, got {t}"
+assert t > 0.6, f"200 iterations should reach > 60% top-1 (measured 0.767), got {t}"
 assert abs(t - e) < 1e-9, f"eval of the written model differs from training's eval: {t} vs {e}"
 assert abs(e - o) <= 1e-4, f"ONNX Runtime top-1 {o} differs from slimtrain's {e}"
 PY
