@@ -106,13 +106,8 @@ class BatchNormOp : public Op {
     // (Whether to sum is decided by the graph and mode, alike on all ranks.)
     FixedSum& global = gsum_;
     global = local;
-    if (ctx.sync && dout[0] && (trained_ || rankReduced(1) || rankReduced(2))) {
-      std::vector<Fixed> buf(global.data(), global.data() + 2 * C);
-      buf.push_back(global.bad() ? 1 : 0);
-      ctx.sync->sumFixed(buf.data(), buf.size());
-      std::copy(buf.begin(), buf.begin() + 2 * C, global.data());
-      if (buf[2 * C] != 0) global.setBad();
-    }
+    if (ctx.sync && dout[0] && (trained_ || rankReduced(1) || rankReduced(2)))
+      sumOverRanks(*ctx.sync, global);
     sums_.assign(2 * C, 0.0);
     for (int64_t c = 0; c < 2 * C; ++c) sums_[c] = global.value(static_cast<size_t>(c));
     for (int64_t c = 0; c < C; ++c) sums_[C + c] *= invstd_[c];  // sum(dy * xhat)
@@ -205,15 +200,7 @@ class BatchNormOp : public Op {
   void allreduceSum(StateSync* sync, Fill&& fill) {
     fill(ssum_);
     global_count_ = static_cast<double>(N_ * S_);
-    if (!sync) return;
-    const size_t n = ssum_.size();
-    std::vector<Fixed> buf(ssum_.data(), ssum_.data() + n);
-    buf.push_back(ssum_.bad() ? 1 : 0);
-    buf.push_back(static_cast<Fixed>(N_ * S_));
-    sync->sumFixed(buf.data(), buf.size());
-    std::copy(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n), ssum_.data());
-    if (buf[n] != 0) ssum_.setBad();
-    global_count_ = static_cast<double>(buf[n + 1]);
+    if (sync) global_count_ = static_cast<double>(sumOverRanks(*sync, ssum_, N_ * S_));
   }
 
   float eps_, momentum_;

@@ -39,6 +39,10 @@ class StateSync {
   virtual int size() const = 0;
 };
 
+/// Sums `sum` over all ranks in place (with its "not representable" flag)
+/// and returns the sum over ranks of `extra` (e.g. a sample count).
+Fixed sumOverRanks(StateSync& sync, FixedSum& sum, Fixed extra = 0);
+
 /// Per-run settings passed to every op.
 struct RunContext {
   bool training = false;        ///< train mode (BN batch stats, dropout, observers update)

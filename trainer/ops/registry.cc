@@ -13,16 +13,23 @@ void Op::backward(const std::vector<Tensor*>&, const std::vector<Tensor*>&,
   SLIM_THROW(Error, label, ": backward is not implemented");
 }
 
+Fixed sumOverRanks(StateSync& sync, FixedSum& sum, Fixed extra) {
+  // Two extra slots: "some rank's partial was not representable", `extra`.
+  const size_t n = sum.size();
+  std::vector<Fixed> buf(sum.data(), sum.data() + n);
+  buf.push_back(sum.bad() ? 1 : 0);
+  buf.push_back(extra);
+  sync.sumFixed(buf.data(), buf.size());
+  std::copy(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n), sum.data());
+  if (buf[n] != 0) sum.setBad();
+  return buf[n + 1];
+}
+
 void Op::finishSum(size_t i, FixedSum& sum, RunContext& ctx, float* out) const {
   const size_t n = sum.size();
   double world = 1;
   if (ctx.sync && rankReduced(i)) {
-    // One extra slot agrees on "some rank's partial was not representable".
-    std::vector<Fixed> buf(sum.data(), sum.data() + n);
-    buf.push_back(sum.bad() ? 1 : 0);
-    ctx.sync->sumFixed(buf.data(), buf.size());
-    std::copy(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n), sum.data());
-    if (buf[n] != 0) sum.setBad();
+    sumOverRanks(*ctx.sync, sum);
     world = ctx.sync->size();
   }
   for (size_t k = 0; k < n; ++k) out[k] = static_cast<float>(sum.value(k) / world);
