@@ -17,7 +17,6 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "trainer/ops/parallel.h"
@@ -77,14 +76,6 @@ class FixedSum {
   }
   size_t size() const { return sum_.size(); }
   void add(size_t i, float x) { sum_[i] += detail::toFixed(x, &bad_); }
-  void add(const float* x, size_t n) {
-    for (size_t i = 0; i < n; ++i) sum_[i] += detail::toFixed(x[i], &bad_);
-  }
-  /// Adds another accumulator (any order gives the same result).
-  void merge(const FixedSum& o) {
-    for (size_t i = 0; i < sum_.size(); ++i) sum_[i] += o.sum_[i];
-    bad_ = bad_ || o.bad_;
-  }
   Fixed* data() { return sum_.data(); }
   bool bad() const { return bad_; }
   void setBad() { bad_ = true; }
