@@ -63,13 +63,16 @@ class BatchNormOp : public Op {
     const int64_t C = C_, S = S_;
     const float* mean = mean_.data();
     const float* invstd = invstd_.data();
+    // y = x * a + b with a = scale * invstd, b = bias - mean * a, each a
+    // single-rounding fma (explicit, not left to contraction): the QDQ export
+    // relies on these exact bits (qdq_export.h, compact batch norm).
     detail::parallelFor(N_ * C, [&](int64_t r) {
       const int64_t c = r % C;
       const float a = scale[c] * invstd[c];
-      const float b = bias[c] - mean[c] * a;
+      const float b = std::fma(-mean[c], a, bias[c]);
       const float* __restrict xr = x + r * S;
       float* __restrict yr = yp + r * S;
-      for (int64_t s = 0; s < S; ++s) yr[s] = xr[s] * a + b;
+      for (int64_t s = 0; s < S; ++s) yr[s] = std::fma(xr[s], a, b);
     });
   }
 

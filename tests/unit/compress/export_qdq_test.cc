@@ -217,6 +217,7 @@ TEST(ExportQdq, StructureWeightsAxesAndZeros) {
   for (int variant = 0; variant < 4; ++variant) {
     const bool trans_b = variant % 2 == 0;
     QdqOptions opts;
+    opts.fold_batch_norm = true;  // the folded layout (int32 biases on every conv)
     opts.uint8_weights = variant < 2;
     opts.integer_clip = variant == 0 || variant == 3;
     Graph student = buildStudent(trans_b);
@@ -373,27 +374,36 @@ TEST(ExportQdq, LogitsMatchFakeQuantInExecutorAndOrt) {
 
 // Without BN folding and with float biases the QDQ graph is training's
 // inference graph op for op: Q/DQ pairs (activations, conv outputs) are the
-// fake quantizers, DQ(int weight) is the fake-quantized weight, so the logits
-// are bit-identical. Folding only adds float rounding + int32 bias rounding.
+// fake quantizers, DQ(int weight) is the fake-quantized weight, and BN is
+// kept, or stored compactly (scale, bias, mean 0, unit variance) with the BN
+// kernel's own coefficients, so the logits are bit-identical. Folding adds float rounding +
+// int32 bias rounding.
 TEST(ExportQdq, UnfoldedGraphIsBitExact) {
   registerQdqOps(ops::OpRegistry::get());
-  for (bool pact : {false, true}) {
-    Graph student = buildStudent();
-    Trained t = train(student, "moving_average_abs_max", pact);
-    QdqOptions opts;
-    opts.fold_batch_norm = false;
-    opts.int32_bias = false;
-    opts.integer_clip = false;
-    Graph q = buildQdqGraph(t.g, t.info, {"logits"}, opts);
-    int bns = 0;
-    for (const auto& n : q.nodes) bns += n.op_type == "BatchNormalization";
-    EXPECT_EQ(bns, 3);
-    auto f = feeds(11, 32, true);
-    const Tensor ref = runGraph(t.g, f, {"logits"}).at("logits");
-    const Tensor got = runGraph(q, {{"x", f.at("x")}}, {"logits"}).at("logits");
-    for (int64_t i = 0; i < ref.numel(); ++i)
-      ASSERT_EQ(got.f32()[i], ref.f32()[i]) << "pact " << pact << " logit " << i;
-  }
+  for (bool pact : {false, true})
+    for (bool compact : {true, false}) {
+      Graph student = buildStudent();
+      Trained t = train(student, "moving_average_abs_max", pact);
+      QdqOptions opts;
+      opts.compact_batch_norm = compact;
+      opts.int32_bias = false;
+      opts.integer_clip = false;
+      Graph q = buildQdqGraph(t.g, t.info, {"logits"}, opts);
+      int bns = 0, compacted = 0;
+      for (const auto& n : q.nodes)
+        if (n.op_type == "BatchNormalization") {
+          ++bns;
+          compacted += n.inputs[3].rfind("qdq_bn_zero_mean_", 0) == 0;
+        }
+      EXPECT_EQ(bns, 3);
+      EXPECT_EQ(compacted, compact ? 3 : 0);
+      auto f = feeds(11, 32, true);
+      const Tensor ref = runGraph(t.g, f, {"logits"}).at("logits");
+      const Tensor got = runGraph(q, {{"x", f.at("x")}}, {"logits"}).at("logits");
+      for (int64_t i = 0; i < ref.numel(); ++i)
+        ASSERT_EQ(got.f32()[i], ref.f32()[i]) << "pact " << pact << " compact " << compact
+                                              << " logit " << i;
+    }
 }
 
 TEST(ExportQdq, InitializerBytesShrink) {
