@@ -1,9 +1,21 @@
 #!/usr/bin/python3
-"""PyTorch side of scripts/bench: images/s of the FP32 training step of the
-same model, batch and thread count as slimtrain's bench. Prints one JSON line.
+"""PyTorch side of scripts/bench: images/s of the FP32 training step, or with
+--act of the ACT compression step, of the same model, batch and thread count
+as slimtrain's bench. Prints one JSON line.
 
-Usage: bench_torch.py --model mobilenet_tiny --batch 64 --threads 2 --iters 30
+The ACT step is written the way a PyTorch user would (the same work as
+slimtrain's compress iteration with tests/e2e/configs/act_small.yaml): a
+frozen FP32 teacher forward (eval mode, no grad); the student with every
+Conv2d / Linear wrapped: PACT on the input activation (learnable alpha,
+x - relu(x - a) + relu(-a - x)), per-tensor abs-max fake quant of the
+activation and per-output-channel abs-max fake quant of the weight
+(torch.fake_quantize_*, 8 bit, straight-through), 1x1 conv weights masked
+(GMP, 50 % zeros); l2 distillation (MSE) on the last feature map (mobilenet_tiny)
+and the logits; Momentum SGD.
+
+Usage: bench_torch.py --model mobilenet_tiny --batch 64 --threads 2 --iters 30 [--act]
 """
+import copy
 import argparse
 import json
 import resource
@@ -34,6 +46,45 @@ def build(name):
     raise SystemExit(f"unknown model {name}")
 
 
+class QuantWrap(nn.Module):
+    """PACT + 8-bit fake quant of the input, 8-bit per-channel fake quant of
+    the (masked) weight, then the wrapped Conv2d / Linear."""
+
+    def __init__(self, op, mask=None):
+        super().__init__()
+        self.op = op
+        self.alpha = nn.Parameter(torch.tensor(20.0))
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        a = self.alpha
+        x = x - torch.relu(x - a) + torch.relu(-a - x)
+        s = x.detach().abs().max().clamp_min(1e-8) / 127.0
+        x = torch.fake_quantize_per_tensor_affine(x, s.item(), 0, -128, 127)
+        w = self.op.weight if self.mask is None else self.op.weight * self.mask
+        ws = w.detach().abs().flatten(1).max(1).values.clamp_min(1e-8) / 127.0
+        w = torch.fake_quantize_per_channel_affine(w, ws, torch.zeros_like(ws, dtype=torch.int32),
+                                                   0, -128, 127)
+        if isinstance(self.op, nn.Conv2d):
+            return nn.functional.conv2d(x, w, self.op.bias, self.op.stride, self.op.padding,
+                                        self.op.dilation, self.op.groups)
+        return nn.functional.linear(x, w, self.op.bias)
+
+
+def quantize(module):
+    """Wraps every Conv2d / Linear below `module` (1x1 convs get a 50 % mask)."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            mask = None
+            if isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1) and child.groups == 1:
+                w = child.weight.detach().abs().flatten()
+                mask = (child.weight.detach().abs() > w.kthvalue(w.numel() // 2).values).float()
+            setattr(module, name, QuantWrap(child, mask))
+        else:
+            quantize(child)
+    return module
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="mobilenet_tiny")
@@ -41,10 +92,21 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--act", action="store_true", help="the ACT compression step instead of FP32 training")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model, shape = build(a.model)
+    if a.act:
+        teacher = copy.deepcopy(model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        model = quantize(model)
+        # distilled feature map: the input of the global pool (mobilenet_tiny)
+        feats = {}
+        if a.model == "mobilenet_tiny":
+            model[-4].register_forward_hook(lambda m, i, o: feats.__setitem__("s", o))
+            teacher[-4].register_forward_hook(lambda m, i, o: feats.__setitem__("t", o))
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(a.batch, *shape)
@@ -54,7 +116,15 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        if a.act:
+            with torch.no_grad():
+                t_logits = teacher(x)
+            logits = model(x)
+            loss = nn.functional.mse_loss(logits, t_logits)
+            if "s" in feats:
+                loss = loss + nn.functional.mse_loss(feats["s"], feats["t"])
+        else:
+            loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
 
@@ -65,7 +135,8 @@ def main():
         step()
     dt = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "model": a.model,
+    name = ("act:" if a.act else "") + a.model
+    print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "model": name,
                       "batch": a.batch, "threads": a.threads, "iters": a.iters,
                       "images_per_s": a.batch * a.iters / dt, "peak_rss_mb": rss_mb}))
 

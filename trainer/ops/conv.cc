@@ -107,16 +107,46 @@ class ConvOp : public Op {
     const float* wp = w.f32();
     float* dxp = dx ? dx->f32() : nullptr;
     scratch_.ensureThreads();
-    detail::parallelFor(chunks.count, [&](int64_t c) {
-      float* dwc = dw ? partial_.data() + c * wsize : nullptr;
-      if (dwc && depthwise_) std::fill(dwc, dwc + wsize, 0.f);
-      if (dwc && !depthwise_ && group_ == 1)
-        chunkWeightGrad(xp, dy, chunks.begin(c), chunks.end(c), dwc);
-      for (int64_t n = chunks.begin(c); n < chunks.end(c); ++n)
-        imageBackward(xp + n * C_ * HW, wp, dy + n * M_ * P,
-                      dxp ? dxp + n * C_ * HW : nullptr,
-                      depthwise_ || group_ > 1 ? dwc : nullptr, n == chunks.begin(c));
-    });
+    if (depthwise_) {
+      // Tasks (chunk, block of kDwBlock channels): channels are independent,
+      // so any split gives the same bits; blocks keep 2 threads busy on a
+      // single chunk (batch <= 8).
+      const int64_t blocks = (C_ + kDwBlock - 1) / kDwBlock, mult = M_ / C_;
+      const int64_t KK = ah_.kernel * aw_.kernel;
+      detail::parallelFor(chunks.count * blocks, [&](int64_t t) {
+        const int64_t c = t / blocks, c0 = (t % blocks) * kDwBlock;
+        const int64_t cb = std::min(kDwBlock, C_ - c0);
+        float* dwc = dw ? partial_.data() + c * wsize + c0 * mult * KK : nullptr;
+        if (dwc) std::fill(dwc, dwc + cb * mult * KK, 0.f);
+        for (int64_t n = chunks.begin(c); n < chunks.end(c); ++n) {
+          float* dxn = dxp ? dxp + (n * C_ + c0) * HW : nullptr;
+          if (dxn) std::fill(dxn, dxn + cb * HW, 0.f);
+          detail::depthwiseBackward(xp + (n * C_ + c0) * HW, wp + c0 * mult * KK,
+                                    dy + (n * M_ + c0 * mult) * P, cb, mult, ah_, aw_, dxn,
+                                    dwc, scratch_.getVec(0));
+        }
+      });
+    } else if (group_ == 1) {
+      // dW per chunk (one GEMM over its images), dX per image: separate
+      // loops, so a batch of one chunk still uses every thread for dX.
+      if (dw)
+        detail::parallelFor(chunks.count, [&](int64_t c) {
+          chunkWeightGrad(xp, dy, chunks.begin(c), chunks.end(c),
+                          partial_.data() + c * wsize);
+        });
+      if (dxp)
+        detail::parallelFor(N, [&](int64_t n) {
+          imageBackward(xp + n * C_ * HW, wp, dy + n * M_ * P, dxp + n * C_ * HW, nullptr,
+                        false);
+        });
+    } else {
+      detail::parallelFor(chunks.count, [&](int64_t c) {
+        float* dwc = dw ? partial_.data() + c * wsize : nullptr;
+        for (int64_t n = chunks.begin(c); n < chunks.end(c); ++n)
+          imageBackward(xp + n * C_ * HW, wp, dy + n * M_ * P,
+                        dxp ? dxp + n * C_ * HW : nullptr, dwc, n == chunks.begin(c));
+      });
+    }
     if (dw) {
       sumPartials(partial_.data(), chunks.count, wsize, wsum_);
       finishSum(1, wsum_, ctx, dw->f32());
@@ -188,17 +218,11 @@ class ConvOp : public Op {
     detail::gemm(false, true, M_, K, L, 1.f, dyk, L, colk, L, 0.f, dw, K);
   }
 
-  // dx of one image and, when dw is given (depthwise / grouped), its weight
-  // gradient (overwritten when `first`, accumulated otherwise; the depthwise
-  // kernel always accumulates into a zeroed partial).
+  // dx of one image (not depthwise) and, when dw is given (grouped), its
+  // weight gradient (overwritten when `first`, accumulated otherwise).
   void imageBackward(const float* xn, const float* w, const float* dyn, float* dxn, float* dw,
                      bool first) {
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in;
-    if (depthwise_) {
-      if (dxn) std::fill(dxn, dxn + C_ * HW, 0.f);
-      detail::depthwiseBackward(xn, w, dyn, C_, M_ / C_, ah_, aw_, dxn, dw, scratch_.getVec(0));
-      return;
-    }
     if (dw) {
       const float* col = xn;
       if (!pointwise_) {
@@ -225,6 +249,8 @@ class ConvOp : public Op {
       }
     }
   }
+
+  static constexpr int64_t kDwBlock = 16;  // channels per depthwise backward task
 
   detail::WindowAttrs wa_;
   int64_t group_;
