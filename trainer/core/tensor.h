@@ -96,6 +96,8 @@ class Tensor {
   Tensor reshaped(Shape shape) const;
   /// True when both tensors share storage.
   bool sameStorage(const Tensor& o) const { return storage_ == o.storage_; }
+  /// Bytes resize() can use without allocating (0 when undefined).
+  size_t capacity() const { return storage_ ? capacity_ : 0; }
 
  private:
   void checkType(DType want) const;

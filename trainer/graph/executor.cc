@@ -7,8 +7,8 @@
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
-#include <unordered_map>
 #include <map>
+#include <unordered_map>
 #include <set>
 
 namespace slim::graph {
@@ -74,6 +74,24 @@ struct Executor::Impl {
   std::vector<int> param_ids;
   std::vector<int> param_uses;              // backward consumers per value id
   std::vector<int> initializer_ids;
+  std::vector<bool> is_param;               // value id is a trainable parameter
+  bool keep_grads = false;                  // keepIntermediateGrads
+  std::multimap<size_t, Tensor> pool;       // free gradient buffers by capacity
+
+  // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
+  // it has one; with none pooled, resize() allocates as usual.
+  void acquire(Tensor& t, size_t bytes) {
+    if (t.capacity() >= bytes) return;
+    auto it = pool.lower_bound(bytes);
+    if (it == pool.end()) return;
+    if (t.capacity() > 0) pool.emplace(t.capacity(), std::move(t));
+    t = std::move(it->second);
+    pool.erase(it);
+  }
+  void release(Tensor& t) {
+    if (t.capacity() > 0) pool.emplace(t.capacity(), std::move(t));
+    t = Tensor();
+  }
   // SLIM_PROFILE=1: per-op-type forward/backward seconds, printed at exit.
   Profile* profile = nullptr;
   std::vector<std::string> profile_key;     // per node: row of the profile table
@@ -115,10 +133,12 @@ Executor::Executor(Graph& g) : graph_(g), impl_(std::make_unique<Impl>()) {
   m.grad_valid.assign(nv, false);
   m.requires_grad.assign(nv, false);
   m.param_uses.assign(nv, 0);
+  m.is_param.assign(nv, false);
   for (const auto& p : graph_.trainable) {
     auto it = m.id.find(p);
     if (it == m.id.end()) continue;
     m.requires_grad[it->second] = true;
+    m.is_param[it->second] = true;
     m.param_ids.push_back(it->second);
   }
   // Forward propagation of requires_grad through differentiable inputs.
@@ -329,8 +349,13 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
       din.clear();
       for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
       for (int k : m.node_out[i]) out.push_back(&m.values[k]);
-      for (size_t j = 0; j < need.size(); ++j)
+      for (size_t j = 0; j < need.size(); ++j) {
+        if (need[j] && !m.keep_grads) {
+          const Tensor& v = m.values[m.node_in[i][j]];
+          m.acquire(m.scratch[i][j], static_cast<size_t>(v.numel()) * 4);
+        }
         din.push_back(need[j] ? &m.scratch[i][j] : nullptr);
+      }
       const auto t0 = m.profile ? ProfClock::now() : 0.0;
       ops_[i]->backward(in, out, dout, din, ctx);
       if (m.profile) m.profile->rows[m.profile_key[i]].bwd += secondsSince(t0);
@@ -348,7 +373,15 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
         } else {
           addInto(m.grads[k], s);
         }
+        if (!m.keep_grads) m.release(s);
       }
+      // The outputs' gradients are used up: back to the pool.
+      if (!m.keep_grads)
+        for (int k : m.node_out[i])
+          if (k >= 0 && !m.is_param[k] && m.grad_valid[k]) {
+            m.release(m.grads[k]);
+            m.grad_valid[k] = false;
+          }
     }
     for (size_t j = 0; j < need.size(); ++j) {
       if (!need[j]) continue;
@@ -370,6 +403,8 @@ Tensor& Executor::grad(const std::string& param) {
     SLIM_THROW(Error, "grad: '", param, "' is not a trainable parameter");
   return impl_->grads[it->second];
 }
+
+void Executor::keepIntermediateGrads(bool keep) { impl_->keep_grads = keep; }
 
 const Tensor& Executor::gradOf(const std::string& name) const {
   static const Tensor kNone;

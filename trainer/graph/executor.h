@@ -41,8 +41,15 @@ class Executor {
 
   /// Gradient of a trainable parameter after backward().
   Tensor& grad(const std::string& param);
-  /// Gradient of any tensor after backward() (undefined if none flowed).
+  /// Gradient of any tensor after backward() (undefined if none flowed, and
+  /// for non-parameters unless keepIntermediateGrads(true)).
   const Tensor& gradOf(const std::string& name) const;
+  /// By default backward hands the gradient buffer of an intermediate tensor
+  /// back to a pool once its producer has used it, and takes the buffers ops
+  /// write into from that pool: peak memory holds the live gradients, not
+  /// one per tensor, and a repeated step allocates nothing. true keeps every
+  /// gradient for gradOf (tests, debugging).
+  void keepIntermediateGrads(bool keep);
 
   /// True when the ops compute this parameter's gradient already reduced over
   /// all ranks (exactly, world-size invariant; ops/exact_sum.h): the gradient

@@ -38,17 +38,18 @@ class ConvOp : public Op {
     const float* xp = x.f32();
     const float* wp = w.f32();
     float* yp = y.f32();
-    scratch_.ensureThreads();
+    scratch_ = &callerScratch();
+    scratch_->ensureThreads();
     detail::parallelFor(N_, [&](int64_t n) {
       const float* xn = xp + n * C_ * HW;
       float* yn = yp + n * M_ * P;
       if (depthwise_) {
-        detail::depthwiseForward(xn, wp, bias, C_, M_ / C_, ah_, aw_, yn, scratch_.getVec(0));
+        detail::depthwiseForward(xn, wp, bias, C_, M_ / C_, ah_, aw_, yn, scratch_->getVec(0));
         return;
       }
       const float* col = xn;
       if (!pointwise_) {
-        float* buf = scratch_.get(colSize());
+        float* buf = scratch_->get(colSize());
         detail::im2col(xn, C_, ah_, aw_, buf);
         col = buf;
       }
@@ -106,7 +107,8 @@ class ConvOp : public Op {
     const float* xp = x.f32();
     const float* wp = w.f32();
     float* dxp = dx ? dx->f32() : nullptr;
-    scratch_.ensureThreads();
+    scratch_ = &callerScratch();
+    scratch_->ensureThreads();
     if (depthwise_) {
       // Tasks (chunk, block of kDwBlock channels): channels are independent,
       // so any split gives the same bits; blocks keep 2 threads busy on a
@@ -123,7 +125,7 @@ class ConvOp : public Op {
           if (dxn) std::fill(dxn, dxn + cb * HW, 0.f);
           detail::depthwiseBackward(xp + (n * C_ + c0) * HW, wp + c0 * mult * KK,
                                     dy + (n * M_ + c0 * mult) * P, cb, mult, ah_, aw_, dxn,
-                                    dwc, scratch_.getVec(0));
+                                    dwc, scratch_->getVec(0));
         }
       });
     } else if (group_ == 1) {
@@ -199,7 +201,7 @@ class ConvOp : public Op {
       return;
     }
     const int64_t L = nc * P;
-    float* buf = scratch_.get(static_cast<size_t>((M_ + K) * L + colSize()));
+    float* buf = scratch_->get(static_cast<size_t>((M_ + K) * L + colSize()));
     float* dyk = buf;            // (M, L)
     float* colk = buf + M_ * L;  // (K, L)
     float* tmp = colk + K * L;   // one image's im2col
@@ -226,7 +228,7 @@ class ConvOp : public Op {
     if (dw) {
       const float* col = xn;
       if (!pointwise_) {
-        float* buf = scratch_.get(colSize());
+        float* buf = scratch_->get(colSize());
         detail::im2col(xn, C_, ah_, aw_, buf);
         col = buf;
       }
@@ -237,7 +239,7 @@ class ConvOp : public Op {
       }
     }
     if (dxn) {
-      float* dcol = pointwise_ ? dxn : scratch_.get(colSize());
+      float* dcol = pointwise_ ? dxn : scratch_->get(colSize());
       for (int64_t g = 0; g < group_; ++g) {
         // dcol_g (Kg, P) = w_g^T (Kg, Mg) * dy_g (Mg, P)
         detail::gemm(true, false, Kg_, P, Mg_, 1.f, w + g * Mg_ * Kg_, Kg_, dyn + g * Mg_ * P,
@@ -257,7 +259,17 @@ class ConvOp : public Op {
   int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0;
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
-  detail::ThreadScratch scratch_;  // per-thread im2col / dcol / packing / depthwise scratch
+  // Per-thread im2col / dcol / chunk packing / depthwise scratch. Transient
+  // within one forward or backward call, so one set per calling thread serves
+  // every Conv node (ops of one executor run one at a time; threads-as-ranks
+  // run one executor per thread): memory is the largest node's, not the sum
+  // (the dW packing alone is a copy of a chunk's activations). Set at the
+  // start of forward / backward.
+  static detail::ThreadScratch& callerScratch() {
+    thread_local detail::ThreadScratch s;
+    return s;
+  }
+  detail::ThreadScratch* scratch_ = nullptr;
   std::vector<float> partial_;     // per-chunk weight-gradient partials, grows only
   FixedSum wsum_;                  // their exact sum
 };

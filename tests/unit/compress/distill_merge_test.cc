@@ -125,6 +125,7 @@ TEST(TeacherMerge, ForwardMatchesOriginalsAndTeacherGetsNoGradient) {
   const Tensor tmean0 = student.initializers.at("teacher_bn_mean").clone();
 
   graph::Executor ex(student);
+  ex.keepIntermediateGrads(true);  // so gradOf below sees every gradient that flowed
   ops::RunContext ctx;
   ctx.training = false;
   ex.forward({{"image", image}}, ctx);

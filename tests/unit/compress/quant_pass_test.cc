@@ -253,6 +253,7 @@ TEST(InsertQat, ExecutorTrainsTheRewrittenGraph) {
   QatInfo info = insertQat(g, quantConfig({"conv2d", "depthwise_conv2d", "mul"}, true));
   g.initializers.at("x_tmp_input_pact").f32()[0] = 0.5f;  // make x's clip active
   graph::Executor ex(g);
+  ex.keepIntermediateGrads(true);  // gradOf of intermediate tensors below
   Tensor x = test::randomTensor({2, 2, 5, 5}, 99, -1.f, 1.f);
   ops::RunContext ctx;
   ctx.training = true;
