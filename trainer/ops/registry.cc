@@ -32,7 +32,10 @@ void Op::finishSum(size_t i, FixedSum& sum, RunContext& ctx, float* out) const {
     sumOverRanks(*ctx.sync, sum);
     world = ctx.sync->size();
   }
-  for (size_t k = 0; k < n; ++k) out[k] = static_cast<float>(sum.value(k) / world);
+  detail::parallelRange(static_cast<int64_t>(n), 16384, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k)
+      out[k] = static_cast<float>(sum.value(static_cast<size_t>(k)) / world);
+  });
 }
 
 void requireF32(const Tensor& t, const std::string& label, const char* what) {
