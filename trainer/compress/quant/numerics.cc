@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "trainer/core/error.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::compress {
 
@@ -39,22 +41,56 @@ void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits) {
   // nearest integer, ties to even, exactly like std::nearbyint (no fast-math
   // in this build) but vectorisable.
   constexpr float kMagic = 12582912.f;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = std::min(bin, std::max(lo, x[i] / step));
-    y[i] = ((v + kMagic) - kMagic) * step;
-  }
+  ops::detail::parallelRange(n, 16384, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float v = std::min(bin, std::max(lo, x[i] / step));
+      y[i] = ((v + kMagic) - kMagic) * step;
+    }
+  });
   if (std::isnan(step)) std::fill(y, y + n, step);  // keep a diverged run visible
 }
 
-float absMax(const float* x, int64_t n) {
-  float m = 0.f;
-  bool nan = false;
-  for (int64_t i = 0; i < n; ++i) {
+namespace {
+// max |x| over [0, n) in 8 lanes (vectorises); *nan set when any x is NaN.
+float absMaxSerial(const float* __restrict x, int64_t n, bool* nan) {
+  float m[8] = {};
+  bool bad = false;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float a = std::fabs(x[i + l]);
+      bad |= a != a;
+      m[l] = a > m[l] ? a : m[l];
+    }
+  float r = 0.f;
+  for (; i < n; ++i) {
     const float a = std::fabs(x[i]);
-    m = a > m ? a : m;
-    nan = nan || a != a;
+    bad |= a != a;
+    r = a > r ? a : r;
   }
-  return nan ? std::nanf("") : m;
+  for (float v : m) r = v > r ? v : r;
+  *nan = *nan || bad;
+  return r;
+}
+}  // namespace
+
+float absMax(const float* x, int64_t n) {
+  // A maximum does not depend on the order: threads split freely.
+  const int nt = std::max(1, ops::detail::opThreads());
+  std::vector<float> part(static_cast<size_t>(nt), 0.f);
+  std::vector<char> nan(static_cast<size_t>(nt), 0);
+  ops::detail::parallelRange(n, 32768, [&](int64_t b, int64_t e) {
+    const size_t t = static_cast<size_t>(omp_get_thread_num());
+    bool bad = false;
+    part[t] = absMaxSerial(x + b, e - b, &bad);
+    nan[t] = bad;
+  });
+  float m = 0.f;
+  for (size_t t = 0; t < part.size(); ++t) {
+    if (nan[t]) return std::nanf("");
+    m = part[t] > m ? part[t] : m;
+  }
+  return m;
 }
 
 void channelAbsMax(const float* x, int64_t outer, int64_t C, int64_t inner, float* scales) {

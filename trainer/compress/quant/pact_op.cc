@@ -2,8 +2,11 @@
 // activation quantizer (act-reference §4.6). Identity at inference, as ACT's
 // eval/export program has no PACT.
 #include <algorithm>
+#include <vector>
 
 #include "trainer/compress/quant/quant_ops.h"
+#include "trainer/ops/exact_sum.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::compress {
 namespace {
@@ -25,7 +28,9 @@ class PactOp : public ops::Op {
     const float a = in[1]->f32()[0];
     const float* xp = x.f32();
     float* yp = out[0]->f32();
-    for (int64_t i = 0; i < x.numel(); ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
+    ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
+    });
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -43,16 +48,52 @@ class PactOp : public ops::Op {
     }
     const float* g = dout[0]->f32();
     // x: (n); dx = g inside [-a, a]; da = sum(g | x > a) - sum(g | x < -a),
-    // added per element in fixed point (exact_sum.h: any batch split).
+    // each element converted to fixed point and added as integers
+    // (exact_sum.h): the same bits for any split over threads or ranks.
     const float a = in[1]->f32()[0];
     const float* xp = x.f32();
+    float* dxp = dx ? dx->f32() : nullptr;
+    const int64_t n = x.numel();
+    const bool clipped = clipped_;
+    const int nt = std::max(1, ops::detail::opThreads());
+    std::vector<ops::Fixed> part(static_cast<size_t>(nt), 0);
+    std::vector<char> bad(static_cast<size_t>(nt), 0);
+    ops::detail::parallelRange(n, 16384, [&](int64_t b, int64_t e) {
+      const size_t t = static_cast<size_t>(omp_get_thread_num());
+      ops::Fixed acc = 0;
+      bool my_bad = false;
+      // Blocks of 1024: a branch-free (vectorised) pass writes dx and notes
+      // whether anything was clipped; only such blocks are scanned for da.
+      for (int64_t b0 = b; b0 < e; b0 += 1024) {
+        const int64_t e0 = std::min(e, b0 + 1024);
+        int outside = 0;
+        if (!clipped) {
+          if (dxp) std::copy(g + b0, g + e0, dxp + b0);
+          continue;
+        }
+        if (dxp) {
+          for (int64_t i = b0; i < e0; ++i) {
+            const int out = (xp[i] > a) | (xp[i] < -a);
+            outside |= out;
+            dxp[i] = out ? 0.f : g[i];
+          }
+        } else {
+          for (int64_t i = b0; i < e0; ++i) outside |= (xp[i] > a) | (xp[i] < -a);
+        }
+        if (!outside || !da) continue;
+        for (int64_t i = b0; i < e0; ++i) {
+          if (xp[i] > a) acc += ops::detail::toFixed(g[i], &my_bad);
+          else if (xp[i] < -a) acc += ops::detail::toFixed(-g[i], &my_bad);
+        }
+      }
+      part[t] += acc;
+      bad[t] = bad[t] || my_bad;
+    });
     ops::FixedSum dalpha;
     dalpha.reset(1);
-    for (int64_t i = 0; i < x.numel(); ++i) {
-      const bool above = clipped_ && xp[i] > a, below = clipped_ && xp[i] < -a;
-      if (dx) dx->f32()[i] = (above || below) ? 0.f : g[i];
-      if (above) dalpha.add(0, g[i]);
-      if (below) dalpha.add(0, -g[i]);
+    for (size_t t = 0; t < part.size(); ++t) {
+      dalpha.data()[0] += part[t];
+      if (bad[t]) dalpha.setBad();
     }
     if (da) finishSum(1, dalpha, ctx, da->f32());
   }
