@@ -77,6 +77,10 @@ struct Executor::Impl {
   std::vector<bool> is_param;               // value id is a trainable parameter
   bool keep_grads = false;                  // keepIntermediateGrads
   std::multimap<size_t, Tensor> pool;       // free gradient buffers by capacity
+  bool release_values = false;              // releaseForwardValues
+  std::vector<bool> releasable;             // value id freed after its last forward use
+  std::vector<int> fwd_uses;                // forward consumptions per value id
+  std::vector<size_t> last_bytes;           // bytes of each value in the last forward
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.
@@ -271,21 +275,56 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
   }
   for (int k : m.initializer_ids) m.values[k] = graph_.initializers.at(m.names[k]);
   std::vector<Tensor*> in, out;
+  std::vector<int> uses = m.fwd_uses;
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
     in.clear();
     out.clear();
     for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
-    for (int k : m.node_out[i]) out.push_back(&m.values[k]);
+    for (int k : m.node_out[i]) {
+      if (m.release_values && m.releasable[k]) m.acquire(m.values[k], m.last_bytes[k]);
+      out.push_back(&m.values[k]);
+    }
     if (!m.profile) {
       ops_[i]->forward(in, out, ctx);
-      continue;
+    } else {
+      const auto t0 = ProfClock::now();
+      ops_[i]->forward(in, out, ctx);
+      auto& row = m.profile->rows[m.profile_key[i]];
+      row.fwd += secondsSince(t0);
+      row.calls++;
     }
-    const auto t0 = ProfClock::now();
-    ops_[i]->forward(in, out, ctx);
-    auto& row = m.profile->rows[m.profile_key[i]];
-    row.fwd += secondsSince(t0);
-    row.calls++;
+    if (!m.release_values) continue;
+    for (int k : m.node_out[i])
+      if (m.releasable[k]) m.last_bytes[k] = m.values[k].bytes();
+    for (int k : m.node_in[i])
+      if (k >= 0 && m.releasable[k] && --uses[k] == 0) m.release(m.values[k]);
   }
+}
+
+void Executor::releaseForwardValues(bool release) {
+  Impl& m = *impl_;
+  m.release_values = release;
+  const size_t nv = m.names.size();
+  m.releasable.assign(nv, false);
+  m.fwd_uses.assign(nv, 0);
+  m.last_bytes.assign(nv, 0);
+  if (!release) return;
+  // Candidates: outputs of nodes outside backward; any consumer in backward
+  // (or being a graph output) disqualifies.
+  std::vector<bool> bad(nv, false);
+  for (const auto& o : graph_.outputs) {
+    auto it = m.id.find(o.name);
+    if (it != m.id.end()) bad[it->second] = true;
+  }
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    for (int k : m.node_in[i]) {
+      if (k < 0) continue;
+      ++m.fwd_uses[k];
+      if (m.node_backward[i]) bad[k] = true;
+    }
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    for (int k : m.node_out[i])
+      m.releasable[k] = !m.node_backward[i] && !bad[k] && m.fwd_uses[k] > 0;
 }
 
 bool Executor::hasValue(const std::string& name) const {

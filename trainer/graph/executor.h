@@ -50,6 +50,12 @@ class Executor {
   /// one per tensor, and a repeated step allocates nothing. true keeps every
   /// gradient for gradOf (tests, debugging).
   void keepIntermediateGrads(bool keep);
+  /// true: forward hands a node output to the same pool once its last
+  /// consumer ran, when neither its producer nor any consumer takes part in
+  /// backward and it is not a graph output (e.g. a frozen teacher's
+  /// activations); such outputs are written into pooled buffers. value()
+  /// of those tensors is then unavailable after forward. Default false.
+  void releaseForwardValues(bool release);
 
   /// True when the ops compute this parameter's gradient already reduced over
   /// all ranks (exactly, world-size invariant; ops/exact_sum.h): the gradient

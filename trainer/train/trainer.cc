@@ -28,6 +28,8 @@ Trainer::Trainer(const config::Config& cfg, graph::Graph& graph, GraphIo io,
                  comm::Communicator& comm)
     : cfg_(cfg), graph_(graph), io_(std::move(io)), comm_(comm) {
   executor_ = std::make_unique<graph::Executor>(graph_);
+  // A frozen teacher's activations are dead once its forward moved on.
+  executor_->releaseForwardValues(true);
 }
 
 Trainer::~Trainer() = default;
