@@ -181,6 +181,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   trainer.restoreBest();
   if (pruner) pruner->applyToWeights();
   auto r = trainer.evaluateAll(eval);
+  trainer.freeBuffers();  // the exported model gets an executor of its own below
   if (comm.rank() != 0) return kExitOk;
   const std::string dir = cfg.global.save_dir;
   std::filesystem::create_directories(dir);

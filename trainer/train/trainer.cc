@@ -39,6 +39,7 @@ void Trainer::addEvalTarget(const std::string& label, const std::string& logits)
 }
 
 std::map<std::string, EvalResult> Trainer::evaluateAll(const data::Dataset& eval) {
+  SLIM_ENFORCE(executor_ != nullptr, "Trainer::evaluateAll after freeBuffers()");
   std::map<std::string, EvalResult> out;
   if (eval.size() == 0) return out;
   EvalSpec spec{io_.image, io_.label, io_.logits, cfg_.global.eval_batch_size};

@@ -90,6 +90,10 @@ class Trainer {
   std::map<std::string, EvalResult> evaluateAll(const data::Dataset& eval);
 
   graph::Executor& executor() { return *executor_; }
+  /// Drops the executor's activations, gradients and buffer pool once
+  /// training and evaluation are over (before exporting and evaluating the
+  /// exported model); run/evaluateAll may not be called afterwards.
+  void freeBuffers() { executor_.reset(); }
 
   /// Keeps a copy of the parameters and buffers at the best evaluation.
   void setKeepBest(bool keep) { keep_best_ = keep; }
