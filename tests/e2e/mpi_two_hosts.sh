@@ -30,6 +30,9 @@ i=0
 for h in $H1 $H2; do
   i=$((i + 1))
   ip netns add $h || skip "cannot create network namespace $h"
+  # `ip netns exec` remounts / and /sys: not possible e.g. inside a chroot.
+  ip netns exec $h true 2> "$OUT/netns.err" ||
+    skip "cannot enter network namespace $h: $(head -1 "$OUT/netns.err")"
   ip link add veth-slim$i type veth peer name eth0 netns $h
   ip link set veth-slim$i master $BR && ip link set veth-slim$i up
   ip netns exec $h ip addr add 10.77.0.1$i/24 dev eth0
