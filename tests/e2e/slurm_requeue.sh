@@ -23,12 +23,16 @@ cfg="$SLIM_SOURCE_DIR/tests/e2e/configs/act_small.yaml"
 common=(--set Global.batch_size=32 --set TrainConfig.train_iter=80 --set Distributed.timeout_s=30)
 
 H=$(hostname)
+# A machine whose own name does not resolve (e.g. a fresh debootstrap root
+# without it in /etc/hosts) still runs: name the address explicitly.
+ADDR=$(getent hosts "$H" | awk '{print $1; exit}')
+ADDR=${ADDR:-127.0.0.1}
 mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm
 CONF=/etc/slurm/slurm.conf
 [ -f "$CONF" ] && cp "$CONF" "$OUT/slurm.conf.orig"
 cat > "$CONF" <<CONF_EOF
 ClusterName=local
-SlurmctldHost=$H
+SlurmctldHost=$H($ADDR)
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -45,7 +49,7 @@ MpiDefault=none
 JobCompType=jobcomp/none
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-NodeName=$H CPUs=$(nproc) RealMemory=8000 State=UNKNOWN
+NodeName=$H NodeAddr=$ADDR CPUs=$(nproc) RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF_EOF
 started=()
