@@ -25,7 +25,7 @@ common=(--set Global.batch_size=32 --set TrainConfig.train_iter=80 --set Distrib
 H=$(hostname)
 # A machine whose own name does not resolve (e.g. a fresh debootstrap root
 # without it in /etc/hosts) still runs: name the address explicitly.
-ADDR=$(getent hosts "$H" | awk '{print $1; exit}')
+ADDR=$(getent hosts "$H" | awk '{print $1; exit}' || true)
 ADDR=${ADDR:-127.0.0.1}
 mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm
 CONF=/etc/slurm/slurm.conf
