@@ -1,5 +1,5 @@
 // Internals shared by the student exports (student_extract.cc,
-// qdq_build.cc): graph rewiring helpers.
+// qdq_build.cc, qdq_batchnorm.cc): graph rewiring helpers.
 #pragma once
 
 #include <string>
@@ -14,5 +14,13 @@ void renameUses(graph::Graph& g, const std::string& from, const std::string& to)
 /// Removes each node of type `op_type` whose input 0 is passed through
 /// unchanged at inference (Pact), wiring its readers to that input.
 void bypassNodes(graph::Graph& g, const std::string& op_type);
+
+/// Rewrites every inference BatchNormalization (parameters constant,
+/// statistics outputs unread) as BN(scale a, bias b, mean 0, var v) with a =
+/// gamma * invstd and b = fma(-mean, a, beta) as BatchNormOp computes them
+/// and 1 / sqrt(v + eps) == 1, so slimtrain's kernel keeps its bits; the mean
+/// and variance initializers are shared per (channel count, eps).
+/// (QdqOptions::compact_batch_norm)
+void compactBatchNorms(graph::Graph& g);
 
 }  // namespace slim::compress::detail

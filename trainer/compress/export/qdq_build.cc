@@ -119,7 +119,7 @@ class QdqBuilder {
       if (i < 0) continue;  // not part of the student's outputs
       quantized_outputs.push_back(rewriteQuantizedNode(static_cast<size_t>(i), qn));
     }
-    if (opts_.compact_batch_norm) compactBatchNorms();
+    if (opts_.compact_batch_norm) detail::compactBatchNorms(g_);
     if (opts_.quantize_outputs)
       for (const auto& y : quantized_outputs) addOutputQdq(y);
     replaceActQuantizers();
@@ -300,59 +300,6 @@ class QdqBuilder {
     bias_out = std::move(b);
   }
 
-  // Every inference BatchNormalization (parameters constant, statistics
-  // outputs unread) rewritten as BN(scale a, bias b, mean 0, var v): a =
-  // gamma * invstd and b = fma(-mean, a, beta) as BatchNormOp computes them,
-  // v with 1 / sqrt(v + eps) == 1, so the kernel's a, b and y = fma(x, a, b)
-  // keep their bits; mean 0 and v are shared per channel count.
-  void compactBatchNorms() {
-    for (Node& bn : g_.nodes) {
-      if (bn.op_type != "BatchNormalization" || bn.inputs.size() != 5) continue;
-      bool constant = true;
-      for (size_t k = 1; k < 5; ++k) constant = constant && g_.isInitializer(bn.inputs[k]);
-      for (size_t k = 1; k < bn.outputs.size(); ++k)
-        constant = constant && (bn.outputs[k].empty() || g_.consumers(bn.outputs[k]).empty());
-      const float eps = bn.attrs.getFloat("epsilon", 1e-5f);
-      const float unit = unitVariance(eps);
-      if (!constant || !(unit >= 0.f)) continue;
-      const float* gamma = g_.initializers.at(bn.inputs[1]).f32();
-      const float* beta = g_.initializers.at(bn.inputs[2]).f32();
-      const float* mean = g_.initializers.at(bn.inputs[3]).f32();
-      const float* var = g_.initializers.at(bn.inputs[4]).f32();
-      const int64_t C = g_.initializers.at(bn.inputs[1]).numel();
-      Tensor a({C}), b({C});
-      for (int64_t c = 0; c < C; ++c) {
-        const float invstd = 1.f / std::sqrt(var[c] + eps);
-        a.f32()[c] = gamma[c] * invstd;
-        b.f32()[c] = std::fma(-mean[c], a.f32()[c], beta[c]);
-      }
-      bn.inputs[1] = addInit(bn.name + ".bn_scale", a);
-      bn.inputs[2] = addInit(bn.name + ".bn_bias", b);
-      bn.inputs[3] = sharedConstant("qdq_bn_zero_mean_", C, 0.f);
-      bn.inputs[4] = sharedConstant("qdq_bn_unit_var_" + std::to_string(unit) + "_", C, unit);
-    }
-  }
-
-  // A float v >= 0 with 1 / sqrt(v + eps) == 1 in float arithmetic; NaN if
-  // none lies near 1 - eps.
-  static float unitVariance(float eps) {
-    float v = std::max(0.f, 1.f - eps);
-    for (int k = 0; k < 8; ++k, v = std::nextafter(v, 0.f))
-      if (1.f / std::sqrt(v + eps) == 1.f) return v;
-    return NAN;
-  }
-
-  // A [C] float initializer filled with `value`, one per (base, C).
-  std::string sharedConstant(const std::string& base, int64_t C, float value) {
-    std::string& name = shared_[base + std::to_string(C)];
-    if (name.empty()) {
-      Tensor t({C});
-      std::fill(t.f32(), t.f32() + C, value);
-      name = addInit(base + std::to_string(C), t);
-    }
-    return name;
-  }
-
   // The bias step step_x * step_w[c] is not stored: a Mul of the two step
   // initializers forms it (ORT constant-folds it before fusing QLinearConv),
   // so the float product is the one ORT and this rounding use.
@@ -512,7 +459,6 @@ class QdqBuilder {
   std::map<std::string, ActStep> by_output_;  // FakeQuantAct output -> step
   std::map<int64_t, std::string> weight_zp_;  // channel count -> zero point
   std::map<int, std::string> u8_consts_;      // uint8 level -> scalar initializer
-  std::map<std::string, std::string> shared_;  // compact BN mean / variance
   std::vector<std::string> new_names_;
 };
 
