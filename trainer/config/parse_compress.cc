@@ -12,8 +12,8 @@ namespace detail {
 namespace {
 
 const std::vector<std::string> kPaddleOps = {"conv2d", "depthwise_conv2d", "conv2d_transpose",
-                                             "mul", "matmul", "matmul_v2"};
-const std::vector<std::string> kOnnxOps = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
+                                             "mul", "matmul", "matmul_v2", "elementwise_add"};
+const std::vector<std::string> kOnnxOps = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add"};
 
 int64_t bits(const Node& n) {
   const int64_t b = n.i64();
@@ -87,7 +87,7 @@ QuantAware parseQuant(const Node& n) {
         (ops.isSeq() ? ops.items()[i] : ops)
             .fail("unknown quantize op type '" + t + "'" + didYouMean(t, known) +
                   "; known: conv2d, depthwise_conv2d, conv2d_transpose, mul, matmul, matmul_v2, "
-                  "Conv, ConvTranspose, Gemm, MatMul");
+                  "elementwise_add, Conv, ConvTranspose, Gemm, MatMul, Add");
     }
     if (q.quantize_op_types.empty()) ops.fail("expected at least one op type, found an empty list");
   }
@@ -292,9 +292,10 @@ GmpSchedule resolveGmp(const UnstructurePrune& p, int64_t total_iters) {
 
 QuantTargets quantTargets(const QuantAware& q) {
   QuantTargets t;
-  if (q.is_full_quantize) return {true, true, true, true, true};
+  if (q.is_full_quantize) return {true, true, true, true, true, true};
   std::vector<std::string> types = q.quantize_op_types;
-  if (q.for_tensorrt) types = {"mul", "conv2d", "depthwise_conv2d"};  // + activation-only ops
+  // ACT's TensorRT list less pool2d and leaky_relu (not modelled).
+  if (q.for_tensorrt) types = {"mul", "conv2d", "depthwise_conv2d", "elementwise_add"};
   for (const auto& s : types) {
     if (s == "conv2d") t.conv = true;
     if (s == "depthwise_conv2d") t.depthwise_conv = true;
@@ -303,6 +304,7 @@ QuantTargets quantTargets(const QuantAware& q) {
     if (s == "mul" || s == "matmul" || s == "matmul_v2") t.gemm = t.matmul = true;
     if (s == "Gemm") t.gemm = true;
     if (s == "MatMul") t.matmul = true;
+    if (s == "elementwise_add" || s == "Add") t.add = true;
   }
   return t;
 }

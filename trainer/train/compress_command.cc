@@ -11,6 +11,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "checkpoint/checkpoint_manager.h"
 
@@ -113,8 +114,14 @@ void buildCompressGraph(const config::Config& cfg, int64_t world, int64_t train_
 
   // 3. Teacher merge, 4. distillation objective, 5. fake quantization.
   cg.tinfo = compress::mergeTeacher(g, cg.teacher);
+  std::set<std::string> before;
+  for (const auto& n : g.nodes) before.insert(n.name);
   cg.dl = compress::buildDistillLoss(g, *cfg.distill, cg.logits, "label");
-  if (cfg.quant) cg.qat = std::make_unique<compress::QatInfo>(compress::insertQat(g, *cfg.quant));
+  compress::QatOptions qopts;
+  for (const auto& n : g.nodes)
+    if (!before.count(n.name)) qopts.objective_nodes.insert(n.name);
+  if (cfg.quant)
+    cg.qat = std::make_unique<compress::QatInfo>(compress::insertQat(g, *cfg.quant, qopts));
 }
 
 graph::Graph deployableGraph(CompressGraph& cg, bool fp32) {

@@ -129,7 +129,10 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
   os << "\nquantized by Quantization (quantize_op_types:";
   for (const auto& t : quant.quantize_op_types) os << " " << t;
   os << "):\n";
-  for (const auto& q : qi.nodes) os << "  " << q.kind << " '" << q.node << "' weight " << q.weight << "\n";
+  for (const auto& q : qi.nodes)
+    os << "  " << q.kind << " '" << q.node << "' "
+       << (q.weight.empty() ? "inputs " + q.activation + ", " + q.activation2 : "weight " + q.weight)
+       << "\n";
   for (const auto& [n, why] : qi.skipped) os << "  (skipped '" << n << "': " << why << ")\n";
   os << "\npruned by UnstructurePrune (prune_params_type: null):\n";
   for (const auto& p : prune_default) os << "  " << p << "\n";

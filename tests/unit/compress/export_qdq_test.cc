@@ -249,7 +249,18 @@ TEST(ExportQdq, StructureWeightsAxesAndZeros) {
       const int64_t C = wq.dim(static_cast<int>(axis));
       EXPECT_EQ(dq.attrs.getInt("axis", -7), axis) << conv;
       EXPECT_EQ(q.initializers.at(dq.inputs[1]).numel(), C);
-      if (opts.uint8_weights) {
+      // input quantized with uint8 zero point 128, or 0 where an integer
+      // Clip at >= 0 (the Relus before dw and pw) produced it
+      const int px = q.producer(op->inputs[0]);
+      ASSERT_GE(px, 0);
+      const Node& dqx = q.nodes[static_cast<size_t>(px)];
+      ASSERT_EQ(dqx.op_type, "DequantizeLinear") << conv;
+      const Tensor& zpx = q.initializers.at(dqx.inputs[2]);
+      EXPECT_EQ(zpx.dtype(), DType::kU8);
+      const bool nonneg = opts.integer_clip && (conv == "dw" || conv == "pw");
+      EXPECT_EQ(zpx.data<uint8_t>()[0], nonneg ? 0 : 128) << conv;
+      // uint8 weights only where the input is signed (exact U8U8 in ORT)
+      if (opts.uint8_weights && !nonneg) {
         EXPECT_EQ(wq.dtype(), DType::kU8) << conv;
         ASSERT_EQ(dq.inputs.size(), 3u) << conv;
         const Tensor& zp = q.initializers.at(dq.inputs[2]);
@@ -277,17 +288,9 @@ TEST(ExportQdq, StructureWeightsAxesAndZeros) {
       ASSERT_GE(pb, 0) << conv;
       EXPECT_EQ(q.initializers.at(q.nodes[static_cast<size_t>(pb)].inputs[0]).dtype(),
                 DType::kI32);
-      // input quantized with uint8 zero point 128
-      const int px = q.producer(op->inputs[0]);
-      ASSERT_GE(px, 0);
-      const Node& dqx = q.nodes[static_cast<size_t>(px)];
-      ASSERT_EQ(dqx.op_type, "DequantizeLinear") << conv;
-      const Tensor& zp = q.initializers.at(dqx.inputs[2]);
-      EXPECT_EQ(zp.dtype(), DType::kU8);
-      EXPECT_EQ(zp.data<uint8_t>()[0], 128);
     }
     // conv1/dw outputs: Q with the next conv's input step, then Relu either
-    // on the uint8 levels (Clip to >= 128) or as DQ -> Relu -> Q -> DQ.
+    // on the levels (zero point 0, Clip to <= 127) or as DQ -> Relu -> Q -> DQ.
     // pw's output reaches GlobalAveragePool: no output Q/DQ (not exact).
     EXPECT_EQ(findOp(q, "QuantizeLinear", "pw.bn"), nullptr);
     EXPECT_NE(findOp(q, "Relu", "pw.bn"), nullptr);
@@ -299,8 +302,9 @@ TEST(ExportQdq, StructureWeightsAxesAndZeros) {
       if (opts.integer_clip) {
         const Node* clip = findOp(q, "Clip", qy->outputs[0]);
         ASSERT_NE(clip, nullptr) << c;
-        EXPECT_EQ(q.initializers.at(clip->inputs[1]).data<uint8_t>()[0], 128) << c;
-        EXPECT_EQ(q.initializers.at(clip->inputs[2]).data<uint8_t>()[0], 255) << c;
+        EXPECT_EQ(q.initializers.at(qy->inputs[2]).data<uint8_t>()[0], 0) << c;
+        EXPECT_EQ(q.initializers.at(clip->inputs[1]).data<uint8_t>()[0], 0) << c;
+        EXPECT_EQ(q.initializers.at(clip->inputs[2]).data<uint8_t>()[0], 127) << c;
         const Node* dq = findOp(q, "DequantizeLinear", clip->outputs[0]);
         ASSERT_NE(dq, nullptr) << c;
         EXPECT_EQ(dq->outputs[0], c + ".relu.quantized.dequantized");

@@ -165,6 +165,61 @@ TEST(InsertQat, Conv2dOnlyAndOnnxNames) {
   EXPECT_EQ(gemm.nodeNames(), (std::vector<std::string>{"fc"}));
 }
 
+// elementwise_add (activation-only): both inputs of "add" get an EMA
+// quantizer without PACT, even with use_pact; with conv2d selected too, an
+// input the conv already quantizes keeps that one quantizer; the Add output
+// is not quantized (nothing quantized reads it).
+TEST(InsertQat, ElementwiseAddQuantizesBothInputs) {
+  for (bool with_conv : {false, true}) {
+    Graph g = buildGraph();
+    config::QuantAware q = quantConfig(with_conv ? std::vector<std::string>{"depthwise_conv2d",
+                                                                            "elementwise_add"}
+                                                 : std::vector<std::string>{"elementwise_add"},
+                                       true);
+    q.activation_quantize_type = "range_abs_max";
+    QatInfo info = insertQat(g, q);
+    const std::vector<std::string> want =
+        with_conv ? std::vector<std::string>{"dw", "add"} : std::vector<std::string>{"add"};
+    ASSERT_EQ(info.nodeNames(), want);
+    const QuantizedNode& add = info.nodes.back();
+    EXPECT_EQ(add.kind, "elementwise_add");
+    EXPECT_EQ(add.weight, "");
+    EXPECT_EQ(add.activation, "d1");
+    EXPECT_EQ(add.activation2, "p1");
+    for (const std::string t : {"d1", "p1"}) {
+      const ActQuant* a = info.findActivation(t);
+      ASSERT_NE(a, nullptr) << t;
+      EXPECT_EQ(a->mode, "moving_average_abs_max") << t;
+      EXPECT_TRUE(a->pact_alpha.empty()) << t;
+    }
+    EXPECT_EQ(info.findActivation("s"), nullptr);
+    const ActQuant* r1 = info.findActivation("r1");
+    EXPECT_EQ(r1 != nullptr, with_conv);  // dw's input: range_abs_max + PACT
+    if (r1) {
+      EXPECT_EQ(r1->mode, "range_abs_max");
+      EXPECT_FALSE(r1->pact_alpha.empty());
+    }
+    for (const auto& n : g.nodes) {
+      if (n.name != "add") continue;
+      EXPECT_EQ(n.inputs, (std::vector<std::string>{info.findActivation("d1")->quantized,
+                                                    info.findActivation("p1")->quantized}));
+    }
+    EXPECT_NE(describeQat(info).find("elementwise_add add: inputs d1 moving_average_abs_max "
+                                     "int8, p1 moving_average_abs_max int8"),
+              std::string::npos)
+        << describeQat(info);
+    g.validate();
+  }
+  // A conv reading a tensor an earlier Add quantized reuses that quantizer.
+  Graph g = buildGraph();
+  g.nodes.push_back(node("conv3", "Conv", {"p1", "conv2.w"}, {"p3"}));
+  g.outputs.push_back({"p3", {-1, 4, 5, 5}, DType::kF32});
+  QatInfo info = insertQat(g, quantConfig({"elementwise_add", "conv2d"}));
+  EXPECT_EQ(info.nodeNames(), (std::vector<std::string>{"conv1", "conv2", "add", "conv3"}));
+  EXPECT_EQ(info.findActivation("p1")->mode, "moving_average_abs_max");
+  EXPECT_EQ(countOps(g, kFakeQuantActOp), 4);  // x, r1, d1, p1
+}
+
 TEST(InsertQat, NotQuantPatternAndGemmTransB0) {
   Graph g = buildGraph();
   config::QuantAware q = quantConfig({"mul"});

@@ -1,8 +1,9 @@
 // Internals shared by the student exports (student_extract.cc,
-// qdq_build.cc, qdq_batchnorm.cc): graph rewiring helpers.
+// qdq_build.cc, qdq_batchnorm.cc, qdq_weights.cc): graph rewiring helpers.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "trainer/graph/graph.h"
 
@@ -22,5 +23,14 @@ void bypassNodes(graph::Graph& g, const std::string& op_type);
 /// and variance initializers are shared per (channel count, eps).
 /// (QdqOptions::compact_batch_norm)
 void compactBatchNorms(graph::Graph& g);
+
+/// Turns the int8 weight (no zero point) read by each DequantizeLinear in
+/// `weight_dqs` into uint8 q + 128 with zero point 128 (`zp128` per tensor,
+/// a shared [C] one per channel) unless every op reading it reads an input
+/// dequantized at zero point `zp0` (non-negative levels <= 127): the
+/// combination ONNX Runtime multiplies exactly on x86 (qdq_weights.cc).
+/// (QdqOptions::uint8_weights)
+void uint8WeightsForSignedInputs(graph::Graph& g, const std::vector<std::string>& weight_dqs,
+                                 const std::string& zp128, const std::string& zp0);
 
 }  // namespace slim::compress::detail

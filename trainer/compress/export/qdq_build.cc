@@ -22,7 +22,6 @@ using graph::Graph;
 using graph::Node;
 
 constexpr int kActZeroPoint = 128;  // uint8 grid == symmetric int8 grid + 128
-                                    // (activations; weights when uint8)
 
 // One activation quantizer of the exported graph.
 struct ActStep {
@@ -112,17 +111,21 @@ class QdqBuilder {
     zp.data<uint8_t>()[0] = static_cast<uint8_t>(kActZeroPoint);
     zp_name_ = g_.uniqueName("qdq_zero_point");
     g_.addInitializer(zp_name_, zp);
+    zp0_name_ = addInit("qdq_zero_point_0", Tensor(Shape{}, DType::kU8));
     for (const auto& aq : qat_.activations) addActStep(aq);
     std::vector<std::string> quantized_outputs;
     for (const auto& qn : qat_.nodes) {
       const int i = findNode(g_, qn.node);
       if (i < 0) continue;  // not part of the student's outputs
-      quantized_outputs.push_back(rewriteQuantizedNode(static_cast<size_t>(i), qn));
+      quantized_outputs.push_back(qn.weight.empty()  // elementwise_add: inputs only
+                                      ? g_.nodes[static_cast<size_t>(i)].outputs[0]
+                                      : rewriteQuantizedNode(static_cast<size_t>(i), qn));
     }
     if (opts_.compact_batch_norm) detail::compactBatchNorms(g_);
     if (opts_.quantize_outputs)
       for (const auto& y : quantized_outputs) addOutputQdq(y);
     replaceActQuantizers();
+    if (opts_.uint8_weights) detail::uint8WeightsForSignedInputs(g_, weight_dqs_, zp_name_, zp0_name_);
     g_.topoSort();
     g_.pruneUnused();
     g_.trainable.clear();
@@ -147,18 +150,6 @@ class QdqBuilder {
     ActStep a{g_.uniqueName(aq.tensor + ".qdq_step"), step};
     g_.addInitializer(a.step_name, Tensor::scalar(step));
     by_output_[aq.quantized] = a;
-  }
-
-  // uint8 zero point 128 shaped like `steps`, shared by all weights of that size.
-  std::string weightZeroPoint(const Tensor& steps) {
-    if (steps.ndim() == 0) return zp_name_;
-    std::string& name = weight_zp_[steps.numel()];
-    if (name.empty()) {
-      Tensor z({steps.numel()}, DType::kU8);
-      std::fill(z.data<uint8_t>(), z.data<uint8_t>() + z.numel(), uint8_t{kActZeroPoint});
-      name = addInit("qdq_weight_zero_point_" + std::to_string(steps.numel()), z);
-    }
-    return name;
   }
 
   const ActStep& step(const Node& fq) const {
@@ -229,22 +220,16 @@ class QdqBuilder {
       nd.outputs[0] = bnn.outputs[0];
       g_.nodes.erase(g_.nodes.begin() + bn);  // bn > i: index i stays valid
     }
-    // Weight -> 8-bit initializer + DequantizeLinear.
+    // Weight -> int8 initializer + DequantizeLinear (uint8 later, where the
+    // input is signed: detail::uint8WeightsForSignedInputs).
     Tensor steps = w.axis >= 0 ? Tensor({static_cast<int64_t>(w.steps.size())}) : Tensor(Shape{});
     for (size_t c = 0; c < w.steps.size(); ++c)
       steps.f32()[c] = w.steps[c] > 0.f ? w.steps[c] : 1.f;  // zero channel: q = 0 anyway
     const std::string ws_name = addInit(nd.name + ".weight_step", steps);
     const std::string wdq = g_.uniqueName(nd.name + ".weight_dq");
-    std::vector<std::string> dq_in;
-    if (opts_.uint8_weights) {
-      Tensor u(w.q.shape(), DType::kU8);
-      for (int64_t k = 0; k < u.numel(); ++k)
-        u.data<uint8_t>()[k] = static_cast<uint8_t>(int{w.q.data<int8_t>()[k]} + kActZeroPoint);
-      dq_in = {addInit(nd.name + ".weight_uint8", u), ws_name, weightZeroPoint(steps)};
-    } else {
-      dq_in = {addInit(nd.name + ".weight_int8", w.q), ws_name};
-    }
-    Node dqw = makeNode(nd.name + ".weight_DequantizeLinear", "DequantizeLinear", dq_in, {wdq});
+    Node dqw = makeNode(nd.name + ".weight_DequantizeLinear", "DequantizeLinear",
+                        {addInit(nd.name + ".weight_int8", w.q), ws_name}, {wdq});
+    weight_dqs_.push_back(dqw.name);
     if (w.axis >= 0) dqw.attrs.set("axis", static_cast<int64_t>(w.axis));
     nd.inputs[1] = wdq;
     std::vector<Node> pre{dqw};
@@ -396,7 +381,10 @@ class QdqBuilder {
   }
 
   // y -> Q -> Clip(lo, hi on levels) -> DQ replacing the Relu/Clip chain and
-  // the quantizer node fq; false (graph untouched) for other chains.
+  // the quantizer node fq; false (graph untouched) for other chains. A chain
+  // that clips at >= 0 uses zero point 0 instead of 128 (levels 0..127, the
+  // same grid): ops reading it see uint8 <= 127, which ORT's U8S8 kernels
+  // multiply exactly (no int16 saturation in pairs of u8 * s8).
   bool integerClip(const std::string& y, const std::vector<std::string>& chain, int fq,
                    const ActStep& a) {
     int lo = 0, hi = 255;
@@ -411,18 +399,24 @@ class QdqBuilder {
       hi = std::min(hi, level(mx, a.step));
     }
     if (lo > hi) return false;  // disjoint clips: leave the float ops
+    std::string zp = zp_name_;
+    if (lo >= kActZeroPoint) {  // non-negative: Q saturates at level 0 already
+      zp = zp0_name_;
+      lo -= kActZeroPoint;
+      hi -= kActZeroPoint;
+    }
     const Node fqn = g_.nodes[static_cast<size_t>(fq)];
     const std::string q = g_.uniqueName(y + ".q");
     std::string levels = q;
     std::vector<Node> add{makeNode(y + ".QuantizeLinear", "QuantizeLinear",
-                                   {y, a.step_name, zp_name_}, {q})};
+                                   {y, a.step_name, zp}, {q})};
     if (lo > 0 || hi < 255) {
       levels = g_.uniqueName(y + ".q_clip");
       add.push_back(makeNode(y + ".Clip_levels", "Clip", {q, u8Scalar(lo), u8Scalar(hi)},
                              {levels}));
     }
     add.push_back(makeNode(fqn.name + "_DequantizeLinear", "DequantizeLinear",
-                           {levels, a.step_name, zp_name_}, {fqn.outputs[0]}));
+                           {levels, a.step_name, zp}, {fqn.outputs[0]}));
     std::vector<Node> kept;
     for (const Node& n : g_.nodes)
       if (n.name != fqn.name && std::find(chain.begin(), chain.end(), n.name) == chain.end())
@@ -455,9 +449,9 @@ class QdqBuilder {
   Graph& g_;
   const QatInfo& qat_;
   QdqOptions opts_;
-  std::string zp_name_;
+  std::string zp_name_, zp0_name_;  // uint8 zero points 128 and 0
   std::map<std::string, ActStep> by_output_;  // FakeQuantAct output -> step
-  std::map<int64_t, std::string> weight_zp_;  // channel count -> zero point
+  std::vector<std::string> weight_dqs_;       // weight DequantizeLinear nodes
   std::map<int, std::string> u8_consts_;      // uint8 level -> scalar initializer
   std::vector<std::string> new_names_;
 };

@@ -9,14 +9,16 @@
 //   weight: 8-bit initializer -> DequantizeLinear(per-channel step, axis 0
 //           for Conv/depthwise, 1 for ConvTranspose, the output axis for Gemm
 //           (transB=1: 0 of [N,K], else 1 of [K,N]) and MatMul (last axis)):
-//           uint8 q + 128 with a [C] zero point 128 by default (exact in ORT
-//           on AVX2, see QdqOptions::uint8_weights), or int8 q with no zero
-//           point (ONNX defaults it to 0; ORT still fuses QLinearConv)
+//           int8 q with no zero point (ONNX defaults it to 0) where the op's
+//           input is non-negative (zero point 0, below), else uint8 q + 128
+//           with a [C] zero point 128 (both exact in ORT on AVX2, see
+//           QdqOptions::uint8_weights)
 //   bias:   INT32 initializer -> DequantizeLinear(step_x * step_w[c], axis 0),
 //           the bias QLinearConv / QGemm consume directly; its scale is a Mul
 //           of the two step initializers (not stored twice; ORT folds it)
 //   output: op -> Q -> Clip(uint8 levels) -> DQ -> next quantized op when
-//           only Relu / Clip lie between (QdqOptions::integer_clip), else
+//           only Relu / Clip lie between (QdqOptions::integer_clip; zero
+//           point 0, levels 0..127, where they clip at >= 0), else
 //           op -> Q -> DQ -> [Relu | Clip | MaxPool | Flatten | Reshape |
 //           Identity ...] -> Q -> DQ -> next quantized op, only where exact.
 // Numerics: training's quantizer is q = clamp(round_half_even(x / step),
@@ -30,7 +32,10 @@
 // Q(f(DQ(Q(y)))) elementwise (Relu, Clip with constant bounds, MaxPool, and
 // value-preserving reshapes: monotone and piecewise identity/constant on the
 // grid), and that quantizer uses the scale placed on Y; otherwise Y stays
-// float (e.g. before GlobalAveragePool or a residual Add), which is exact.
+// float (e.g. before GlobalAveragePool, or a residual Add when elementwise_add
+// is not quantized), which is exact. A quantized Add (elementwise_add) reads
+// its inputs through their Q/DQ pairs; its output gets one when a quantizer
+// reads it, so ORT runs QLinearAdd and the convs around it as QLinearConv.
 // BatchNormalization (inference, running stats) stays, stored compactly, by
 // default (QdqOptions::compact_batch_norm). With
 // QdqOptions::fold_batch_norm, one that is a quantized Conv's only consumer
@@ -71,13 +76,14 @@ struct QdqOptions {
   /// Store biases of quantized Conv / Gemm as INT32 (step_x * step_w[c]);
   /// false keeps them float.
   bool int32_bias = true;
-  /// Store weight levels as uint8 with zero point 128 (q + 128, the same
-  /// grid) instead of int8 without zero point. ORT's U8S8 kernels on x86
-  /// without VNNI (AVX2, AVX-512F) add pairs of u8*s8 products in int16 with
-  /// saturation (vpmaddubsw); with activations at zero point 128 that
-  /// saturates often and the logits drift (measured here: up to 0.17 on the
-  /// test net). U8U8 runs exact there. false = int8 weights (U8S8): exact on
-  /// VNNI / ARM and usually faster.
+  /// Store the weight levels of ops with a signed input (zero point 128) as
+  /// uint8 with zero point 128 (q + 128, the same grid); int8 stays where the
+  /// input is non-negative (zero point 0). ORT's U8S8 kernels on x86 without
+  /// VNNI (AVX2, AVX-512F) add pairs of u8*s8 products in int16 with
+  /// saturation (vpmaddubsw): exact for levels <= 127, but with activations
+  /// at zero point 128 it saturates often and the logits drift (measured
+  /// here: up to 0.17 on the test net); U8U8 runs exact there. false = int8
+  /// weights everywhere (U8S8): exact on VNNI / ARM and faster.
   bool uint8_weights = true;
   /// Where the chain between a quantized op's output and the next quantizer
   /// is only Relu / Clip, apply it to the uint8 levels (Q -> Clip(uint8) ->

@@ -57,6 +57,16 @@ Candidate classify(const Graph& g, const Node& nd, const config::QuantTargets& t
   Candidate c;
   const bool conv = nd.op_type == "Conv", convt = nd.op_type == "ConvTranspose";
   const bool gemm = nd.op_type == "Gemm", matmul = nd.op_type == "MatMul";
+  if (nd.op_type == "Add" && t.add) {
+    c.kind = "elementwise_add";
+    for (const auto& in : nd.inputs)
+      if (in.empty() || g.isInitializer(in)) {
+        c.kind = "?";
+        c.why_not = "input '" + in + "' is a constant (activation-only ops need two activations)";
+      }
+    if (nd.inputs.size() != 2) c = Candidate{"?", 0, "Add without two inputs"};
+    return c;
+  }
   if (!((conv && (t.conv || t.depthwise_conv)) || (convt && t.conv_transpose) ||
         (gemm && t.gemm) || (matmul && t.matmul)))
     return c;
@@ -150,14 +160,17 @@ class Builder {
   }
 
   // The quantized activation tensor for `x` (optional Pact + FakeQuantAct).
-  std::string activation(const std::string& x, std::vector<Node>& out) {
+  // An input of a weight op gets activation_quantize_type and PACT when
+  // enabled, one of an activation-only op an EMA quantizer (Paddle's
+  // AddQuantDequantPass); an existing quantizer of x is reused either way.
+  std::string activation(const std::string& x, std::vector<Node>& out, bool weight_op = true) {
     auto it = acts_.find(x);
     if (it != acts_.end()) return info_.activations[it->second].quantized;
     ActQuant aq;
     aq.tensor = x;
-    aq.mode = q_.activation_quantize_type;
+    aq.mode = weight_op ? q_.activation_quantize_type : "moving_average_abs_max";
     std::string src = x;
-    if (pact_) {
+    if (pact_ && weight_op) {
       aq.pact_alpha = unique(x + "_tmp_input_pact");
       g_.addInitializer(aq.pact_alpha, Tensor::fromVector({1}, {kPactInitAlpha}), true, false);
       const std::string clipped = unique(x + ".pact");
@@ -220,7 +233,8 @@ QatInfo insertQat(graph::Graph& g, const config::QuantAware& q, const QatOptions
   std::vector<Node> out;
   out.reserve(g.nodes.size() * 2);
   for (Node nd : g.nodes) {
-    const Candidate c = classify(g, nd, targets);
+    const Candidate c =
+        opts.objective_nodes.count(nd.name) ? Candidate{} : classify(g, nd, targets);
     const std::string why =
         c.kind.empty() ? "" : (c.why_not.empty() ? skipReason(nd, q, opts) : c.why_not);
     if (c.kind.empty() || !why.empty()) {
@@ -228,7 +242,14 @@ QatInfo insertQat(graph::Graph& g, const config::QuantAware& q, const QatOptions
       out.push_back(std::move(nd));
       continue;
     }
-    QuantizedNode qn{nd.name, c.kind, nd.inputs[1], ""};
+    if (c.kind == "elementwise_add") {
+      QuantizedNode qn{nd.name, c.kind, "", nd.inputs[0], nd.inputs[1]};
+      for (int k = 0; k < 2; ++k) nd.inputs[k] = b.activation(nd.inputs[k], out, false);
+      info.nodes.push_back(std::move(qn));
+      out.push_back(std::move(nd));
+      continue;
+    }
+    QuantizedNode qn{nd.name, c.kind, nd.inputs[1], "", ""};
     nd.inputs[1] = b.weight(nd.inputs[1], c.axis, out);
     const std::string& x = nd.inputs[0];
     if (!x.empty() && !g.isInitializer(x)) {
@@ -274,17 +295,31 @@ std::vector<std::string> QatInfo::bufferNames() const {
 std::string describeQat(const QatInfo& info) {
   std::ostringstream os;
   const char* sep = "";
+  auto input = [&](const std::string& t) {
+    if (const ActQuant* a = info.findActivation(t))
+      os << a->tensor << " " << (a->pact_alpha.empty() ? "" : "pact+") << a->mode << " int"
+         << info.activation_bits;
+  };
   for (const auto& n : info.nodes) {
-    os << sep << n.kind << " " << n.node << ": weight " << n.weight;
+    os << sep << n.kind << " " << n.node << ": ";
     sep = "\n";
+    if (n.weight.empty()) {
+      os << "inputs ";
+      input(n.activation);
+      os << ", ";
+      input(n.activation2);
+      continue;
+    }
+    os << "weight " << n.weight;
     if (const WeightQuant* w = info.findWeight(n.weight)) {
       os << " " << w->mode;
       if (w->axis >= 0) os << " axis " << w->axis;
     }
     os << " int" << info.weight_bits;
-    if (const ActQuant* a = info.findActivation(n.activation))
-      os << ", input " << a->tensor << " " << (a->pact_alpha.empty() ? "" : "pact+") << a->mode
-         << " int" << info.activation_bits;
+    if (info.findActivation(n.activation)) {
+      os << ", input ";
+      input(n.activation);
+    }
   }
   for (const auto& [node, why] : info.skipped) {
     os << sep << "not quantized " << node << ": " << why;

@@ -4,6 +4,7 @@
 // observer state) becomes graph buffers, PACT alphas trainable parameters.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,15 +20,21 @@ struct QatOptions {
   /// Nodes named with this prefix, or reading a tensor named with it, are the
   /// teacher's and are never quantized (ACT marks them skip_quant).
   std::string teacher_prefix = "teacher_";
+  /// Nodes never quantized: the training objective's (distillation and task
+  /// losses), whose Adds elementwise_add would otherwise select.
+  std::set<std::string> objective_nodes;
 };
 
 /// One quantized op.
 struct QuantizedNode {
   std::string node;        ///< node name
   std::string kind;        ///< Paddle op kind: conv2d | depthwise_conv2d |
-                           ///< conv2d_transpose | mul (Gemm) | matmul (MatMul)
-  std::string weight;      ///< weight parameter it reads (through the quantizer)
+                           ///< conv2d_transpose | mul (Gemm) | matmul (MatMul) |
+                           ///< elementwise_add (Add)
+  std::string weight;      ///< weight parameter it reads (through the quantizer);
+                           ///< "" for elementwise_add
   std::string activation;  ///< activation tensor it reads (through the quantizer)
+  std::string activation2; ///< elementwise_add: the second input's tensor
 };
 
 /// One weight quantizer (FakeQuantWeight node).
@@ -77,7 +84,10 @@ struct QatInfo {
 /// input channel per group, group > 1 and out channels a multiple of group
 /// -> depthwise_conv2d; ConvTranspose -> conv2d_transpose; Gemm -> mul;
 /// MatMul whose second input is an initializer -> matmul. Only nodes whose
-/// weight (input 1) is an initializer are quantized. A node is skipped when
+/// weight (input 1) is an initializer are quantized. Add of two activations
+/// -> elementwise_add, an activation-only op (act-reference §4.1): both
+/// inputs get a quantizer, moving_average_abs_max without PACT as Paddle's
+/// quant-dequant pass inserts; an Add with a constant input is skipped. A node is skipped when
 /// its name contains any not_quant_pattern substring (slimtrain matches the
 /// node name: ONNX has no Paddle name scope) or it belongs to the teacher.
 ///
@@ -88,7 +98,10 @@ struct QatInfo {
 /// "<x>.act_scale", "<x>.act_state"/"<x>.act_accum" or
 /// "<x>.act_window"/"<x>.act_counter", PACT "<x>.pact" with alpha
 /// "<x>_tmp_input_pact" (ACT's name, initial 20.0). Activations read by
-/// several quantized ops share one quantizer; weights too (per axis). Weight
+/// several quantized ops share one quantizer, the one the first of them in
+/// graph order would insert (Paddle's two passes would give a tensor read by
+/// a conv and a residual Add two quantizers; one keeps it one integer tensor,
+/// which integer runtimes need); weights share too (per axis). Weight
 /// scales start at the weights' current abs-max, activation scales at 0.001.
 ///
 /// @throws ConfigError for weight_quantize_type other than abs_max /
