@@ -48,14 +48,18 @@ const std::vector<CommandSpec>& specs() {
        {"--input", "--output-dir"}, {},
        "Usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] --output-dir DIR"},
       {"export", "CHECKPOINT_OR_SAVE_DIR", "write the ONNX model of a checkpoint or save_dir",
-       {"--out"}, {"--fp32"},
-       "Usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx [--fp32]\n"
+       {"--out"}, {"--fp32", "--int8-weights"},
+       "Usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx [--fp32 | --int8-weights]\n"
        "Rebuilds the run's graph from the config stored in the checkpoint (run it\n"
        "where that run's relative model/data paths resolve), loads the state and\n"
        "writes what compress would: INT8 QDQ for quantized jobs (--fp32: the float\n"
        "student with its pruned zeros), the FP32 model for train checkpoints.\n"
        "CHECKPOINT_OR_SAVE_DIR: a ckpt-*.h5 file, a checkpoints/ folder (newest\n"
-       "valid one) or a save_dir holding checkpoints/."},
+       "valid one) or a save_dir holding checkpoints/.\n"
+       "--int8-weights: int8 weights on every quantized op. By default ops with a\n"
+       "signed input (uint8 zero point 128) get uint8 weights, which ONNX Runtime\n"
+       "multiplies exactly on x86 without VNNI; int8 there is faster (U8S8) but\n"
+       "pairs of products may saturate in int16. Exact on VNNI and ARM CPUs."},
       {"checkpoint", "show FILE", "summarise a checkpoint file", {}, {"--json"},
        "Usage: slimtrain checkpoint show FILE"},
   };

@@ -35,8 +35,10 @@ int runTool(const CommandLine& cl) {
   if (cl.command == "export") {
     auto out = cl.options.find("--out");
     if (cl.positional.size() != 1 || out == cl.options.end())
-      SLIM_THROW(ConfigError, "usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx [--fp32]");
-    return train::runExport(cl.positional[0], out->second, cl.flags.count("--fp32") != 0);
+      SLIM_THROW(ConfigError, "usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx "
+                 "[--fp32 | --int8-weights]");
+    return train::runExport(cl.positional[0], out->second, cl.flags.count("--fp32") != 0,
+                            cl.flags.count("--int8-weights") != 0);
   }
   SLIM_THROW(ConfigError, "unknown command `", cl.command, "`");
 }

@@ -124,9 +124,11 @@ void buildCompressGraph(const config::Config& cfg, int64_t world, int64_t train_
     cg.qat = std::make_unique<compress::QatInfo>(compress::insertQat(g, *cfg.quant, qopts));
 }
 
-graph::Graph deployableGraph(CompressGraph& cg, bool fp32) {
+graph::Graph deployableGraph(CompressGraph& cg, bool fp32, bool int8_weights) {
   if (cg.pruner) cg.pruner->applyToWeights();
-  return cg.qat && !fp32 ? compress::buildQdqGraph(cg.g, *cg.qat, {cg.logits})
+  compress::QdqOptions o;
+  o.uint8_weights = !int8_weights;
+  return cg.qat && !fp32 ? compress::buildQdqGraph(cg.g, *cg.qat, {cg.logits}, o)
                          : compress::exportFp32Student(cg.g, {cg.logits});
 }
 
@@ -273,7 +275,8 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   return kExitOk;
 }
 
-int runExport(const std::string& from, const std::string& out_path, bool fp32) {
+int runExport(const std::string& from, const std::string& out_path, bool fp32,
+              bool int8_weights) {
   namespace fs = std::filesystem;
   SLIM_ENFORCE(!out_path.empty(), "export: --out model.onnx is required");
   // A checkpoint file, a checkpoint folder, or a save_dir holding checkpoints/.
@@ -300,7 +303,7 @@ int runExport(const std::string& from, const std::string& out_path, bool fp32) {
     buildCompressGraph(cfg, st->world_size, train.size(), cg);
     restoreModelState(*st, cg.g, file.string());
     if (cg.pruner) PruneHooks::restore(*cg.pruner, *st);
-    out = deployableGraph(cg, fp32);
+    out = deployableGraph(cg, fp32, int8_weights);
     what = cg.qat && !fp32 ? "int8 qdq" : "fp32";
   } else {            // a train checkpoint: the FP32 model
     out = loadConfiguredModel(cfg.global);

@@ -39,14 +39,16 @@ void buildCompressGraph(const config::Config& cfg, int64_t world, int64_t train_
                         CompressGraph& cg);
 
 /// The model to deploy: masks applied, then INT8 QDQ (quantized jobs unless
-/// `fp32`) or the float student with its pruned zeros.
-graph::Graph deployableGraph(CompressGraph& cg, bool fp32);
+/// `fp32`) or the float student with its pruned zeros. `int8_weights`: int8
+/// weights on every quantized op (QdqOptions::uint8_weights = false).
+graph::Graph deployableGraph(CompressGraph& cg, bool fp32, bool int8_weights = false);
 
-/// `slimtrain export CHECKPOINT_OR_SAVE_DIR --out FILE [--fp32]`: rebuilds the
+/// `slimtrain export CHECKPOINT_OR_SAVE_DIR --out FILE [--fp32 | --int8-weights]`: rebuilds the
 /// graph of the run that wrote the checkpoint (its stored config; model and
 /// data paths resolve as in that run), loads the state and writes the
 /// deployable ONNX model. Train checkpoints give the FP32 model.
-int runExport(const std::string& from, const std::string& out_path, bool fp32);
+int runExport(const std::string& from, const std::string& out_path, bool fp32,
+              bool int8_weights = false);
 
 /// Runs the compression job on this rank; returns the process exit code
 /// (kExitCheckpointed when stopped by a signal after checkpointing).
