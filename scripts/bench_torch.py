@@ -11,9 +11,11 @@ x - relu(x - a) + relu(-a - x)), per-tensor abs-max fake quant of the
 activation and per-output-channel abs-max fake quant of the weight
 (torch.fake_quantize_*, 8 bit, straight-through), 1x1 conv weights masked
 (GMP, 50 % zeros); l2 distillation (MSE) on the last feature map (mobilenet_tiny)
-and the logits; Momentum SGD.
+and the logits; Momentum SGD. --quant-add also fake-quantizes both inputs of
+torchvision mobilenet_v2's residual Adds (elementwise_add in
+scripts/bench_mobilenet_v2.yaml).
 
-Usage: bench_torch.py --model mobilenet_tiny --batch 64 --threads 2 --iters 30 [--act]
+Usage: bench_torch.py --model mobilenet_tiny --batch 64 --threads 2 --iters 30 [--act [--quant-add]]
 """
 import copy
 import argparse
@@ -71,6 +73,33 @@ class QuantWrap(nn.Module):
         return nn.functional.linear(x, w, self.op.bias)
 
 
+def fake_quant(x):
+    """Per-tensor 8-bit abs-max fake quant (straight-through)."""
+    s = x.detach().abs().max().clamp_min(1e-8) / 127.0
+    return torch.fake_quantize_per_tensor_affine(x, s.item(), 0, -128, 127)
+
+
+class QuantResidual(nn.Module):
+    """torchvision InvertedResidual with use_res_connect: x + conv(x) with
+    both Add inputs fake-quantized."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return fake_quant(x) + fake_quant(self.block.conv(x))
+
+
+def quantize_adds(module):
+    for name, child in module.named_children():
+        if getattr(child, "use_res_connect", False):
+            setattr(module, name, QuantResidual(child))
+        else:
+            quantize_adds(child)
+    return module
+
+
 def quantize(module):
     """Wraps every Conv2d / Linear below `module` (1x1 convs get a 50 % mask)."""
     for name, child in module.named_children():
@@ -93,6 +122,7 @@ def main():
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--act", action="store_true", help="the ACT compression step instead of FP32 training")
+    ap.add_argument("--quant-add", action="store_true", help="with --act: quantize residual Add inputs")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -102,6 +132,8 @@ def main():
         for p in teacher.parameters():
             p.requires_grad_(False)
         model = quantize(model)
+        if a.quant_add:
+            model = quantize_adds(model)
         # distilled feature map: the input of the global pool (mobilenet_tiny)
         feats = {}
         if a.model == "mobilenet_tiny":

@@ -1,6 +1,7 @@
 // buildQdqGraph on a small trained-looking student (Conv+BN+Relu, depthwise
 // Conv+BN+Relu, 1x1 Conv+BN+Relu, GAP, Flatten, Gemm; negative BN gammas,
-// pruned zeros) merged with a teacher node and a loss: graph structure, int8
+// pruned zeros; optionally a residual Add quantized as elementwise_add)
+// merged with a teacher node and a loss: graph structure, int8
 // weights / axes / zeros, size ratio (also on zoo mobilenet_tiny), and logits
 // of the QDQ graph in slimtrain's executor and in ONNX Runtime against the
 // fake-quant training graph in inference mode.
@@ -53,7 +54,9 @@ Node node(std::string name, std::string op, std::vector<std::string> in,
 // The float student: x(N,3,8,8) -conv1(8)+bn1+relu-> -dw(8, s2)+bn2+relu->
 // -pw(16, 1x1)+bn3+relu-> gap -> flatten -> fc (10). BN stats and gammas
 // (some negative) look trained; ~30% of the conv/fc weights are pruned to 0.
-Graph buildStudent(bool trans_b = true) {
+// `residual` inserts after pw: -pw2(16, 1x1)+bn (no relu)-> res = Add(pw.relu,
+// pw2.bn) -pw3(16, 1x1)+bn+relu-> gap.
+Graph buildStudent(bool trans_b = true, bool residual = false) {
   Graph g;
   g.name = "student";
   g.inputs = {{"x", {-1, 3, 8, 8}, DType::kF32}};
@@ -66,7 +69,7 @@ Graph buildStudent(bool trans_b = true) {
     g.addInitializer(n, t, true);
   };
   auto conv = [&](const std::string& n, const std::string& x, Shape w, int64_t group,
-                  int64_t stride, int64_t pad) {
+                  int64_t stride, int64_t pad, bool relu = true) {
     param(n + ".w", w, -0.5f, 0.5f, true);
     Node c = node(n, "Conv", {x, n + ".w"}, {n});
     c.attrs.set("group", group);
@@ -83,12 +86,18 @@ Graph buildStudent(bool trans_b = true) {
                    {n + ".bn"});
     bn.attrs.set("epsilon", 1e-5f);
     g.nodes.push_back(bn);
+    if (!relu) return n + ".bn";
     g.nodes.push_back(node(n + ".relu", "Relu", {n + ".bn"}, {n + ".relu"}));
     return n + ".relu";
   };
   std::string x = conv("conv1", "x", {8, 3, 3, 3}, 1, 1, 1);
   x = conv("dw", x, {8, 1, 3, 3}, 8, 2, 1);
   x = conv("pw", x, {16, 8, 1, 1}, 1, 1, 0);
+  if (residual) {
+    const std::string y = conv("pw2", x, {16, 16, 1, 1}, 1, 1, 0, false);
+    g.nodes.push_back(node("res", "Add", {x, y}, {"res"}));
+    x = conv("pw3", "res", {16, 16, 1, 1}, 1, 1, 0);
+  }
   g.nodes.push_back(node("gap", "GlobalAveragePool", {x}, {"gap"}));
   Node fl = node("flatten", "Flatten", {"gap"}, {"flat"});
   fl.attrs.set("axis", int64_t{1});
@@ -116,9 +125,10 @@ Graph mergeForTraining(const Graph& student) {
   return g;
 }
 
-config::QuantAware quantConfig(const std::string& act_mode, bool pact) {
+config::QuantAware quantConfig(const std::string& act_mode, bool pact, bool add = false) {
   config::QuantAware q;
   q.quantize_op_types = {"conv2d", "depthwise_conv2d", "mul"};
+  if (add) q.quantize_op_types.push_back("elementwise_add");
   q.activation_quantize_type = act_mode;
   q.weight_quantize_type = "channel_wise_abs_max";
   q.use_pact = pact;
@@ -143,9 +153,9 @@ struct Trained {
   QatInfo info;
 };
 
-Trained train(const Graph& student, const std::string& act_mode, bool pact) {
+Trained train(const Graph& student, const std::string& act_mode, bool pact, bool add = false) {
   Trained t{mergeForTraining(student), {}};
-  t.info = insertQat(t.g, quantConfig(act_mode, pact));
+  t.info = insertQat(t.g, quantConfig(act_mode, pact, add));
   for (const auto& a : t.info.pact_alphas) t.g.initializers.at(a).f32()[0] = 0.8f;
   graph::Executor ex(t.g);
   ops::RunContext ctx;
@@ -330,9 +340,10 @@ TEST(ExportQdq, LogitsMatchFakeQuantInExecutorAndOrt) {
   for (const std::string mode : {"moving_average_abs_max", "range_abs_max"})
     for (bool pact : {false, true}) {
       const std::string tag = mode + (pact ? "_pact" : "");
-      Graph student = buildStudent(cfg % 2 == 0);
+      const bool residual = cfg == 3;  // with a quantized residual Add (QLinearAdd in ORT)
+      Graph student = buildStudent(cfg % 2 == 0, residual);
       const bool trans_b = cfg++ % 2 == 0;
-      Trained t = train(student, mode, pact);
+      Trained t = train(student, mode, pact, residual);
       const ActQuant* fq = t.info.findActivation("flat");
       ASSERT_NE(fq, nullptr);
       const float step_x = quantStep(t.g.initializers.at(fq->scale).f32()[0], 8);
@@ -408,6 +419,57 @@ TEST(ExportQdq, UnfoldedGraphIsBitExact) {
         ASSERT_EQ(got.f32()[i], ref.f32()[i]) << "pact " << pact << " compact " << compact
                                               << " logit " << i;
     }
+}
+
+// A quantized residual Add (elementwise_add): both inputs read through Q/DQ
+// (pw.relu's shared with pw2, pw2.bn's own EMA one), its output through pw3's
+// input Q/DQ, so ONNX Runtime can run QLinearAdd between QLinearConvs; int8
+// weights where the input is non-negative (pw2 after the integer Relu),
+// uint8 where it is signed (pw3 reads the Add); BN folded for the layout
+// checks, as in a model exported with BN folded. In slimtrain's executor the
+// default (unfolded) export still gives the fake-quant logits bit for bit.
+TEST(ExportQdq, QuantizedResidualAdd) {
+  registerQdqOps(ops::OpRegistry::get());
+  Graph student = buildStudent(true, true);
+  Trained t = train(student, "moving_average_abs_max", true, true);
+  ASSERT_NE(t.info.findActivation("pw2.bn"), nullptr);
+  QdqOptions folded;  // BN folded: conv -> Relu chains become integer Clips
+  folded.fold_batch_norm = true;
+  Graph q = buildQdqGraph(t.g, t.info, {"logits"}, folded);
+  const Node* add = nullptr;
+  for (const auto& n : q.nodes)
+    if (n.name == "res") add = &n;
+  ASSERT_NE(add, nullptr);
+  for (const auto& in : add->inputs) {
+    const int p = q.producer(in);
+    ASSERT_GE(p, 0) << in;
+    EXPECT_EQ(q.nodes[static_cast<size_t>(p)].op_type, "DequantizeLinear") << in;
+  }
+  // pw2's (BN-folded) output has a single Q, the Add's quantizer.
+  const auto pw2_out = q.consumers("pw2.bn");
+  ASSERT_EQ(pw2_out.size(), 1u);
+  EXPECT_EQ(q.nodes[static_cast<size_t>(pw2_out[0])].op_type, "QuantizeLinear");
+  const auto res_out = q.consumers("res");
+  ASSERT_EQ(res_out.size(), 1u);
+  EXPECT_EQ(q.nodes[static_cast<size_t>(res_out[0])].op_type, "QuantizeLinear");
+  auto weightType = [&](const std::string& conv) {
+    for (const auto& n : q.nodes)
+      if (n.name == conv)
+        return q.initializers.at(q.nodes[static_cast<size_t>(q.producer(n.inputs[1]))].inputs[0])
+            .dtype();
+    return DType::kF32;
+  };
+  EXPECT_EQ(weightType("pw2"), DType::kI8);
+  EXPECT_EQ(weightType("pw3"), DType::kU8);
+  QdqOptions exact;
+  exact.integer_clip = false;  // the executor runs Clip on float only
+  exact.int32_bias = false;    // fc's int32 bias rounds (<= half an accumulator LSB)
+  Graph qe = buildQdqGraph(t.g, t.info, {"logits"}, exact);
+  auto f = feeds(13, 32, true);
+  const Tensor ref = runGraph(t.g, f, {"logits"}).at("logits");
+  const Tensor got = runGraph(qe, {{"x", f.at("x")}}, {"logits"}).at("logits");
+  for (int64_t i = 0; i < ref.numel(); ++i)
+    ASSERT_EQ(got.f32()[i], ref.f32()[i]) << "logit " << i;
 }
 
 TEST(ExportQdq, InitializerBytesShrink) {
