@@ -11,11 +11,11 @@ x - relu(x - a) + relu(-a - x)), per-tensor abs-max fake quant of the
 activation and per-output-channel abs-max fake quant of the weight
 (torch.fake_quantize_*, 8 bit, straight-through), 1x1 conv weights masked
 (GMP, 50 % zeros); l2 distillation (MSE) on the last feature map (mobilenet_tiny)
-and the logits; Momentum SGD. --quant-add also fake-quantizes both inputs of
-torchvision mobilenet_v2's residual Adds (elementwise_add in
-scripts/bench_mobilenet_v2.yaml).
+and the logits; Momentum SGD. --quant-act-ops also fake-quantizes both inputs
+of torchvision mobilenet_v2's residual Adds and the input of its global pool
+(elementwise_add and pool2d in scripts/bench_mobilenet_v2.yaml).
 
-Usage: bench_torch.py --model mobilenet_tiny --batch 64 --threads 2 --iters 30 [--act [--quant-add]]
+Usage: bench_torch.py --model mobilenet_tiny --batch 64 --threads 2 --iters 30 [--act [--quant-act-ops]]
 """
 import copy
 import argparse
@@ -122,7 +122,8 @@ def main():
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--act", action="store_true", help="the ACT compression step instead of FP32 training")
-    ap.add_argument("--quant-add", action="store_true", help="with --act: quantize residual Add inputs")
+    ap.add_argument("--quant-act-ops", action="store_true",
+                    help="with --act (mobilenet_v2): quantize residual Add and global pool inputs")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -132,8 +133,9 @@ def main():
         for p in teacher.parameters():
             p.requires_grad_(False)
         model = quantize(model)
-        if a.quant_add:
+        if a.quant_act_ops:
             model = quantize_adds(model)
+            model.features.register_forward_hook(lambda m, i, o: fake_quant(o))
         # distilled feature map: the input of the global pool (mobilenet_tiny)
         feats = {}
         if a.model == "mobilenet_tiny":

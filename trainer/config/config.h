@@ -95,17 +95,18 @@ struct QuantTargets {
   bool gemm = false;            ///< Gemm (Paddle mul / matmul / matmul_v2)
   bool matmul = false;          ///< MatMul with a constant weight input
   bool add = false;             ///< Add of two activations (Paddle elementwise_add)
+  bool pool = false;            ///< MaxPool / AveragePool / Global* (Paddle pool2d)
   bool operator==(const QuantTargets&) const = default;
 };
 
 /// Maps quantize_op_types to op kinds. Paddle names: conv2d -> conv,
 /// depthwise_conv2d -> depthwise_conv, conv2d_transpose -> conv_transpose,
 /// mul/matmul/matmul_v2 -> gemm + matmul. ONNX names: Conv -> conv +
-/// depthwise_conv, ConvTranspose, Gemm, MatMul; elementwise_add / Add -> add
-/// (the one activation-only op type modelled). for_tensorrt replaces the list
-/// by ACT's TensorRT list (less pool2d, leaky_relu) and is_full_quantize
-/// selects every kind above (ACT's other activation-only types are not
-/// modelled).
+/// depthwise_conv, ConvTranspose, Gemm, MatMul; the activation-only types
+/// elementwise_add / Add -> add and pool2d (any ONNX pooling op name) -> pool.
+/// for_tensorrt replaces the list by ACT's TensorRT list (less leaky_relu)
+/// and is_full_quantize selects every kind above (ACT's other
+/// activation-only types are not modelled).
 /// @return the selected kinds
 QuantTargets quantTargets(const QuantAware& q);
 

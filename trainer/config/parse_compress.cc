@@ -12,8 +12,11 @@ namespace detail {
 namespace {
 
 const std::vector<std::string> kPaddleOps = {"conv2d", "depthwise_conv2d", "conv2d_transpose",
-                                             "mul", "matmul", "matmul_v2", "elementwise_add"};
-const std::vector<std::string> kOnnxOps = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add"};
+                                             "mul", "matmul", "matmul_v2", "elementwise_add",
+                                             "pool2d"};
+const std::vector<std::string> kOnnxOps = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add",
+                                           "MaxPool", "AveragePool", "GlobalAveragePool",
+                                           "GlobalMaxPool"};
 
 int64_t bits(const Node& n) {
   const int64_t b = n.i64();
@@ -87,7 +90,8 @@ QuantAware parseQuant(const Node& n) {
         (ops.isSeq() ? ops.items()[i] : ops)
             .fail("unknown quantize op type '" + t + "'" + didYouMean(t, known) +
                   "; known: conv2d, depthwise_conv2d, conv2d_transpose, mul, matmul, matmul_v2, "
-                  "elementwise_add, Conv, ConvTranspose, Gemm, MatMul, Add");
+                  "elementwise_add, pool2d, Conv, ConvTranspose, Gemm, MatMul, Add, MaxPool, "
+                  "AveragePool, GlobalAveragePool, GlobalMaxPool");
     }
     if (q.quantize_op_types.empty()) ops.fail("expected at least one op type, found an empty list");
   }
@@ -292,10 +296,10 @@ GmpSchedule resolveGmp(const UnstructurePrune& p, int64_t total_iters) {
 
 QuantTargets quantTargets(const QuantAware& q) {
   QuantTargets t;
-  if (q.is_full_quantize) return {true, true, true, true, true, true};
+  if (q.is_full_quantize) return {true, true, true, true, true, true, true};
   std::vector<std::string> types = q.quantize_op_types;
-  // ACT's TensorRT list less pool2d and leaky_relu (not modelled).
-  if (q.for_tensorrt) types = {"mul", "conv2d", "depthwise_conv2d", "elementwise_add"};
+  // ACT's TensorRT list less leaky_relu (not modelled).
+  if (q.for_tensorrt) types = {"mul", "conv2d", "pool2d", "depthwise_conv2d", "elementwise_add"};
   for (const auto& s : types) {
     if (s == "conv2d") t.conv = true;
     if (s == "depthwise_conv2d") t.depthwise_conv = true;
@@ -305,6 +309,9 @@ QuantTargets quantTargets(const QuantAware& q) {
     if (s == "Gemm") t.gemm = true;
     if (s == "MatMul") t.matmul = true;
     if (s == "elementwise_add" || s == "Add") t.add = true;
+    if (s == "pool2d" || s == "MaxPool" || s == "AveragePool" || s == "GlobalAveragePool" ||
+        s == "GlobalMaxPool")
+      t.pool = true;
   }
   return t;
 }

@@ -131,7 +131,9 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
   os << "):\n";
   for (const auto& q : qi.nodes)
     os << "  " << q.kind << " '" << q.node << "' "
-       << (q.weight.empty() ? "inputs " + q.activation + ", " + q.activation2 : "weight " + q.weight)
+       << (!q.weight.empty()        ? "weight " + q.weight
+           : q.activation2.empty() ? "input " + q.activation
+                                   : "inputs " + q.activation + ", " + q.activation2)
        << "\n";
   for (const auto& [n, why] : qi.skipped) os << "  (skipped '" << n << "': " << why << ")\n";
   os << "\npruned by UnstructurePrune (prune_params_type: null):\n";

@@ -220,6 +220,30 @@ TEST(InsertQat, ElementwiseAddQuantizesBothInputs) {
   EXPECT_EQ(countOps(g, kFakeQuantActOp), 4);  // x, r1, d1, p1
 }
 
+// pool2d (activation-only): GlobalAveragePool's input "s" gets an EMA
+// quantizer; with conv2d the other quantizers are unchanged.
+TEST(InsertQat, Pool2dQuantizesItsInput) {
+  Graph g = buildGraph();
+  QatInfo info = insertQat(g, quantConfig({"conv2d", "pool2d"}, true));
+  EXPECT_EQ(info.nodeNames(), (std::vector<std::string>{"conv1", "conv2", "gap"}));
+  const QuantizedNode& gap = info.nodes.back();
+  EXPECT_EQ(gap.kind, "pool2d");
+  EXPECT_EQ(gap.activation, "s");
+  EXPECT_EQ(gap.activation2, "");
+  const ActQuant* s = info.findActivation("s");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->mode, "moving_average_abs_max");
+  EXPECT_TRUE(s->pact_alpha.empty());
+  for (const auto& n : g.nodes) {
+    if (n.name != "gap") continue;
+    EXPECT_EQ(n.inputs[0], s->quantized);
+  }
+  EXPECT_NE(describeQat(info).find("pool2d gap: input s moving_average_abs_max int8"),
+            std::string::npos)
+      << describeQat(info);
+  g.validate();
+}
+
 TEST(InsertQat, NotQuantPatternAndGemmTransB0) {
   Graph g = buildGraph();
   config::QuantAware q = quantConfig({"mul"});

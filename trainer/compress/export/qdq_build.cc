@@ -117,7 +117,7 @@ class QdqBuilder {
     for (const auto& qn : qat_.nodes) {
       const int i = findNode(g_, qn.node);
       if (i < 0) continue;  // not part of the student's outputs
-      quantized_outputs.push_back(qn.weight.empty()  // elementwise_add: inputs only
+      quantized_outputs.push_back(qn.weight.empty()  // activation-only: inputs only
                                       ? g_.nodes[static_cast<size_t>(i)].outputs[0]
                                       : rewriteQuantizedNode(static_cast<size_t>(i), qn));
     }

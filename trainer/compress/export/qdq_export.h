@@ -35,7 +35,9 @@
 // float (e.g. before GlobalAveragePool, or a residual Add when elementwise_add
 // is not quantized), which is exact. A quantized Add (elementwise_add) reads
 // its inputs through their Q/DQ pairs; its output gets one when a quantizer
-// reads it, so ORT runs QLinearAdd and the convs around it as QLinearConv.
+// reads it, so ORT runs QLinearAdd and the convs around it as QLinearConv; a
+// quantized pooling op (pool2d) likewise, e.g. GlobalAveragePool -> Flatten
+// -> Gemm's quantizer gives QLinearGlobalAveragePool.
 // BatchNormalization (inference, running stats) stays, stored compactly, by
 // default (QdqOptions::compact_batch_norm). With
 // QdqOptions::fold_batch_norm, one that is a quantized Conv's only consumer

@@ -67,6 +67,14 @@ Candidate classify(const Graph& g, const Node& nd, const config::QuantTargets& t
     if (nd.inputs.size() != 2) c = Candidate{"?", 0, "Add without two inputs"};
     return c;
   }
+  const bool pool = nd.op_type == "MaxPool" || nd.op_type == "AveragePool" ||
+                    nd.op_type == "GlobalAveragePool" || nd.op_type == "GlobalMaxPool";
+  if (pool && t.pool) {
+    c.kind = "pool2d";
+    if (nd.inputs.empty() || nd.inputs[0].empty() || g.isInitializer(nd.inputs[0]))
+      c = Candidate{"?", 0, "input is not an activation"};
+    return c;
+  }
   if (!((conv && (t.conv || t.depthwise_conv)) || (convt && t.conv_transpose) ||
         (gemm && t.gemm) || (matmul && t.matmul)))
     return c;
@@ -242,9 +250,10 @@ QatInfo insertQat(graph::Graph& g, const config::QuantAware& q, const QatOptions
       out.push_back(std::move(nd));
       continue;
     }
-    if (c.kind == "elementwise_add") {
-      QuantizedNode qn{nd.name, c.kind, "", nd.inputs[0], nd.inputs[1]};
-      for (int k = 0; k < 2; ++k) nd.inputs[k] = b.activation(nd.inputs[k], out, false);
+    if (c.kind == "elementwise_add" || c.kind == "pool2d") {  // activation-only
+      const int n_in = c.kind == "pool2d" ? 1 : 2;
+      QuantizedNode qn{nd.name, c.kind, "", nd.inputs[0], n_in > 1 ? nd.inputs[1] : ""};
+      for (int k = 0; k < n_in; ++k) nd.inputs[k] = b.activation(nd.inputs[k], out, false);
       info.nodes.push_back(std::move(qn));
       out.push_back(std::move(nd));
       continue;
@@ -304,10 +313,12 @@ std::string describeQat(const QatInfo& info) {
     os << sep << n.kind << " " << n.node << ": ";
     sep = "\n";
     if (n.weight.empty()) {
-      os << "inputs ";
+      os << (n.activation2.empty() ? "input " : "inputs ");
       input(n.activation);
-      os << ", ";
-      input(n.activation2);
+      if (!n.activation2.empty()) {
+        os << ", ";
+        input(n.activation2);
+      }
       continue;
     }
     os << "weight " << n.weight;

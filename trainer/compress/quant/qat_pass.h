@@ -30,9 +30,9 @@ struct QuantizedNode {
   std::string node;        ///< node name
   std::string kind;        ///< Paddle op kind: conv2d | depthwise_conv2d |
                            ///< conv2d_transpose | mul (Gemm) | matmul (MatMul) |
-                           ///< elementwise_add (Add)
+                           ///< elementwise_add (Add) | pool2d (ONNX pooling ops)
   std::string weight;      ///< weight parameter it reads (through the quantizer);
-                           ///< "" for elementwise_add
+                           ///< "" for the activation-only kinds
   std::string activation;  ///< activation tensor it reads (through the quantizer)
   std::string activation2; ///< elementwise_add: the second input's tensor
 };
@@ -87,7 +87,9 @@ struct QatInfo {
 /// weight (input 1) is an initializer are quantized. Add of two activations
 /// -> elementwise_add, an activation-only op (act-reference §4.1): both
 /// inputs get a quantizer, moving_average_abs_max without PACT as Paddle's
-/// quant-dequant pass inserts; an Add with a constant input is skipped. A node is skipped when
+/// quant-dequant pass inserts; an Add with a constant input is skipped.
+/// MaxPool / AveragePool / GlobalAveragePool / GlobalMaxPool -> pool2d, also
+/// activation-only: its input gets such a quantizer. A node is skipped when
 /// its name contains any not_quant_pattern substring (slimtrain matches the
 /// node name: ONNX has no Paddle name scope) or it belongs to the teacher.
 ///
