@@ -125,7 +125,8 @@ class QdqBuilder {
     if (opts_.quantize_outputs)
       for (const auto& y : quantized_outputs) addOutputQdq(y);
     replaceActQuantizers();
-    if (opts_.uint8_weights) detail::uint8WeightsForSignedInputs(g_, weight_dqs_, zp_name_, zp0_name_);
+    if (opts_.uint8_weights)
+      detail::uint8WeightsForSignedInputs(g_, weight_dqs_, zp_name_, zp0_name_);
     g_.topoSort();
     g_.pruneUnused();
     g_.trainable.clear();
