@@ -48,6 +48,12 @@ def build(name):
     raise SystemExit(f"unknown model {name}")
 
 
+def fake_quant(x):
+    """Per-tensor 8-bit abs-max fake quant (straight-through)."""
+    s = x.detach().abs().max().clamp_min(1e-8) / 127.0
+    return torch.fake_quantize_per_tensor_affine(x, s.item(), 0, -128, 127)
+
+
 class QuantWrap(nn.Module):
     """PACT + 8-bit fake quant of the input, 8-bit per-channel fake quant of
     the (masked) weight, then the wrapped Conv2d / Linear."""
@@ -60,9 +66,7 @@ class QuantWrap(nn.Module):
 
     def forward(self, x):
         a = self.alpha
-        x = x - torch.relu(x - a) + torch.relu(-a - x)
-        s = x.detach().abs().max().clamp_min(1e-8) / 127.0
-        x = torch.fake_quantize_per_tensor_affine(x, s.item(), 0, -128, 127)
+        x = fake_quant(x - torch.relu(x - a) + torch.relu(-a - x))
         w = self.op.weight if self.mask is None else self.op.weight * self.mask
         ws = w.detach().abs().flatten(1).max(1).values.clamp_min(1e-8) / 127.0
         w = torch.fake_quantize_per_channel_affine(w, ws, torch.zeros_like(ws, dtype=torch.int32),
@@ -71,12 +75,6 @@ class QuantWrap(nn.Module):
             return nn.functional.conv2d(x, w, self.op.bias, self.op.stride, self.op.padding,
                                         self.op.dilation, self.op.groups)
         return nn.functional.linear(x, w, self.op.bias)
-
-
-def fake_quant(x):
-    """Per-tensor 8-bit abs-max fake quant (straight-through)."""
-    s = x.detach().abs().max().clamp_min(1e-8) / 127.0
-    return torch.fake_quantize_per_tensor_affine(x, s.item(), 0, -128, 127)
 
 
 class QuantResidual(nn.Module):
