@@ -92,6 +92,19 @@ struct Executor::Impl {
     t = std::move(it->second);
     pool.erase(it);
   }
+  // First forward: an output's size is known only after its op ran, so it
+  // was freshly allocated. Moves it into a pooled buffer that fits (one
+  // copy) and frees the fresh one; otherwise the pool would keep one buffer
+  // per released activation instead of the few that are live at once.
+  void adopt(Tensor& t) {
+    auto it = pool.lower_bound(t.bytes());
+    if (it == pool.end()) return;
+    Tensor p = std::move(it->second);
+    pool.erase(it);
+    p.resize(t.shape(), t.dtype());
+    p.copyFrom(t);
+    t = std::move(p);
+  }
   void release(Tensor& t) {
     if (t.capacity() > 0) pool.emplace(t.capacity(), std::move(t));
     t = Tensor();
@@ -295,7 +308,10 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     }
     if (!m.release_values) continue;
     for (int k : m.node_out[i])
-      if (m.releasable[k]) m.last_bytes[k] = m.values[k].bytes();
+      if (m.releasable[k]) {
+        if (m.last_bytes[k] == 0) m.adopt(m.values[k]);
+        m.last_bytes[k] = m.values[k].bytes();
+      }
     for (int k : m.node_in[i])
       if (k >= 0 && m.releasable[k] && --uses[k] == 0) m.release(m.values[k]);
   }
@@ -356,6 +372,7 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
     auto it = m.id.find(kv.first);
     if (it == m.id.end()) SLIM_THROW(Error, "backward: unknown seed tensor '", kv.first, "'");
     Tensor& g = m.grads[it->second];
+    if (!m.keep_grads && !m.is_param[it->second]) m.acquire(g, kv.second.bytes());
     g.resize(kv.second.shape());
     g.copyFrom(kv.second);
     m.grad_valid[it->second] = true;
@@ -388,8 +405,11 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
       din.clear();
       for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
       for (int k : m.node_out[i]) out.push_back(&m.values[k]);
+      // Parameter gradients outlive the step: they get their own buffers
+      // (scratch and grads swap each step), never a pooled one, which may be
+      // an activation's size.
       for (size_t j = 0; j < need.size(); ++j) {
-        if (need[j] && !m.keep_grads) {
+        if (need[j] && !m.keep_grads && !m.is_param[m.node_in[i][j]]) {
           const Tensor& v = m.values[m.node_in[i][j]];
           m.acquire(m.scratch[i][j], static_cast<size_t>(v.numel()) * 4);
         }
@@ -412,7 +432,7 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
         } else {
           addInto(m.grads[k], s);
         }
-        if (!m.keep_grads) m.release(s);
+        if (!m.keep_grads && !m.is_param[k]) m.release(s);
       }
       // The outputs' gradients are used up: back to the pool.
       if (!m.keep_grads)
@@ -430,6 +450,12 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
   }
   for (int k : m.param_ids)
     if (m.param_uses[k] == 0) report(k);
+}
+
+size_t Executor::pooledBytes() const {
+  size_t n = 0;
+  for (const auto& kv : impl_->pool) n += kv.first;
+  return n;
 }
 
 bool Executor::gradReducedOverRanks(const std::string& param) const {

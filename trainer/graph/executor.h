@@ -57,6 +57,10 @@ class Executor {
   /// of those tensors is then unavailable after forward. Default false.
   void releaseForwardValues(bool release);
 
+  /// Bytes of the buffers held for reuse (released activations, used-up
+  /// gradients): what the pool adds to the live tensors' memory.
+  size_t pooledBytes() const;
+
   /// True when the ops compute this parameter's gradient already reduced over
   /// all ranks (exactly, world-size invariant; ops/exact_sum.h): the gradient
   /// reducer must skip it. Decided once from the graph (planRankReduction).

@@ -56,6 +56,40 @@ TEST(Executor, ForwardBackwardFanOut) {
   EXPECT_FLOAT_EQ(ex.grad("b").f32()[0], 4.f);
 }
 
+// A frozen chain (a teacher: its activations are released once consumed)
+// next to y = x * s with a scalar parameter s. The pool keeps about one
+// activation of the chain, not one per node, and s's gradient lives in a
+// buffer of its own size, not in a pooled activation buffer.
+TEST(Executor, PoolHoldsLiveBuffersOnly) {
+  Graph g;
+  g.inputs = {{"x", {64, 1000}, DType::kF32}};
+  g.outputs = {{"y", {64, 1000}, DType::kF32}, {"t", {64, 1000}, DType::kF32}};
+  g.addInitializer("s", Tensor::fromVector({1}, {0.5f}), true);
+  std::string prev = "x";
+  for (int i = 0; i < 6; ++i) {
+    const std::string out = i == 5 ? "t" : "r" + std::to_string(i);
+    g.nodes.push_back(Node{"frozen" + std::to_string(i), "Relu", {prev}, {out}, {}});
+    prev = out;
+  }
+  g.nodes.push_back(Node{"scale", "Mul", {"x", "s"}, {"y"}, {}});
+  Executor ex(g);
+  ex.releaseForwardValues(true);
+  ops::RunContext ctx;
+  Tensor x({64, 1000});
+  x.fill(1.f);
+  Tensor seed({64, 1000});
+  seed.fill(1.f);
+  const size_t act = 64 * 1000 * sizeof(float);
+  for (int step = 0; step < 3; ++step) {
+    ex.forward({{"x", x}}, ctx);
+    EXPECT_LE(ex.pooledBytes(), 2 * act) << "step " << step;
+    EXPECT_FLOAT_EQ(ex.value("t").f32()[0], 1.f);
+    ex.backward({{"y", seed}}, ctx);
+    EXPECT_FLOAT_EQ(ex.grad("s").f32()[0], 64000.f);
+    EXPECT_LT(ex.grad("s").capacity(), act / 4) << "step " << step;
+  }
+}
+
 TEST(Graph, CycleAndUndefinedInputsRejected) {
   Graph g;
   g.inputs = {{"x", {1}, DType::kF32}};
