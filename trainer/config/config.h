@@ -84,6 +84,12 @@ struct QuantAware {
   bool for_tensorrt = false;
   bool onnx_format = true;      ///< accepted; export is always ONNX QDQ
   bool is_full_quantize = false;
+  /// slimtrain's own key: weight bits of the ops whose quantized input can be
+  /// negative (not behind a ReLU / Clip at >= 0, e.g. a residual stream or
+  /// the image); 0 = weight_bits. 7 keeps their integer weights within
+  /// +-63, which ONNX Runtime's U8S8 kernels multiply exactly on x86 without
+  /// VNNI, so the export needs no slower U8U8 ops (export_detail.h).
+  int64_t signed_input_weight_bits = 0;
   bool operator==(const QuantAware&) const = default;
 };
 

@@ -109,6 +109,8 @@ void compress(Writer& w, const Config& c) {
     w.strs("quantize_op_types", q.quantize_op_types);
     w.i("weight_bits", q.weight_bits);
     w.i("activation_bits", q.activation_bits);
+    if (q.signed_input_weight_bits != 0)
+      w.i("signed_input_weight_bits", q.signed_input_weight_bits);
     w.strs("not_quant_pattern", q.not_quant_pattern);
     w.b("use_pact", q.use_pact);
     w.s("activation_quantize_type", q.activation_quantize_type);

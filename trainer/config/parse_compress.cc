@@ -97,6 +97,8 @@ QuantAware parseQuant(const Node& n) {
   }
   if (n.has("weight_bits")) q.weight_bits = bits(n["weight_bits"]);
   if (n.has("activation_bits")) q.activation_bits = bits(n["activation_bits"]);
+  if (n.has("signed_input_weight_bits"))
+    q.signed_input_weight_bits = bits(n["signed_input_weight_bits"]);
   if (n.has("not_quant_pattern")) q.not_quant_pattern = n["not_quant_pattern"].strList(true);
   if (n.has("use_pact")) q.use_pact = n["use_pact"].boolean();
   if (n.has("activation_quantize_type")) {

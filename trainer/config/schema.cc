@@ -38,7 +38,7 @@ const std::map<std::string, std::vector<std::string>>& tables() {
       {"QuantAware", {"quantize_op_types", "weight_bits", "activation_bits", "not_quant_pattern",
                       "use_pact", "activation_quantize_type", "weight_quantize_type", "dtype",
                       "window_size", "moving_rate", "for_tensorrt", "onnx_format",
-                      "is_full_quantize"}},
+                      "is_full_quantize", "signed_input_weight_bits"}},
       {"Distillation", {"loss", "node", "alpha", "teacher_model_dir", "teacher_model_filename",
                         "teacher_params_filename", "temperature", "task_loss",
                         "task_loss_weight", "distill_loss", "distill_node_pair",

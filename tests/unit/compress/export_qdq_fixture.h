@@ -98,8 +98,10 @@ inline Graph mergeForTraining(const Graph& student) {
   return g;
 }
 
-inline config::QuantAware quantConfig(const std::string& act_mode, bool pact, bool add = false) {
+inline config::QuantAware quantConfig(const std::string& act_mode, bool pact, bool add = false,
+                                      int64_t signed_bits = 0) {
   config::QuantAware q;
+  q.signed_input_weight_bits = signed_bits;
   q.quantize_op_types = {"conv2d", "depthwise_conv2d", "mul"};
   if (add) q.quantize_op_types.push_back("elementwise_add");
   q.activation_quantize_type = act_mode;
@@ -126,9 +128,10 @@ struct Trained {
   QatInfo info;
 };
 
-inline Trained train(const Graph& student, const std::string& act_mode, bool pact, bool add = false) {
+inline Trained train(const Graph& student, const std::string& act_mode, bool pact, bool add = false,
+                     int64_t signed_bits = 0) {
   Trained t{mergeForTraining(student), {}};
-  t.info = insertQat(t.g, quantConfig(act_mode, pact, add));
+  t.info = insertQat(t.g, quantConfig(act_mode, pact, add, signed_bits));
   for (const auto& a : t.info.pact_alphas) t.g.initializers.at(a).f32()[0] = 0.8f;
   graph::Executor ex(t.g);
   ops::RunContext ctx;

@@ -49,10 +49,10 @@ fs::path scratch(const std::string& tag) {
 // Per-logit bound from the quantized FC input: every difference reaching the
 // logits passes through the last quantizer (integer levels), so
 // |dlogit[b,n]| <= sum_k |dx[b,k]| * max_k|W_n| + int32 bias rounding
-// (step_x * step_w[n] / 2) + float rounding.
+// (step_x * step_w[n] / 2, step_w[n] = max_k|W_n| / w_levels) + float rounding.
 void expectLogitsWithinQuantBound(const Tensor& ref, const Tensor& got, const Tensor& ref_x,
                                   const Tensor& got_x, const Tensor& fc_w, float step_x,
-                                  bool trans_b, const std::string& what) {
+                                  bool trans_b, const std::string& what, int w_levels) {
   const int64_t B = ref.dim(0), N = ref.dim(1), K = ref_x.dim(1);
   int64_t flips = 0;
   double max_err = 0;
@@ -67,7 +67,7 @@ void expectLogitsWithinQuantBound(const Tensor& ref, const Tensor& got, const Te
         dx += d;
         if (n == 0 && d > 0.5 * step_x) ++flips;
       }
-      const double bound = dx * wmax + 0.5 * step_x * (wmax / 127.0) + 1e-5 * (1 + std::fabs(ref.f32()[b * N + n]));
+      const double bound = dx * wmax + 0.5 * step_x * (wmax / w_levels) + 1e-5 * (1 + std::fabs(ref.f32()[b * N + n]));
       const double err = std::fabs(got.f32()[b * N + n] - ref.f32()[b * N + n]);
       max_err = std::max(max_err, err);
       EXPECT_LE(err, bound) << what << " sample " << b << " class " << n;
@@ -207,55 +207,58 @@ TEST(ExportQdq, LogitsMatchFakeQuantInExecutorAndOrt) {
   const bool ort = haveOrt(), py = havePythonOnnx();
   if (!ort) std::cout << "[ note ] node_modules/onnxruntime-node or node missing: ORT step skipped\n";
   if (!py) std::cout << "[ note ] python3-onnx missing: onnx.checker step skipped\n";
-  int cfg = 0;
-  for (const std::string mode : {"moving_average_abs_max", "range_abs_max"})
-    for (bool pact : {false, true}) {
-      const std::string tag = mode + (pact ? "_pact" : "");
-      const bool residual = cfg == 3;  // with a quantized residual Add (QLinearAdd in ORT)
-      Graph student = buildStudent(cfg % 2 == 0, residual);
-      const bool trans_b = cfg++ % 2 == 0;
-      Trained t = train(student, mode, pact, residual);
-      const ActQuant* fq = t.info.findActivation("flat");
-      ASSERT_NE(fq, nullptr);
-      const float step_x = quantStep(t.g.initializers.at(fq->scale).f32()[0], 8);
-      auto f = feeds(7, 32, false);
-      f["label"] = Tensor::fromInts({32}, std::vector<int64_t>(32, 1));
-      auto ref = runGraph(t.g, f, {"logits", fq->quantized});
-      QdqOptions float_clip;  // slimtrain's Clip kernel is float only
-      float_clip.integer_clip = false;
-      Graph qf = buildQdqGraph(t.g, t.info, {"logits"}, float_clip);
-      auto got = runGraph(qf, {{"x", f.at("x")}}, {"logits", fq->quantized});
-      expectLogitsWithinQuantBound(ref.at("logits"), got.at("logits"), ref.at(fq->quantized),
-                                   got.at(fq->quantized), student.initializers.at("fc.w"),
-                                   step_x, trans_b, tag + " executor");
-      Graph q = buildQdqGraph(t.g, t.info, {"logits"});  // the default layout
-      fs::path dir = scratch(tag);
-      const fs::path model = dir / "model.onnx";
-      models::exportOnnx(q, model.string());
-      if (py) {
-        const std::string cmd = "/usr/bin/python3 -c \"import onnx; onnx.checker.check_model("
-                                "onnx.load('" + model.string() + "'), full_check=True)\"";
-        EXPECT_EQ(runCommand(cmd), 0) << tag << ": " << cmd;
-      }
-      if (!ort) continue;
-      // ORT output: the logits, plus the FC input (a DQ output) as a 2nd output.
-      Graph q2 = q;
-      q2.outputs.push_back({fq->quantized, {-1, 16}, DType::kF32});
-      const fs::path model2 = dir / "model_probe.onnx";
-      models::exportOnnx(q2, model2.string());
-      models::writeTensorProto(f.at("x"), (dir / "input_0.pb").string(), "x");
-      const std::string cmd = "node '" + std::string(SLIM_TEST_SOURCE_DIR) +
-                              "/scripts/ort_run.js' '" + model2.string() + "' '" + dir.string() +
-                              "' '" + (dir / "input_0.pb").string() + "' 2>'" +
-                              (dir / "ort.log").string() + "'";
-      ASSERT_EQ(runCommand(cmd), 0) << cmd;
-      Tensor ort_logits = models::readTensorProto((dir / "output_0.pb").string());
-      Tensor ort_x = models::readTensorProto((dir / "output_1.pb").string());
-      expectLogitsWithinQuantBound(ref.at("logits"), ort_logits, ref.at(fq->quantized), ort_x,
-                                   student.initializers.at("fc.w"), step_x, trans_b,
-                                   tag + " onnxruntime");
-      if (!std::getenv("SLIM_KEEP_EXPORT")) fs::remove_all(dir);
+  // cfg 3 and 4: with a quantized residual Add (QLinearAdd in ORT); 4 with
+  // 7-bit weights behind signed inputs (U8S8 everywhere, no uint8 weights).
+  for (int cfg = 0; cfg < 5; ++cfg) {
+    const std::string mode = cfg < 2 ? "moving_average_abs_max" : "range_abs_max";
+    const bool pact = cfg % 2 == 1 || cfg == 4, residual = cfg >= 3;
+    const int64_t signed_bits = cfg == 4 ? 7 : 0;
+    const std::string tag = mode + (pact ? "_pact" : "") + (signed_bits ? "_signed7" : "");
+    const bool trans_b = cfg % 2 == 0;
+    Graph student = buildStudent(trans_b, residual);
+    Trained t = train(student, mode, pact, residual, signed_bits);
+    const ActQuant* fq = t.info.findActivation("flat");
+    ASSERT_NE(fq, nullptr);
+    const float step_x = quantStep(t.g.initializers.at(fq->scale).f32()[0], 8);
+    const int w_levels = (1 << (t.info.findWeight("fc.w")->bits - 1)) - 1;
+    auto f = feeds(7, 32, false);
+    f["label"] = Tensor::fromInts({32}, std::vector<int64_t>(32, 1));
+    auto ref = runGraph(t.g, f, {"logits", fq->quantized});
+    QdqOptions float_clip;  // slimtrain's Clip kernel is float only
+    float_clip.integer_clip = false;
+    Graph qf = buildQdqGraph(t.g, t.info, {"logits"}, float_clip);
+    auto got = runGraph(qf, {{"x", f.at("x")}}, {"logits", fq->quantized});
+    expectLogitsWithinQuantBound(ref.at("logits"), got.at("logits"), ref.at(fq->quantized),
+                                 got.at(fq->quantized), student.initializers.at("fc.w"),
+                                 step_x, trans_b, tag + " executor", w_levels);
+    Graph q = buildQdqGraph(t.g, t.info, {"logits"});  // the default layout
+    fs::path dir = scratch(tag);
+    const fs::path model = dir / "model.onnx";
+    models::exportOnnx(q, model.string());
+    if (py) {
+      const std::string cmd = "/usr/bin/python3 -c \"import onnx; onnx.checker.check_model("
+                              "onnx.load('" + model.string() + "'), full_check=True)\"";
+      EXPECT_EQ(runCommand(cmd), 0) << tag << ": " << cmd;
     }
+    if (!ort) continue;
+    // ORT output: the logits, plus the FC input (a DQ output) as a 2nd output.
+    Graph q2 = q;
+    q2.outputs.push_back({fq->quantized, {-1, 16}, DType::kF32});
+    const fs::path model2 = dir / "model_probe.onnx";
+    models::exportOnnx(q2, model2.string());
+    models::writeTensorProto(f.at("x"), (dir / "input_0.pb").string(), "x");
+    const std::string cmd = "node '" + std::string(SLIM_TEST_SOURCE_DIR) +
+                            "/scripts/ort_run.js' '" + model2.string() + "' '" + dir.string() +
+                            "' '" + (dir / "input_0.pb").string() + "' 2>'" +
+                            (dir / "ort.log").string() + "'";
+    ASSERT_EQ(runCommand(cmd), 0) << cmd;
+    Tensor ort_logits = models::readTensorProto((dir / "output_0.pb").string());
+    Tensor ort_x = models::readTensorProto((dir / "output_1.pb").string());
+    expectLogitsWithinQuantBound(ref.at("logits"), ort_logits, ref.at(fq->quantized), ort_x,
+                                 student.initializers.at("fc.w"), step_x, trans_b,
+                                 tag + " onnxruntime", w_levels);
+    if (!std::getenv("SLIM_KEEP_EXPORT")) fs::remove_all(dir);
+  }
 }
 
 // Without BN folding and with float biases the QDQ graph is training's
@@ -341,6 +344,51 @@ TEST(ExportQdq, QuantizedResidualAdd) {
   const Tensor got = runGraph(qe, {{"x", f.at("x")}}, {"logits"}).at("logits");
   for (int64_t i = 0; i < ref.numel(); ++i)
     ASSERT_EQ(got.f32()[i], ref.f32()[i]) << "logit " << i;
+}
+
+// signed_input_weight_bits 7: the ops whose input can be negative (conv1
+// reads the image, pw3 the residual Add, fc the pooled features) train 7-bit
+// weights, the ones behind a ReLU keep 8; the export then keeps int8 weights
+// everywhere (levels within +-63: ORT's U8S8 pairs stay within int16), and
+// its logits are still the fake-quant logits bit for bit.
+TEST(ExportQdq, SignedInputWeightBits) {
+  registerQdqOps(ops::OpRegistry::get());
+  Graph student = buildStudent(true, true);
+  for (int64_t signed_bits : {0, 7}) {
+    Trained t = train(student, "moving_average_abs_max", true, true, signed_bits);
+    const int expect_signed = signed_bits ? 7 : 8;
+    for (const auto& [w, bits] : std::vector<std::pair<std::string, int>>{
+             {"conv1.w", expect_signed}, {"dw.w", 8}, {"pw.w", 8}, {"pw2.w", 8},
+             {"pw3.w", expect_signed}, {"fc.w", expect_signed}}) {
+      const WeightQuant* wq = t.info.findWeight(w);
+      ASSERT_NE(wq, nullptr) << w;
+      EXPECT_EQ(wq->bits, bits) << w << " signed_input_weight_bits " << signed_bits;
+    }
+    QdqOptions folded;
+    folded.fold_batch_norm = true;
+    Graph q = buildQdqGraph(t.g, t.info, {"logits"}, folded);
+    for (const auto& n : q.nodes) {
+      if (n.op_type != "DequantizeLinear" || !q.isInitializer(n.inputs[0])) continue;
+      const Tensor& wt = q.initializers.at(n.inputs[0]);
+      if (wt.dtype() == DType::kI32) continue;  // biases
+      const bool signed_op = n.inputs[0].rfind("conv1", 0) == 0 ||
+                             n.inputs[0].rfind("pw3", 0) == 0 || n.inputs[0].rfind("fc", 0) == 0;
+      EXPECT_EQ(wt.dtype(), signed_op && !signed_bits ? DType::kU8 : DType::kI8) << n.inputs[0];
+      if (!signed_op || !signed_bits) continue;
+      for (int64_t k = 0; k < wt.numel(); ++k)
+        ASSERT_LE(std::abs(int{wt.data<int8_t>()[k]}), 63) << n.inputs[0] << " " << k;
+    }
+    QdqOptions exact;
+    exact.integer_clip = false;
+    exact.int32_bias = false;
+    Graph qe = buildQdqGraph(t.g, t.info, {"logits"}, exact);
+    auto f = feeds(17, 32, true);
+    const Tensor ref = runGraph(t.g, f, {"logits"}).at("logits");
+    const Tensor got = runGraph(qe, {{"x", f.at("x")}}, {"logits"}).at("logits");
+    for (int64_t i = 0; i < ref.numel(); ++i)
+      ASSERT_EQ(got.f32()[i], ref.f32()[i]) << "signed_input_weight_bits " << signed_bits
+                                            << " logit " << i;
+  }
 }
 
 TEST(ExportQdq, InitializerBytesShrink) {

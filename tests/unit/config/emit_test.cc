@@ -20,7 +20,7 @@ Global:
   Data: {format: hdf5, train_images: t.h5, eval_images: e.h5, mean: [0.1, 0.2, 0.3], std: [1, 2, 3], shuffle: false}
 Checkpoint: {every_iters: 0, keep_last: 1, resume: never}
 Distributed: {backend: local, bucket_mb: 0.5, timeout_s: 2.5}
-QuantAware: {quantize_op_types: Conv, not_quant_pattern: skip, moving_rate: 0.3, onnx_format: false, weight_bits: 4}
+QuantAware: {quantize_op_types: Conv, not_quant_pattern: skip, moving_rate: 0.3, onnx_format: false, weight_bits: 4, signed_input_weight_bits: 3}
 Distillation:
   node: [[teacher_a, b], [c, d]]
   loss: [soft_label, l2]

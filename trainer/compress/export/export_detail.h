@@ -27,8 +27,9 @@ void compactBatchNorms(graph::Graph& g);
 /// Turns the int8 weight (no zero point) read by each DequantizeLinear in
 /// `weight_dqs` into uint8 q + 128 with zero point 128 (`zp128` per tensor,
 /// a shared [C] one per channel) unless every op reading it reads an input
-/// dequantized at zero point `zp0` (non-negative levels <= 127): the
-/// combination ONNX Runtime multiplies exactly on x86 (qdq_weights.cc).
+/// dequantized at zero point `zp0` (non-negative levels <= 127) or every
+/// level is within +-64 (QuantAware.signed_input_weight_bits 7): the
+/// combinations ONNX Runtime multiplies exactly on x86 (qdq_weights.cc).
 /// (QdqOptions::uint8_weights)
 void uint8WeightsForSignedInputs(graph::Graph& g, const std::vector<std::string>& weight_dqs,
                                  const std::string& zp128, const std::string& zp0);

@@ -200,9 +200,9 @@ class QdqBuilder {
     SLIM_ENFORCE(wq != nullptr && nd.inputs.size() > 1 && nd.inputs[1] == wq->quantized,
                  "QDQ export: node '", nd.name, "' does not read the quantizer of weight '",
                  qn.weight, "'");
-    SLIM_ENFORCE(qat_.weight_bits <= 8, "QDQ export: weight_bits ", qat_.weight_bits,
-                 " does not fit int8 (node '", nd.name, "')");
-    IntWeight w = quantizeWeight(g_.initializers.at(wq->param), *wq, qat_.weight_bits);
+    SLIM_ENFORCE(wq->bits <= 8, "QDQ export: ", wq->bits, "-bit weights do not fit int8 (node '",
+                 nd.name, "')");
+    IntWeight w = quantizeWeight(g_.initializers.at(wq->param), *wq, wq->bits);
     const int64_t cout = outputChannels(nd, w.q);
     // Bias as float, per output channel (empty: none).
     std::vector<double> bias;

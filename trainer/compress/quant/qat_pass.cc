@@ -31,7 +31,9 @@ void validate(const config::QuantAware& q) {
     SLIM_THROW(ConfigError, "QuantAware.activation_quantize_type: expected abs_max, "
                "range_abs_max or moving_average_abs_max, found '", a, "'");
   for (auto [key, b] : {std::pair{"weight_bits", q.weight_bits},
-                        std::pair{"activation_bits", q.activation_bits}})
+                        std::pair{"activation_bits", q.activation_bits},
+                        std::pair{"signed_input_weight_bits",
+                                  q.signed_input_weight_bits ? q.signed_input_weight_bits : 8}})
     if (b < 2 || b > 16)
       SLIM_THROW(ConfigError, "QuantAware.", key, ": slimtrain fake-quantizes with 2..16 bits "
                  "(1 bit leaves no positive level), found ", b);
@@ -40,6 +42,22 @@ void validate(const config::QuantAware& q) {
   if (a == "moving_average_abs_max" && !(q.moving_rate > 0.0 && q.moving_rate < 1.0))
     SLIM_THROW(ConfigError, "QuantAware.moving_rate: expected a value in (0, 1), found ",
                q.moving_rate);
+}
+
+// True when x is produced by a chain of Relu / Clip nodes one of which clips
+// at >= 0 (the chains the QDQ export gives zero point 0): the quantized op
+// reading x sees no negative input.
+bool nonNegative(const Graph& g, const std::string& x) {
+  for (int p = g.producer(x); p >= 0;) {
+    const Node& c = g.nodes[static_cast<size_t>(p)];
+    if (c.op_type == "Relu") return true;
+    if (c.op_type != "Clip") return false;
+    if (c.inputs.size() > 1 && g.isInitializer(c.inputs[1]) &&
+        g.initializers.at(c.inputs[1]).f32()[0] >= 0.f)
+      return true;
+    p = g.producer(c.inputs[0]);
+  }
+  return false;
 }
 
 bool startsWith(const std::string& s, const std::string& p) {
@@ -131,8 +149,9 @@ class Builder {
     for (const auto& n : g.nodes) used_.insert(n.name);
   }
 
-  // The quantized weight tensor for `w` at `axis`, emitting its node into out.
-  std::string weight(const std::string& w, int axis, std::vector<Node>& out) {
+  // The quantized weight tensor for `w` at `axis` with `bits`, emitting its
+  // node into out (a weight read by several ops: the first one's bits).
+  std::string weight(const std::string& w, int axis, int bits, std::vector<Node>& out) {
     const bool per_channel = q_.weight_quantize_type == "channel_wise_abs_max" && axis >= 0;
     const int ax = per_channel ? axis : -1;
     auto key = std::make_pair(w, ax);
@@ -146,6 +165,7 @@ class Builder {
     wq.scale = unique(w + ".quant_scale");
     wq.quantized = unique(w + ".quantized.dequantized");
     wq.node = unique(w + ".fake_quant");
+    wq.bits = bits;
     Tensor s;
     if (per_channel) {
       int64_t outer = 1, inner = 1;
@@ -158,7 +178,7 @@ class Builder {
     }
     g_.addInitializer(wq.scale, s, false, true);
     Node n{wq.node, kFakeQuantWeightOp, {w, wq.scale}, {wq.quantized}, {}};
-    n.attrs.set("bits", q_.weight_bits);
+    n.attrs.set("bits", int64_t{bits});
     n.attrs.set("mode", wq.mode);
     n.attrs.set("axis", int64_t{ax < 0 ? 0 : ax});
     out.push_back(std::move(n));
@@ -259,8 +279,11 @@ QatInfo insertQat(graph::Graph& g, const config::QuantAware& q, const QatOptions
       continue;
     }
     QuantizedNode qn{nd.name, c.kind, nd.inputs[1], "", ""};
-    nd.inputs[1] = b.weight(nd.inputs[1], c.axis, out);
     const std::string& x = nd.inputs[0];
+    const bool signed_input = !x.empty() && !g.isInitializer(x) && !nonNegative(g, x);
+    const int64_t bits = signed_input && q.signed_input_weight_bits ? q.signed_input_weight_bits
+                                                                    : q.weight_bits;
+    nd.inputs[1] = b.weight(nd.inputs[1], c.axis, static_cast<int>(bits), out);
     if (!x.empty() && !g.isInitializer(x)) {
       qn.activation = x;
       nd.inputs[0] = b.activation(x, out);
@@ -325,8 +348,8 @@ std::string describeQat(const QatInfo& info) {
     if (const WeightQuant* w = info.findWeight(n.weight)) {
       os << " " << w->mode;
       if (w->axis >= 0) os << " axis " << w->axis;
+      os << " int" << w->bits;
     }
-    os << " int" << info.weight_bits;
     if (info.findActivation(n.activation)) {
       os << ", input ";
       input(n.activation);

@@ -45,6 +45,8 @@ struct WeightQuant {
   std::string mode;       ///< abs_max | channel_wise_abs_max
   int axis = -1;          ///< channel axis (channel_wise_abs_max), -1 for abs_max
   std::string node;       ///< the FakeQuantWeight node name
+  int bits = 8;           ///< weight_bits, or signed_input_weight_bits where the
+                          ///< op's input can be negative
 };
 
 /// One activation quantizer (optional Pact node + FakeQuantAct node).
