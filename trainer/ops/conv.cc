@@ -150,8 +150,7 @@ class ConvOp : public Op {
       });
     }
     if (dw) {
-      sumPartials(partial_.data(), chunks.count, wsize, wsum_);
-      finishSum(1, wsum_, ctx, dw->f32());
+      finishPartials(1, partial_.data(), chunks.count, wsize, wsum_, ctx, dw->f32());
     }
   }
 

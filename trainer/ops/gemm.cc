@@ -77,8 +77,7 @@ class GemmOp : public Op {
         else       // dB (N, K) = alpha * dY^T * op(A)
           gemm(true, ta_, N_, K_, rows, alpha_, dy + r0 * N_, N_, as, lda(), 0.f, part, K_);
       }
-      sumPartials(partial_.data(), chunks.count, bsize, bsum_);
-      finishSum(1, bsum_, ctx, db->f32());
+      finishPartials(1, partial_.data(), chunks.count, bsize, bsum_, ctx, db->f32());
     }
     if (dc) {  // dC = beta * dY summed over C's broadcast dimensions
       FixedSum sum;

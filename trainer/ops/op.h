@@ -93,6 +93,12 @@ class Op {
   /// rank-reduced and ctx.sync is set (then divided by the number of ranks).
   /// Writes the float result to out[0..n).
   void finishSum(size_t i, FixedSum& sum, RunContext& ctx, float* out) const;
+  /// sumPartials(partials, count, n, sum) then finishSum(i, sum, ctx, out),
+  /// same bits; without a sum over ranks each element's fixed-point sum is
+  /// converted as soon as it is complete, so `sum` (16 bytes per element)
+  /// is neither filled nor read.
+  void finishPartials(size_t i, const float* partials, int64_t count, int64_t n,
+                      FixedSum& sum, RunContext& ctx, float* out) const;
 
  private:
   std::vector<bool> rank_reduced_;

@@ -38,6 +38,31 @@ void Op::finishSum(size_t i, FixedSum& sum, RunContext& ctx, float* out) const {
   });
 }
 
+void Op::finishPartials(size_t i, const float* partials, int64_t count, int64_t n,
+                        FixedSum& sum, RunContext& ctx, float* out) const {
+  if (ctx.sync && rankReduced(i)) {
+    sumPartials(partials, count, n, sum);
+    finishSum(i, sum, ctx, out);
+    return;
+  }
+  std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
+  detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
+    bool my_bad = false;
+    for (int64_t k = b; k < e; ++k) {
+      Fixed v = 0;
+      for (int64_t c = 0; c < count; ++c) v += detail::toFixed(partials[c * n + k], &my_bad);
+      out[k] = static_cast<float>(detail::fromFixed(v));
+    }
+    if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
+  });
+  // A bad partial makes the whole sum NaN, as FixedSum::value reports it.
+  for (char x : bad)
+    if (x) {
+      std::fill(out, out + n, NAN);
+      return;
+    }
+}
+
 void requireF32(const Tensor& t, const std::string& label, const char* what) {
   if (t.dtype() != DType::kF32)
     SLIM_THROW(ModelError, label, ": ", what, " of dtype ", dtypeName(t.dtype()),
