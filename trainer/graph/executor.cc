@@ -4,60 +4,17 @@
 #include "trainer/graph/executor.h"
 
 #include <algorithm>
-#include <ctime>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <unordered_map>
 #include <set>
 
+#include "trainer/graph/fuse.h"
+#include "trainer/graph/profile.h"
+
 namespace slim::graph {
 
-namespace {
-
-// Profile clock: CPU time of the whole process (all threads), which is far
-// less sensitive to other load on the machine than wall time.
-struct ProfClock {
-  using time_point = double;
-  static double now() {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-  }
-};
-
-// Process-wide per-op-type CPU-time table, enabled by SLIM_PROFILE=1 and
-// printed to stderr at exit. Off by default: one getenv per executor.
-struct Profile {
-  struct Row { double fwd = 0, bwd = 0; long calls = 0; };
-  std::map<std::string, Row> rows;
-  ~Profile() {
-    double tf = 0, tb = 0;
-    for (const auto& kv : rows) { tf += kv.second.fwd; tb += kv.second.bwd; }
-    std::fprintf(stderr, "SLIM_PROFILE %-28s %10s %10s %8s\n", "op", "fwd_cpu_ms", "bwd_cpu_ms", "calls");
-    for (const auto& kv : rows)
-      std::fprintf(stderr, "SLIM_PROFILE %-28s %10.1f %10.1f %8ld\n", kv.first.c_str(),
-                   kv.second.fwd * 1e3, kv.second.bwd * 1e3, kv.second.calls);
-    std::fprintf(stderr, "SLIM_PROFILE %-28s %10.1f %10.1f\n", "total", tf * 1e3, tb * 1e3);
-  }
-};
-
-// SLIM_PROFILE=2 keys rows by node ("type name") instead of op type.
-bool profilePerNode() {
-  const char* e = std::getenv("SLIM_PROFILE");
-  return e && std::string(e) == "2";
-}
-
-Profile* profileIfEnabled() {
-  const char* e = std::getenv("SLIM_PROFILE");
-  if (!e || !*e || std::string(e) == "0") return nullptr;
-  static Profile p;
-  return &p;
-}
-
-double secondsSince(double t0) { return ProfClock::now() - t0; }
-
-}  // namespace
+using detail::ProfClock;
+using detail::Profile;
 
 struct Executor::Impl {
   std::unordered_map<std::string, int> id;  // tensor name -> value id
@@ -81,6 +38,8 @@ struct Executor::Impl {
   std::vector<bool> releasable;             // value id freed after its last forward use
   std::vector<int> fwd_uses;                // forward consumptions per value id
   std::vector<size_t> last_bytes;           // bytes of each value in the last forward
+  std::vector<detail::FusedActivation> fused;  // fuse.h
+  std::vector<int> alias_ids;               // outputs of fused activations
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.
@@ -123,14 +82,15 @@ struct Executor::Impl {
   }
 };
 
-Executor::Executor(Graph& g) : graph_(g), impl_(std::make_unique<Impl>()) {
+Executor::Executor(Graph& g, bool fuse_activations)
+    : graph_(g), impl_(std::make_unique<Impl>()) {
   graph_.topoSort();
   graph_.validate();
   Impl& m = *impl_;
-  m.profile = profileIfEnabled();
+  m.profile = detail::profileIfEnabled();
   if (m.profile)
     for (const auto& nd : graph_.nodes)
-      m.profile_key.push_back(profilePerNode() ? nd.op_type + " " + nd.name : nd.op_type);
+      m.profile_key.push_back(detail::profilePerNode() ? nd.op_type + " " + nd.name : nd.op_type);
   for (const auto& v : graph_.inputs) m.idOf(v.name);
   for (const auto& kv : graph_.initializers) m.initializer_ids.push_back(m.idOf(kv.first));
   for (const auto& nd : graph_.nodes) {
@@ -188,6 +148,8 @@ Executor::Executor(Graph& g) : graph_(g), impl_(std::make_unique<Impl>()) {
         if (need[j]) m.param_uses[m.node_in[i][j]]++;
   }
   planRankReduction();
+  if (fuse_activations) m.fused = detail::fuseActivations(graph_, ops_);
+  for (const auto& f : m.fused) m.alias_ids.push_back(m.node_out[f.activation][0]);
 }
 
 // Which weight gradients ops reduce over ranks themselves (exactly, see
@@ -287,6 +249,9 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     m.values[m.id.at(v.name)] = t;
   }
   for (int k : m.initializer_ids) m.values[k] = graph_.initializers.at(m.names[k]);
+  // A fused activation's output shares its producer's buffer: drop it, so
+  // the producer writes into its buffer again instead of a new one.
+  for (int k : m.alias_ids) m.values[k] = Tensor();
   std::vector<Tensor*> in, out;
   std::vector<int> uses = m.fwd_uses;
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
@@ -303,7 +268,7 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
       const auto t0 = ProfClock::now();
       ops_[i]->forward(in, out, ctx);
       auto& row = m.profile->rows[m.profile_key[i]];
-      row.fwd += secondsSince(t0);
+      row.fwd += detail::secondsSince(t0);
       row.calls++;
     }
     if (!m.release_values) continue;
@@ -341,6 +306,19 @@ void Executor::releaseForwardValues(bool release) {
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (int k : m.node_out[i])
       m.releasable[k] = !m.node_backward[i] && !bad[k] && m.fwd_uses[k] > 0;
+  // A freed buffer must have one owner: no fusion where either side is freed.
+  std::vector<detail::FusedActivation> kept;
+  m.alias_ids.clear();
+  for (const auto& f : m.fused) {
+    const int y = m.node_in[f.activation][0], z = m.node_out[f.activation][0];
+    if (m.releasable[y] || m.releasable[z]) {
+      detail::unfuse(f, ops_);
+      continue;
+    }
+    kept.push_back(f);
+    m.alias_ids.push_back(z);
+  }
+  m.fused = std::move(kept);
 }
 
 bool Executor::hasValue(const std::string& name) const {
@@ -417,7 +395,7 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
       }
       const auto t0 = m.profile ? ProfClock::now() : 0.0;
       ops_[i]->backward(in, out, dout, din, ctx);
-      if (m.profile) m.profile->rows[m.profile_key[i]].bwd += secondsSince(t0);
+      if (m.profile) m.profile->rows[m.profile_key[i]].bwd += detail::secondsSince(t0);
       for (size_t j = 0; j < need.size(); ++j) {
         if (!need[j]) continue;
         int k = m.node_in[i][j];

@@ -20,7 +20,12 @@ class Executor {
  public:
   /// Builds one op per node. The graph must outlive the executor; its
   /// initializers are shared with it (updates are visible to both).
-  explicit Executor(Graph& g);
+  /// `fuse_activations`: a Relu/Clip that alone reads a Conv or
+  /// BatchNormalization output is applied by that op (fuse.h; same bits,
+  /// less memory). value() of such a producer's output then returns the
+  /// activated values (the same tensor as the activation's output). Outputs
+  /// freed by releaseForwardValues are never fused.
+  explicit Executor(Graph& g, bool fuse_activations = true);
   ~Executor();
 
   /// Runs all nodes. `feeds` must hold every graph input (dtype float32 or

@@ -23,6 +23,10 @@ class PointwiseOp : public Op {
     SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
     requireF32(*in[0], label);
     prepare(in);
+    if (alias_) {  // the producer applied f already (forwardAsAlias)
+      *out[0] = *in[0];
+      return;
+    }
     const Tensor& x = *in[0];
     out[0]->resize(x.shape());
     const float* xp = x.f32();
@@ -56,18 +60,27 @@ class PointwiseOp : public Op {
   }
 
   std::vector<int> nonDiffInputs() const override { return {1, 2}; }
+  bool forwardAsAlias(bool on) override {
+    alias_ = on && F::kAliasable;
+    return alias_;
+  }
 
  protected:
   virtual void prepare(const std::vector<Tensor*>&) {}
   static constexpr int64_t kGrain = 1 << 15;  // elements per thread at least
   F f_;
+  bool alias_ = false;
 };
 
+// kAliasable: bwd(x) masks the same on x and on fwd(x), so the executor may
+// have the producer apply fwd and run this op as an alias.
 struct ReluF {
-  float fwd(float x) const { return x > 0.f ? x : 0.f; }
+  static constexpr bool kAliasable = true;
+  float fwd(float x) const { return reluValue(x); }
   float bwd(float x, float, float g) const { return x > 0.f ? g : 0.f; }
 };
 struct LeakyReluF {
+  static constexpr bool kAliasable = false;
   float alpha;
   float fwd(float x) const {
     const float n = alpha * x;  // computed unconditionally: no speculation, so it vectorises
@@ -79,10 +92,12 @@ struct LeakyReluF {
   }
 };
 struct SigmoidF {
+  static constexpr bool kAliasable = false;
   float fwd(float x) const { return 1.f / (1.f + fastExp(-x)); }
   float bwd(float, float y, float g) const { return g * y * (1.f - y); }
 };
 struct HardSigmoidF {
+  static constexpr bool kAliasable = false;
   float alpha, beta;
   float fwd(float x) const { return std::min(1.f, std::max(0.f, alpha * x + beta)); }
   float bwd(float x, float, float g) const {
@@ -91,6 +106,7 @@ struct HardSigmoidF {
   }
 };
 struct HardSwishF {  // x * relu6(x + 3) / 6
+  static constexpr bool kAliasable = false;
   float fwd(float x) const {
     return x * std::min(1.f, std::max(0.f, x * (1.f / 6.f) + 0.5f));
   }
@@ -102,10 +118,12 @@ struct HardSwishF {  // x * relu6(x + 3) / 6
   }
 };
 struct TanhF {
+  static constexpr bool kAliasable = false;
   float fwd(float x) const { return std::tanh(x); }
   float bwd(float, float y, float g) const { return g * (1.f - y * y); }
 };
 struct EluF {
+  static constexpr bool kAliasable = false;
   float alpha;
   float fwd(float x) const {
     const float n = alpha * (fastExp(x) - 1.f);
@@ -117,8 +135,9 @@ struct EluF {
   }
 };
 struct ClipF {
+  static constexpr bool kAliasable = true;
   float lo, hi;
-  float fwd(float x) const { return std::min(hi, std::max(lo, x)); }
+  float fwd(float x) const { return clipValue(x, lo, hi); }
   // The gradient passes strictly inside (lo, hi).
   float bwd(float x, float, float g) const { return (x > lo && x < hi) ? g : 0.f; }
 };

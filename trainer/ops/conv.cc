@@ -45,6 +45,10 @@ class ConvOp : public Op {
       float* yn = yp + n * M_ * P;
       if (depthwise_) {
         detail::depthwiseForward(xn, wp, bias, C_, M_ / C_, ah_, aw_, yn, scratch_->getVec(0));
+        if (epilogue_.kind != ActEpilogue::Kind::kNone)
+          epilogue_.visit([&](auto act) {
+            for (int64_t i = 0; i < M_ * P; ++i) yn[i] = act(yn[i]);
+          });
         return;
       }
       const float* col = xn;
@@ -58,14 +62,24 @@ class ConvOp : public Op {
         detail::gemm(false, false, Mg_, P, Kg_, 1.f, wp + g * Mg_ * Kg_, Kg_,
                      col + g * Kg_ * P, P, 0.f, yn + g * Mg_ * P, P);
       }
-      if (bias) {
+      if (!bias && epilogue_.kind == ActEpilogue::Kind::kNone) return;
+      epilogue_.visit([&](auto act) {  // bias, then the fused activation
         for (int64_t m = 0; m < M_; ++m) {
           float* row = yn + m * P;
-          const float b = bias[m];
-          for (int64_t p = 0; p < P; ++p) row[p] += b;
+          const float b = bias ? bias[m] : 0.f;
+          if (bias)
+            for (int64_t p = 0; p < P; ++p) row[p] = act(row[p] + b);
+          else
+            for (int64_t p = 0; p < P; ++p) row[p] = act(row[p]);
         }
-      }
+      });
     });
+  }
+
+  // Backward reads x, w and dy, never y.
+  bool fuseOutputActivation(const ActEpilogue& e) override {
+    epilogue_ = e;
+    return true;
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -258,6 +272,7 @@ class ConvOp : public Op {
   int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0;
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
+  ActEpilogue epilogue_;  // fused Relu/Clip (executor)
   // Per-thread im2col / dcol / chunk packing / depthwise scratch. Transient
   // within one forward or backward call, so one set per calling thread serves
   // every Conv node (ops of one executor run one at a time; threads-as-ranks

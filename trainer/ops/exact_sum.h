@@ -62,6 +62,25 @@ inline Fixed toFixed(float x, bool* bad) {
   return (b >> 31) ? -v : v;
 }
 
+/// float(fromFixed(toFixed(x))) without 128-bit arithmetic (a one-partial
+/// sum): x itself when |x| >= 2^-41, else x truncated to a multiple of 2^-64
+/// (+0 for zeros and subnormals). Sets *bad as toFixed does.
+inline float roundTripFixed(float x, bool* bad) {
+  const uint32_t b = std::bit_cast<uint32_t>(x);
+  const int e = static_cast<int>((b >> 23) & 0xff);
+  if (e == 0xff || e - 150 + kFixedFracBits > 126 - 24 - 16) {
+    *bad = true;
+    return 0.f;
+  }
+  if (e == 0) return 0.f;
+  const int shift = e - 150 + kFixedFracBits;
+  if (shift >= 0) return x;
+  const uint32_t v = shift > -32 ? (0x800000u | (b & 0x7fffffu)) >> -shift : 0u;
+  if (v == 0) return 0.f;
+  const float mag = static_cast<float>(v) * 0x1p-64f;  // v < 2^24: exact
+  return (b >> 31) ? -mag : mag;
+}
+
 /// fixed -> double (correctly rounded; scaling by 2^-64 is exact, and a
 /// multiply is far cheaper than std::ldexp).
 inline double fromFixed(Fixed v) {

@@ -66,14 +66,22 @@ class BatchNormOp : public Op {
     // y = x * a + b with a = scale * invstd, b = bias - mean * a, each a
     // single-rounding fma (explicit, not left to contraction): the QDQ export
     // relies on these exact bits (qdq_export.h, compact batch norm).
-    detail::parallelFor(N_ * C, [&](int64_t r) {
-      const int64_t c = r % C;
-      const float a = scale[c] * invstd[c];
-      const float b = std::fma(-mean[c], a, bias[c]);
-      const float* __restrict xr = x + r * S;
-      float* __restrict yr = yp + r * S;
-      for (int64_t s = 0; s < S; ++s) yr[s] = std::fma(xr[s], a, b);
+    epilogue_.visit([&](auto act) {
+      detail::parallelFor(N_ * C, [&](int64_t r) {
+        const int64_t c = r % C;
+        const float a = scale[c] * invstd[c];
+        const float b = std::fma(-mean[c], a, bias[c]);
+        const float* __restrict xr = x + r * S;
+        float* __restrict yr = yp + r * S;
+        for (int64_t s = 0; s < S; ++s) yr[s] = act(std::fma(xr[s], a, b));
+      });
     });
+  }
+
+  // Backward reads x and the saved statistics, never y.
+  bool fuseOutputActivation(const ActEpilogue& e) override {
+    epilogue_ = e;
+    return true;
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -207,6 +215,7 @@ class BatchNormOp : public Op {
   }
 
   float eps_, momentum_;
+  ActEpilogue epilogue_;  // fused Relu/Clip (executor)
   bool frozen_;
   int64_t N_ = 0, C_ = 0, S_ = 0;
   double count_ = 0;             // elements per channel in the (global) batch

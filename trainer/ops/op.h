@@ -5,6 +5,7 @@
 // executor always runs backward of the forward it just ran).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -50,6 +51,31 @@ struct RunContext {
   Rng* rng = nullptr;           ///< randomness (dropout); required when training uses it
 };
 
+/// Relu and Clip's forward functions, shared by their ops and by the
+/// producers that apply them as an output epilogue (same expressions, so
+/// the same bits for every input, -0 and NaN included).
+inline float reluValue(float x) { return x > 0.f ? x : 0.f; }
+inline float clipValue(float x, float lo, float hi) { return std::min(hi, std::max(lo, x)); }
+
+/// An activation a producer applies to its output 0 as it writes it (the
+/// executor fuses Conv/BatchNormalization -> Relu/Clip: Graph unchanged).
+struct ActEpilogue {
+  enum class Kind { kNone, kRelu, kClip };
+  Kind kind = Kind::kNone;
+  float lo = 0.f, hi = 0.f;  ///< kClip bounds
+  /// Calls f(act) with act(float) -> float, the identity for kNone; lets a
+  /// kernel instantiate its output loop once per kind.
+  template <class F>
+  void visit(F&& f) const {
+    if (kind == Kind::kRelu) return f([](float v) { return reluValue(v); });
+    if (kind == Kind::kClip) {
+      const float l = lo, h = hi;
+      return f([l, h](float v) { return clipValue(v, l, h); });
+    }
+    f([](float v) { return v; });
+  }
+};
+
 class Op {
  public:
   virtual ~Op() = default;
@@ -83,6 +109,16 @@ class Op {
   /// ranks (the mean over ranks, as the gradient reducer would) when
   /// RunContext::sync is set. The reducer then leaves those gradients alone.
   void setRankReducedInputs(std::vector<bool> inputs) { rank_reduced_ = std::move(inputs); }
+
+  /// Executor fusion: true when this op applies `e` to output 0 as it
+  /// writes it from now on. Only ops whose backward never reads output 0
+  /// may accept (then the fused Relu/Clip backward, reading the activated
+  /// values as its input, masks exactly as on the raw ones).
+  virtual bool fuseOutputActivation(const ActEpilogue&) { return false; }
+  /// Executor fusion, for Relu/Clip whose producer applies them: forward
+  /// makes output 0 share input 0's storage instead of computing; backward
+  /// is unchanged. False for other ops; `on` false undoes it.
+  virtual bool forwardAsAlias(bool /*on*/) { return false; }
 
   /// Set by the registry: "<op_type> '<node name>'" for error messages.
   std::string label;

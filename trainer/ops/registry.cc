@@ -48,10 +48,14 @@ void Op::finishPartials(size_t i, const float* partials, int64_t count, int64_t 
   std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
   detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
     bool my_bad = false;
-    for (int64_t k = b; k < e; ++k) {
-      Fixed v = 0;
-      for (int64_t c = 0; c < count; ++c) v += detail::toFixed(partials[c * n + k], &my_bad);
-      out[k] = static_cast<float>(detail::fromFixed(v));
+    if (count == 1) {
+      for (int64_t k = b; k < e; ++k) out[k] = detail::roundTripFixed(partials[k], &my_bad);
+    } else {
+      for (int64_t k = b; k < e; ++k) {
+        Fixed v = 0;
+        for (int64_t c = 0; c < count; ++c) v += detail::toFixed(partials[c * n + k], &my_bad);
+        out[k] = static_cast<float>(detail::fromFixed(v));
+      }
     }
     if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
   });

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <iterator>
 #include <cmath>
 #include <vector>
 
@@ -42,6 +43,11 @@ std::vector<float> partials(int64_t count, int64_t n, uint32_t seed) {
       default: p[i] = u * 1e5f; break;
     }
   }
+  // Edges of the fixed point: signed zero, 2^-41 (the last exact binade),
+  // values truncated to a few bits, one below 2^-64 (to zero).
+  const float edges[] = {-0.f, 0x1p-41f, -0x1.8p-42f, 0x1.fffffep-50f, -0x1.3p-60f,
+                         0x1p-70f, -1.f, 0x1p45f};
+  for (size_t i = 0; i < std::size(edges) && i < p.size(); ++i) p[i] = edges[i];
   return p;
 }
 

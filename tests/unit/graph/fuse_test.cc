@@ -1,0 +1,134 @@
+// Executor activation fusion (fuse.h): a Conv / BatchNormalization followed by
+// its only reader, a Relu or a Clip with constant bounds, runs as one pass;
+// outputs and every parameter gradient keep their bits, the activation's
+// output shares the producer's buffer, and a tensor with a second reader
+// (or one the executor frees after use) is left alone.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cstring>
+
+#include "tests/unit/ops/gradcheck.h"
+#include "trainer/graph/executor.h"
+
+namespace slim::graph {
+namespace {
+
+Node node(std::string name, std::string op, std::vector<std::string> in,
+          std::vector<std::string> out) {
+  return Node{std::move(name), std::move(op), std::move(in), std::move(out), {}};
+}
+
+// x(4,3,6,6) -conv1-> bn -> relu -dw(3x3, s2, bias)-> Clip(0, 0.5) -pw->
+// relu6 (Clip attrs, opset < 11) ... and a Relu on pw's output whose input is
+// also read by an Add (not fusable) -> gap -> fc.
+Graph build() {
+  Graph g;
+  g.inputs = {{"x", {-1, 3, 6, 6}, DType::kF32}};
+  g.outputs = {{"logits", {-1, 5}, DType::kF32}};
+  uint64_t seed = 3;
+  auto param = [&](const std::string& n, Shape s, float lo = -0.6f, float hi = 0.6f) {
+    g.addInitializer(n, test::randomTensor(std::move(s), seed++, lo, hi), true);
+  };
+  param("c1.w", {8, 3, 3, 3});
+  Node c1 = node("c1", "Conv", {"x", "c1.w"}, {"c1"});
+  c1.attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  g.nodes.push_back(c1);
+  param("bn.s", {8}, 0.5f, 1.5f);
+  param("bn.b", {8});
+  g.addInitializer("bn.m", Tensor::fromVector({8}, std::vector<float>(8, 0.f)), false, true);
+  g.addInitializer("bn.v", Tensor::fromVector({8}, std::vector<float>(8, 1.f)), false, true);
+  g.nodes.push_back(node("bn", "BatchNormalization", {"c1", "bn.s", "bn.b", "bn.m", "bn.v"},
+                         {"bn"}));
+  g.nodes.push_back(node("r1", "Relu", {"bn"}, {"r1"}));
+  param("dw.w", {8, 1, 3, 3});
+  param("dw.b", {8});
+  Node dw = node("dw", "Conv", {"r1", "dw.w", "dw.b"}, {"dw"});
+  dw.attrs.set("group", int64_t{8});
+  dw.attrs.set("strides", std::vector<int64_t>{2, 2});
+  dw.attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  g.nodes.push_back(dw);
+  g.addInitializer("lo", Tensor::fromVector({}, {0.f}));
+  g.addInitializer("hi", Tensor::fromVector({}, {0.5f}));
+  g.nodes.push_back(node("clip", "Clip", {"dw", "lo", "hi"}, {"clip"}));
+  param("pw.w", {8, 8, 1, 1});
+  g.nodes.push_back(node("pw", "Conv", {"clip", "pw.w"}, {"pw"}));
+  Node r6 = node("r6", "Clip", {"pw"}, {"r6"});
+  r6.attrs.set("min", 0.f);
+  r6.attrs.set("max", 6.f);
+  g.nodes.push_back(r6);
+  param("pw2.w", {8, 8, 1, 1});
+  g.nodes.push_back(node("pw2", "Conv", {"r6", "pw2.w"}, {"pw2"}));
+  g.nodes.push_back(node("r2", "Relu", {"pw2"}, {"r2"}));
+  g.nodes.push_back(node("add", "Add", {"r2", "pw2"}, {"add"}));  // pw2 has two readers
+  g.nodes.push_back(node("gap", "GlobalAveragePool", {"add"}, {"gap"}));
+  Node fl = node("flat", "Flatten", {"gap"}, {"flat"});
+  fl.attrs.set("axis", int64_t{1});
+  g.nodes.push_back(fl);
+  param("fc.w", {5, 8});
+  Node fc = node("fc", "Gemm", {"flat", "fc.w"}, {"logits"});
+  fc.attrs.set("transB", int64_t{1});
+  g.nodes.push_back(fc);
+  return g;
+}
+
+bool sameBits(const Tensor& a, const Tensor& b) {
+  return a.numel() == b.numel() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
+}
+
+TEST(FuseActivations, SameBitsSharedBuffersSecondReaderLeftAlone) {
+  Graph gf = build(), gu = build();
+  Executor fused(gf), plain(gu, false);
+  ops::RunContext ctx;
+  ctx.training = true;
+  const void* bn_buffer = nullptr;  // the producer reuses its buffer each step
+  for (int step = 0; step < 2; ++step) {
+    const std::map<std::string, Tensor> feed{
+        {"x", test::randomTensor({4, 3, 6, 6}, 50 + step, -2.f, 2.f)}};
+    fused.forward(feed, ctx);
+    plain.forward(feed, ctx);
+    ASSERT_TRUE(sameBits(fused.value("logits"), plain.value("logits"))) << "step " << step;
+    // Fused pairs share one buffer; pw2 (two readers) keeps its raw values.
+    for (const auto& [y, z] : std::vector<std::pair<std::string, std::string>>{
+             {"bn", "r1"}, {"dw", "clip"}, {"pw", "r6"}}) {
+      EXPECT_TRUE(fused.value(y).sameStorage(fused.value(z))) << y;
+      EXPECT_TRUE(sameBits(fused.value(z), plain.value(z))) << z;
+    }
+    EXPECT_FALSE(fused.value("pw2").sameStorage(fused.value("r2")));
+    EXPECT_TRUE(sameBits(fused.value("pw2"), plain.value("pw2")));
+    if (bn_buffer) {
+      EXPECT_EQ(bn_buffer, fused.value("bn").raw());
+    }
+    bn_buffer = fused.value("bn").raw();
+    Tensor seed({4, 5});
+    seed.fill(0.25f);
+    seed.f32()[3] = -1.f;
+    fused.backward({{"logits", seed}}, ctx);
+    plain.backward({{"logits", seed}}, ctx);
+    for (const auto& p : gf.trainable)
+      ASSERT_TRUE(sameBits(fused.grad(p), plain.grad(p))) << p << " step " << step;
+  }
+}
+
+// A frozen graph whose activations the executor frees (a teacher): fusion is
+// undone there (a freed buffer must have one owner), results unchanged.
+TEST(FuseActivations, FreedTensorsAreNotFused) {
+  Graph gf = build(), gu = build();
+  gf.trainable.clear();
+  gu.trainable.clear();
+  Executor fused(gf), plain(gu, false);
+  fused.releaseForwardValues(true);
+  plain.releaseForwardValues(true);
+  ops::RunContext ctx;
+  for (int step = 0; step < 3; ++step) {
+    const std::map<std::string, Tensor> feed{
+        {"x", test::randomTensor({4, 3, 6, 6}, 70 + step, -2.f, 2.f)}};
+    fused.forward(feed, ctx);
+    plain.forward(feed, ctx);
+    ASSERT_TRUE(sameBits(fused.value("logits"), plain.value("logits"))) << "step " << step;
+    EXPECT_EQ(fused.pooledBytes(), plain.pooledBytes()) << "step " << step;
+  }
+}
+
+}  // namespace
+}  // namespace slim::graph
