@@ -40,6 +40,8 @@ struct Executor::Impl {
   std::vector<size_t> last_bytes;           // bytes of each value in the last forward
   std::vector<detail::FusedActivation> fused;  // fuse.h
   std::vector<int> alias_ids;               // outputs of fused activations
+  std::vector<int> alias_of;                // value id -> the id it shares storage with, or -1
+  std::vector<bool> alias_source;           // value id is shared by a fused activation's output
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.
@@ -149,7 +151,14 @@ Executor::Executor(Graph& g, bool fuse_activations)
   }
   planRankReduction();
   if (fuse_activations) m.fused = detail::fuseActivations(graph_, ops_);
-  for (const auto& f : m.fused) m.alias_ids.push_back(m.node_out[f.activation][0]);
+  m.alias_of.assign(nv, -1);
+  m.alias_source.assign(nv, false);
+  for (const auto& f : m.fused) {
+    const int z = m.node_out[f.activation][0];
+    m.alias_ids.push_back(z);
+    m.alias_of[z] = m.node_in[f.activation][0];
+    m.alias_source[m.alias_of[z]] = true;
+  }
 }
 
 // Which weight gradients ops reduce over ranks themselves (exactly, see
@@ -259,7 +268,8 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     out.clear();
     for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
     for (int k : m.node_out[i]) {
-      if (m.release_values && m.releasable[k]) m.acquire(m.values[k], m.last_bytes[k]);
+      if (m.release_values && m.releasable[k] && m.alias_of[k] < 0)
+        m.acquire(m.values[k], m.last_bytes[k]);
       out.push_back(&m.values[k]);
     }
     if (!m.profile) {
@@ -273,12 +283,17 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     }
     if (!m.release_values) continue;
     for (int k : m.node_out[i])
-      if (m.releasable[k]) {
+      if (m.releasable[k] && m.alias_of[k] < 0) {
         if (m.last_bytes[k] == 0) m.adopt(m.values[k]);
         m.last_bytes[k] = m.values[k].bytes();
       }
     for (int k : m.node_in[i])
-      if (k >= 0 && m.releasable[k] && --uses[k] == 0) m.release(m.values[k]);
+      if (k >= 0 && m.releasable[k] && --uses[k] == 0 && !m.alias_source[k]) {
+        // A fused activation's output goes back with its producer's handle
+        // dropped: the pool must be the buffer's only owner.
+        m.release(m.values[k]);
+        if (m.alias_of[k] >= 0) m.values[m.alias_of[k]] = Tensor();
+      }
   }
 }
 
@@ -306,19 +321,6 @@ void Executor::releaseForwardValues(bool release) {
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (int k : m.node_out[i])
       m.releasable[k] = !m.node_backward[i] && !bad[k] && m.fwd_uses[k] > 0;
-  // A freed buffer must have one owner: no fusion where either side is freed.
-  std::vector<detail::FusedActivation> kept;
-  m.alias_ids.clear();
-  for (const auto& f : m.fused) {
-    const int y = m.node_in[f.activation][0], z = m.node_out[f.activation][0];
-    if (m.releasable[y] || m.releasable[z]) {
-      detail::unfuse(f, ops_);
-      continue;
-    }
-    kept.push_back(f);
-    m.alias_ids.push_back(z);
-  }
-  m.fused = std::move(kept);
 }
 
 bool Executor::hasValue(const std::string& name) const {

@@ -23,8 +23,7 @@ class Executor {
   /// `fuse_activations`: a Relu/Clip that alone reads a Conv or
   /// BatchNormalization output is applied by that op (fuse.h; same bits,
   /// less memory). value() of such a producer's output then returns the
-  /// activated values (the same tensor as the activation's output). Outputs
-  /// freed by releaseForwardValues are never fused.
+  /// activated values (the same tensor as the activation's output).
   explicit Executor(Graph& g, bool fuse_activations = true);
   ~Executor();
 

@@ -1,4 +1,4 @@
-// fuseActivations / unfuse (fuse.h).
+// fuseActivations (fuse.h).
 #include "trainer/graph/fuse.h"
 
 #include <limits>
@@ -23,6 +23,12 @@ bool clipBound(const Graph& g, const Node& nd, size_t input, const char* attr, f
     return false;
   out = it->second.f32()[0];
   return true;
+}
+
+// Undoes one pair: the producer writes raw values, the activation computes.
+void unfuse(const FusedActivation& f, std::vector<std::unique_ptr<ops::Op>>& ops) {
+  ops[f.producer]->fuseOutputActivation(ops::ActEpilogue{});
+  ops[f.activation]->forwardAsAlias(false);
 }
 
 }  // namespace
@@ -62,11 +68,6 @@ std::vector<FusedActivation> fuseActivations(const Graph& g,
     fused.push_back(f);
   }
   return fused;
-}
-
-void unfuse(const FusedActivation& f, std::vector<std::unique_ptr<ops::Op>>& ops) {
-  ops[f.producer]->fuseOutputActivation(ops::ActEpilogue{});
-  ops[f.activation]->forwardAsAlias(false);
 }
 
 }  // namespace slim::graph::detail

@@ -24,8 +24,4 @@ struct FusedActivation {
 std::vector<FusedActivation> fuseActivations(const Graph& g,
                                              std::vector<std::unique_ptr<ops::Op>>& ops);
 
-/// Undoes one pair (the producer writes raw values again, the activation
-/// computes).
-void unfuse(const FusedActivation& f, std::vector<std::unique_ptr<ops::Op>>& ops);
-
 }  // namespace slim::graph::detail
