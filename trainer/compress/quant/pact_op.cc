@@ -11,6 +11,25 @@
 namespace slim::compress {
 namespace {
 
+// dx = g inside [-a, a], 0 outside, over one block; returns whether any
+// element was outside. Restrict pointers and an integer OR: vectorised.
+int maskBlock(const float* __restrict x, const float* __restrict g, float* __restrict dx,
+              int64_t n, float a) {
+  int outside = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int out = (x[i] > a) | (x[i] < -a);
+    dx[i] = out ? 0.f : g[i];
+    outside |= out;
+  }
+  return outside;
+}
+
+int anyOutside(const float* __restrict x, int64_t n, float a) {
+  int outside = 0;
+  for (int64_t i = 0; i < n; ++i) outside |= (x[i] > a) | (x[i] < -a);
+  return outside;
+}
+
 class PactOp : public ops::Op {
  public:
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
@@ -71,15 +90,8 @@ class PactOp : public ops::Op {
           if (dxp) std::copy(g + b0, g + e0, dxp + b0);
           continue;
         }
-        if (dxp) {
-          for (int64_t i = b0; i < e0; ++i) {
-            const int out = (xp[i] > a) | (xp[i] < -a);
-            outside |= out;
-            dxp[i] = out ? 0.f : g[i];
-          }
-        } else {
-          for (int64_t i = b0; i < e0; ++i) outside |= (xp[i] > a) | (xp[i] < -a);
-        }
+        outside = dxp ? maskBlock(xp + b0, g + b0, dxp + b0, e0 - b0, a)
+                      : anyOutside(xp + b0, e0 - b0, a);
         if (!outside || !da) continue;
         for (int64_t i = b0; i < e0; ++i) {
           if (xp[i] > a) acc += ops::detail::toFixed(g[i], &my_bad);
