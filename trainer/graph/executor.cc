@@ -38,7 +38,6 @@ struct Executor::Impl {
   std::vector<bool> releasable;             // value id freed after its last forward use
   std::vector<int> fwd_uses;                // forward consumptions per value id
   std::vector<size_t> last_bytes;           // bytes of each value in the last forward
-  std::vector<detail::FusedActivation> fused;  // fuse.h
   std::vector<int> alias_ids;               // outputs of fused activations
   std::vector<int> alias_of;                // value id -> the id it shares storage with, or -1
   std::vector<bool> alias_source;           // value id is shared by a fused activation's output
@@ -150,10 +149,11 @@ Executor::Executor(Graph& g, bool fuse_activations)
         if (need[j]) m.param_uses[m.node_in[i][j]]++;
   }
   planRankReduction();
-  if (fuse_activations) m.fused = detail::fuseActivations(graph_, ops_);
+  std::vector<detail::FusedActivation> fused;  // fuse.h
+  if (fuse_activations) fused = detail::fuseActivations(graph_, ops_);
   m.alias_of.assign(nv, -1);
   m.alias_source.assign(nv, false);
-  for (const auto& f : m.fused) {
+  for (const auto& f : fused) {
     const int z = m.node_out[f.activation][0];
     m.alias_ids.push_back(z);
     m.alias_of[z] = m.node_in[f.activation][0];

@@ -1,6 +1,8 @@
 // Graph bookkeeping: lookups, topological sort, validation, dead-node pruning.
 #include "trainer/graph/graph.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <deque>
 
@@ -22,6 +24,23 @@ int Graph::producer(const std::string& tensor) const {
     for (const auto& o : nodes[i].outputs)
       if (o == tensor) return static_cast<int>(i);
   return -1;
+}
+
+bool Graph::constantClipBounds(const Node& clip, float& lo, float& hi) const {
+  const float inf = std::numeric_limits<float>::infinity();
+  float* out[2] = {&lo, &hi};
+  const char* attr[2] = {"min", "max"};
+  for (size_t k = 0; k < 2; ++k) {
+    *out[k] = clip.attrs.getFloat(attr[k], k == 0 ? -inf : inf);
+    if (clip.inputs.size() <= k + 1 || clip.inputs[k + 1].empty()) continue;
+    const std::string& name = clip.inputs[k + 1];
+    auto it = initializers.find(name);
+    if (it == initializers.end() || trainable.count(name) || it->second.numel() != 1 ||
+        it->second.dtype() != DType::kF32)
+      return false;
+    *out[k] = it->second.f32()[0];
+  }
+  return true;
 }
 
 std::vector<int> Graph::consumers(const std::string& tensor) const {

@@ -53,6 +53,10 @@ class Graph {
   int producer(const std::string& tensor) const;
   /// Indices of nodes reading `tensor`.
   std::vector<int> consumers(const std::string& tensor) const;
+  /// Bounds of a Clip node when they are constants: attributes (opset < 11)
+  /// or non-trainable float scalar initializers; a missing bound is -inf /
+  /// +inf. False when a bound is computed at run time.
+  bool constantClipBounds(const Node& clip, float& lo, float& hi) const;
   /// All tensor names that appear anywhere (inputs, initializers, node outputs).
   std::set<std::string> tensorNames() const;
   /// A name not used yet, built from `base`.

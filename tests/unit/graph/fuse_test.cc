@@ -72,6 +72,10 @@ Graph build() {
   return g;
 }
 
+std::map<std::string, Tensor> feed(uint64_t seed) {
+  return {{"x", test::randomTensor({4, 3, 6, 6}, seed, -2.f, 2.f)}};
+}
+
 bool sameBits(const Tensor& a, const Tensor& b) {
   return a.numel() == b.numel() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
 }
@@ -83,10 +87,9 @@ TEST(FuseActivations, SameBitsSharedBuffersSecondReaderLeftAlone) {
   ctx.training = true;
   const void* bn_buffer = nullptr;  // the producer reuses its buffer each step
   for (int step = 0; step < 2; ++step) {
-    const std::map<std::string, Tensor> feed{
-        {"x", test::randomTensor({4, 3, 6, 6}, 50 + step, -2.f, 2.f)}};
-    fused.forward(feed, ctx);
-    plain.forward(feed, ctx);
+    const auto f = feed(50 + step);
+    fused.forward(f, ctx);
+    plain.forward(f, ctx);
     ASSERT_TRUE(sameBits(fused.value("logits"), plain.value("logits"))) << "step " << step;
     // Fused pairs share one buffer; pw2 (two readers) keeps its raw values.
     for (const auto& [y, z] : std::vector<std::pair<std::string, std::string>>{
@@ -122,10 +125,9 @@ TEST(FuseActivations, FreedTensorsFuseToo) {
   plain.releaseForwardValues(true);
   ops::RunContext ctx;
   for (int step = 0; step < 3; ++step) {
-    const std::map<std::string, Tensor> feed{
-        {"x", test::randomTensor({4, 3, 6, 6}, 70 + step, -2.f, 2.f)}};
-    fused.forward(feed, ctx);
-    plain.forward(feed, ctx);
+    const auto f = feed(70 + step);
+    fused.forward(f, ctx);
+    plain.forward(f, ctx);
     ASSERT_TRUE(sameBits(fused.value("logits"), plain.value("logits"))) << "step " << step;
     EXPECT_LE(fused.pooledBytes(), plain.pooledBytes()) << "step " << step;
     EXPECT_FALSE(fused.hasValue("bn"));  // freed with r1's buffer

@@ -52,9 +52,8 @@ bool nonNegative(const Graph& g, const std::string& x) {
     const Node& c = g.nodes[static_cast<size_t>(p)];
     if (c.op_type == "Relu") return true;
     if (c.op_type != "Clip") return false;
-    if (c.inputs.size() > 1 && g.isInitializer(c.inputs[1]) &&
-        g.initializers.at(c.inputs[1]).f32()[0] >= 0.f)
-      return true;
+    float lo, hi;  // the opset >= 11 form only, as the export's integer Clip
+    if (!c.attrs.has("min") && g.constantClipBounds(c, lo, hi) && lo >= 0.f) return true;
     p = g.producer(c.inputs[0]);
   }
   return false;
