@@ -7,6 +7,7 @@
 // chunks combined in order, so results do not depend on the thread count.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "trainer/ops/conv_kernels.h"
@@ -44,7 +45,7 @@ class ConvOp : public Op {
       const float* xn = xp + n * C_ * HW;
       float* yn = yp + n * M_ * P;
       if (depthwise_) {
-        detail::depthwiseForward(xn, wp, bias, C_, M_ / C_, ah_, aw_, yn, scratch_->getVec(0));
+        detail::depthwiseForward(*dw_plan_, xn, wp, bias, C_, M_ / C_, yn, scratch_->getVec(0));
         if (epilogue_.kind != ActEpilogue::Kind::kNone)
           epilogue_.visit([&](auto act) {
             for (int64_t i = 0; i < M_ * P; ++i) yn[i] = act(yn[i]);
@@ -124,22 +125,24 @@ class ConvOp : public Op {
     scratch_ = &callerScratch();
     scratch_->ensureThreads();
     if (depthwise_) {
-      // Tasks (chunk, block of kDwBlock channels): channels are independent,
-      // so any split gives the same bits; blocks keep 2 threads busy on a
-      // single chunk (batch <= 8).
-      const int64_t blocks = (C_ + kDwBlock - 1) / kDwBlock, mult = M_ / C_;
-      const int64_t KK = ah_.kernel * aw_.kernel;
+      // Tasks (chunk, block of channels): channels are independent, so any
+      // split gives the same bits. Blocks are multiples of 8 channels (the
+      // channel-vector kernel) and keep every thread busy on few chunks.
+      const int64_t mult = M_ / C_, KK = ah_.kernel * aw_.kernel;
+      const int64_t per_chunk = (detail::opThreads() + chunks.count - 1) / chunks.count;
+      const int64_t block = std::max<int64_t>(8, (C_ + per_chunk - 1) / per_chunk + 7) / 8 * 8;
+      const int64_t blocks = (C_ + block - 1) / block;
       detail::parallelFor(chunks.count * blocks, [&](int64_t t) {
-        const int64_t c = t / blocks, c0 = (t % blocks) * kDwBlock;
-        const int64_t cb = std::min(kDwBlock, C_ - c0);
+        const int64_t c = t / blocks, c0 = (t % blocks) * block;
+        const int64_t cb = std::min(block, C_ - c0);
         float* dwc = dw ? partial_.data() + c * wsize + c0 * mult * KK : nullptr;
         if (dwc) std::fill(dwc, dwc + cb * mult * KK, 0.f);
         for (int64_t n = chunks.begin(c); n < chunks.end(c); ++n) {
           float* dxn = dxp ? dxp + (n * C_ + c0) * HW : nullptr;
           if (dxn) std::fill(dxn, dxn + cb * HW, 0.f);
-          detail::depthwiseBackward(xp + (n * C_ + c0) * HW, wp + c0 * mult * KK,
-                                    dy + (n * M_ + c0 * mult) * P, cb, mult, ah_, aw_, dxn,
-                                    dwc, scratch_->getVec(0));
+          detail::depthwiseBackward(*dw_plan_, xp + (n * C_ + c0) * HW, wp + c0 * mult * KK,
+                                    dy + (n * M_ + c0 * mult) * P, cb, mult, dxn, dwc,
+                                    scratch_->getVec(0));
         }
       });
     } else if (group_ == 1) {
@@ -196,6 +199,7 @@ class ConvOp : public Op {
     Mg_ = M_ / group_;
     Kg_ = (C_ / group_) * kh * kw;
     depthwise_ = group_ == C_ && group_ > 1;
+    if (depthwise_ && !(dw_plan_ && dw_plan_->matches(ah_, aw_))) dw_plan_.emplace(ah_, aw_);
     pointwise_ = kh == 1 && kw == 1 && ah_.stride == 1 && aw_.stride == 1 &&
                  ah_.pad_begin == 0 && ah_.pad_end == 0 && aw_.pad_begin == 0 &&
                  aw_.pad_end == 0;
@@ -265,13 +269,12 @@ class ConvOp : public Op {
     }
   }
 
-  static constexpr int64_t kDwBlock = 16;  // channels per depthwise backward task
-
   detail::WindowAttrs wa_;
   int64_t group_;
   int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0;
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
+  std::optional<detail::DepthwisePlan> dw_plan_;  // tables for the current geometry
   ActEpilogue epilogue_;  // fused Relu/Clip (executor)
   // Per-thread im2col / dcol / chunk packing / depthwise scratch. Transient
   // within one forward or backward call, so one set per calling thread serves

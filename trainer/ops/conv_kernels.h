@@ -1,6 +1,7 @@
 // Internal kernels shared by the Conv, Gemm/MatMul and pooling ops: a strided
 // row-major GEMM on Eigen, window geometry (pads, auto_pad, ceil_mode),
-// im2col/col2im and the direct depthwise convolution (forward and backward).
+// im2col/col2im (conv_kernels.cc) and the direct depthwise convolution
+// (depthwise.cc).
 // Not a public API: everything lives in slim::ops::detail.
 #pragma once
 
@@ -30,6 +31,7 @@ struct Axis {
   int64_t pad_begin = 0;
   int64_t pad_end = 0;
   int64_t out = 0;     ///< output size
+  bool operator==(const Axis&) const = default;
   /// Effective (dilated) kernel extent.
   int64_t extent() const { return (kernel - 1) * dilation + 1; }
 };
@@ -66,18 +68,46 @@ void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* co
 /// col2im (the adjoint of im2col): dx (c, H, W) += col (c*kH*kW, OH*OW).
 void col2im(const float* col, int64_t c, const Axis& ah, const Axis& aw, float* dx);
 
-/// Direct depthwise convolution of one image (group == C, M = C * mult),
-/// without im2col (polyphase planes, see conv_kernels.cc).
+/// Index tables of the direct depthwise convolution (depthwise.cc) for one
+/// geometry, built once and reused for every image. The zero-padded input
+/// plane is split into sh*sw phase planes of `plane` floats; tap t reads them
+/// at taps[t] + q for wide output position q = oh * Wh + ow.
+struct DepthwisePlan {
+  DepthwisePlan(const Axis& ah, const Axis& aw);
+  bool matches(const Axis& h, const Axis& w) const { return h == ah && w == aw; }
+  int64_t total() const { return sh * sw * plane; }  ///< floats of all phase planes
+  int64_t wide() const { return ah.out * Wh; }       ///< wide output positions Q
+
+  Axis ah, aw;
+  int64_t sh, sw, Hh, Wh, plane;
+  std::vector<int64_t> taps;      ///< plane offset per tap kh * kW + kw
+  std::vector<int64_t> in_pos;    ///< plane position of every input cell (H*W)
+  std::vector<int32_t> in_phase;  ///< its phase plane (in_pos / plane)
+  std::vector<int64_t> border;    ///< plane positions no input cell maps to
+  std::vector<int64_t> out_pos;   ///< wide position of every output (OH*OW)
+  std::vector<int64_t> scratch_q; ///< wide positions that are not outputs
+  /// Taps by phase plane, ascending: plane k has taps phase_tap[j] at
+  /// in-plane offsets phase_off[j] for j in [phase_begin[k], phase_begin[k+1]).
+  std::vector<int64_t> phase_begin, phase_tap, phase_off;
+};
+
+/// Direct depthwise convolution of one image (group == C, M = C * mult).
 /// x: (C, H, W), w: (M, kH, kW), bias: (M) or null -> y: (M, OH, OW).
 /// @param scratch  grown as needed and reused across calls
-void depthwiseForward(const float* x, const float* w, const float* bias,
-                      int64_t c, int64_t mult, const Axis& ah, const Axis& aw,
-                      float* y, std::vector<float>& scratch);
+/// @param channel_vectors  false forces the per-channel kernels (tests: both
+///   paths give the same bits); true uses eight channels per vector when
+///   mult == 1 and C % 8 == 0
+void depthwiseForward(const DepthwisePlan& plan, const float* x, const float* w,
+                      const float* bias, int64_t c, int64_t mult, float* y,
+                      std::vector<float>& scratch, bool channel_vectors = true);
 
 /// Depthwise backward for one image. dx (C,H,W) += ..., dw (M,kH,kW) += ...;
-/// either may be null to skip it. `scratch` as for depthwiseForward.
-void depthwiseBackward(const float* x, const float* w, const float* dy,
-                       int64_t c, int64_t mult, const Axis& ah, const Axis& aw,
-                       float* dx, float* dw, std::vector<float>& scratch);
+/// either may be null to skip it. `scratch`, `channel_vectors` as above.
+void depthwiseBackward(const DepthwisePlan& plan, const float* x, const float* w,
+                       const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
+                       std::vector<float>& scratch, bool channel_vectors = true);
+
+/// ceil(a / b) for b > 0 and any sign of a.
+inline int64_t ceilDiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 }  // namespace slim::ops::detail

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace slim::ops::detail {
@@ -66,56 +67,90 @@ class ThreadScratch {
   std::vector<std::vector<float>> bufs_;
 };
 
-/// Sum of x[0..n) with 16 interleaved partial sums combined in a fixed order:
-/// vectorises without -ffast-math and is deterministic.
+/// Eight floats (GCC vector extension): one AVX register, element-wise
+/// arithmetic with the same rounding (and contraction) as scalar code.
+typedef float V8 __attribute__((vector_size(32)));
+inline V8 loadV8(const float* p) {
+  V8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// The reductions below keep 16 interleaved partial sums (lane j of lo / hi
+// takes elements 16k + j / 16k + 8 + j; a last partial block is padded with
+// zeros), folded as acc[j] += acc[j + 8], acc[j] += acc[j + 4], (acc0 + acc2) +
+// (acc1 + acc3). Written with V8 so that the bits do not depend on how the
+// compiler vectorises a call site; thread-count free.
+inline float fold16(V8 lo, V8 hi) {
+  const V8 a = lo + hi;
+  const float a0 = a[0] + a[4], a1 = a[1] + a[5], a2 = a[2] + a[6], a3 = a[3] + a[7];
+  return (a0 + a2) + (a1 + a3);
+}
+
+/// The last n - i < 16 elements of x (from i), minus m, zero padded.
+struct Tail16 {
+  Tail16(const float* x, int64_t i, int64_t n, float m) {
+    for (int64_t k = i; k < n; ++k) v[k - i] = x[k] - m;
+  }
+  V8 lo() const { return loadV8(v); }
+  V8 hi() const { return loadV8(v + 8); }
+  float v[16] = {};
+};
+
+/// Sum of x[0..n).
 inline float sumF(const float* __restrict x, int64_t n) {
-  float acc[16] = {};
+  V8 lo{}, hi{};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += x[i + j];
-  for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
-  for (int j = 0; j < 4; ++j) acc[j] += acc[j + 4];
-  float s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
-  for (; i < n; ++i) s += x[i];
-  return s;
+  for (; i + 16 <= n; i += 16) {
+    lo += loadV8(x + i);
+    hi += loadV8(x + i + 8);
+  }
+  if (i < n) {
+    const Tail16 t(x, i, n, 0.f);
+    lo += t.lo();
+    hi += t.hi();
+  }
+  return fold16(lo, hi);
 }
 
 /// sum((x - m)^2) over x[0..n), same fixed order as sumF.
 inline float sumSqDevF(const float* __restrict x, float m, int64_t n) {
-  float acc[16] = {};
+  V8 lo{}, hi{};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) {
-      const float d = x[i + j] - m;
-      acc[j] += d * d;
-    }
-  for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
-  for (int j = 0; j < 4; ++j) acc[j] += acc[j + 4];
-  float s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
-  for (; i < n; ++i) s += (x[i] - m) * (x[i] - m);
-  return s;
+  for (; i + 16 <= n; i += 16) {
+    const V8 d0 = loadV8(x + i) - m, d1 = loadV8(x + i + 8) - m;
+    lo += d0 * d0;
+    hi += d1 * d1;
+  }
+  if (i < n) {
+    const Tail16 t(x, i, n, m);
+    lo += t.lo() * t.lo();
+    hi += t.hi() * t.hi();
+  }
+  return fold16(lo, hi);
 }
 
-/// sum(y) and sum(y * (x - m)) over [0, n), fixed order.
+/// sum(y) and sum(y * (x - m)) over [0, n), same fixed order as sumF.
 inline void sumDyDyx(const float* __restrict dy, const float* __restrict x, float m,
                      int64_t n, float& sdy, float& sdyx) {
-  float a[16] = {}, b[16] = {};
+  V8 a0{}, a1{}, b0{}, b1{};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) {
-      a[j] += dy[i + j];
-      b[j] += dy[i + j] * (x[i + j] - m);
-    }
-  for (int j = 0; j < 8; ++j) { a[j] += a[j + 8]; b[j] += b[j + 8]; }
-  for (int j = 0; j < 4; ++j) { a[j] += a[j + 4]; b[j] += b[j + 4]; }
-  float s = (a[0] + a[2]) + (a[1] + a[3]);
-  float t = (b[0] + b[2]) + (b[1] + b[3]);
-  for (; i < n; ++i) {
-    s += dy[i];
-    t += dy[i] * (x[i] - m);
+  for (; i + 16 <= n; i += 16) {
+    const V8 d0 = loadV8(dy + i), d1 = loadV8(dy + i + 8);
+    a0 += d0;
+    a1 += d1;
+    b0 += d0 * (loadV8(x + i) - m);
+    b1 += d1 * (loadV8(x + i + 8) - m);
   }
-  sdy = s;
-  sdyx = t;
+  if (i < n) {
+    const Tail16 d(dy, i, n, 0.f), e(x, i, n, m);
+    a0 += d.lo();
+    a1 += d.hi();
+    b0 += d.lo() * e.lo();
+    b1 += d.hi() * e.hi();
+  }
+  sdy = fold16(a0, a1);
+  sdyx = fold16(b0, b1);
 }
 
 }  // namespace slim::ops::detail

@@ -134,6 +134,10 @@ const ConvCase kCases[] = {
     {"depthwise_s3x2_dil2x1", 1, 2, 9, 8, 2, 3, 3, 3, 2, 2, 1, 2, {2, 1, 1, 2}, true},
     {"depthwise_s2_pad0_2", 1, 2, 7, 9, 2, 3, 3, 2, 2, 1, 1, 2, {0, 2, 2, 0}, true},
     {"depthwise_5x5_asym", 1, 3, 6, 7, 3, 5, 5, 2, 1, 1, 1, 3, {2, 1, 1, 2}, true},
+    // C % 8 == 0: the channel-vector depthwise kernel (depthwise.cc)
+    {"depthwise_c8", 2, 8, 5, 5, 8, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, true},
+    {"depthwise_c16_s2x1_dil2_asym", 1, 16, 7, 6, 16, 3, 3, 2, 1, 2, 1, 16, {1, 0, 2, 1}, false},
+    {"depthwise_c8_5x5_s2", 1, 8, 9, 8, 8, 5, 5, 2, 2, 1, 1, 8, {2, 2, 2, 2}, true},
     {"pointwise", 2, 4, 4, 3, 5, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true},
     {"pointwise_group2", 2, 4, 3, 3, 6, 1, 1, 1, 1, 1, 1, 2, {0, 0, 0, 0}, false},
     {"1x1_stride2", 1, 3, 5, 5, 2, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}, true},

@@ -1,0 +1,445 @@
+// Direct depthwise convolution (group == C) by polyphase decomposition: the
+// zero-padded input plane is split into sh*sw phase planes (row phase a,
+// column phase b) of Hh x Wh, phase(a,b)[i][j] = xpad[i*sh + a][j*sw + b].
+// Tap (kh, kw) of any stride/dilation then reads the phase planes at a
+// constant offset from the output position when the output is laid out
+// "wide" (OH rows of Wh; columns OW..Wh-1 are scratch, backward zeroes them
+// in dy so they contribute nothing).
+//
+// Two kernels with the same bits (the tests compare them):
+// - channel vectors (mult == 1, C % 8 == 0, the common case): the image is
+//   transposed to channels-last phase planes and every output position
+//   computes eight channels per vector. No per-channel work at all, which
+//   dominated the small planes of mobile nets.
+// - per channel (any mult, any C): each tap is one long contiguous AXPY
+//   (forward, dx) or dot product (dw) over the wide output of one channel.
+// Per element both do the same operations in the same order: y = b + sum over
+// taps in ascending order; dw per tap from 8 interleaved partial sums over
+// the wide positions, folded in a fixed order, plus the tail in order; dx
+// per phase plane from its taps in ascending order, added to dx.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "trainer/core/error.h"
+#include "trainer/ops/conv_kernels.h"
+#include "trainer/ops/parallel.h"
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+namespace slim::ops::detail {
+
+DepthwisePlan::DepthwisePlan(const Axis& h, const Axis& w) : ah(h), aw(w) {
+  sh = ah.stride;
+  sw = aw.stride;
+  Hh = ceilDiv(ah.pad_begin + ah.in + ah.pad_end, sh);
+  Wh = ceilDiv(aw.pad_begin + aw.in + aw.pad_end, sw);
+  // Slack: wide-output scratch columns may read up to Wh past the last row.
+  plane = (Hh + 1) * Wh + 8;
+  const int64_t KH = ah.kernel, KW = aw.kernel, nphase = sh * sw;
+  for (int64_t kh = 0; kh < KH; ++kh)
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const int64_t rh = kh * ah.dilation, rw = kw * aw.dilation;
+      taps.push_back(((rh % sh) * sw + rw % sw) * plane + (rh / sh) * Wh + rw / sw);
+    }
+  phase_begin.assign(static_cast<size_t>(nphase + 1), 0);
+  for (int64_t k = 0; k < nphase; ++k) {
+    phase_begin[k] = static_cast<int64_t>(phase_tap.size());
+    for (int64_t t = 0; t < KH * KW; ++t)
+      if (taps[t] / plane == k) {
+        phase_tap.push_back(t);
+        phase_off.push_back(taps[t] - k * plane);
+      }
+  }
+  phase_begin[nphase] = static_cast<int64_t>(phase_tap.size());
+  // Input cells: row ih is padded row ih + pad (phase a, row i), column iw
+  // padded column iw + pad (phase b, column j); counters instead of divisions.
+  std::vector<char> covered(static_cast<size_t>(total()), 0);
+  int64_t a = ah.pad_begin % sh, i = ah.pad_begin / sh;
+  for (int64_t ih = 0; ih < ah.in; ++ih) {
+    int64_t b = aw.pad_begin % sw, j = aw.pad_begin / sw;
+    for (int64_t iw = 0; iw < aw.in; ++iw) {
+      const int64_t pos = (a * sw + b) * plane + i * Wh + j;
+      in_pos.push_back(pos);
+      in_phase.push_back(static_cast<int32_t>(a * sw + b));
+      covered[pos] = 1;
+      if (++b == sw) { b = 0; ++j; }
+    }
+    if (++a == sh) { a = 0; ++i; }
+  }
+  for (int64_t pos = 0; pos < total(); ++pos)
+    if (!covered[pos]) border.push_back(pos);
+  for (int64_t oh = 0; oh < ah.out; ++oh)
+    for (int64_t ow = 0; ow < Wh; ++ow) (ow < aw.out ? out_pos : scratch_q).push_back(oh * Wh + ow);
+}
+
+namespace {
+
+inline void storeV8(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// a * b + c as the scalar kernels compute `c += a * b`: GCC contracts scalar
+// expressions to fma where the target has it (-ffp-contract=fast), but not
+// vector-extension ones.
+inline V8 fmaV8(V8 a, V8 b, V8 c) {
+#if defined(__FMA__)
+  return reinterpret_cast<V8>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                                              reinterpret_cast<__m256>(c)));
+#else
+  return a * b + c;
+#endif
+}
+
+// ---- per-channel kernels ----------------------------------------------------
+
+void axpy(float a, const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+// y[q] = b + sum_t w[t] * planes[taps[t] + q] for T taps in one pass (same
+// summation order as T successive AXPYs onto b).
+template <int T>
+void fusedTapsForward(const float* planes, const int64_t* taps, const float* w, float b,
+                      float* __restrict y, int64_t Q) {
+  const float* src[T];
+  float wt[T];
+  for (int t = 0; t < T; ++t) { src[t] = planes + taps[t]; wt[t] = w[t]; }
+  for (int64_t q = 0; q < Q; ++q) {
+    float acc = b;
+    for (int t = 0; t < T; ++t) acc += wt[t] * src[t][q];
+    y[q] = acc;
+  }
+}
+
+// One term of the dw tail (the Q % 8 positions after the 8-lane blocks): the
+// products of whole groups of four are rounded before they are added, the
+// rest fused. These are the bits of the earlier scalar tail loop as GCC
+// vectorised it, kept so that trained models do not change; written out so
+// they no longer depend on the compiler.
+inline float tailTerm(float s, float d, float v, bool rounded) {
+  if (rounded) {
+    float p = d * v;
+    asm("" : "+x"(p));  // no contraction across this
+    return s + p;
+  }
+#if defined(__FMA__)
+  return std::fma(d, v, s);
+#else
+  return s + d * v;
+#endif
+}
+inline V8 tailTerm(V8 s, V8 d, V8 v, bool rounded) {
+  if (!rounded) return fmaV8(d, v, s);
+  V8 p = d * v;
+  asm("" : "+x"(p));
+  return s + p;
+}
+
+// The 8-lane partial sums of the dw reduction, folded.
+inline V8 foldLanes(const V8* a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
+inline float foldLanes(const V8& a) {
+  return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+// dw[t] += sum_q dy[q] * planes[taps[t] + q] for taps [t0, t0 + T) in one pass
+// over dy: 8 interleaved partial sums per tap, folded, then the tail in order.
+template <int T>
+void fusedTapsDw(const float* planes, const int64_t* taps, const float* __restrict dy,
+                 float* dw, int64_t Q) {
+  const float* src[T];
+  for (int t = 0; t < T; ++t) src[t] = planes + taps[t];
+  V8 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = V8{};
+  int64_t q = 0;
+  for (; q + 8 <= Q; q += 8) {
+    const V8 d = loadV8(dy + q);
+    for (int t = 0; t < T; ++t) acc[t] = fmaV8(d, loadV8(src[t] + q), acc[t]);
+  }
+  const int64_t rounded_end = q + (Q - q) / 4 * 4;  // see tailTerm
+  for (int t = 0; t < T; ++t) {
+    float s = foldLanes(acc[t]);
+    for (int64_t r = q; r < Q; ++r) s = tailTerm(s, dy[r], src[t][r], r < rounded_end);
+    dw[t] += s;
+  }
+}
+
+void tapsDw(const float* planes, const int64_t* taps, int64_t T, const float* dy, float* dw,
+            int64_t Q) {
+  int64_t t = 0;
+  for (; t + 9 <= T; t += 9) fusedTapsDw<9>(planes, taps + t, dy, dw + t, Q);
+  for (; t < T; ++t) fusedTapsDw<1>(planes, taps + t, dy, dw + t, Q);
+}
+
+void forwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
+                       const float* bias, int64_t c, int64_t mult, float* y,
+                       std::vector<float>& scratch) {
+  const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
+  const int64_t KK = pl.ah.kernel * pl.aw.kernel;
+  // scratch: planes (total) | yw (Q)
+  if (scratch.size() < static_cast<size_t>(pl.total() + Q)) scratch.resize(pl.total() + Q);
+  float* planes = scratch.data();
+  float* yw = planes + pl.total();
+  std::memset(planes, 0, sizeof(float) * pl.total());  // borders stay zero
+  for (int64_t ci = 0; ci < c; ++ci) {
+    for (int64_t k = 0; k < HW; ++k) planes[pl.in_pos[k]] = x[ci * HW + k];
+    for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
+      const float* wm = w + m * KK;
+      if (KK == 9) {
+        fusedTapsForward<9>(planes, pl.taps.data(), wm, bias ? bias[m] : 0.f, yw, Q);
+      } else {
+        std::fill(yw, yw + Q, bias ? bias[m] : 0.f);
+        for (int64_t t = 0; t < KK; ++t) axpy(wm[t], planes + pl.taps[t], yw, Q);
+      }
+      float* ym = y + m * P;
+      for (int64_t k = 0; k < P; ++k) ym[k] = yw[pl.out_pos[k]];
+    }
+  }
+}
+
+void backwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
+                        const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
+                        std::vector<float>& scratch) {
+  const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
+  const int64_t KK = pl.ah.kernel * pl.aw.kernel;
+  // scratch: planes | dplanes | dyw (Q) with zero scratch columns
+  const size_t need = static_cast<size_t>(2 * pl.total() + Q);
+  if (scratch.size() < need) scratch.resize(need);
+  float* planes = scratch.data();
+  float* dplanes = planes + pl.total();
+  float* dyw = dplanes + pl.total();
+  std::memset(dyw, 0, sizeof(float) * Q);
+  std::memset(planes, 0, sizeof(float) * pl.total());  // borders stay zero
+  for (int64_t ci = 0; ci < c; ++ci) {
+    if (dw)
+      for (int64_t k = 0; k < HW; ++k) planes[pl.in_pos[k]] = x[ci * HW + k];
+    if (dx) std::memset(dplanes, 0, sizeof(float) * pl.total());
+    for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
+      for (int64_t k = 0; k < P; ++k) dyw[pl.out_pos[k]] = dy[m * P + k];
+      if (dw) tapsDw(planes, pl.taps.data(), KK, dyw, dw + m * KK, Q);
+      if (dx)  // per plane cell: taps in ascending order (= the gather form)
+        for (int64_t t = 0; t < KK; ++t) axpy(w[m * KK + t], dyw, dplanes + pl.taps[t], Q);
+    }
+    if (dx)
+      for (int64_t k = 0; k < HW; ++k) dx[ci * HW + k] += dplanes[pl.in_pos[k]];
+  }
+}
+
+// ---- channel-vector kernels ---------------------------------------------------
+
+// Transposes the 8 x 8 block rows r[0..8) in place: r[i][k] = old r[k][i].
+struct Block8 {
+#if defined(__AVX__)
+  __m256 r[8];
+  void load(int k, const float* p) { r[k] = _mm256_loadu_ps(p); }
+  void store(int i, float* p) const { _mm256_storeu_ps(p, r[i]); }
+  void add(int i, float* p) const { _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), r[i])); }
+  void transpose() {
+    __m256 t[8];
+    for (int k = 0; k < 8; k += 2) {
+      t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+      t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+      r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+      r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+      r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+      r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+      t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+      t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+    for (int k = 0; k < 8; ++k) r[k] = t[k];
+  }
+#else
+  float r[8][8];
+  void load(int k, const float* p) { std::memcpy(r[k], p, sizeof(r[k])); }
+  void store(int i, float* p) const { std::memcpy(p, r[i], sizeof(r[i])); }
+  void add(int i, float* p) const {
+    for (int k = 0; k < 8; ++k) p[k] += r[i][k];
+  }
+  void transpose() {
+    for (int i = 0; i < 8; ++i)
+      for (int k = i + 1; k < 8; ++k) std::swap(r[i][k], r[k][i]);
+  }
+#endif
+};
+
+// Channels-last: dst[pos[i] * c + ch] = src[ch * n + i] (pos null: i).
+void toChannelsLast(const float* src, int64_t n, int64_t c, const int64_t* pos, float* dst) {
+  for (int64_t g = 0; g < c; g += 8) {
+    const float* s = src + g * n;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      Block8 b;
+      for (int k = 0; k < 8; ++k) b.load(k, s + k * n + i);
+      b.transpose();
+      for (int k = 0; k < 8; ++k) b.store(k, dst + (pos ? pos[i + k] : i + k) * c + g);
+    }
+    for (; i < n; ++i)
+      for (int64_t k = 0; k < 8; ++k) dst[(pos ? pos[i] : i) * c + g + k] = s[k * n + i];
+  }
+}
+
+// Channels-first: dst[ch * n + i] = (or +=) src[i * c + ch].
+template <bool kAdd>
+void toChannelsFirst(const float* src, int64_t n, int64_t c, float* dst) {
+  for (int64_t g = 0; g < c; g += 8) {
+    float* d = dst + g * n;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      Block8 b;
+      for (int k = 0; k < 8; ++k) b.load(k, src + (i + k) * c + g);
+      b.transpose();
+      for (int k = 0; k < 8; ++k) kAdd ? b.add(k, d + k * n + i) : b.store(k, d + k * n + i);
+    }
+    for (; i < n; ++i)
+      for (int64_t k = 0; k < 8; ++k) {
+        float& o = d[k * n + i];
+        o = kAdd ? o + src[i * c + g + k] : src[i * c + g + k];
+      }
+  }
+}
+
+// Channels-last zero-padded phase planes of x (c, H, W).
+void channelsLastPlanes(const DepthwisePlan& pl, const float* x, int64_t c, float* planes) {
+  for (int64_t pos : pl.border) std::memset(planes + pos * c, 0, sizeof(float) * c);
+  toChannelsLast(x, pl.ah.in * pl.aw.in, c, pl.in_pos.data(), planes);
+}
+
+// wt[t * c + ch] = w[ch * KK + t]
+void tapMajor(const float* w, int64_t c, int64_t KK, float* wt) {
+  for (int64_t ch = 0; ch < c; ++ch)
+    for (int64_t t = 0; t < KK; ++t) wt[t * c + ch] = w[ch * KK + t];
+}
+
+// acc[v] += sum_j wt[widx[j] + 8v] * src[soff[j] + 8v] (fused, j ascending)
+// for NV vectors of channels: NV independent chains hide the fma latency.
+template <int NV>
+inline void tapSums(const float* wt, const float* src, const int64_t* widx, const int64_t* soff,
+                    int64_t n, V8* acc) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* wj = wt + widx[j];
+    const float* sj = src + soff[j];
+    for (int v = 0; v < NV; ++v) acc[v] = fmaV8(loadV8(wj + 8 * v), loadV8(sj + 8 * v), acc[v]);
+  }
+}
+
+// Calls f.operator()<NV>(g) over channel tiles [g, g + 8 NV) covering c.
+template <class F>
+inline void channelTiles(int64_t c, F&& f) {
+  int64_t g = 0;
+  for (; g + 32 <= c; g += 32) f.template operator()<4>(g);
+  switch ((c - g) / 8) {
+    case 3: f.template operator()<3>(g); break;
+    case 2: f.template operator()<2>(g); break;
+    case 1: f.template operator()<1>(g); break;
+    default: break;
+  }
+}
+
+void forwardChannelVectors(const DepthwisePlan& pl, const float* x, const float* w,
+                           const float* bias, int64_t c, float* y,
+                           std::vector<float>& scratch) {
+  const int64_t P = pl.ah.out * pl.aw.out, KK = pl.ah.kernel * pl.aw.kernel;
+  // scratch: planes (total, c) | out (P, c) | wt (KK, c)
+  const size_t need = static_cast<size_t>((pl.total() + P + KK) * c);
+  if (scratch.size() < need) scratch.resize(need);
+  float* planes = scratch.data();
+  float* out = planes + pl.total() * c;
+  float* wt = out + P * c;
+  channelsLastPlanes(pl, x, c, planes);
+  tapMajor(w, c, KK, wt);
+  std::vector<int64_t> widx(KK), soff(KK);
+  for (int64_t t = 0; t < KK; ++t) {
+    widx[t] = t * c;
+    soff[t] = pl.taps[t] * c;
+  }
+  for (int64_t p = 0; p < P; ++p) {
+    const float* base = planes + pl.out_pos[p] * c;
+    channelTiles(c, [&]<int NV>(int64_t g) {
+      V8 acc[NV];
+      for (int v = 0; v < NV; ++v) acc[v] = bias ? loadV8(bias + g + 8 * v) : V8{};
+      tapSums<NV>(wt + g, base + g, widx.data(), soff.data(), KK, acc);
+      for (int v = 0; v < NV; ++v) storeV8(out + p * c + g + 8 * v, acc[v]);
+    });
+  }
+  toChannelsFirst<false>(out, P, c, y);
+}
+
+void backwardChannelVectors(const DepthwisePlan& pl, const float* x, const float* w,
+                            const float* dy, int64_t c, float* dx, float* dw,
+                            std::vector<float>& scratch) {
+  const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
+  const int64_t KK = pl.ah.kernel * pl.aw.kernel, margin = pl.plane;
+  // scratch: planes (total, c) | dyw (margin + Q + margin, c) | dxn (HW, c) | wt (KK, c)
+  const size_t need = static_cast<size_t>((pl.total() + Q + 2 * margin + HW + KK) * c);
+  if (scratch.size() < need) scratch.resize(need);
+  float* planes = scratch.data();
+  float* dyw = planes + pl.total() * c + margin * c;
+  float* dxn = dyw + (Q + margin) * c;
+  float* wt = dxn + HW * c;
+  std::memset(dyw - margin * c, 0, sizeof(float) * margin * c);
+  std::memset(dyw + Q * c, 0, sizeof(float) * margin * c);
+  for (int64_t q : pl.scratch_q) std::memset(dyw + q * c, 0, sizeof(float) * c);
+  toChannelsLast(dy, P, c, pl.out_pos.data(), dyw);
+  if (dw) {
+    channelsLastPlanes(pl, x, c, planes);
+    const int64_t Q8 = Q / 8 * 8, rounded_end = Q8 + (Q - Q8) / 4 * 4;
+    for (int64_t t = 0; t < KK; ++t) {
+      const float* xs = planes + pl.taps[t] * c;
+      for (int64_t g = 0; g < c; g += 8) {
+        V8 a[8] = {};
+        for (int64_t q = 0; q < Q8; q += 8)
+          for (int j = 0; j < 8; ++j)
+            a[j] = fmaV8(loadV8(dyw + (q + j) * c + g), loadV8(xs + (q + j) * c + g), a[j]);
+        V8 s = foldLanes(a);
+        for (int64_t q = Q8; q < Q; ++q)
+          s = tailTerm(s, loadV8(dyw + q * c + g), loadV8(xs + q * c + g), q < rounded_end);
+        for (int k = 0; k < 8; ++k) dw[(g + k) * KK + t] += s[k];
+      }
+    }
+  }
+  if (!dx) return;
+  tapMajor(w, c, KK, wt);
+  const int64_t nt = static_cast<int64_t>(pl.phase_tap.size());
+  std::vector<int64_t> widx(nt), soff(nt);
+  for (int64_t j = 0; j < nt; ++j) {
+    widx[j] = pl.phase_tap[j] * c;
+    soff[j] = -pl.phase_off[j] * c;
+  }
+  for (int64_t i = 0; i < HW; ++i) {
+    const int64_t k = pl.in_phase[i];
+    const float* d = dyw + (pl.in_pos[i] - k * pl.plane) * c;
+    const int64_t j0 = pl.phase_begin[k], n = pl.phase_begin[k + 1] - j0;
+    channelTiles(c, [&]<int NV>(int64_t g) {
+      V8 acc[NV] = {};
+      tapSums<NV>(wt + g, d + g, widx.data() + j0, soff.data() + j0, n, acc);
+      for (int v = 0; v < NV; ++v) storeV8(dxn + i * c + g + 8 * v, acc[v]);
+    });
+  }
+  toChannelsFirst<true>(dxn, HW, c, dx);
+}
+
+}  // namespace
+
+void depthwiseForward(const DepthwisePlan& plan, const float* x, const float* w,
+                      const float* bias, int64_t c, int64_t mult, float* y,
+                      std::vector<float>& scratch, bool channel_vectors) {
+  if (channel_vectors && mult == 1 && c % 8 == 0)
+    forwardChannelVectors(plan, x, w, bias, c, y, scratch);
+  else
+    forwardPerChannel(plan, x, w, bias, c, mult, y, scratch);
+}
+
+void depthwiseBackward(const DepthwisePlan& plan, const float* x, const float* w,
+                       const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
+                       std::vector<float>& scratch, bool channel_vectors) {
+  if (channel_vectors && mult == 1 && c % 8 == 0)
+    backwardChannelVectors(plan, x, w, dy, c, dx, dw, scratch);
+  else
+    backwardPerChannel(plan, x, w, dy, c, mult, dx, dw, scratch);
+}
+
+}  // namespace slim::ops::detail
