@@ -79,17 +79,6 @@ namespace {
 
 inline void storeV8(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
 
-// a * b + c as the scalar kernels compute `c += a * b`: GCC contracts scalar
-// expressions to fma where the target has it (-ffp-contract=fast), but not
-// vector-extension ones.
-inline V8 fmaV8(V8 a, V8 b, V8 c) {
-#if defined(__FMA__)
-  return reinterpret_cast<V8>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
-                                              reinterpret_cast<__m256>(c)));
-#else
-  return a * b + c;
-#endif
-}
 
 // ---- per-channel kernels ----------------------------------------------------
 
