@@ -89,6 +89,9 @@ struct DepthwisePlan {
   /// Taps by phase plane, ascending: plane k has taps phase_tap[j] at
   /// in-plane offsets phase_off[j] for j in [phase_begin[k], phase_begin[k+1]).
   std::vector<int64_t> phase_begin, phase_tap, phase_off;
+  /// Zero margins of the wide dy below / above its Q positions that the dx
+  /// gather (dx cell p of a plane reads dy at p - phase_off) reaches.
+  int64_t dy_lo = 0, dy_hi = 0;
 };
 
 /// Direct depthwise convolution of one image (group == C, M = C * mult).

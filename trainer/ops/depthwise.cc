@@ -8,9 +8,9 @@
 //
 // Two kernels with the same bits (the tests compare them):
 // - channel vectors (mult == 1, C % 8 == 0, the common case): the image is
-//   transposed to channels-last phase planes and every output position
-//   computes eight channels per vector. No per-channel work at all, which
-//   dominated the small planes of mobile nets.
+//   transposed (8 x 8 blocks) into phase planes blocked by 8 channels, and
+//   every output position computes eight channels per vector. No
+//   per-channel work, which dominated the small planes of mobile nets.
 // - per channel (any mult, any C): each tap is one long contiguous AXPY
 //   (forward, dx) or dot product (dw) over the wide output of one channel.
 // Per element both do the same operations in the same order: y = b + sum over
@@ -21,7 +21,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "trainer/core/error.h"
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/parallel.h"
 
@@ -71,6 +70,10 @@ DepthwisePlan::DepthwisePlan(const Axis& h, const Axis& w) : ah(h), aw(w) {
   }
   for (int64_t pos = 0; pos < total(); ++pos)
     if (!covered[pos]) border.push_back(pos);
+  dy_lo = phase_off.empty() ? 0 : *std::max_element(phase_off.begin(), phase_off.end());
+  int64_t last = -1;  // largest in-plane position of an input cell
+  for (size_t k = 0; k < in_pos.size(); ++k) last = std::max(last, in_pos[k] - in_phase[k] * plane);
+  dy_hi = std::max<int64_t>(0, last + 1 - wide());
   for (int64_t oh = 0; oh < ah.out; ++oh)
     for (int64_t ow = 0; ow < Wh; ++ow) (ow < aw.out ? out_pos : scratch_q).push_back(oh * Wh + ow);
 }
@@ -255,46 +258,55 @@ struct Block8 {
 #endif
 };
 
-// Channels-last: dst[pos[i] * c + ch] = src[ch * n + i] (pos null: i).
-void toChannelsLast(const float* src, int64_t n, int64_t c, const int64_t* pos, float* dst) {
+// Channel-blocked buffers: c channels in blocks of 8, each block (n, 8)
+// contiguous, so element (i, ch) is at (ch / 8) * 8n + 8i + ch % 8. The
+// kernels then stream through one block at a time.
+//
+// dst (blocked, n_dst positions) at positions pos[i] + off = src (c, n).
+void toBlocked(const float* src, int64_t n, int64_t c, const int64_t* pos, int64_t off,
+               float* dst, int64_t n_dst) {
   for (int64_t g = 0; g < c; g += 8) {
     const float* s = src + g * n;
+    float* d = dst + g * n_dst + off * 8;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
       Block8 b;
       for (int k = 0; k < 8; ++k) b.load(k, s + k * n + i);
       b.transpose();
-      for (int k = 0; k < 8; ++k) b.store(k, dst + (pos ? pos[i + k] : i + k) * c + g);
+      for (int k = 0; k < 8; ++k) b.store(k, d + pos[i + k] * 8);
     }
     for (; i < n; ++i)
-      for (int64_t k = 0; k < 8; ++k) dst[(pos ? pos[i] : i) * c + g + k] = s[k * n + i];
+      for (int64_t k = 0; k < 8; ++k) d[pos[i] * 8 + k] = s[k * n + i];
   }
 }
 
-// Channels-first: dst[ch * n + i] = (or +=) src[i * c + ch].
+// dst (c, n) = (or +=) src (blocked, n positions).
 template <bool kAdd>
-void toChannelsFirst(const float* src, int64_t n, int64_t c, float* dst) {
+void fromBlocked(const float* src, int64_t n, int64_t c, float* dst) {
   for (int64_t g = 0; g < c; g += 8) {
+    const float* s = src + g * n;
     float* d = dst + g * n;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
       Block8 b;
-      for (int k = 0; k < 8; ++k) b.load(k, src + (i + k) * c + g);
+      for (int k = 0; k < 8; ++k) b.load(k, s + (i + k) * 8);
       b.transpose();
       for (int k = 0; k < 8; ++k) kAdd ? b.add(k, d + k * n + i) : b.store(k, d + k * n + i);
     }
     for (; i < n; ++i)
       for (int64_t k = 0; k < 8; ++k) {
         float& o = d[k * n + i];
-        o = kAdd ? o + src[i * c + g + k] : src[i * c + g + k];
+        o = kAdd ? o + s[i * 8 + k] : s[i * 8 + k];
       }
   }
 }
 
-// Channels-last zero-padded phase planes of x (c, H, W).
-void channelsLastPlanes(const DepthwisePlan& pl, const float* x, int64_t c, float* planes) {
-  for (int64_t pos : pl.border) std::memset(planes + pos * c, 0, sizeof(float) * c);
-  toChannelsLast(x, pl.ah.in * pl.aw.in, c, pl.in_pos.data(), planes);
+// Blocked zero-padded phase planes of x (c, H, W).
+void blockedPlanes(const DepthwisePlan& pl, const float* x, int64_t c, float* planes) {
+  const int64_t n = pl.total();
+  for (int64_t g = 0; g < c; g += 8)
+    for (int64_t pos : pl.border) std::memset(planes + g * n + pos * 8, 0, sizeof(float) * 8);
+  toBlocked(x, pl.ah.in * pl.aw.in, c, pl.in_pos.data(), 0, planes, n);
 }
 
 // wt[t * c + ch] = w[ch * KK + t]
@@ -303,15 +315,16 @@ void tapMajor(const float* w, int64_t c, int64_t KK, float* wt) {
     for (int64_t t = 0; t < KK; ++t) wt[t * c + ch] = w[ch * KK + t];
 }
 
-// acc[v] += sum_j wt[widx[j] + 8v] * src[soff[j] + 8v] (fused, j ascending)
-// for NV vectors of channels: NV independent chains hide the fma latency.
+// acc[v] += sum_j wt[widx[j] + 8v] * src[soff[j] + vs * v] (fused, j
+// ascending) for NV channel blocks vs floats apart: NV independent chains
+// hide the fma latency.
 template <int NV>
-inline void tapSums(const float* wt, const float* src, const int64_t* widx, const int64_t* soff,
-                    int64_t n, V8* acc) {
+inline void tapSums(const float* wt, const float* src, int64_t vs, const int64_t* widx,
+                    const int64_t* soff, int64_t n, V8* acc) {
   for (int64_t j = 0; j < n; ++j) {
     const float* wj = wt + widx[j];
     const float* sj = src + soff[j];
-    for (int v = 0; v < NV; ++v) acc[v] = fmaV8(loadV8(wj + 8 * v), loadV8(sj + 8 * v), acc[v]);
+    for (int v = 0; v < NV; ++v) acc[v] = fmaV8(loadV8(wj + 8 * v), loadV8(sj + vs * v), acc[v]);
   }
 }
 
@@ -331,61 +344,69 @@ inline void channelTiles(int64_t c, F&& f) {
 void forwardChannelVectors(const DepthwisePlan& pl, const float* x, const float* w,
                            const float* bias, int64_t c, float* y,
                            std::vector<float>& scratch) {
-  const int64_t P = pl.ah.out * pl.aw.out, KK = pl.ah.kernel * pl.aw.kernel;
-  // scratch: planes (total, c) | out (P, c) | wt (KK, c)
-  const size_t need = static_cast<size_t>((pl.total() + P + KK) * c);
+  const int64_t P = pl.ah.out * pl.aw.out, KK = pl.ah.kernel * pl.aw.kernel, T = pl.total();
+  // scratch: planes (blocked, T) | out (blocked, P) | wt (KK, c)
+  const size_t need = static_cast<size_t>((T + P + KK) * c);
   if (scratch.size() < need) scratch.resize(need);
   float* planes = scratch.data();
-  float* out = planes + pl.total() * c;
+  float* out = planes + T * c;
   float* wt = out + P * c;
-  channelsLastPlanes(pl, x, c, planes);
+  blockedPlanes(pl, x, c, planes);
   tapMajor(w, c, KK, wt);
   std::vector<int64_t> widx(KK), soff(KK);
   for (int64_t t = 0; t < KK; ++t) {
     widx[t] = t * c;
-    soff[t] = pl.taps[t] * c;
+    soff[t] = pl.taps[t] * 8;
   }
-  for (int64_t p = 0; p < P; ++p) {
-    const float* base = planes + pl.out_pos[p] * c;
-    channelTiles(c, [&]<int NV>(int64_t g) {
+  channelTiles(c, [&]<int NV>(int64_t g) {
+    const float* base = planes + g * T;
+    float* o = out + g * P;
+    for (int64_t p = 0; p < P; ++p) {
       V8 acc[NV];
       for (int v = 0; v < NV; ++v) acc[v] = bias ? loadV8(bias + g + 8 * v) : V8{};
-      tapSums<NV>(wt + g, base + g, widx.data(), soff.data(), KK, acc);
-      for (int v = 0; v < NV; ++v) storeV8(out + p * c + g + 8 * v, acc[v]);
-    });
-  }
-  toChannelsFirst<false>(out, P, c, y);
+      tapSums<NV>(wt + g, base + pl.out_pos[p] * 8, 8 * T, widx.data(), soff.data(), KK, acc);
+      for (int v = 0; v < NV; ++v) storeV8(o + 8 * (v * P + p), acc[v]);
+    }
+  });
+  fromBlocked<false>(out, P, c, y);
 }
 
 void backwardChannelVectors(const DepthwisePlan& pl, const float* x, const float* w,
                             const float* dy, int64_t c, float* dx, float* dw,
                             std::vector<float>& scratch) {
   const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
-  const int64_t KK = pl.ah.kernel * pl.aw.kernel, margin = pl.plane;
-  // scratch: planes (total, c) | dyw (margin + Q + margin, c) | dxn (HW, c) | wt (KK, c)
-  const size_t need = static_cast<size_t>((pl.total() + Q + 2 * margin + HW + KK) * c);
+  const int64_t KK = pl.ah.kernel * pl.aw.kernel, T = pl.total();
+  // dyw: the wide dy with zero scratch columns and zero margins that the dx
+  // gather reads past both ends (DepthwisePlan::dy_lo / dy_hi).
+  const int64_t D = pl.dy_lo + Q + pl.dy_hi;
+  // scratch: planes (blocked, T) | dyw (blocked, D) | dxn (blocked, HW) | wt (KK, c)
+  const size_t need = static_cast<size_t>((T + D + HW + KK) * c);
   if (scratch.size() < need) scratch.resize(need);
   float* planes = scratch.data();
-  float* dyw = planes + pl.total() * c + margin * c;
-  float* dxn = dyw + (Q + margin) * c;
+  float* dyw = planes + T * c;
+  float* dxn = dyw + D * c;
   float* wt = dxn + HW * c;
-  std::memset(dyw - margin * c, 0, sizeof(float) * margin * c);
-  std::memset(dyw + Q * c, 0, sizeof(float) * margin * c);
-  for (int64_t q : pl.scratch_q) std::memset(dyw + q * c, 0, sizeof(float) * c);
-  toChannelsLast(dy, P, c, pl.out_pos.data(), dyw);
+  for (int64_t g = 0; g < c; g += 8) {
+    float* b = dyw + g * D;
+    std::memset(b, 0, sizeof(float) * 8 * pl.dy_lo);
+    std::memset(b + 8 * (pl.dy_lo + Q), 0, sizeof(float) * 8 * pl.dy_hi);
+    for (int64_t q : pl.scratch_q) std::memset(b + 8 * (pl.dy_lo + q), 0, sizeof(float) * 8);
+  }
+  toBlocked(dy, P, c, pl.out_pos.data(), pl.dy_lo, dyw, D);
   if (dw) {
-    channelsLastPlanes(pl, x, c, planes);
+    blockedPlanes(pl, x, c, planes);
     const int64_t Q8 = Q / 8 * 8, rounded_end = Q8 + (Q - Q8) / 4 * 4;
-    for (int64_t t = 0; t < KK; ++t) {
-      const float* xs = planes + pl.taps[t] * c;
-      for (int64_t g = 0; g < c; g += 8) {
+    for (int64_t g = 0; g < c; g += 8) {
+      const float* d = dyw + g * D + 8 * pl.dy_lo;
+      for (int64_t t = 0; t < KK; ++t) {
+        const float* xs = planes + g * T + 8 * pl.taps[t];
         V8 a[8] = {};
         for (int64_t q = 0; q < Q8; q += 8)
           for (int j = 0; j < 8; ++j)
-            a[j] = fmaV8(loadV8(dyw + (q + j) * c + g), loadV8(xs + (q + j) * c + g), a[j]);
+            a[j] = fmaV8(loadV8(d + 8 * (q + j)), loadV8(xs + 8 * (q + j)), a[j]);
         V8 s = foldLanes(a);
         for (int64_t q = Q8; q < Q; ++q)
-          s = tailTerm(s, loadV8(dyw + q * c + g), loadV8(xs + q * c + g), q < rounded_end);
+          s = tailTerm(s, loadV8(d + 8 * q), loadV8(xs + 8 * q), q < rounded_end);
         for (int k = 0; k < 8; ++k) dw[(g + k) * KK + t] += s[k];
       }
     }
@@ -396,19 +417,21 @@ void backwardChannelVectors(const DepthwisePlan& pl, const float* x, const float
   std::vector<int64_t> widx(nt), soff(nt);
   for (int64_t j = 0; j < nt; ++j) {
     widx[j] = pl.phase_tap[j] * c;
-    soff[j] = -pl.phase_off[j] * c;
+    soff[j] = -pl.phase_off[j] * 8;
   }
-  for (int64_t i = 0; i < HW; ++i) {
-    const int64_t k = pl.in_phase[i];
-    const float* d = dyw + (pl.in_pos[i] - k * pl.plane) * c;
-    const int64_t j0 = pl.phase_begin[k], n = pl.phase_begin[k + 1] - j0;
-    channelTiles(c, [&]<int NV>(int64_t g) {
+  channelTiles(c, [&]<int NV>(int64_t g) {
+    const float* d = dyw + g * D + 8 * pl.dy_lo;
+    float* o = dxn + g * HW;
+    for (int64_t i = 0; i < HW; ++i) {
+      const int64_t k = pl.in_phase[i];
+      const int64_t j0 = pl.phase_begin[k], n = pl.phase_begin[k + 1] - j0;
       V8 acc[NV] = {};
-      tapSums<NV>(wt + g, d + g, widx.data() + j0, soff.data() + j0, n, acc);
-      for (int v = 0; v < NV; ++v) storeV8(dxn + i * c + g + 8 * v, acc[v]);
-    });
-  }
-  toChannelsFirst<true>(dxn, HW, c, dx);
+      tapSums<NV>(wt + g, d + 8 * (pl.in_pos[i] - k * pl.plane), 8 * D, widx.data() + j0,
+                  soff.data() + j0, n, acc);
+      for (int v = 0; v < NV; ++v) storeV8(o + 8 * (v * HW + i), acc[v]);
+    }
+  });
+  fromBlocked<true>(dxn, HW, c, dx);
 }
 
 }  // namespace
