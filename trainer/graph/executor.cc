@@ -41,6 +41,8 @@ struct Executor::Impl {
   std::vector<int> alias_ids;               // outputs of fused activations
   std::vector<int> alias_of;                // value id -> the id it shares storage with, or -1
   std::vector<bool> alias_source;           // value id is shared by a fused activation's output
+  std::vector<detail::MaskedActivation> masked;  // activations whose reader masks (fuse.h)
+  std::vector<bool> grad_passthrough;       // node: hand the output gradient to the input
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.
@@ -158,6 +160,16 @@ Executor::Executor(Graph& g, bool fuse_activations)
     m.alias_ids.push_back(z);
     m.alias_of[z] = m.node_in[f.activation][0];
     m.alias_source[m.alias_of[z]] = true;
+  }
+  m.grad_passthrough.assign(nn, false);
+  if (fuse_activations) m.masked = detail::maskActivationGrads(graph_, ops_);
+  for (const auto& a : m.masked) {
+    const int y = m.node_in[a.activation][0];
+    if (y >= 0 && !m.is_param[y]) {
+      m.grad_passthrough[a.activation] = true;
+    } else {
+      ops_[a.consumer]->maskInputGradient(ops::ActEpilogue{});
+    }
   }
 }
 
@@ -372,6 +384,19 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
   std::vector<const Tensor*> dout;
   for (size_t i = graph_.nodes.size(); i-- > 0;) {
     if (!m.node_backward[i]) continue;
+    if (m.grad_passthrough[i] && !m.keep_grads) {
+      // The reader applied this activation's backward (fuse.h): its output
+      // gradient is the input's gradient, the only one the input gets.
+      const int z = m.node_out[i][0], y = m.node_in[i][0];
+      if (m.node_in_grad[i][0] && m.grad_valid[z]) {
+        m.release(m.grads[y]);
+        m.grads[y] = std::move(m.grads[z]).reshaped(m.values[y].shape());
+        m.grads[z] = Tensor();
+        m.grad_valid[y] = true;
+        m.grad_valid[z] = false;
+      }
+      continue;
+    }
     bool any_out = false;
     dout.clear();
     for (int k : m.node_out[i]) {
@@ -449,7 +474,15 @@ Tensor& Executor::grad(const std::string& param) {
   return impl_->grads[it->second];
 }
 
-void Executor::keepIntermediateGrads(bool keep) { impl_->keep_grads = keep; }
+void Executor::keepIntermediateGrads(bool keep) {
+  Impl& m = *impl_;
+  m.keep_grads = keep;
+  // Kept gradients are the unmasked ones: the activations run their own
+  // backward then.
+  for (const auto& a : m.masked)
+    if (m.grad_passthrough[a.activation])
+      ops_[a.consumer]->maskInputGradient(keep ? ops::ActEpilogue{} : a.act);
+}
 
 const Tensor& Executor::gradOf(const std::string& name) const {
   static const Tensor kNone;

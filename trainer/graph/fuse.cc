@@ -7,30 +7,56 @@
 
 namespace slim::graph::detail {
 
+namespace {
+
+// Readers per tensor name, and the graph's outputs.
+struct Uses {
+  explicit Uses(const Graph& g) {
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      for (size_t j = 0; j < g.nodes[i].inputs.size(); ++j)
+        if (!g.nodes[i].inputs[j].empty()) readers[g.nodes[i].inputs[j]].push_back({i, j});
+    for (const auto& o : g.outputs) outputs.insert(o.name);
+  }
+  // The only reader (node, input) of a tensor that is not a graph output.
+  bool soleReader(const std::string& t, size_t& node, size_t& input) const {
+    auto it = readers.find(t);
+    if (it == readers.end() || it->second.size() != 1 || outputs.count(t)) return false;
+    node = it->second[0].first;
+    input = it->second[0].second;
+    return true;
+  }
+  std::map<std::string, std::vector<std::pair<size_t, size_t>>> readers;
+  std::set<std::string> outputs;
+};
+
+// A Relu, or a Clip with constant bounds, as an epilogue.
+bool activationOf(const Graph& g, const Node& nd, ops::ActEpilogue& e) {
+  if ((nd.op_type != "Relu" && nd.op_type != "Clip") || nd.inputs.empty() ||
+      nd.outputs.empty())
+    return false;
+  e.kind = ops::ActEpilogue::Kind::kRelu;
+  if (nd.op_type == "Relu") return true;
+  e.kind = ops::ActEpilogue::Kind::kClip;
+  return g.constantClipBounds(nd, e.lo, e.hi);
+}
+
+}  // namespace
+
 std::vector<FusedActivation> fuseActivations(const Graph& g,
                                              std::vector<std::unique_ptr<ops::Op>>& ops) {
-  std::map<std::string, int> readers;
   std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    for (const auto& in : g.nodes[i].inputs)
-      if (!in.empty()) ++readers[in];
+  for (size_t i = 0; i < g.nodes.size(); ++i)
     if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
-  }
-  std::set<std::string> graph_outputs;
-  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+  const Uses uses(g);
   std::vector<FusedActivation> fused;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& nd = g.nodes[i];
-    if ((nd.op_type != "Relu" && nd.op_type != "Clip") || nd.inputs.empty()) continue;
+    ops::ActEpilogue e;
+    if (!activationOf(g, nd, e)) continue;
     const std::string& y = nd.inputs[0];
     auto p = producer.find(y);
-    if (p == producer.end() || readers[y] != 1 || graph_outputs.count(y)) continue;
-    ops::ActEpilogue e;
-    e.kind = ops::ActEpilogue::Kind::kRelu;
-    if (nd.op_type == "Clip") {
-      e.kind = ops::ActEpilogue::Kind::kClip;
-      if (!g.constantClipBounds(nd, e.lo, e.hi)) continue;
-    }
+    size_t reader, input;
+    if (p == producer.end() || !uses.soleReader(y, reader, input)) continue;
     if (!ops[i]->forwardAsAlias(true)) continue;
     if (!ops[p->second]->fuseOutputActivation(e)) {
       ops[i]->forwardAsAlias(false);
@@ -39,6 +65,21 @@ std::vector<FusedActivation> fuseActivations(const Graph& g,
     fused.push_back({p->second, i});
   }
   return fused;
+}
+
+std::vector<MaskedActivation> maskActivationGrads(const Graph& g,
+                                                  std::vector<std::unique_ptr<ops::Op>>& ops) {
+  const Uses uses(g);
+  std::vector<MaskedActivation> masked;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    ops::ActEpilogue e;
+    size_t reader, input;
+    if (!activationOf(g, g.nodes[i], e) || !uses.soleReader(g.nodes[i].outputs[0], reader, input) ||
+        input != 0 || !ops[reader]->maskInputGradient(e))
+      continue;
+    masked.push_back({i, reader, e});
+  }
+  return masked;
 }
 
 }  // namespace slim::graph::detail

@@ -3,7 +3,9 @@
 // applied by that producer as it writes the output, and the activation node
 // then only shares its input's storage (Op::fuseOutputActivation,
 // Op::forwardAsAlias). Same bits forward and backward; one pass over the
-// tensor and one tensor's memory less per pair.
+// tensor and one tensor's memory less per pair. Likewise in backward, the
+// activation's mask can be applied by the op that reads its output
+// (maskActivationGrads).
 #pragma once
 
 #include <memory>
@@ -23,5 +25,16 @@ struct FusedActivation {
 /// bounds are constants (attributes, or non-trainable scalar initializers).
 std::vector<FusedActivation> fuseActivations(const Graph& g,
                                              std::vector<std::unique_ptr<ops::Op>>& ops);
+
+/// Backward fusion: a Relu / Clip (constant bounds) whose output's only
+/// reader is input 0 of an op that accepts Op::maskInputGradient: that op
+/// applies the activation's backward to the gradient it writes, and the
+/// executor hands that gradient straight to the activation's input.
+struct MaskedActivation {
+  size_t activation = 0, consumer = 0;  ///< node indices
+  ops::ActEpilogue act;
+};
+std::vector<MaskedActivation> maskActivationGrads(const Graph& g,
+                                                  std::vector<std::unique_ptr<ops::Op>>& ops);
 
 }  // namespace slim::graph::detail

@@ -77,7 +77,7 @@ class PointwiseOp : public Op {
 struct ReluF {
   static constexpr bool kAliasable = true;
   float fwd(float x) const { return reluValue(x); }
-  float bwd(float x, float, float g) const { return x > 0.f ? g : 0.f; }
+  float bwd(float x, float, float g) const { return reluGrad(x, g); }
 };
 struct LeakyReluF {
   static constexpr bool kAliasable = false;
@@ -139,7 +139,7 @@ struct ClipF {
   float lo, hi;
   float fwd(float x) const { return clipValue(x, lo, hi); }
   // The gradient passes strictly inside (lo, hi).
-  float bwd(float x, float, float g) const { return (x > lo && x < hi) ? g : 0.f; }
+  float bwd(float x, float, float g) const { return clipGrad(x, lo, hi, g); }
 };
 
 // Clip: bounds from attributes (opset < 11) or optional scalar inputs 1, 2.

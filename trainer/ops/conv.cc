@@ -82,6 +82,10 @@ class ConvOp : public Op {
     epilogue_ = e;
     return true;
   }
+  bool maskInputGradient(const ActEpilogue& e) override {
+    dx_mask_ = e;
+    return true;
+  }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
@@ -143,6 +147,7 @@ class ConvOp : public Op {
           detail::depthwiseBackward(*dw_plan_, xp + (n * C_ + c0) * HW, wp + c0 * mult * KK,
                                     dy + (n * M_ + c0 * mult) * P, cb, mult, dxn, dwc,
                                     scratch_->getVec(0));
+          if (dxn) maskGrad(xp + (n * C_ + c0) * HW, dxn, cb * HW);
         }
       });
     } else if (group_ == 1) {
@@ -266,7 +271,15 @@ class ConvOp : public Op {
         std::fill(dxn, dxn + C_ * HW, 0.f);
         detail::col2im(dcol, C_, ah_, aw_, dxn);
       }
+      maskGrad(xn, dxn, C_ * HW);
     }
+  }
+
+  // dx = the fused activation's backward (maskInputGradient) on x, dx.
+  void maskGrad(const float* __restrict x, float* __restrict dx, int64_t n) const {
+    dx_mask_.visitGrad([&](auto grad) {
+      for (int64_t i = 0; i < n; ++i) dx[i] = grad(x[i], dx[i]);
+    });
   }
 
   detail::WindowAttrs wa_;
@@ -275,7 +288,8 @@ class ConvOp : public Op {
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
   std::optional<detail::DepthwisePlan> dw_plan_;  // tables for the current geometry
-  ActEpilogue epilogue_;  // fused Relu/Clip (executor)
+  ActEpilogue epilogue_;  // fused Relu/Clip on y (executor)
+  ActEpilogue dx_mask_;   // fused Relu/Clip backward on dx (executor)
   // Per-thread im2col / dcol / chunk packing / depthwise scratch. Transient
   // within one forward or backward call, so one set per calling thread serves
   // every Conv node (ops of one executor run one at a time; threads-as-ranks

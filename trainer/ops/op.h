@@ -56,6 +56,10 @@ struct RunContext {
 /// the same bits for every input, -0 and NaN included).
 inline float reluValue(float x) { return x > 0.f ? x : 0.f; }
 inline float clipValue(float x, float lo, float hi) { return std::min(hi, std::max(lo, x)); }
+/// Their backward: the gradient g passes where x (the input, or the
+/// activated value: the same mask) is inside the open interval.
+inline float reluGrad(float x, float g) { return x > 0.f ? g : 0.f; }
+inline float clipGrad(float x, float lo, float hi, float g) { return (x > lo && x < hi) ? g : 0.f; }
 
 /// An activation a producer applies to its output 0 as it writes it (the
 /// executor fuses Conv/BatchNormalization -> Relu/Clip: Graph unchanged).
@@ -73,6 +77,16 @@ struct ActEpilogue {
       return f([l, h](float v) { return clipValue(v, l, h); });
     }
     f([](float v) { return v; });
+  }
+  /// Calls f(grad) with grad(x, g) -> float, the activation's backward; not
+  /// at all for kNone.
+  template <class F>
+  void visitGrad(F&& f) const {
+    if (kind == Kind::kRelu) return f([](float x, float g) { return reluGrad(x, g); });
+    if (kind == Kind::kClip) {
+      const float l = lo, h = hi;
+      f([l, h](float x, float g) { return clipGrad(x, l, h, g); });
+    }
   }
 };
 
@@ -115,6 +129,11 @@ class Op {
   /// may accept (then the fused Relu/Clip backward, reading the activated
   /// values as its input, masks exactly as on the raw ones).
   virtual bool fuseOutputActivation(const ActEpilogue&) { return false; }
+  /// Executor fusion: true when this op, from now on, passes the gradient it
+  /// writes for input 0 through `e`'s backward, evaluated on input 0's
+  /// values (the output of that Relu/Clip, whose own backward the executor
+  /// then skips); kind kNone turns it off.
+  virtual bool maskInputGradient(const ActEpilogue&) { return false; }
   /// Executor fusion, for Relu/Clip whose producer applies them: forward
   /// makes output 0 share input 0's storage instead of computing; backward
   /// is unchanged. False for other ops; `on` false undoes it.

@@ -2,7 +2,8 @@
 // its only reader, a Relu or a Clip with constant bounds, runs as one pass;
 // outputs and every parameter gradient keep their bits, the activation's
 // output shares the producer's buffer, and a tensor with a second reader
-// (or one the executor frees after use) is left alone.
+// (or one the executor frees after use) is left alone. In backward, the op
+// reading an activation's output applies its mask instead.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -110,6 +111,37 @@ TEST(FuseActivations, SameBitsSharedBuffersSecondReaderLeftAlone) {
     plain.backward({{"logits", seed}}, ctx);
     for (const auto& p : gf.trainable)
       ASSERT_TRUE(sameBits(fused.grad(p), plain.grad(p))) << p << " step " << step;
+  }
+}
+
+// Backward: a Conv reading a Relu/Clip output applies the activation's mask
+// to the gradient it writes and the activation's backward is skipped (same
+// bits as above). Kept intermediate gradients are the unmasked ones: with
+// keepIntermediateGrads the activations run their own backward again.
+TEST(FuseActivations, MaskedGradientsKeptGradientsUnmasked) {
+  Graph gf = build(), gu = build();
+  Executor fused(gf), plain(gu, false);
+  ops::RunContext ctx;
+  ctx.training = true;
+  for (int step = 0; step < 3; ++step) {
+    const bool keep = step == 1;
+    fused.keepIntermediateGrads(keep);
+    plain.keepIntermediateGrads(keep);
+    const auto f = feed(90 + step);
+    fused.forward(f, ctx);
+    plain.forward(f, ctx);
+    Tensor seed({4, 5});
+    seed.fill(-0.5f);
+    seed.f32()[7] = 2.f;
+    fused.backward({{"logits", seed}}, ctx);
+    plain.backward({{"logits", seed}}, ctx);
+    for (const auto& p : gf.trainable)
+      ASSERT_TRUE(sameBits(fused.grad(p), plain.grad(p))) << p << " step " << step;
+    if (!keep) continue;
+    for (const char* t : {"r1", "bn", "clip", "dw", "r6", "pw"}) {
+      ASSERT_TRUE(fused.gradOf(t).defined()) << t;
+      EXPECT_TRUE(sameBits(fused.gradOf(t), plain.gradOf(t))) << t;
+    }
   }
 }
 
