@@ -143,7 +143,6 @@ class ConvOp : public Op {
         if (dwc) std::fill(dwc, dwc + cb * mult * KK, 0.f);
         for (int64_t n = chunks.begin(c); n < chunks.end(c); ++n) {
           float* dxn = dxp ? dxp + (n * C_ + c0) * HW : nullptr;
-          if (dxn) std::fill(dxn, dxn + cb * HW, 0.f);
           detail::depthwiseBackward(*dw_plan_, xp + (n * C_ + c0) * HW, wp + c0 * mult * KK,
                                     dy + (n * M_ + c0 * mult) * P, cb, mult, dxn, dwc,
                                     scratch_->getVec(0));

@@ -104,8 +104,9 @@ void depthwiseForward(const DepthwisePlan& plan, const float* x, const float* w,
                       const float* bias, int64_t c, int64_t mult, float* y,
                       std::vector<float>& scratch, bool channel_vectors = true);
 
-/// Depthwise backward for one image. dx (C,H,W) += ..., dw (M,kH,kW) += ...;
-/// either may be null to skip it. `scratch`, `channel_vectors` as above.
+/// Depthwise backward for one image: dx (C,H,W) = ... (overwritten), dw
+/// (M,kH,kW) += ...; either may be null to skip it. `scratch`,
+/// `channel_vectors` as above.
 void depthwiseBackward(const DepthwisePlan& plan, const float* x, const float* w,
                        const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
                        std::vector<float>& scratch, bool channel_vectors = true);

@@ -16,7 +16,7 @@
 // Per element both do the same operations in the same order: y = b + sum over
 // taps in ascending order; dw per tap from 8 interleaved partial sums over
 // the wide positions, folded in a fixed order, plus the tail in order; dx
-// per phase plane from its taps in ascending order, added to dx.
+// per phase plane from its taps in ascending order, plus zero.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -213,7 +213,7 @@ void backwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
         for (int64_t t = 0; t < KK; ++t) axpy(w[m * KK + t], dyw, dplanes + pl.taps[t], Q);
     }
     if (dx)
-      for (int64_t k = 0; k < HW; ++k) dx[ci * HW + k] += dplanes[pl.in_pos[k]];
+      for (int64_t k = 0; k < HW; ++k) dx[ci * HW + k] = 0.f + dplanes[pl.in_pos[k]];
   }
 }
 
@@ -225,7 +225,7 @@ struct Block8 {
   __m256 r[8];
   void load(int k, const float* p) { r[k] = _mm256_loadu_ps(p); }
   void store(int i, float* p) const { _mm256_storeu_ps(p, r[i]); }
-  void add(int i, float* p) const { _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), r[i])); }
+  void storePlusZero(int i, float* p) const { _mm256_storeu_ps(p, _mm256_add_ps(_mm256_setzero_ps(), r[i])); }
   void transpose() {
     __m256 t[8];
     for (int k = 0; k < 8; k += 2) {
@@ -248,8 +248,8 @@ struct Block8 {
   float r[8][8];
   void load(int k, const float* p) { std::memcpy(r[k], p, sizeof(r[k])); }
   void store(int i, float* p) const { std::memcpy(p, r[i], sizeof(r[i])); }
-  void add(int i, float* p) const {
-    for (int k = 0; k < 8; ++k) p[k] += r[i][k];
+  void storePlusZero(int i, float* p) const {
+    for (int k = 0; k < 8; ++k) p[k] = 0.f + r[i][k];
   }
   void transpose() {
     for (int i = 0; i < 8; ++i)
@@ -280,8 +280,9 @@ void toBlocked(const float* src, int64_t n, int64_t c, const int64_t* pos, int64
   }
 }
 
-// dst (c, n) = (or +=) src (blocked, n positions).
-template <bool kAdd>
+// dst (c, n) = src (blocked, n positions); kPlusZero writes 0 + src (a
+// -0 becomes +0), the bits of adding src to a zeroed dst.
+template <bool kPlusZero>
 void fromBlocked(const float* src, int64_t n, int64_t c, float* dst) {
   for (int64_t g = 0; g < c; g += 8) {
     const float* s = src + g * n;
@@ -291,12 +292,12 @@ void fromBlocked(const float* src, int64_t n, int64_t c, float* dst) {
       Block8 b;
       for (int k = 0; k < 8; ++k) b.load(k, s + (i + k) * 8);
       b.transpose();
-      for (int k = 0; k < 8; ++k) kAdd ? b.add(k, d + k * n + i) : b.store(k, d + k * n + i);
+      for (int k = 0; k < 8; ++k) kPlusZero ? b.storePlusZero(k, d + k * n + i) : b.store(k, d + k * n + i);
     }
     for (; i < n; ++i)
       for (int64_t k = 0; k < 8; ++k) {
         float& o = d[k * n + i];
-        o = kAdd ? o + s[i * 8 + k] : s[i * 8 + k];
+        o = kPlusZero ? 0.f + s[i * 8 + k] : s[i * 8 + k];
       }
   }
 }

@@ -137,11 +137,34 @@ inline void sumPartials(const float* partials, int64_t count, int64_t n, FixedSu
 }
 
 /// out[k * C + c] = sum over n < N of the k-th value f(n, c, v) writes to
-/// v[0..K), in fixed point; channels in parallel (thread-independent).
+/// v[0..K), in fixed point. Rows are visited in memory order (images split
+/// over threads, each adding its own partial sums, merged exactly), or
+/// channels split over threads when there are fewer images than threads:
+/// the result is the same either way.
 template <int K, class F>
 void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f) {
   out.reset(static_cast<size_t>(K * C));
   Fixed* o = out.data();
+  if (N >= detail::opThreads()) {
+    bool any_bad = false;
+    detail::parallelRange(N, 1, [&](int64_t b, int64_t e) {
+      std::vector<Fixed> acc(static_cast<size_t>(K * C), 0);
+      bool bad = false;
+      float v[K];
+      for (int64_t n = b; n < e; ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          f(n, c, v);
+          for (int k = 0; k < K; ++k) acc[k * C + c] += detail::toFixed(v[k], &bad);
+        }
+#pragma omp critical(slim_sum_over_batch)
+      {
+        for (int64_t i = 0; i < K * C; ++i) o[i] += acc[i];
+        any_bad = any_bad || bad;
+      }
+    });
+    if (any_bad) out.setBad();
+    return;
+  }
   std::vector<char> bad(static_cast<size_t>(C), 0);
   detail::parallelFor(C, [&](int64_t c) {
     Fixed acc[K] = {};

@@ -6,6 +6,7 @@
 // naive loops and finite differences.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <ostream>
 #include <random>
@@ -63,7 +64,7 @@ TEST_P(DepthwiseKernels, ChannelVectorsGiveThePerChannelBits) {
   std::vector<float> y[2], dx[2], dw[2];
   for (int cv = 0; cv < 2; ++cv) {
     y[cv].assign(k.c * P, -1.f);
-    dx[cv].assign(k.c * HW, 0.f);
+    dx[cv].assign(k.c * HW, std::nanf(""));  // overwritten
     dw[cv].assign(k.c * KK, 0.f);
     depthwiseForward(plan, x.data(), w.data(), k.bias ? b.data() : nullptr, k.c, 1,
                      y[cv].data(), scratch, cv == 1);
@@ -74,9 +75,10 @@ TEST_P(DepthwiseKernels, ChannelVectorsGiveThePerChannelBits) {
   }
   EXPECT_TRUE(sameBits(y[0], y[1])) << "forward";
   EXPECT_TRUE(sameBits(dx[0], dx[1])) << "dx";
+  for (float v : dx[1]) ASSERT_FALSE(std::isnan(v)) << "dx not overwritten";
   EXPECT_TRUE(sameBits(dw[0], dw[1])) << "dw";
   // The backward without dx / without dw gives the same parts.
-  std::vector<float> dx_only(k.c * HW, 0.f), dw_only(k.c * KK, 0.f);
+  std::vector<float> dx_only(k.c * HW, std::nanf("")), dw_only(k.c * KK, 0.f);
   for (int rep = 0; rep < 2; ++rep) {
     depthwiseBackward(plan, x.data(), w.data(), dy.data(), k.c, 1, dx_only.data(), nullptr, scratch);
     depthwiseBackward(plan, x.data(), w.data(), dy.data(), k.c, 1, nullptr, dw_only.data(), scratch);
