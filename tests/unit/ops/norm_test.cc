@@ -2,10 +2,12 @@
 // against naive formulas, finite-difference gradients in both modes, and sync
 // BN over two thread-ranks matching one rank holding the whole batch.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -212,6 +214,32 @@ TEST(BatchNorm, SyncOverTwoRanksEqualsFullBatch) {
   for (int64_t c = 0; c < 3; ++c) {
     EXPECT_NEAR(res[0].dscale.f32()[c] + res[1].dscale.f32()[c], full.dscale.f32()[c], 1e-4);
     EXPECT_NEAR(res[0].dbias.f32()[c] + res[1].dbias.f32()[c], full.dbias.f32()[c], 1e-4);
+  }
+}
+
+// Batch sums visit rows by image over threads, or by channel when there are
+// fewer images than threads: the same bits for any thread count.
+TEST(BatchNorm, SameBitsForAnyThreadCount) {
+  for (int64_t n : {1, 5}) {
+    auto in = bnInputs({n, 3, 4, 5}, 11);
+    Tensor dy = test::randomTensor(in[0].shape(), 12);
+    RankResult r[2];
+    const int saved = omp_get_max_threads();
+    for (int t = 0; t < 2; ++t) {
+      omp_set_num_threads(t + 1);
+      std::vector<Tensor> copy;
+      for (auto& x : in) copy.push_back(x.clone());
+      r[t] = runBn(copy, dy, nullptr);
+    }
+    omp_set_num_threads(saved);
+    auto same = [](const Tensor& a, const Tensor& b) {
+      return a.numel() == b.numel() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
+    };
+    EXPECT_TRUE(same(r[0].y, r[1].y)) << "n " << n;
+    EXPECT_TRUE(same(r[0].dx, r[1].dx)) << "n " << n;
+    EXPECT_TRUE(same(r[0].dscale, r[1].dscale)) << "n " << n;
+    EXPECT_TRUE(same(r[0].dbias, r[1].dbias)) << "n " << n;
+    EXPECT_TRUE(same(r[0].rvar, r[1].rvar)) << "n " << n;
   }
 }
 
