@@ -146,7 +146,7 @@ class ConvOp : public Op {
           detail::depthwiseBackward(*dw_plan_, xp + (n * C_ + c0) * HW, wp + c0 * mult * KK,
                                     dy + (n * M_ + c0 * mult) * P, cb, mult, dxn, dwc,
                                     scratch_->getVec(0));
-          if (dxn) maskGrad(xp + (n * C_ + c0) * HW, dxn, cb * HW);
+          if (dxn) dx_mask_.maskGrad(xp + (n * C_ + c0) * HW, dxn, cb * HW);
         }
       });
     } else if (group_ == 1) {
@@ -270,16 +270,10 @@ class ConvOp : public Op {
         std::fill(dxn, dxn + C_ * HW, 0.f);
         detail::col2im(dcol, C_, ah_, aw_, dxn);
       }
-      maskGrad(xn, dxn, C_ * HW);
+      dx_mask_.maskGrad(xn, dxn, C_ * HW);
     }
   }
 
-  // dx = the fused activation's backward (maskInputGradient) on x, dx.
-  void maskGrad(const float* __restrict x, float* __restrict dx, int64_t n) const {
-    dx_mask_.visitGrad([&](auto grad) {
-      for (int64_t i = 0; i < n; ++i) dx[i] = grad(x[i], dx[i]);
-    });
-  }
 
   detail::WindowAttrs wa_;
   int64_t group_;

@@ -78,14 +78,14 @@ struct ActEpilogue {
     }
     f([](float v) { return v; });
   }
-  /// Calls f(grad) with grad(x, g) -> float, the activation's backward; not
-  /// at all for kNone.
-  template <class F>
-  void visitGrad(F&& f) const {
-    if (kind == Kind::kRelu) return f([](float x, float g) { return reluGrad(x, g); });
+  /// dx[i] = the activation's backward at x[i] (its input or output) for
+  /// the gradient dx[i], i < n; nothing for kNone.
+  void maskGrad(const float* __restrict x, float* __restrict dx, int64_t n) const {
+    if (kind == Kind::kRelu)
+      for (int64_t i = 0; i < n; ++i) dx[i] = reluGrad(x[i], dx[i]);
     if (kind == Kind::kClip) {
       const float l = lo, h = hi;
-      f([l, h](float x, float g) { return clipGrad(x, l, h, g); });
+      for (int64_t i = 0; i < n; ++i) dx[i] = clipGrad(x[i], l, h, dx[i]);
     }
   }
 };

@@ -88,11 +88,12 @@ class PactOp : public ops::Op {
         int outside = 0;
         if (!clipped) {
           if (dxp) std::copy(g + b0, g + e0, dxp + b0);
-          continue;
+        } else {
+          outside = dxp ? maskBlock(xp + b0, g + b0, dxp + b0, e0 - b0, a)
+                        : anyOutside(xp + b0, e0 - b0, a);
         }
-        outside = dxp ? maskBlock(xp + b0, g + b0, dxp + b0, e0 - b0, a)
-                      : anyOutside(xp + b0, e0 - b0, a);
-        if (!outside || !da) continue;
+        if (dxp) dx_mask_.maskGrad(xp + b0, dxp + b0, e0 - b0);
+        if (!clipped || !outside || !da) continue;
         for (int64_t i = b0; i < e0; ++i) {
           if (xp[i] > a) acc += ops::detail::toFixed(g[i], &my_bad);
           else if (xp[i] < -a) acc += ops::detail::toFixed(-g[i], &my_bad);
@@ -111,9 +112,15 @@ class PactOp : public ops::Op {
   }
 
   bool reducesGradOverRanks(int i) const override { return i == 1; }
+  // x is the output of a Relu/Clip the executor lets this op differentiate.
+  bool maskInputGradient(const ops::ActEpilogue& e) override {
+    dx_mask_ = e;
+    return true;
+  }
 
  private:
   bool clipped_ = true;  // mode of the last forward, so backward matches it
+  ops::ActEpilogue dx_mask_;  // fused Relu/Clip backward on dx (executor)
 };
 
 }  // namespace
