@@ -133,8 +133,8 @@ class ConvOp : public Op {
       // split gives the same bits. Blocks are multiples of 8 channels (the
       // channel-vector kernel) and keep every thread busy on few chunks.
       const int64_t mult = M_ / C_, KK = ah_.kernel * aw_.kernel;
-      const int64_t per_chunk = (detail::opThreads() + chunks.count - 1) / chunks.count;
-      const int64_t block = std::max<int64_t>(8, (C_ + per_chunk - 1) / per_chunk + 7) / 8 * 8;
+      const int64_t per_chunk = detail::ceilDiv(detail::opThreads(), chunks.count);
+      const int64_t block = std::max<int64_t>(8, detail::ceilDiv(C_, per_chunk * 8) * 8);
       const int64_t blocks = (C_ + block - 1) / block;
       detail::parallelFor(chunks.count * blocks, [&](int64_t t) {
         const int64_t c = t / blocks, c0 = (t % blocks) * block;
@@ -273,7 +273,6 @@ class ConvOp : public Op {
       dx_mask_.maskGrad(xn, dxn, C_ * HW);
     }
   }
-
 
   detail::WindowAttrs wa_;
   int64_t group_;

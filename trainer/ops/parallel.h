@@ -71,7 +71,8 @@ class ThreadScratch {
 };
 
 /// Eight floats (GCC vector extension): one AVX register, element-wise
-/// arithmetic with the same rounding (and contraction) as scalar code.
+/// arithmetic with the same rounding as scalar code (fused multiply-adds:
+/// fmaV8).
 typedef float V8 __attribute__((vector_size(32)));
 inline V8 loadV8(const float* p) {
   V8 v;
