@@ -111,8 +111,7 @@ void fusedTapsForward(const float* planes, const int64_t* taps, const float* w, 
 // they no longer depend on the compiler.
 inline float tailTerm(float s, float d, float v, bool rounded) {
   if (rounded) {
-    float p = d * v;
-    asm("" : "+x"(p));  // no contraction across this
+    const volatile float p = d * v;  // rounded: no contraction across it
     return s + p;
   }
 #if defined(__FMA__)
@@ -123,8 +122,7 @@ inline float tailTerm(float s, float d, float v, bool rounded) {
 }
 inline V8 tailTerm(V8 s, V8 d, V8 v, bool rounded) {
   if (!rounded) return fmaV8(d, v, s);
-  V8 p = d * v;
-  asm("" : "+x"(p));
+  const volatile V8 p = d * v;
   return s + p;
 }
 
