@@ -153,9 +153,7 @@ TEST(OnnxBadInput, TensorProtoFiles) {
   d.add_dims(2);
   d.add_double_data(0.5);
   d.add_double_data(-2.25);
-  writeBytes(d.SerializeAsString(), "d.pb");
-  Tensor rd = models::readTensorProto((fs::path(SLIM_TEST_BINARY_DIR) / "onnx_test_tmp" /
-                                       "bad_input_bytes" / "d.pb").string());
+  Tensor rd = models::readTensorProto(writeBytes(d.SerializeAsString(), "d.pb").string());
   EXPECT_EQ(compareTensors(rd, Tensor::fromVector({2}, {0.5f, -2.25f}), 0, 0), "");
   onnx::TensorProto bad;
   bad.set_data_type(onnx::TensorProto::FLOAT);

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "trainer/graph/executor.h"
 #include "trainer/models/onnx/tensor_proto.h"
 
@@ -104,9 +106,14 @@ inline std::string fixturesDir() {
   return fs::is_directory(p) ? p.string() : "";
 }
 
-/// A scratch folder under the build tree, emptied first.
+/// A scratch folder under the build tree, emptied first; one per running
+/// test (ctest runs the tests of a suite as parallel processes).
 inline fs::path scratchDir(const std::string& name) {
-  fs::path p = fs::path(SLIM_TEST_BINARY_DIR) / "onnx_test_tmp" / name;
+  std::string test = "none";
+  if (const auto* info = ::testing::UnitTest::GetInstance()->current_test_info())
+    test = std::string(info->test_suite_name()) + "." + info->name();
+  std::replace(test.begin(), test.end(), '/', '_');
+  fs::path p = fs::path(SLIM_TEST_BINARY_DIR) / "onnx_test_tmp" / test / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
