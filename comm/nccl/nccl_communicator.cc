@@ -2,7 +2,11 @@
 // device staging pair from a pool, copies in, enqueues H2D, the NCCL call and
 // D2H on one stream, records an event and polls it until the deadline. Pinned
 // staging keeps every copy asynchronous, so a dead peer cannot block the host
-// inside cudaMemcpy.
+// inside cudaMemcpy. The communicator is nonblocking (config.blocking = 0):
+// ncclCommInitRankConfig, a collective's enqueue and the teardown return at
+// once and are polled with ncclCommGetAsyncError until their deadline, so a
+// peer that never joins makes init fail with CommError instead of hanging.
+// A one-rank world goes through NCCL too, so one GPU exercises every path.
 #include "comm/nccl/nccl_communicator.h"
 
 #include <cstring>
@@ -37,10 +41,30 @@ struct State {
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;
   bool aborted = false;
+  std::chrono::milliseconds teardown_timeout{0};
   std::vector<std::unique_ptr<Staging>> pool;
 
   ~State() {
-    if (comm && !aborted) SLIM_NCCL_CHECK_NOTHROW(ncclCommDestroy(comm));
+    if (comm && !aborted) {
+      // Finalize flushes and waits for the peers; one that is gone would keep
+      // it in progress forever, so past the deadline the comm is aborted.
+      ncclResult_t rc = ncclCommFinalize(comm);
+      const auto deadline = Clock::now() + teardown_timeout;
+      while (rc == ncclSuccess || rc == ncclInProgress) {
+        ncclResult_t state = ncclSuccess;
+        rc = ncclCommGetAsyncError(comm, &state);
+        if (rc != ncclSuccess) break;
+        rc = state;
+        if (state != ncclInProgress || Clock::now() > deadline) break;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      if (rc == ncclSuccess) {
+        SLIM_NCCL_CHECK_NOTHROW(ncclCommDestroy(comm));
+      } else {
+        logNcclError(rc, "ncclCommFinalize (aborting the communicator)");
+        abortComm();
+      }
+    }
     pool.clear();
     if (stream) SLIM_CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream));
   }
@@ -68,6 +92,43 @@ struct State {
     }
   }
 
+  CommError timedOut(const std::string& op, std::chrono::milliseconds timeout) {
+    abortComm();
+    return CommError(detail::str("rank ", rank, " on ", detail::hostName(), ": ",
+                                 op, " timed out after ", timeout.count(),
+                                 " ms (world size ", size,
+                                 "); NCCL communicator aborted"),
+                     rank, op);
+  }
+
+  /// Polls the communicator's state until it leaves ncclInProgress (init or an
+  /// enqueue of the nonblocking comm); aborts and throws on error or timeout.
+  void settle(const std::string& op, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      ncclResult_t state = ncclSuccess;
+      SLIM_NCCL_CHECK(ncclCommGetAsyncError(comm, &state), rank, op);
+      if (state == ncclSuccess) return;
+      if (state != ncclInProgress) {
+        abortComm();
+        SLIM_NCCL_CHECK(state, rank, op);
+      }
+      if (Clock::now() > deadline) throw timedOut(op, timeout);
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
+  /// The return of a nonblocking NCCL call: in progress -> settle before
+  /// anything else goes on the stream; an error aborts the comm and throws.
+  void enqueued(ncclResult_t rc, const char* call, const std::string& op,
+                std::chrono::milliseconds timeout) {
+    if (rc == ncclInProgress) return settle(op, timeout);
+    if (rc != ncclSuccess) {
+      abortComm();
+      throwNcclError(rc, call, __FILE__, __LINE__, rank, op);
+    }
+  }
+
   /// Non-blocking completion check; throws (after aborting) on NCCL errors.
   bool poll(Staging& s, const std::string& op) {
     cudaError_t q = cudaEventQuery(s.done);
@@ -89,14 +150,7 @@ struct State {
   void wait(Staging& s, const std::string& op, std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
     for (int polls = 0; !poll(s, op); ++polls) {
-      if (Clock::now() > deadline) {
-        abortComm();
-        throw CommError(detail::str("rank ", rank, " on ", detail::hostName(),
-                                    ": ", op, " timed out after ",
-                                    timeout.count(), " ms (world size ", size,
-                                    "); NCCL communicator aborted"),
-                        rank, op);
-      }
+      if (Clock::now() > deadline) throw timedOut(op, timeout);
       if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   }
@@ -183,7 +237,11 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> bootstrap,
   SLIM_CUDA_CHECK(cudaSetDevice(device), st.rank, op);
   SLIM_CUDA_CHECK(cudaStreamCreateWithFlags(&st.stream, cudaStreamNonBlocking),
                   st.rank, op);
-  SLIM_NCCL_CHECK(ncclCommInitRank(&st.comm, st.size, id, st.rank), st.rank, op);
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  st.teardown_timeout = timeout;
+  st.enqueued(ncclCommInitRankConfig(&st.comm, st.size, id, st.rank, &config),
+              "ncclCommInitRankConfig", op, timeout);
 }
 
 NcclCommunicator::~NcclCommunicator() = default;
@@ -201,7 +259,6 @@ std::unique_ptr<Work> NcclCommunicator::iallreduce(
     void* buf, size_t count, DType dtype, ReduceOp op,
     const CollectiveOptions& opts) {
   auto& st = *state_;
-  if (st.size == 1) return std::make_unique<detail::CompletedWork>();
   const std::string name = describeOp(
       std::string("allreduce(") + reduceOpName(op) + ")", opts.tag);
   st.checkUsable(name);
@@ -212,9 +269,9 @@ std::unique_ptr<Work> NcclCommunicator::iallreduce(
   SLIM_CUDA_CHECK(cudaMemcpyAsync(s->dev, s->host, bytes, cudaMemcpyHostToDevice,
                                   st.stream),
                   st.rank, name);
-  SLIM_NCCL_CHECK(ncclAllReduce(s->dev, s->dev, count, nccl::ncclType(dtype),
-                                nccl::ncclOp(op), st.comm, st.stream),
-                  st.rank, name);
+  st.enqueued(ncclAllReduce(s->dev, s->dev, count, nccl::ncclType(dtype),
+                            nccl::ncclOp(op), st.comm, st.stream),
+              "ncclAllReduce", name, timeoutOf(opts));
   SLIM_CUDA_CHECK(cudaMemcpyAsync(s->host, s->dev, bytes, cudaMemcpyDeviceToHost,
                                   st.stream),
                   st.rank, name);
@@ -236,7 +293,6 @@ void NcclCommunicator::broadcast(void* buf, size_t count, DType dtype, int root,
     throw CommError(detail::str("rank ", st.rank, ": ", name, ": root ", root,
                                 " is outside world size ", st.size),
                     st.rank, "broadcast");
-  if (st.size == 1) return;
   st.checkUsable(name);
   if (opts.test_delay.count() > 0) std::this_thread::sleep_for(opts.test_delay);
   const size_t bytes = count * dtypeSize(dtype);
@@ -245,9 +301,9 @@ void NcclCommunicator::broadcast(void* buf, size_t count, DType dtype, int root,
   SLIM_CUDA_CHECK(cudaMemcpyAsync(s->dev, s->host, bytes, cudaMemcpyHostToDevice,
                                   st.stream),
                   st.rank, name);
-  SLIM_NCCL_CHECK(ncclBroadcast(s->dev, s->dev, count, nccl::ncclType(dtype),
-                                root, st.comm, st.stream),
-                  st.rank, name);
+  st.enqueued(ncclBroadcast(s->dev, s->dev, count, nccl::ncclType(dtype), root,
+                            st.comm, st.stream),
+              "ncclBroadcast", name, timeoutOf(opts));
   SLIM_CUDA_CHECK(cudaMemcpyAsync(s->host, s->dev, bytes, cudaMemcpyDeviceToHost,
                                   st.stream),
                   st.rank, name);
@@ -259,10 +315,6 @@ void NcclCommunicator::allgather(const void* send, void* recv, size_t count,
                                  DType dtype, const CollectiveOptions& opts) {
   auto& st = *state_;
   const size_t bytes = count * dtypeSize(dtype);
-  if (st.size == 1) {
-    if (bytes > 0 && send != recv) std::memmove(recv, send, bytes);
-    return;
-  }
   const std::string name = describeOp("allgather", opts.tag);
   st.checkUsable(name);
   if (opts.test_delay.count() > 0) std::this_thread::sleep_for(opts.test_delay);
@@ -275,9 +327,9 @@ void NcclCommunicator::allgather(const void* send, void* recv, size_t count,
   SLIM_CUDA_CHECK(cudaMemcpyAsync(dev + total, host + total, bytes,
                                   cudaMemcpyHostToDevice, st.stream),
                   st.rank, name);
-  SLIM_NCCL_CHECK(ncclAllGather(dev + total, dev, count, nccl::ncclType(dtype),
-                                st.comm, st.stream),
-                  st.rank, name);
+  st.enqueued(ncclAllGather(dev + total, dev, count, nccl::ncclType(dtype),
+                            st.comm, st.stream),
+              "ncclAllGather", name, timeoutOf(opts));
   SLIM_CUDA_CHECK(cudaMemcpyAsync(host, dev, total, cudaMemcpyDeviceToHost,
                                   st.stream),
                   st.rank, name);
@@ -286,7 +338,6 @@ void NcclCommunicator::allgather(const void* send, void* recv, size_t count,
 }
 
 void NcclCommunicator::barrier(const CollectiveOptions& opts) {
-  if (state_->size == 1) return;
   int32_t token = 0;
   CollectiveOptions o = opts;
   if (o.tag.empty()) o.tag = "barrier";

@@ -1,8 +1,10 @@
 // NCCL backend (built only with SLIM_HAVE_NCCL): one rank per visible GPU (up
-// to 4) as threads, bootstrapped over a ThreadGroup; closed-form oracles.
+// to 4) as threads, bootstrapped over a ThreadGroup; closed-form oracles. One
+// GPU runs a one-rank world, which still goes through NCCL and the staging.
 // Skips when the machine has no CUDA device.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <mutex>
 #include <thread>
 
@@ -92,6 +94,37 @@ TEST_F(NcclTest, GradReducerMean) {
     for (size_t i = 0; i < b.size(); ++i)
       ASSERT_EQ(b[i], float(n * (n - 1)) / float(n));
   });
+}
+
+// Rank 1 gets the unique id and then fails before ncclCommInitRank (its
+// device does not exist): rank 0's init must end with CommError at its
+// deadline instead of waiting for the peer forever.
+TEST_F(NcclTest, InitTimesOutWhenAPeerNeverJoins) {
+  comm::ThreadGroup boot(2, std::chrono::seconds(30));
+  const auto timeout = std::chrono::seconds(3);
+  std::string err0, err1;
+  double seconds0 = 0;
+  std::thread peer([&, b = boot.communicator(1)]() mutable {
+    try {
+      comm::NcclCommunicator nccl(std::move(b), devices_, timeout);
+    } catch (const CommError& e) {
+      err1 = e.what();
+    }
+  });
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    comm::NcclCommunicator nccl(boot.communicator(0), 0, timeout);
+  } catch (const CommError& e) {
+    err0 = e.what();
+  }
+  seconds0 = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                           start).count();
+  peer.join();
+  EXPECT_NE(err1.find("cudaSetDevice"), std::string::npos) << err1;
+  EXPECT_NE(err0.find("nccl init"), std::string::npos) << err0;
+  EXPECT_NE(err0.find("timed out after 3000 ms"), std::string::npos) << err0;
+  EXPECT_GE(seconds0, 2.9);
+  EXPECT_LT(seconds0, 30.0) << "the abort after the deadline took too long";
 }
 
 }  // namespace
