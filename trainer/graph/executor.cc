@@ -43,6 +43,7 @@ struct Executor::Impl {
   std::vector<bool> alias_source;           // value id is shared by a fused activation's output
   std::vector<detail::MaskedActivation> masked;  // activations whose reader masks (fuse.h)
   std::vector<bool> grad_passthrough;       // node: hand the output gradient to the input
+  std::vector<std::unique_ptr<ops::AbsMaxLink>> abs_max_links;  // fuse.h linkAbsMax
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.
@@ -163,6 +164,7 @@ Executor::Executor(Graph& g, bool fuse_activations)
   }
   m.grad_passthrough.assign(nn, false);
   if (fuse_activations) m.masked = detail::maskActivationGrads(graph_, ops_);
+  if (fuse_activations) m.abs_max_links = detail::linkAbsMax(graph_, ops_);
   for (const auto& a : m.masked) {
     const int y = m.node_in[a.activation][0];
     if (y >= 0 && !m.is_param[y]) {
@@ -170,6 +172,12 @@ Executor::Executor(Graph& g, bool fuse_activations)
     } else {
       ops_[a.consumer]->maskInputGradient(ops::ActEpilogue{});
     }
+  }
+  for (size_t i = 0; i < nn; ++i) {
+    const int y = m.node_in[i].empty() ? -1 : m.node_in[i][0];
+    if (ops_[i]->backwardIsIdentity() && m.node_out[i].size() == 1 && y >= 0 &&
+        !m.is_param[y])
+      m.grad_passthrough[i] = true;
   }
 }
 
@@ -385,14 +393,19 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
   for (size_t i = graph_.nodes.size(); i-- > 0;) {
     if (!m.node_backward[i]) continue;
     if (m.grad_passthrough[i] && !m.keep_grads) {
-      // The reader applied this activation's backward (fuse.h): its output
-      // gradient is the input's gradient, the only one the input gets.
+      // The reader applied this activation's backward (fuse.h), or the op's
+      // backward is the identity: the output gradient is this node's
+      // contribution to the input's, handed over (or added) as it is.
       const int z = m.node_out[i][0], y = m.node_in[i][0];
-      if (m.node_in_grad[i][0] && m.grad_valid[z]) {
-        m.release(m.grads[y]);
-        m.grads[y] = std::move(m.grads[z]).reshaped(m.values[y].shape());
-        m.grads[z] = Tensor();
-        m.grad_valid[y] = true;
+      if (m.grad_valid[z]) {
+        if (m.node_in_grad[i][0] && !m.grad_valid[y]) {
+          m.grads[y] = std::move(m.grads[z]).reshaped(m.values[y].shape());
+          m.grads[z] = Tensor();
+          m.grad_valid[y] = true;
+        } else {
+          if (m.node_in_grad[i][0]) addInto(m.grads[y], m.grads[z]);
+          m.release(m.grads[z]);
+        }
         m.grad_valid[z] = false;
       }
       continue;

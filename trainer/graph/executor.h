@@ -23,7 +23,9 @@ class Executor {
   /// `fuse_activations`: a Relu/Clip that alone reads a Conv or
   /// BatchNormalization output is applied by that op (fuse.h; same bits,
   /// less memory). value() of such a producer's output then returns the
-  /// activated values (the same tensor as the activation's output).
+  /// activated values (the same tensor as the activation's output). It also
+  /// turns on the other fusions of fuse.h (masked activation gradients, a
+  /// quantizer taking its abs-max from the PACT before it), all same bits.
   explicit Executor(Graph& g, bool fuse_activations = true);
   ~Executor();
 

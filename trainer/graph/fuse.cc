@@ -82,4 +82,34 @@ std::vector<MaskedActivation> maskActivationGrads(const Graph& g,
   return masked;
 }
 
+std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops) {
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
+  std::vector<std::unique_ptr<ops::AbsMaxLink>> links;
+  std::map<size_t, ops::AbsMaxLink*> published;  // producer node -> its link
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].inputs.empty()) continue;
+    auto p = producer.find(g.nodes[i].inputs[0]);
+    if (p == producer.end()) continue;
+    auto have = published.find(p->second);
+    ops::AbsMaxLink* link = have == published.end() ? nullptr : have->second;
+    if (!link) {
+      auto fresh = std::make_unique<ops::AbsMaxLink>();
+      if (!ops[i]->readInputAbsMax(fresh.get())) continue;
+      if (!ops[p->second]->publishOutputAbsMax(fresh.get())) {
+        ops[i]->readInputAbsMax(nullptr);
+        continue;
+      }
+      link = fresh.get();
+      published[p->second] = link;
+      links.push_back(std::move(fresh));
+    } else {
+      ops[i]->readInputAbsMax(link);
+    }
+  }
+  return links;
+}
+
 }  // namespace slim::graph::detail

@@ -37,4 +37,12 @@ struct MaskedActivation {
 std::vector<MaskedActivation> maskActivationGrads(const Graph& g,
                                                   std::vector<std::unique_ptr<ops::Op>>& ops);
 
+/// Forward fusion: an op that can take max |input 0| from its producer
+/// (Op::readInputAbsMax; fake quantizers) is linked to a producer that can
+/// compute it as it writes (Op::publishOutputAbsMax; PACT), which saves the
+/// reader a pass over the tensor. The returned links must outlive the ops'
+/// use of them.
+std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops);
+
 }  // namespace slim::graph::detail

@@ -90,6 +90,13 @@ struct ActEpilogue {
   }
 };
 
+/// max |output 0| of a producer's last training forward, published for the
+/// op reading it (executor fusion; see Op::publishOutputAbsMax).
+struct AbsMaxLink {
+  float value = 0.f;   ///< NaN when any value was NaN
+  bool valid = false;  ///< set by the producer's training forward
+};
+
 class Op {
  public:
   virtual ~Op() = default;
@@ -134,6 +141,18 @@ class Op {
   /// values (the output of that Relu/Clip, whose own backward the executor
   /// then skips); kind kNone turns it off.
   virtual bool maskInputGradient(const ActEpilogue&) { return false; }
+  /// True when backward gives input 0 exactly output 0's gradient and no
+  /// other input a gradient (a straight-through estimator): the executor then
+  /// hands that gradient over instead of running backward.
+  virtual bool backwardIsIdentity() const { return false; }
+  /// Executor fusion: true when this op, from now on, computes max |output 0|
+  /// in each training forward as it writes it and stores it in `*link`
+  /// (valid false after other forwards); null turns it off.
+  virtual bool publishOutputAbsMax(AbsMaxLink* /*link*/) { return false; }
+  /// Executor fusion: true when this op, from now on, takes max |input 0|
+  /// from `*link` (filled by input 0's producer) when it is valid instead of
+  /// computing it; null turns it off.
+  virtual bool readInputAbsMax(const AbsMaxLink* /*link*/) { return false; }
   /// Executor fusion, for Relu/Clip whose producer applies them: forward
   /// makes output 0 share input 0's storage instead of computing; backward
   /// is unchanged. False for other ops; `on` false undoes it.

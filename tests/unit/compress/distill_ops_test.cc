@@ -56,6 +56,16 @@ TEST_F(DistillOps, L2ExactValue) {
   // differences 1, 0, -2, 0 -> squares sum 5 over 4 elements.
   EXPECT_FLOAT_EQ(runLoss("DistillL2Loss", {}, t, s), 1.25f);
   EXPECT_FLOAT_EQ(runLoss("DistillL2Loss", {}, t, t), 0.f);
+  // Long enough for every vector lane and a tail: a long double reference.
+  Tensor tl = test::randomTensor({3, 7, 7, 7}, 5, -3.f, 3.f);
+  Tensor sl = test::randomTensor({3, 7, 7, 7}, 6, -3.f, 3.f);
+  long double ref = 0;
+  for (int64_t i = 0; i < tl.numel(); ++i) {
+    const long double d = static_cast<long double>(sl.f32()[i]) - tl.f32()[i];
+    ref += d * d;
+  }
+  EXPECT_FLOAT_EQ(runLoss("DistillL2Loss", {}, tl, sl),
+                  static_cast<float>(ref / static_cast<long double>(tl.numel())));
 }
 
 TEST_F(DistillOps, SoftLabelExactValue) {

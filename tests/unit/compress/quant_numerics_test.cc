@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
@@ -82,6 +83,31 @@ TEST(QuantNumerics, AbsMaxAndChannels) {
   channelAbsMax(x, 1, 2, 3, s);  // (2, 3) rows
   EXPECT_EQ(s[0], 3.f);
   EXPECT_EQ(s[1], 6.f);
+}
+
+// The integer-compare block kernel against a plain float loop: every length
+// 0..40 (both vector tails), the maximum at every position, -0, infinities,
+// subnormals, and a NaN anywhere makes absMax NaN.
+TEST(QuantNumerics, AbsMaxBlockMatchesAFloatLoop) {
+  for (int64_t n = 0; n <= 40; ++n)
+    for (int64_t at = 0; at < std::max<int64_t>(n, 1); ++at)
+      for (float big : {7.5f, -7.5f, 1e-40f, std::numeric_limits<float>::infinity(),
+                        -std::numeric_limits<float>::infinity()}) {
+        std::vector<float> x(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) x[i] = (i % 3 == 0 ? -0.f : 1e-41f) * (i % 2 ? 1 : -1);
+        if (n > 0) x[at] = big;
+        float want = 0.f;
+        for (float v : x) want = std::max(want, std::fabs(v));
+        bool nan = false;
+        ASSERT_EQ(absMaxBlock(x.data(), n, &nan), want) << n << " " << at << " " << big;
+        ASSERT_FALSE(nan);
+        ASSERT_EQ(absMax(x.data(), n), want);
+        if (n == 0) continue;
+        x[(at + 5) % n] = std::nanf("");
+        ASSERT_TRUE(std::isnan(absMaxBlock(x.data(), n, &nan)));
+        ASSERT_TRUE(nan) << n << " " << at;
+        ASSERT_TRUE(std::isnan(absMax(x.data(), n)));
+      }
 }
 
 class FakeQuantWeightTest : public ::testing::Test {

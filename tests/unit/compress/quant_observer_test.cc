@@ -1,15 +1,18 @@
 // FakeQuantAct observers (act-reference §4.4: moving average from 1.0,
 // Paddle's range_abs_max window, dynamic abs_max), cross-rank MAX sync,
 // straight-through gradient, and Pact (forward, hand-computed and
-// finite-difference gradients, identity at inference).
+// finite-difference gradients, identity at inference), and the executor's
+// link that lets a quantizer take its abs-max from the Pact before it.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
 #include "trainer/compress/quant/numerics.h"
 #include "trainer/compress/quant/quant_ops.h"
+#include "trainer/graph/fuse.h"
 
 namespace slim::compress {
 namespace {
@@ -241,6 +244,72 @@ TEST(Pact, IdentityAtInference) {
   op->backward({&x, &alpha}, {&y}, {&g}, {&dx, &da}, ctx);
   EXPECT_EQ(dx.f32()[0], 1.f);
   EXPECT_EQ(da.f32()[0], 0.f);
+}
+
+// Pact publishes max |y| of each training forward (Op::publishOutputAbsMax):
+// the value absMax(y) gives, NaN when alpha is NaN, not valid after an
+// inference forward; a FakeQuantAct reading the link gets the scales and
+// outputs of one that computes the maximum itself, and does use the link.
+TEST(Pact, PublishesTheAbsMaxItsQuantizerReads) {
+  auto op = pact();
+  ops::AbsMaxLink link;
+  ASSERT_TRUE(op->publishOutputAbsMax(&link));
+  Observer linked("range_abs_max"), own("range_abs_max");
+  ASSERT_TRUE(linked.op->readInputAbsMax(&link));
+  ops::RunContext train;
+  train.training = true;
+  for (int step = 0; step < 3; ++step) {
+    // 70001 values: several 4096 blocks per thread and a ragged tail.
+    Tensor x = test::randomTensor({70001}, 30 + step, -4.f, 4.f - step);
+    Tensor alpha = Tensor::fromVector({1}, {step == 1 ? 9.f : 2.5f}), y;
+    op->forward({&x, &alpha}, {&y}, train);
+    ASSERT_TRUE(link.valid);
+    EXPECT_EQ(link.value, absMax(y.f32(), y.numel())) << step;
+    Tensor a = linked.run(y, true), b = own.run(y, true);
+    EXPECT_EQ(linked.scale(), own.scale()) << step;
+    ASSERT_EQ(std::memcmp(a.raw(), b.raw(), a.bytes()), 0) << step;
+  }
+  link.value = 1000.f;  // used when valid: the observer's window sees it
+  Tensor small = Tensor::fromVector({2}, {0.5f, -1.f});
+  linked.run(small, true);
+  EXPECT_EQ(linked.scale(), 1000.f);
+  Tensor x = Tensor::fromVector({3}, {-3.f, 1.f, 3.f}), y;
+  Tensor nan_alpha = Tensor::fromVector({1}, {std::nanf("")});
+  op->forward({&x, &nan_alpha}, {&y}, train);
+  EXPECT_TRUE(link.valid && std::isnan(link.value));
+  ops::RunContext infer;
+  op->forward({&x, &nan_alpha}, {&y}, infer);
+  EXPECT_FALSE(link.valid);
+}
+
+// The executor links each Pact -> FakeQuantAct pair (graph/fuse.h), and
+// nothing else: a FakeQuantAct after a Relu computes its own maximum.
+TEST(Pact, ExecutorLinksPactToItsQuantizer) {
+  registerQuantOps(ops::OpRegistry::get());
+  auto node = [](std::string op, std::vector<std::string> in, std::string out) {
+    return graph::Node{out, std::move(op), std::move(in), {out}, {}};
+  };
+  graph::Graph g;
+  g.nodes = {node(kPactOp, {"x", "alpha"}, "p"),
+             node(kFakeQuantActOp, {"p", "s"}, "q"),
+             node("Relu", {"q"}, "r"),
+             node(kFakeQuantActOp, {"r", "s2"}, "q2")};
+  std::vector<std::unique_ptr<ops::Op>> ops;
+  ops::Attrs abs_max;
+  abs_max.set("mode", std::string("abs_max"));
+  ops.push_back(ops::OpRegistry::get().create(kPactOp, {}, "p"));
+  ops.push_back(ops::OpRegistry::get().create(kFakeQuantActOp, abs_max, "q"));
+  ops.push_back(ops::OpRegistry::get().create("Relu", {}, "r"));
+  ops.push_back(ops::OpRegistry::get().create(kFakeQuantActOp, abs_max, "q2"));
+  auto links = graph::detail::linkAbsMax(g, ops);
+  ASSERT_EQ(links.size(), 1u);
+  Tensor x = Tensor::fromVector({4}, {-5.f, 1.f, 2.f, 0.5f});
+  Tensor alpha = Tensor::fromVector({1}, {3.f}), p;
+  ops::RunContext train;
+  train.training = true;
+  ops[0]->forward({&x, &alpha}, {&p}, train);
+  EXPECT_TRUE(links[0]->valid);
+  EXPECT_EQ(links[0]->value, 3.f);
 }
 
 }  // namespace

@@ -166,5 +166,85 @@ TEST(FuseActivations, FreedTensorsFuseToo) {
   }
 }
 
+// dx = dy in backward, y = x / 2 forward: a straight-through op whose
+// gradient the executor hands over (Op::backwardIsIdentity).
+class HalveStraightThrough : public ops::Op {
+ public:
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               ops::RunContext&) override {
+    out[0]->resize(in[0]->shape());
+    for (int64_t i = 0; i < in[0]->numel(); ++i) out[0]->f32()[i] = in[0]->f32()[i] * 0.5f;
+  }
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                ops::RunContext&) override {
+    din[0]->resize(in[0]->shape());
+    din[0]->copyFrom(*dout[0]);
+  }
+  bool backwardIsIdentity() const override { return true; }
+};
+
+// Handed-over gradients whose input has a second reader: c1 feeds a Relu
+// (masked by the conv reading it) and an Add; pw feeds the straight-through
+// op and another Add. Both Adds run their backward first, so the hand-over
+// must add to the gradient already there. Parameter gradients equal those of
+// a run that executes every backward (kept intermediate gradients).
+TEST(FuseActivations, HandedOverGradientsAddToOtherReaders) {
+  auto& reg = ops::OpRegistry::get();
+  if (!reg.has("TestHalveStraightThrough"))
+    reg.add("TestHalveStraightThrough",
+            [](const ops::Attrs&) { return std::make_unique<HalveStraightThrough>(); });
+  auto build2 = [] {
+    Graph g;
+    g.inputs = {{"x", {-1, 3, 5, 5}, DType::kF32}};
+    g.outputs = {{"logits", {-1, 4}, DType::kF32}};
+    uint64_t seed = 11;
+    auto param = [&](const std::string& n, Shape s) {
+      g.addInitializer(n, test::randomTensor(std::move(s), seed++, -0.6f, 0.6f), true);
+    };
+    param("c1.w", {6, 3, 3, 3});
+    Node c1 = node("c1", "Conv", {"x", "c1.w"}, {"c1"});
+    c1.attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+    g.nodes.push_back(c1);
+    g.nodes.push_back(node("r", "Relu", {"c1"}, {"r"}));
+    param("pw.w", {6, 6, 1, 1});
+    g.nodes.push_back(node("pw", "Conv", {"r", "pw.w"}, {"pw"}));
+    g.nodes.push_back(node("q", "TestHalveStraightThrough", {"pw"}, {"q"}));
+    param("c3.w", {6, 6, 1, 1});
+    g.nodes.push_back(node("c3", "Conv", {"q", "c3.w"}, {"c3"}));
+    g.nodes.push_back(node("add", "Add", {"c3", "c1"}, {"add"}));
+    g.nodes.push_back(node("add2", "Add", {"add", "pw"}, {"add2"}));
+    g.nodes.push_back(node("gap", "GlobalAveragePool", {"add2"}, {"gap"}));
+    Node fl = node("flat", "Flatten", {"gap"}, {"flat"});
+    fl.attrs.set("axis", int64_t{1});
+    g.nodes.push_back(fl);
+    param("fc.w", {4, 6});
+    Node fc = node("fc", "Gemm", {"flat", "fc.w"}, {"logits"});
+    fc.attrs.set("transB", int64_t{1});
+    g.nodes.push_back(fc);
+    return g;
+  };
+  Graph ga = build2(), gb = build2(), gc = build2();
+  Executor handed(ga), unfused(gb, false), every(gc);
+  every.keepIntermediateGrads(true);
+  ops::RunContext ctx;
+  ctx.training = true;
+  for (int step = 0; step < 2; ++step) {
+    const std::map<std::string, Tensor> f = {
+        {"x", test::randomTensor({3, 3, 5, 5}, 40 + step, -2.f, 2.f)}};
+    Tensor seed({3, 4});
+    seed.fill(0.75f);
+    seed.f32()[5] = -1.5f;
+    for (Executor* e : {&handed, &unfused, &every}) {
+      e->forward(f, ctx);
+      e->backward({{"logits", seed}}, ctx);
+    }
+    for (const auto& p : ga.trainable) {
+      EXPECT_TRUE(sameBits(handed.grad(p), every.grad(p))) << p << " step " << step;
+      EXPECT_TRUE(sameBits(unfused.grad(p), every.grad(p))) << p << " step " << step;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace slim::graph

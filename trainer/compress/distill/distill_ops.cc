@@ -32,13 +32,24 @@ class L2LossOp : public ops::Op {
     SLIM_ENFORCE_GT(n, 0, label, ": empty tensors");
     const float* tp = t.f32();
     const float* sp = s.f32();
-    double acc = 0;
-    for (int64_t i = 0; i < n; ++i) {
+    // Eight running sums (lanes of one vector loop; one chain of dependent
+    // adds ran ~8x slower), added in a fixed order: the same value for any
+    // thread count.
+    double acc[8] = {};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int l = 0; l < 8; ++l) {
+        const double d = static_cast<double>(sp[i + l]) - tp[i + l];
+        acc[l] += d * d;
+      }
+    for (; i < n; ++i) {
       const double d = static_cast<double>(sp[i]) - tp[i];
-      acc += d * d;
+      acc[0] += d * d;
     }
+    const double sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                       ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     out[0]->resize({});
-    out[0]->f32()[0] = static_cast<float>(acc / static_cast<double>(n));
+    out[0]->f32()[0] = static_cast<float>(sum / static_cast<double>(n));
   }
 
   // dL/ds = 2 (s - t) / n · g, dL/dt = -dL/ds.

@@ -117,7 +117,7 @@ class FakeQuantActOp : public ops::Op {
     float& scale = stateTensor(in, 1, 1, label, "scale").f32()[0];
     float s = scale;
     if (ctx.training) {
-      float m = absMax(x.f32(), x.numel());
+      float m = in_max_ && in_max_->valid ? in_max_->value : absMax(x.f32(), x.numel());
       // SEMANTICS.md "Synchronisation": global batch abs-max before the update.
       if (ctx.sync) ctx.sync->allreduce(&m, 1, ops::SyncOp::kMax);
       if (mode_ == "abs_max")
@@ -139,8 +139,15 @@ class FakeQuantActOp : public ops::Op {
                 ops::RunContext&) override {
     passThrough(in, dout, din);
   }
+  bool backwardIsIdentity() const override { return true; }
+  bool readInputAbsMax(const ops::AbsMaxLink* link) override {
+    in_max_ = link;
+    return true;
+  }
 
  private:
+  const ops::AbsMaxLink* in_max_ = nullptr;  // max |x| from x's producer (executor)
+
   // Paddle FindMovingAverageAbsMaxFunctor, in float like the Paddle kernel.
   float updateMovingAverage(const std::vector<Tensor*>& in, float m) {
     float& state = stateTensor(in, 2, 1, label, "moving-average state").f32()[0];

@@ -3,6 +3,8 @@
 #include "trainer/compress/quant/numerics.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <cmath>
 #include <vector>
 
@@ -50,29 +52,37 @@ void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits) {
   if (std::isnan(step)) std::fill(y, y + n, step);  // keep a diverged run visible
 }
 
-namespace {
-// max |x| over [0, n) in 8 lanes (vectorises); *nan set when any x is NaN.
-float absMaxSerial(const float* __restrict x, int64_t n, bool* nan) {
-  float m[8] = {};
-  bool bad = false;
+// On the bit patterns: with the sign cleared, a float's bits order like its
+// value as int32, and every NaN lies above +inf, so an integer maximum (two
+// 8-lane accumulators) gives max |x| and shows a NaN. The float compare it
+// replaces ran ~5x slower (mobilenet_tiny's first activation: 0.85-1.1 ->
+// 0.14-0.4 ms for 1.6M values, one thread).
+float absMaxBlock(const float* __restrict x, int64_t n, bool* nan) {
+  typedef int32_t I8 __attribute__((vector_size(32)));
+  const I8 clear = I8{} + 0x7fffffff;
+  I8 m0{}, m1{};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      const float a = std::fabs(x[i + l]);
-      bad |= a != a;
-      m[l] = a > m[l] ? a : m[l];
-    }
-  float r = 0.f;
-  for (; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    bad |= a != a;
-    r = a > r ? a : r;
+  for (; i + 16 <= n; i += 16) {
+    I8 a, b;
+    std::memcpy(&a, x + i, sizeof a);
+    std::memcpy(&b, x + i + 8, sizeof b);
+    a &= clear;
+    b &= clear;
+    m0 = a > m0 ? a : m0;
+    m1 = b > m1 ? b : m1;
   }
-  for (float v : m) r = v > r ? v : r;
-  *nan = *nan || bad;
-  return r;
+  m0 = m1 > m0 ? m1 : m0;
+  int32_t r = 0;
+  for (int l = 0; l < 8; ++l) r = m0[l] > r ? m0[l] : r;
+  for (; i < n; ++i) {
+    int32_t b;
+    std::memcpy(&b, x + i, sizeof b);
+    b &= 0x7fffffff;
+    r = b > r ? b : r;
+  }
+  if (r > 0x7f800000) *nan = true;
+  return std::bit_cast<float>(r);
 }
-}  // namespace
 
 float absMax(const float* x, int64_t n) {
   // A maximum does not depend on the order: threads split freely.
@@ -82,7 +92,7 @@ float absMax(const float* x, int64_t n) {
   ops::detail::parallelRange(n, 32768, [&](int64_t b, int64_t e) {
     const size_t t = static_cast<size_t>(omp_get_thread_num());
     bool bad = false;
-    part[t] = absMaxSerial(x + b, e - b, &bad);
+    part[t] = absMaxBlock(x + b, e - b, &bad);
     nan[t] = bad;
   });
   float m = 0.f;

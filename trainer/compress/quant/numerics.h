@@ -38,6 +38,10 @@ void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits);
 
 /// max |x_i| over n values (0 for n == 0; NaN if any value is NaN).
 float absMax(const float* x, int64_t n);
+/// The same on one thread, for a block: returns max |x_i| (0 for n == 0, a
+/// NaN if any value is NaN) and sets *nan when a value is NaN (leaves it
+/// alone otherwise).
+float absMaxBlock(const float* x, int64_t n, bool* nan);
 
 /// Per-channel abs-max of a tensor viewed as (outer, C, inner) where C is the
 /// size of the quantization axis: scales[c] = max |x[o, c, i]|.

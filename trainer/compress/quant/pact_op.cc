@@ -2,8 +2,10 @@
 // activation quantizer (act-reference §4.6). Identity at inference, as ACT's
 // eval/export program has no PACT.
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
+#include "trainer/compress/quant/numerics.h"
 #include "trainer/compress/quant/quant_ops.h"
 #include "trainer/ops/exact_sum.h"
 #include "trainer/ops/parallel.h"
@@ -40,6 +42,7 @@ class PactOp : public ops::Op {
     const Tensor& x = *in[0];
     out[0]->resize(x.shape());
     clipped_ = ctx.training;
+    if (abs_max_) abs_max_->valid = false;
     if (!clipped_) {
       out[0]->copyFrom(x);
       return;
@@ -47,9 +50,36 @@ class PactOp : public ops::Op {
     const float a = in[1]->f32()[0];
     const float* xp = x.f32();
     float* yp = out[0]->f32();
+    if (!abs_max_) {
+      ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
+      });
+      return;
+    }
+    // The reader's abs-max, block by block while the block is in cache (a
+    // maximum does not depend on the order: the same value as absMax(y)).
+    const int nt = std::max(1, ops::detail::opThreads());
+    std::vector<float> part(static_cast<size_t>(nt), 0.f);
+    std::vector<char> nan(static_cast<size_t>(nt), 0);
     ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
+      const size_t t = static_cast<size_t>(omp_get_thread_num());
+      bool bad = false;
+      float m = 0.f;
+      for (int64_t b0 = b; b0 < e; b0 += 4096) {
+        const int64_t e0 = std::min(e, b0 + 4096);
+        for (int64_t i = b0; i < e0; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
+        const float mb = absMaxBlock(yp + b0, e0 - b0, &bad);
+        m = mb > m ? mb : m;
+      }
+      part[t] = m;
+      nan[t] = bad;
     });
+    float m = 0.f;
+    for (size_t t = 0; t < part.size(); ++t) m = part[t] > m ? part[t] : m;
+    for (char bad : nan)
+      if (bad) m = std::nanf("");
+    abs_max_->value = m;
+    abs_max_->valid = true;
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -117,10 +147,15 @@ class PactOp : public ops::Op {
     dx_mask_ = e;
     return true;
   }
+  bool publishOutputAbsMax(ops::AbsMaxLink* link) override {
+    abs_max_ = link;
+    return true;
+  }
 
  private:
   bool clipped_ = true;  // mode of the last forward, so backward matches it
   ops::ActEpilogue dx_mask_;  // fused Relu/Clip backward on dx (executor)
+  ops::AbsMaxLink* abs_max_ = nullptr;  // max |y| for the reader (executor)
 };
 
 }  // namespace
