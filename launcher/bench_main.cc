@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "launcher/omp_env.h"
 #include "trainer/core/threads.h"
 #include "trainer/graph/executor.h"
 #include "trainer/models/load.h"
@@ -57,6 +58,7 @@ uint64_t paramDigest(const slim::graph::Graph& g) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  slim::launcher::reexecWithOmpWaitDefaults(argv);  // the same waits as slimtrain
   std::string model = "zoo:mobilenet_tiny";
   int64_t batch = 64, iters = 30, warmup = 5, hw = 28, channels = 1, classes = 10, threads = 1;
   bool probe = false;
