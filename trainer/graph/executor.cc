@@ -44,6 +44,7 @@ struct Executor::Impl {
   std::vector<detail::MaskedActivation> masked;  // activations whose reader masks (fuse.h)
   std::vector<bool> grad_passthrough;       // node: hand the output gradient to the input
   std::vector<std::unique_ptr<ops::AbsMaxLink>> abs_max_links;  // fuse.h linkAbsMax
+  std::vector<std::unique_ptr<ops::RowSumsLink>> row_sum_links;  // fuse.h linkRowSums
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.
@@ -165,6 +166,7 @@ Executor::Executor(Graph& g, bool fuse_activations)
   m.grad_passthrough.assign(nn, false);
   if (fuse_activations) m.masked = detail::maskActivationGrads(graph_, ops_);
   if (fuse_activations) m.abs_max_links = detail::linkAbsMax(graph_, ops_);
+  if (fuse_activations) m.row_sum_links = detail::linkRowSums(graph_, ops_);
   for (const auto& a : m.masked) {
     const int y = m.node_in[a.activation][0];
     if (y >= 0 && !m.is_param[y]) {

@@ -25,7 +25,8 @@ class Executor {
   /// less memory). value() of such a producer's output then returns the
   /// activated values (the same tensor as the activation's output). It also
   /// turns on the other fusions of fuse.h (masked activation gradients, a
-  /// quantizer taking its abs-max from the PACT before it), all same bits.
+  /// quantizer taking its abs-max from the PACT before it, a training
+  /// BatchNormalization its row sums from the Conv before it), all same bits.
   explicit Executor(Graph& g, bool fuse_activations = true);
   ~Executor();
 

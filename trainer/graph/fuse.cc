@@ -82,34 +82,55 @@ std::vector<MaskedActivation> maskActivationGrads(const Graph& g,
   return masked;
 }
 
-std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
-    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops) {
+namespace {
+
+// Links each node whose op reads a statistic of input 0 (`read`) to that
+// input's producer when the producer publishes it (`publish`); a producer
+// read by several such nodes fills one link for all.
+template <class Link, class Read, class Publish>
+std::vector<std::unique_ptr<Link>> linkOutputs(const Graph& g,
+                                               std::vector<std::unique_ptr<ops::Op>>& ops,
+                                               Read read, Publish publish) {
   std::map<std::string, size_t> producer;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
-  std::vector<std::unique_ptr<ops::AbsMaxLink>> links;
-  std::map<size_t, ops::AbsMaxLink*> published;  // producer node -> its link
+  std::vector<std::unique_ptr<Link>> links;
+  std::map<size_t, Link*> published;  // producer node -> its link
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (g.nodes[i].inputs.empty()) continue;
     auto p = producer.find(g.nodes[i].inputs[0]);
     if (p == producer.end()) continue;
     auto have = published.find(p->second);
-    ops::AbsMaxLink* link = have == published.end() ? nullptr : have->second;
-    if (!link) {
-      auto fresh = std::make_unique<ops::AbsMaxLink>();
-      if (!ops[i]->readInputAbsMax(fresh.get())) continue;
-      if (!ops[p->second]->publishOutputAbsMax(fresh.get())) {
-        ops[i]->readInputAbsMax(nullptr);
-        continue;
-      }
-      link = fresh.get();
-      published[p->second] = link;
-      links.push_back(std::move(fresh));
-    } else {
-      ops[i]->readInputAbsMax(link);
+    if (have != published.end()) {
+      read(*ops[i], have->second);
+      continue;
     }
+    auto fresh = std::make_unique<Link>();
+    if (!read(*ops[i], fresh.get())) continue;
+    if (!publish(*ops[p->second], fresh.get())) {
+      read(*ops[i], nullptr);
+      continue;
+    }
+    published[p->second] = fresh.get();
+    links.push_back(std::move(fresh));
   }
   return links;
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops) {
+  return linkOutputs<ops::AbsMaxLink>(
+      g, ops, [](ops::Op& op, const ops::AbsMaxLink* l) { return op.readInputAbsMax(l); },
+      [](ops::Op& op, ops::AbsMaxLink* l) { return op.publishOutputAbsMax(l); });
+}
+
+std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops) {
+  return linkOutputs<ops::RowSumsLink>(
+      g, ops, [](ops::Op& op, const ops::RowSumsLink* l) { return op.readInputRowSums(l); },
+      [](ops::Op& op, ops::RowSumsLink* l) { return op.publishOutputRowSums(l); });
 }
 
 }  // namespace slim::graph::detail

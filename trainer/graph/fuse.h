@@ -45,4 +45,10 @@ std::vector<MaskedActivation> maskActivationGrads(const Graph& g,
 std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
     const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops);
 
+/// Likewise the per-(image, channel) sums of a tensor: a training-mode
+/// BatchNormalization takes its first statistics pass from the Conv that
+/// wrote its input (Op::publishOutputRowSums / readInputRowSums).
+std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops);
+
 }  // namespace slim::graph::detail

@@ -27,7 +27,7 @@ class ConvOp : public Op {
   }
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
-               RunContext&) override {
+               RunContext& ctx) override {
     setup(in);
     const Tensor& x = *in[0];
     const Tensor& w = *in[1];
@@ -41,6 +41,20 @@ class ConvOp : public Op {
     float* yp = y.f32();
     scratch_ = &callerScratch();
     scratch_->ensureThreads();
+    // The reader's row sums (a training BatchNormalization), each while the
+    // image's output is in cache: the same sumF it would run.
+    float* sums = nullptr;
+    if (row_sums_) {
+      row_sums_->valid = ctx.training;
+      if (ctx.training) {
+        row_sums_->sums.resize(static_cast<size_t>(N_ * M_));
+        sums = row_sums_->sums.data();
+      }
+    }
+    auto rowSums = [&](int64_t n, const float* yn) {
+      if (sums)
+        for (int64_t m = 0; m < M_; ++m) sums[n * M_ + m] = detail::sumF(yn + m * P, P);
+    };
     detail::parallelFor(N_, [&](int64_t n) {
       const float* xn = xp + n * C_ * HW;
       float* yn = yp + n * M_ * P;
@@ -50,6 +64,7 @@ class ConvOp : public Op {
           epilogue_.visit([&](auto act) {
             for (int64_t i = 0; i < M_ * P; ++i) yn[i] = act(yn[i]);
           });
+        rowSums(n, yn);
         return;
       }
       const float* col = xn;
@@ -63,17 +78,18 @@ class ConvOp : public Op {
         detail::gemm(false, false, Mg_, P, Kg_, 1.f, wp + g * Mg_ * Kg_, Kg_,
                      col + g * Kg_ * P, P, 0.f, yn + g * Mg_ * P, P);
       }
-      if (!bias && epilogue_.kind == ActEpilogue::Kind::kNone) return;
-      epilogue_.visit([&](auto act) {  // bias, then the fused activation
-        for (int64_t m = 0; m < M_; ++m) {
-          float* row = yn + m * P;
-          const float b = bias ? bias[m] : 0.f;
-          if (bias)
-            for (int64_t p = 0; p < P; ++p) row[p] = act(row[p] + b);
-          else
-            for (int64_t p = 0; p < P; ++p) row[p] = act(row[p]);
-        }
-      });
+      if (bias || epilogue_.kind != ActEpilogue::Kind::kNone)
+        epilogue_.visit([&](auto act) {  // bias, then the fused activation
+          for (int64_t m = 0; m < M_; ++m) {
+            float* row = yn + m * P;
+            const float b = bias ? bias[m] : 0.f;
+            if (bias)
+              for (int64_t p = 0; p < P; ++p) row[p] = act(row[p] + b);
+            else
+              for (int64_t p = 0; p < P; ++p) row[p] = act(row[p]);
+          }
+        });
+      rowSums(n, yn);
     });
   }
 
@@ -84,6 +100,10 @@ class ConvOp : public Op {
   }
   bool maskInputGradient(const ActEpilogue& e) override {
     dx_mask_ = e;
+    return true;
+  }
+  bool publishOutputRowSums(RowSumsLink* link) override {
+    row_sums_ = link;
     return true;
   }
 
@@ -282,6 +302,7 @@ class ConvOp : public Op {
   std::optional<detail::DepthwisePlan> dw_plan_;  // tables for the current geometry
   ActEpilogue epilogue_;  // fused Relu/Clip on y (executor)
   ActEpilogue dx_mask_;   // fused Relu/Clip backward on dx (executor)
+  RowSumsLink* row_sums_ = nullptr;  // y's row sums for the reader (executor)
   // Per-thread im2col / dcol / chunk packing / depthwise scratch. Transient
   // within one forward or backward call, so one set per calling thread serves
   // every Conv node (ops of one executor run one at a time; threads-as-ranks

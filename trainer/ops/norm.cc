@@ -83,6 +83,11 @@ class BatchNormOp : public Op {
     epilogue_ = e;
     return true;
   }
+  // A frozen op never computes batch statistics.
+  bool readInputRowSums(const RowSumsLink* link) override {
+    in_sums_ = frozen_ ? nullptr : link;
+    return !frozen_;
+  }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
@@ -187,9 +192,14 @@ class BatchNormOp : public Op {
   // fmnist compression acceptance then missed its bar, so it was not kept.)
   void batchStats(const float* x, StateSync* sync) {
     const int64_t N = N_, C = C_, S = S_;
+    // Row sums from x's producer when it computed them (fuse.h linkRowSums).
+    const float* rows = in_sums_ && in_sums_->valid &&
+                                static_cast<int64_t>(in_sums_->sums.size()) == N * C
+                            ? in_sums_->sums.data()
+                            : nullptr;
     allreduceSum(sync, [&](FixedSum& f) {
       sumOverBatch<1>(N, C, f, [&](int64_t n, int64_t c, float* v) {
-        v[0] = detail::sumF(x + (n * C + c) * S, S);
+        v[0] = rows ? rows[n * C + c] : detail::sumF(x + (n * C + c) * S, S);
       });
     });
     const double count = global_count_;
@@ -219,6 +229,7 @@ class BatchNormOp : public Op {
 
   float eps_, momentum_;
   ActEpilogue epilogue_;  // fused Relu/Clip (executor)
+  const RowSumsLink* in_sums_ = nullptr;  // x's row sums from its producer (executor)
   bool frozen_;
   int64_t N_ = 0, C_ = 0, S_ = 0;
   double count_ = 0;             // elements per channel in the (global) batch

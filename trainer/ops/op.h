@@ -97,6 +97,14 @@ struct AbsMaxLink {
   bool valid = false;  ///< set by the producer's training forward
 };
 
+/// Per-(image, channel) sums of output 0 (N, C, ...) of a producer's last
+/// training forward, for the op reading it (executor fusion; see
+/// Op::publishOutputRowSums).
+struct RowSumsLink {
+  std::vector<float> sums;  ///< [n * C + c] = detail::sumF over that row
+  bool valid = false;       ///< set by the producer's training forward
+};
+
 class Op {
  public:
   virtual ~Op() = default;
@@ -153,6 +161,14 @@ class Op {
   /// from `*link` (filled by input 0's producer) when it is valid instead of
   /// computing it; null turns it off.
   virtual bool readInputAbsMax(const AbsMaxLink* /*link*/) { return false; }
+  /// Executor fusion: true when this op, from now on, computes the sums of
+  /// output 0's rows (detail::sumF per image and channel) in each training
+  /// forward as it writes them, into `*link`; null turns it off.
+  virtual bool publishOutputRowSums(RowSumsLink* /*link*/) { return false; }
+  /// Executor fusion: true when this op, from now on, takes input 0's row
+  /// sums from `*link` when it is valid instead of computing them; null
+  /// turns it off.
+  virtual bool readInputRowSums(const RowSumsLink* /*link*/) { return false; }
   /// Executor fusion, for Relu/Clip whose producer applies them: forward
   /// makes output 0 share input 0's storage instead of computing; backward
   /// is unchanged. False for other ops; `on` false undoes it.

@@ -11,6 +11,7 @@
 
 #include "tests/unit/ops/gradcheck.h"
 #include "trainer/graph/executor.h"
+#include "trainer/graph/fuse.h"
 
 namespace slim::graph {
 namespace {
@@ -164,6 +165,47 @@ TEST(FuseActivations, FreedTensorsFuseToo) {
     EXPECT_LE(fused.pooledBytes(), plain.pooledBytes()) << "step " << step;
     EXPECT_FALSE(fused.hasValue("bn"));  // freed with r1's buffer
   }
+}
+
+// A training BatchNormalization takes its per-(image, channel) sums from the
+// Conv that wrote its input (fuse.h linkRowSums): build()'s graph has one
+// such pair (c1 -> bn; the test above checks the bits against an unfused
+// executor). The sums are the BN's: altered ones change its output, and
+// after an inference forward they are not used.
+TEST(FuseActivations, BatchNormTakesRowSumsFromTheConv) {
+  Graph g = build();
+  auto& reg = ops::OpRegistry::get();
+  std::vector<std::unique_ptr<ops::Op>> ops;
+  for (const Node& nd : g.nodes) ops.push_back(reg.create(nd.op_type, nd.attrs, nd.name));
+  auto links = detail::linkRowSums(g, ops);
+  ASSERT_EQ(links.size(), 1u);
+  ops::RunContext train;
+  train.training = true;
+  Tensor x = test::randomTensor({4, 3, 6, 6}, 8, -2.f, 2.f), y;
+  Tensor w = g.initializers.at("c1.w");
+  ops[0]->forward({&x, &w}, {&y}, train);  // c1
+  ASSERT_TRUE(links[0]->valid);
+  ASSERT_EQ(links[0]->sums.size(), 4u * 8u);
+  std::vector<Tensor> bn_in = {g.initializers.at("bn.s"), g.initializers.at("bn.b"),
+                               g.initializers.at("bn.m"), g.initializers.at("bn.v")};
+  auto bn = [&](ops::RunContext& ctx) {
+    std::vector<Tensor> st = bn_in;  // running statistics: fresh copies
+    Tensor out;
+    ops[1]->forward({&y, &st[0], &st[1], &st[2], &st[3]}, {&out}, ctx);
+    return out;
+  };
+  const Tensor linked = bn(train);
+  auto plain = reg.create("BatchNormalization", {}, "plain");
+  std::vector<Tensor> st = bn_in;
+  Tensor own;
+  plain->forward({&y, &st[0], &st[1], &st[2], &st[3]}, {&own}, train);
+  EXPECT_TRUE(sameBits(linked, own));
+  for (float& v : links[0]->sums) v += 100.f;
+  EXPECT_FALSE(sameBits(bn(train), own));
+  ops::RunContext infer;
+  ops[0]->forward({&x, &w}, {&y}, infer);
+  EXPECT_FALSE(links[0]->valid);
+  EXPECT_TRUE(sameBits(bn(train), own));  // not valid: computes its own sums
 }
 
 // dx = dy in backward, y = x / 2 forward: a straight-through op whose
