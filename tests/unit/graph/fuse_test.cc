@@ -21,6 +21,18 @@ Node node(std::string name, std::string op, std::vector<std::string> in,
   return Node{std::move(name), std::move(op), std::move(in), std::move(out), {}};
 }
 
+// in -> GlobalAveragePool -> Flatten -> Gemm (transB, trainable fc.w) -> logits.
+void addHead(Graph& g, const std::string& in, Tensor fc_w) {
+  g.nodes.push_back(node("gap", "GlobalAveragePool", {in}, {"gap"}));
+  Node fl = node("flat", "Flatten", {"gap"}, {"flat"});
+  fl.attrs.set("axis", int64_t{1});
+  g.nodes.push_back(fl);
+  g.addInitializer("fc.w", std::move(fc_w), true);
+  Node fc = node("fc", "Gemm", {"flat", "fc.w"}, {"logits"});
+  fc.attrs.set("transB", int64_t{1});
+  g.nodes.push_back(fc);
+}
+
 // x(4,3,6,6) -conv1-> bn -> relu -dw(3x3, s2, bias)-> Clip(0, 0.5) -pw->
 // relu6 (Clip attrs, opset < 11) ... and a Relu on pw's output whose input is
 // also read by an Add (not fusable) -> gap -> fc.
@@ -63,14 +75,7 @@ Graph build() {
   g.nodes.push_back(node("pw2", "Conv", {"r6", "pw2.w"}, {"pw2"}));
   g.nodes.push_back(node("r2", "Relu", {"pw2"}, {"r2"}));
   g.nodes.push_back(node("add", "Add", {"r2", "pw2"}, {"add"}));  // pw2 has two readers
-  g.nodes.push_back(node("gap", "GlobalAveragePool", {"add"}, {"gap"}));
-  Node fl = node("flat", "Flatten", {"gap"}, {"flat"});
-  fl.attrs.set("axis", int64_t{1});
-  g.nodes.push_back(fl);
-  param("fc.w", {5, 8});
-  Node fc = node("fc", "Gemm", {"flat", "fc.w"}, {"logits"});
-  fc.attrs.set("transB", int64_t{1});
-  g.nodes.push_back(fc);
+  addHead(g, "add", test::randomTensor({5, 8}, seed++, -0.6f, 0.6f));
   return g;
 }
 
@@ -256,14 +261,7 @@ TEST(FuseActivations, HandedOverGradientsAddToOtherReaders) {
     g.nodes.push_back(node("c3", "Conv", {"q", "c3.w"}, {"c3"}));
     g.nodes.push_back(node("add", "Add", {"c3", "c1"}, {"add"}));
     g.nodes.push_back(node("add2", "Add", {"add", "pw"}, {"add2"}));
-    g.nodes.push_back(node("gap", "GlobalAveragePool", {"add2"}, {"gap"}));
-    Node fl = node("flat", "Flatten", {"gap"}, {"flat"});
-    fl.attrs.set("axis", int64_t{1});
-    g.nodes.push_back(fl);
-    param("fc.w", {4, 6});
-    Node fc = node("fc", "Gemm", {"flat", "fc.w"}, {"logits"});
-    fc.attrs.set("transB", int64_t{1});
-    g.nodes.push_back(fc);
+    addHead(g, "add2", test::randomTensor({4, 6}, seed++, -0.6f, 0.6f));
     return g;
   };
   Graph ga = build2(), gb = build2(), gc = build2();
