@@ -401,6 +401,7 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
       const int z = m.node_out[i][0], y = m.node_in[i][0];
       if (m.grad_valid[z]) {
         if (m.node_in_grad[i][0] && !m.grad_valid[y]) {
+          m.release(m.grads[y]);  // a stale buffer goes back to the pool
           m.grads[y] = std::move(m.grads[z]).reshaped(m.values[y].shape());
           m.grads[z] = Tensor();
           m.grad_valid[y] = true;
