@@ -5,87 +5,13 @@
 
 #include <algorithm>
 #include <map>
-#include <unordered_map>
-#include <set>
 
+#include "trainer/graph/executor_impl.h"
 #include "trainer/graph/fuse.h"
-#include "trainer/graph/profile.h"
 
 namespace slim::graph {
 
 using detail::ProfClock;
-using detail::Profile;
-
-struct Executor::Impl {
-  std::unordered_map<std::string, int> id;  // tensor name -> value id
-  std::vector<std::string> names;
-  std::vector<Tensor> values;
-  std::vector<Tensor> grads;
-  std::vector<bool> grad_valid;
-  std::vector<bool> requires_grad;          // value depends on a trainable param
-  std::vector<std::vector<int>> node_in;    // -1 = omitted input
-  std::vector<std::vector<int>> node_out;
-  std::vector<bool> node_backward;          // node lies on a param -> output path
-  std::vector<std::vector<bool>> node_in_grad;  // which inputs need a gradient
-  std::vector<std::vector<Tensor>> scratch;     // din buffers per node
-  std::vector<int> param_ids;
-  std::vector<int> param_uses;              // backward consumers per value id
-  std::vector<int> initializer_ids;
-  std::vector<bool> is_param;               // value id is a trainable parameter
-  bool keep_grads = false;                  // keepIntermediateGrads
-  std::multimap<size_t, Tensor> pool;       // free gradient buffers by capacity
-  bool release_values = false;              // releaseForwardValues
-  std::vector<bool> releasable;             // value id freed after its last forward use
-  std::vector<int> fwd_uses;                // forward consumptions per value id
-  std::vector<size_t> last_bytes;           // bytes of each value in the last forward
-  std::vector<int> alias_ids;               // outputs of fused activations
-  std::vector<int> alias_of;                // value id -> the id it shares storage with, or -1
-  std::vector<bool> alias_source;           // value id is shared by a fused activation's output
-  std::vector<detail::MaskedActivation> masked;  // activations whose reader masks (fuse.h)
-  std::vector<bool> grad_passthrough;       // node: hand the output gradient to the input
-  std::vector<std::unique_ptr<ops::AbsMaxLink>> abs_max_links;  // fuse.h linkAbsMax
-  std::vector<std::unique_ptr<ops::RowSumsLink>> row_sum_links;  // fuse.h linkRowSums
-
-  // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
-  // it has one; with none pooled, resize() allocates as usual.
-  void acquire(Tensor& t, size_t bytes) {
-    if (t.capacity() >= bytes) return;
-    auto it = pool.lower_bound(bytes);
-    if (it == pool.end()) return;
-    if (t.capacity() > 0) pool.emplace(t.capacity(), std::move(t));
-    t = std::move(it->second);
-    pool.erase(it);
-  }
-  // First forward: an output's size is known only after its op ran, so it
-  // was freshly allocated. Moves it into a pooled buffer that fits (one
-  // copy) and frees the fresh one; otherwise the pool would keep one buffer
-  // per released activation instead of the few that are live at once.
-  void adopt(Tensor& t) {
-    auto it = pool.lower_bound(t.bytes());
-    if (it == pool.end()) return;
-    Tensor p = std::move(it->second);
-    pool.erase(it);
-    p.resize(t.shape(), t.dtype());
-    p.copyFrom(t);
-    t = std::move(p);
-  }
-  void release(Tensor& t) {
-    if (t.capacity() > 0) pool.emplace(t.capacity(), std::move(t));
-    t = Tensor();
-  }
-  // SLIM_PROFILE=1: per-op-type forward/backward seconds, printed at exit.
-  Profile* profile = nullptr;
-  std::vector<std::string> profile_key;     // per node: row of the profile table
-
-  int idOf(const std::string& n) {
-    auto it = id.find(n);
-    if (it != id.end()) return it->second;
-    int k = static_cast<int>(names.size());
-    id.emplace(n, k);
-    names.push_back(n);
-    return k;
-  }
-};
 
 Executor::Executor(Graph& g, bool fuse_activations)
     : graph_(g), impl_(std::make_unique<Impl>()) {
@@ -183,81 +109,6 @@ Executor::Executor(Graph& g, bool fuse_activations)
   }
 }
 
-// Which weight gradients ops reduce over ranks themselves (exactly, see
-// Op::reducesGradOverRanks). A value is replicated when it is computed from
-// initializers only. A "boundary" is an input edge (node, j) where a
-// replicated value that needs a gradient meets batch data (the node's outputs
-// are not replicated): its gradient is a batch reduction. A parameter's
-// gradient is rank-reduced when every boundary downstream of it (through
-// replicated nodes, whose backward maps a reduced gradient to a reduced one)
-// is enabled; a boundary is enabled when its op can reduce and every
-// parameter upstream of it is rank-reduced (no parameter may mix reduced and
-// unreduced contributions). Iterated to a fixed point.
-void Executor::planRankReduction() {
-  Impl& m = *impl_;
-  const size_t nv = m.names.size(), nn = graph_.nodes.size();
-  std::vector<bool> replicated(nv, false);
-  for (int k : m.initializer_ids) replicated[k] = true;
-  std::vector<bool> interior(nn, false);
-  for (size_t i = 0; i < nn; ++i) {
-    bool all = true;
-    for (int k : m.node_in[i]) all = all && (k < 0 || replicated[k]);
-    interior[i] = all;
-    if (all)
-      for (int k : m.node_out[i]) replicated[k] = true;
-  }
-  // Parameters upstream of each replicated value (forward, topological order).
-  std::vector<std::set<int>> up(nv);
-  for (int p : m.param_ids) up[p].insert(p);
-  for (size_t i = 0; i < nn; ++i)
-    if (interior[i])
-      for (int k : m.node_in[i])
-        if (k >= 0)
-          for (int o : m.node_out[i]) up[o].insert(up[k].begin(), up[k].end());
-  struct Edge {
-    size_t node, input;
-    bool capable, enabled;
-  };
-  std::vector<Edge> edges;
-  std::map<int, std::vector<size_t>> down;  // param -> its boundary edges
-  for (size_t i = 0; i < nn; ++i) {
-    if (interior[i] || !m.node_backward[i]) continue;
-    for (size_t j = 0; j < m.node_in[i].size(); ++j) {
-      const int k = m.node_in[i][j];
-      if (k < 0 || !replicated[k] || !m.node_in_grad[i][j]) continue;
-      const bool capable = ops_[i]->reducesGradOverRanks(static_cast<int>(j));
-      edges.push_back({i, j, capable, capable});
-      for (int p : up[k]) down[p].push_back(edges.size() - 1);
-    }
-  }
-  std::set<int> reduced;
-  for (bool changed = true; changed;) {
-    changed = false;
-    reduced.clear();
-    for (int p : m.param_ids) {
-      bool all = down.count(p) > 0;
-      for (size_t e : down[p]) all = all && edges[e].enabled;
-      if (all) reduced.insert(p);
-    }
-    for (Edge& e : edges) {
-      if (!e.enabled) continue;
-      for (int p : up[m.node_in[e.node][e.input]])
-        if (!reduced.count(p)) {
-          e.enabled = false;
-          changed = true;
-        }
-    }
-  }
-  std::vector<std::vector<bool>> flags(nn);
-  for (const Edge& e : edges)
-    if (e.enabled) {
-      flags[e.node].resize(m.node_in[e.node].size(), false);
-      flags[e.node][e.input] = true;
-    }
-  for (size_t i = 0; i < nn; ++i) ops_[i]->setRankReducedInputs(flags[i]);
-  rank_reduced_.clear();
-  for (int p : reduced) rank_reduced_.insert(m.names[p]);
-}
 
 Executor::~Executor() = default;
 
