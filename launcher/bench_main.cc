@@ -1,5 +1,6 @@
 // slimtrain_bench: times slimtrain's own training step for scripts/bench.
-// Prints one JSON line: images/s, achieved GFLOP/s of the step, the machine's
+// Prints one JSON line: images/s (of the median step; images_per_s_mean of
+// all timed steps), achieved GFLOP/s of the step, the machine's
 // measured single-core SGEMM peak (a probe), and peak resident memory.
 // Usage: slimtrain_bench --model zoo:mobilenet_tiny|PATH.onnx --batch 64
 //                        [--iters 30] [--warmup 5] [--hw 28] [--channels 1]
@@ -9,11 +10,13 @@
 #include <sys/resource.h>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "launcher/omp_env.h"
 #include "trainer/core/threads.h"
@@ -79,6 +82,10 @@ int main(int argc, char** argv) {
     else if (a == "--probe") probe = true;
     else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
   }
+  if (iters < 1 || warmup < 0 || batch < 1 || threads < 1) {
+    std::fprintf(stderr, "need --iters >= 1, --warmup >= 0, --batch >= 1, --threads >= 1\n");
+    return 2;
+  }
   try {
     slim::setComputeThreads(static_cast<int>(threads));
     slim::graph::Graph g = slim::models::loadModel(model, "", 1);
@@ -107,9 +114,20 @@ int main(int argc, char** argv) {
       opt->step(params, 0.01f);
     };
     for (int64_t i = 0; i < warmup; ++i) step();
-    auto t0 = Clock::now();
-    for (int64_t i = 0; i < iters; ++i) step();
-    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    // Each step timed on its own: images/s of the median step (what a short
+    // burst of other load on a shared host moves least; bench_torch.py does
+    // the same), and of the mean.
+    std::vector<double> steps;
+    for (int64_t i = 0; i < iters; ++i) {
+      auto t0 = Clock::now();
+      step();
+      steps.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    double secs = 0;
+    for (double s : steps) secs += s;
+    std::vector<double> sorted = steps;
+    std::nth_element(sorted.begin(), sorted.begin() + iters / 2, sorted.end());
+    const double median = sorted[static_cast<size_t>(iters / 2)];
     double step_flops = 3.0 * slim::train::forwardFlops(ex);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -117,11 +135,11 @@ int main(int argc, char** argv) {
     double peak = probe ? gemmProbe() : 0;
     const unsigned long long digest = paramDigest(g);
     std::printf("{\"framework\": \"slimtrain\", \"model\": \"%s\", \"batch\": %lld, \"threads\": %lld, \"iters\": %lld, "
-                "\"images_per_s\": %.2f, \"gflops_per_s\": %.3f, \"step_gflop\": %.4f, "
+                "\"images_per_s\": %.2f, \"images_per_s_mean\": %.2f, \"gflops_per_s\": %.3f, \"step_gflop\": %.4f, "
                 "\"peak_rss_mb\": %.1f, \"probe_gflops_1core\": %.2f, \"param_digest\": \"%016llx\"}\n",
                 model.c_str(), static_cast<long long>(batch), static_cast<long long>(threads),
                 static_cast<long long>(iters),
-                batch * iters / secs, step_flops * iters / secs / 1e9, step_flops / 1e9,
+                batch / median, batch * iters / secs, step_flops / median / 1e9, step_flops / 1e9,
                 ru.ru_maxrss / 1024.0, peak, digest);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "slimtrain_bench: %s\n", e.what());
