@@ -246,17 +246,23 @@ class ConvOp : public Op {
     float* dyk = buf;            // (M, L)
     float* colk = buf + M_ * L;  // (K, L)
     float* tmp = colk + K * L;   // one image's im2col
-    for (int64_t i = 0; i < nc; ++i) {
-      const int64_t n = n0 + i;
-      for (int64_t m = 0; m < M_; ++m)
-        std::memcpy(dyk + m * L + i * P, dy + (n * M_ + m) * P, sizeof(float) * P);
-      const float* col = x + n * C_ * HW;
-      if (!pointwise_) {
-        detail::im2col(col, C_, ah_, aw_, tmp);
-        col = tmp;
+    // Packing is pure copying; when this chunk is the only task (a batch of
+    // one chunk) it uses the threads the caller's loop left idle.
+    detail::parallelFor(nc * M_, [&](int64_t r) {
+      const int64_t i = r / M_, m = r % M_;
+      std::memcpy(dyk + m * L + i * P, dy + ((n0 + i) * M_ + m) * P, sizeof(float) * P);
+    });
+    if (pointwise_) {
+      detail::parallelFor(nc * K, [&](int64_t r) {
+        const int64_t i = r / K, k = r % K;
+        std::memcpy(colk + k * L + i * P, x + (n0 + i) * C_ * HW + k * P, sizeof(float) * P);
+      });
+    } else {
+      for (int64_t i = 0; i < nc; ++i) {
+        detail::im2col(x + (n0 + i) * C_ * HW, C_, ah_, aw_, tmp);
+        for (int64_t k = 0; k < K; ++k)
+          std::memcpy(colk + k * L + i * P, tmp + k * P, sizeof(float) * P);
       }
-      for (int64_t k = 0; k < K; ++k)
-        std::memcpy(colk + k * L + i * P, col + k * P, sizeof(float) * P);
     }
     detail::gemm(false, true, M_, K, L, 1.f, dyk, L, colk, L, 0.f, dw, K);
   }
