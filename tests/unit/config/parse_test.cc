@@ -62,7 +62,8 @@ TEST(ConfigParse, ActConfig) {
   EXPECT_EQ(s.resume_iteration, -1);
   EXPECT_EQ(c.train.learning_rate.type, "CosineAnnealingDecay");
   EXPECT_DOUBLE_EQ(c.train.learning_rate.learning_rate, 0.02);
-  EXPECT_EQ(c.train.optimizer.type, "SGD");
+  EXPECT_EQ(c.train.optimizer.type, "Momentum");
+  EXPECT_DOUBLE_EQ(c.train.optimizer.momentum, 0.9);
   EXPECT_DOUBLE_EQ(c.train.optimizer.weight_decay, 5e-4);
 }
 
