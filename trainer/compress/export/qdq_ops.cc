@@ -66,23 +66,27 @@ class QuantizeLinearOp : public ops::Op {
     const float lo = dt == DType::kU8 ? 0.f : -128.f, hi = dt == DType::kU8 ? 255.f : 127.f;
     const AxisView v = axisView(x, scale, axis_, label);
     out[0]->resize(x.shape(), dt);
-    const float* xp = x.f32();
-    for (int64_t o = 0; o < v.outer; ++o)
-      for (int64_t c = 0; c < v.C; ++c) {
-        const float s = scale.f32()[c];
-        const float z = static_cast<float>(zeroPoint(zp, c));
-        const int64_t base = (o * v.C + c) * v.inner;
-        for (int64_t i = 0; i < v.inner; ++i) {
-          const float q = std::clamp(std::nearbyint(xp[base + i] / s) + z, lo, hi);
-          if (dt == DType::kU8)
-            out[0]->data<uint8_t>()[base + i] = static_cast<uint8_t>(q);
-          else
-            out[0]->data<int8_t>()[base + i] = static_cast<int8_t>(q);
-        }
-      }
+    if (dt == DType::kU8)
+      quantize(x.f32(), scale.f32(), zp, v, lo, hi, out[0]->data<uint8_t>());
+    else
+      quantize(x.f32(), scale.f32(), zp, v, lo, hi, out[0]->data<int8_t>());
   }
 
  private:
+  // The element loop, typed pointers fetched once (T: uint8_t or int8_t).
+  template <class T>
+  static void quantize(const float* xp, const float* scale, const Tensor* zp, const AxisView& v,
+                       float lo, float hi, T* q) {
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t c = 0; c < v.C; ++c) {
+        const float s = scale[c];
+        const float z = static_cast<float>(zeroPoint(zp, c));
+        const int64_t base = (o * v.C + c) * v.inner;
+        for (int64_t i = 0; i < v.inner; ++i)
+          q[base + i] = static_cast<T>(std::clamp(std::nearbyint(xp[base + i] / s) + z, lo, hi));
+      }
+  }
+
   int64_t axis_;
 };
 
@@ -100,27 +104,31 @@ class DequantizeLinearOp : public ops::Op {
     const AxisView v = axisView(x, scale, axis_, label);
     out[0]->resize(x.shape(), DType::kF32);
     float* y = out[0]->f32();
-    for (int64_t o = 0; o < v.outer; ++o)
-      for (int64_t c = 0; c < v.C; ++c) {
-        const float s = scale.f32()[c];
-        const int64_t z = zeroPoint(zp, c);
-        const int64_t base = (o * v.C + c) * v.inner;
-        for (int64_t i = 0; i < v.inner; ++i)
-          y[base + i] = static_cast<float>(level(x, base + i) - z) * s;
-      }
-  }
-
- private:
-  int64_t level(const Tensor& x, int64_t i) const {
+    const float* s = scale.f32();
     switch (x.dtype()) {
-      case DType::kU8: return x.data<uint8_t>()[i];
-      case DType::kI8: return x.data<int8_t>()[i];
-      case DType::kI32: return x.data<int32_t>()[i];
+      case DType::kU8: return dequantize(x.data<uint8_t>(), s, zp, v, y);
+      case DType::kI8: return dequantize(x.data<int8_t>(), s, zp, v, y);
+      case DType::kI32: return dequantize(x.data<int32_t>(), s, zp, v, y);
       // The ONNX importer widens int32 initializers (an exported int32 bias).
-      case DType::kI64: return x.data<int64_t>()[i];
+      case DType::kI64: return dequantize(x.data<int64_t>(), s, zp, v, y);
       default: SLIM_THROW(ModelError, label, ": input of dtype ", dtypeName(x.dtype()),
                           " is not supported (uint8, int8, int32)");
     }
+  }
+
+ private:
+  // The element loop, typed pointers fetched once.
+  template <class T>
+  static void dequantize(const T* x, const float* scale, const Tensor* zp, const AxisView& v,
+                         float* y) {
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t c = 0; c < v.C; ++c) {
+        const float s = scale[c];
+        const int64_t z = zeroPoint(zp, c);
+        const int64_t base = (o * v.C + c) * v.inner;
+        for (int64_t i = 0; i < v.inner; ++i)
+          y[base + i] = static_cast<float>(static_cast<int64_t>(x[base + i]) - z) * s;
+      }
   }
   int64_t axis_;
 };
