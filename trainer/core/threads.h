@@ -1,4 +1,4 @@
-// Compute threads inside one rank (OpenMP, which Eigen's GEMM also uses).
+// Compute threads inside one rank (OpenMP; also Eigen's, for the bench probe).
 // Ranks x threads should equal the cores of a node: the launcher picks
 // cores / ranks-on-this-node unless Global.num_threads says otherwise.
 #pragma once

@@ -41,6 +41,7 @@ class ConvOp : public Op {
     float* yp = y.f32();
     scratch_ = &callerScratch();
     scratch_->ensureThreads();
+    if (!depthwise_) packWeights(wp, false);
     // The reader's row sums (a training BatchNormalization), each while the
     // image's output is in cache: the same sumF it would run.
     float* sums = nullptr;
@@ -75,8 +76,8 @@ class ConvOp : public Op {
       }
       for (int64_t g = 0; g < group_; ++g) {
         // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P)
-        detail::gemm(false, false, Mg_, P, Kg_, 1.f, wp + g * Mg_ * Kg_, Kg_,
-                     col + g * Kg_ * P, P, 0.f, yn + g * Mg_ * P, P);
+        detail::gemmPacked(Mg_, P, Kg_, 1.f, wpack_.data() + g * packed_group_, col + g * Kg_ * P,
+                           P, 0.f, yn + g * Mg_ * P, P);
       }
       if (bias || epilogue_.kind != ActEpilogue::Kind::kNone)
         epilogue_.visit([&](auto act) {  // bias, then the fused activation
@@ -170,6 +171,7 @@ class ConvOp : public Op {
         }
       });
     } else if (group_ == 1) {
+      if (dxp) packWeights(wp, true);
       // dW per chunk (one GEMM over its images), dX per image: separate
       // loops, so a batch of one chunk still uses every thread for dX.
       if (dw)
@@ -183,6 +185,7 @@ class ConvOp : public Op {
                         false);
         });
     } else {
+      if (dxp) packWeights(wp, true);
       detail::parallelFor(chunks.count, [&](int64_t c) {
         float* dwc = dw ? partial_.data() + c * wsize : nullptr;
         for (int64_t n = chunks.begin(c); n < chunks.end(c); ++n)
@@ -233,38 +236,35 @@ class ConvOp : public Op {
   size_t colSize() const { return static_cast<size_t>(Kg_ * group_ * ah_.out * aw_.out); }
 
   // group == 1: dw (M, K) = sum over images [n0, n1) of dy_n (M, P) col_n^T,
-  // as one GEMM over the chunk packed side by side ([M, L] x [K, L]^T).
+  // as one GEMM over the chunk side by side: A = the dy blocks packed
+  // straight from the batch, B (L, K) = the col blocks transposed.
   void chunkWeightGrad(const float* x, const float* dy, int64_t n0, int64_t n1, float* dw) {
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in, K = Kg_, nc = n1 - n0;
-    if (nc == 1 && pointwise_) {
-      detail::gemm(false, true, M_, K, P, 1.f, dy + n0 * M_ * P, P, x + n0 * C_ * HW, P, 0.f,
-                   dw, K);
-      return;
-    }
-    const int64_t L = nc * P;
-    float* buf = scratch_->get(static_cast<size_t>((M_ + K) * L + colSize()));
-    float* dyk = buf;            // (M, L)
-    float* colk = buf + M_ * L;  // (K, L)
-    float* tmp = colk + K * L;   // one image's im2col
-    // Packing is pure copying; when this chunk is the only task (a batch of
-    // one chunk) it uses the threads the caller's loop left idle.
-    detail::parallelFor(nc * M_, [&](int64_t r) {
-      const int64_t i = r / M_, m = r % M_;
-      std::memcpy(dyk + m * L + i * P, dy + ((n0 + i) * M_ + m) * P, sizeof(float) * P);
-    });
-    if (pointwise_) {
-      detail::parallelFor(nc * K, [&](int64_t r) {
-        const int64_t i = r / K, k = r % K;
-        std::memcpy(colk + k * L + i * P, x + (n0 + i) * C_ * HW + k * P, sizeof(float) * P);
-      });
-    } else {
-      for (int64_t i = 0; i < nc; ++i) {
-        detail::im2col(x + (n0 + i) * C_ * HW, C_, ah_, aw_, tmp);
-        for (int64_t k = 0; k < K; ++k)
-          std::memcpy(colk + k * L + i * P, tmp + k * P, sizeof(float) * P);
+    const int64_t L = nc * P, apack = detail::packedASize(M_, L);
+    float* buf = scratch_->get(static_cast<size_t>(apack + L * K + (pointwise_ ? 0 : colSize())));
+    float* ap = buf;            // dy of the chunk, packed
+    float* bt = buf + apack;    // (L, K)
+    float* tmp = bt + L * K;    // one image's im2col
+    detail::packASegments(M_, nc, P, dy + n0 * M_ * P, M_ * P, P, ap);
+    for (int64_t i = 0; i < nc; ++i) {
+      const float* col = x + (n0 + i) * C_ * HW;
+      if (!pointwise_) {
+        detail::im2col(col, C_, ah_, aw_, tmp);
+        col = tmp;
       }
+      detail::transposeTo(K, P, col, P, bt + i * P * K, K);
     }
-    detail::gemm(false, true, M_, K, L, 1.f, dyk, L, colk, L, 0.f, dw, K);
+    detail::gemmPacked(M_, K, L, 1.f, ap, bt, K, 0.f, dw, K);
+  }
+
+  // W packed for gemmPacked, per group: w_g (Mg, Kg) for the forward, w_g^T
+  // (Kg, Mg) for the input gradient. Once per call, shared by every image.
+  void packWeights(const float* w, bool transposed) {
+    const int64_t m = transposed ? Kg_ : Mg_, k = transposed ? Mg_ : Kg_;
+    packed_group_ = detail::packedASize(m, k);
+    wpack_.resize(static_cast<size_t>(group_ * packed_group_));
+    for (int64_t g = 0; g < group_; ++g)
+      detail::packA(transposed, m, k, w + g * Mg_ * Kg_, Kg_, wpack_.data() + g * packed_group_);
   }
 
   // dx of one image (not depthwise) and, when dw is given (grouped), its
@@ -289,8 +289,8 @@ class ConvOp : public Op {
       float* dcol = pointwise_ ? dxn : scratch_->get(colSize());
       for (int64_t g = 0; g < group_; ++g) {
         // dcol_g (Kg, P) = w_g^T (Kg, Mg) * dy_g (Mg, P)
-        detail::gemm(true, false, Kg_, P, Mg_, 1.f, w + g * Mg_ * Kg_, Kg_, dyn + g * Mg_ * P,
-                     P, 0.f, dcol + g * Kg_ * P, P);
+        detail::gemmPacked(Kg_, P, Mg_, 1.f, wpack_.data() + g * packed_group_,
+                           dyn + g * Mg_ * P, P, 0.f, dcol + g * Kg_ * P, P);
       }
       if (!pointwise_) {
         std::fill(dxn, dxn + C_ * HW, 0.f);
@@ -321,6 +321,8 @@ class ConvOp : public Op {
   }
   detail::ThreadScratch* scratch_ = nullptr;
   std::vector<float> partial_;     // per-chunk weight-gradient partials, grows only
+  std::vector<float> wpack_;       // packWeights
+  int64_t packed_group_ = 0;       // floats of one group in wpack_
   FixedSum wsum_;                  // their exact sum
 };
 

@@ -1,48 +1,36 @@
-// Kernels behind Conv, Gemm/MatMul and the pools: Eigen GEMM on row-major
-// maps, window geometry, im2col/col2im. Depthwise convolution: depthwise.cc.
+// Kernels behind Conv, Gemm/MatMul and the pools: the strided GEMM (on
+// gemm_kernels.cc), window geometry, im2col/col2im. Depthwise convolution:
+// depthwise.cc.
 #include "trainer/ops/conv_kernels.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "trainer/core/error.h"
 
 namespace slim::ops::detail {
-namespace {
-
-using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using CMap = Eigen::Map<const MatR, 0, Eigen::OuterStride<>>;
-using MMap = Eigen::Map<MatR, 0, Eigen::OuterStride<>>;
-
-template <class AX, class BX>
-void gemmAssign(MMap& c, const AX& a, const BX& b, float alpha, float beta) {
-  if (beta == 0.f) {
-    c.noalias() = alpha * a * b;
-  } else {
-    if (beta != 1.f) c *= beta;
-    c.noalias() += alpha * a * b;
-  }
-}
-
-}  // namespace
 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
           float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  MMap cm(c, m, n, Eigen::OuterStride<>(ldc));
   if (k == 0) {
-    if (beta == 0.f) cm.setZero(); else cm *= beta;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
     return;
   }
-  // Stored shapes: A is [m,k] or [k,m] (ta); B is [k,n] or [n,k] (tb).
-  CMap am(a, ta ? k : m, ta ? m : k, Eigen::OuterStride<>(lda));
-  CMap bm(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
-  if (!ta && !tb) gemmAssign(cm, am, bm, alpha, beta);
-  else if (ta && !tb) gemmAssign(cm, am.transpose(), bm, alpha, beta);
-  else if (!ta && tb) gemmAssign(cm, am, bm.transpose(), alpha, beta);
-  else gemmAssign(cm, am.transpose(), bm.transpose(), alpha, beta);
+  // Per calling thread, grown only: op(A) packed, B^T when B is stored [n, k].
+  thread_local std::vector<float> ap, bt;
+  ap.resize(static_cast<size_t>(packedASize(m, k)));
+  packA(ta, m, k, a, lda, ap.data());
+  if (tb) {
+    bt.resize(static_cast<size_t>(k * n));
+    transposeTo(n, k, b, ldb, bt.data(), n);
+    b = bt.data();
+    ldb = n;
+  }
+  gemmPacked(m, n, k, alpha, ap.data(), b, ldb, beta, c, ldc);
 }
 
 WindowAttrs readWindowAttrs(const Attrs& a, bool need_kernel) {

@@ -1,5 +1,5 @@
 // Internal kernels shared by the Conv, Gemm/MatMul and pooling ops: a strided
-// row-major GEMM on Eigen, window geometry (pads, auto_pad, ceil_mode),
+// row-major GEMM (gemm_kernels.cc), window geometry (pads, auto_pad, ceil_mode),
 // im2col/col2im (conv_kernels.cc) and the direct depthwise convolution
 // (depthwise.cc).
 // Not a public API: everything lives in slim::ops::detail.
@@ -13,7 +13,9 @@
 
 namespace slim::ops::detail {
 
-/// C = alpha * op(A) * op(B) + beta * C for row-major matrices.
+/// C = alpha * op(A) * op(B) + beta * C for row-major matrices: packA +
+/// gemmPacked (B^T transposed first when tb), the same bits for any thread
+/// count.
 /// @param ta,tb  transpose A ([K,M] stored) / B ([N,K] stored)
 /// @param m,n,k  op(A) is [m,k], op(B) is [k,n], C is [m,n]
 /// @param lda,ldb,ldc  row strides (elements) of the stored matrices
@@ -21,6 +23,35 @@ namespace slim::ops::detail {
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
           float* c, int64_t ldc);
+
+/// Rows of a packed A panel (packA, gemmPacked).
+constexpr int64_t kGemmMR = 8;
+
+/// Floats packA writes for an m x k matrix.
+int64_t packedASize(int64_t m, int64_t k);
+
+/// Packs op(A) (m x k; stored [k, m] when ta) into panels of kGemmMR rows,
+/// k-major within a panel, the rows past m zero.
+void packA(bool ta, int64_t m, int64_t k, const float* a, int64_t lda, float* dst);
+
+/// C (m x n) = alpha * A * B + beta * C with A packed by packA and B row-major
+/// [k, n] (row stride ldb), read in place. Each element accumulates over k in
+/// ascending order from zero (fused multiply-adds), then c = fma(acc, alpha,
+/// beta * c) (beta == 0: c is not read): the same bits for any thread count
+/// and instruction set (gemm_kernels.cc). Splits over the threads when not
+/// called from a parallel region and the product is large.
+void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
+                int64_t ldb, float beta, float* c, int64_t ldc);
+
+/// packA for the m x (count * len) matrix whose columns [s * len, (s + 1) *
+/// len) are segment s: rows lda apart starting at a0 + s * a_step (the
+/// per-image blocks of a chunk, side by side, without copying them first).
+void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64_t a_step,
+                   int64_t lda, float* dst);
+
+/// dst (cols x rows, row stride ldd) = src^T (src: rows x cols, stride lds).
+void transposeTo(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
+                 int64_t ldd);
 
 /// Geometry of one spatial axis of a sliding window (conv or pool).
 struct Axis {

@@ -24,10 +24,6 @@
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/parallel.h"
 
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
-
 namespace slim::ops::detail {
 
 DepthwisePlan::DepthwisePlan(const Axis& h, const Axis& w) : ah(h), aw(w) {
@@ -216,45 +212,6 @@ void backwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
 }
 
 // ---- channel-vector kernels ---------------------------------------------------
-
-// Transposes the 8 x 8 block rows r[0..8) in place: r[i][k] = old r[k][i].
-struct Block8 {
-#if defined(__AVX__)
-  __m256 r[8];
-  void load(int k, const float* p) { r[k] = _mm256_loadu_ps(p); }
-  void store(int i, float* p) const { _mm256_storeu_ps(p, r[i]); }
-  void storePlusZero(int i, float* p) const { _mm256_storeu_ps(p, _mm256_add_ps(_mm256_setzero_ps(), r[i])); }
-  void transpose() {
-    __m256 t[8];
-    for (int k = 0; k < 8; k += 2) {
-      t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-      t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-    }
-    for (int k = 0; k < 8; k += 4) {
-      r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
-      r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
-      r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-      r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-    }
-    for (int k = 0; k < 4; ++k) {
-      t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
-      t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
-    }
-    for (int k = 0; k < 8; ++k) r[k] = t[k];
-  }
-#else
-  float r[8][8];
-  void load(int k, const float* p) { std::memcpy(r[k], p, sizeof(r[k])); }
-  void store(int i, float* p) const { std::memcpy(p, r[i], sizeof(r[i])); }
-  void storePlusZero(int i, float* p) const {
-    for (int k = 0; k < 8; ++k) p[k] = 0.f + r[i][k];
-  }
-  void transpose() {
-    for (int i = 0; i < 8; ++i)
-      for (int k = i + 1; k < 8; ++k) std::swap(r[i][k], r[k][i]);
-  }
-#endif
-};
 
 // Channel-blocked buffers: c channels in blocks of 8, each block (n, 8)
 // contiguous, so element (i, ch) is at (ch / 8) * 8n + 8i + ch % 8. The

@@ -1,6 +1,6 @@
 // Gemm (Y = alpha*op(A)*op(B) + beta*C, C unidirectionally broadcast) and
 // MatMul (numpy semantics: 1-D promotion, broadcast batch dimensions), both
-// on the Eigen GEMM of conv_kernels. MatMul folds the batch into the rows when
+// on the GEMM of conv_kernels. MatMul folds the batch into the rows when
 // B has no batch dimensions (x[B,T,K] @ w[K,N]: one large GEMM).
 #include <algorithm>
 #include <vector>

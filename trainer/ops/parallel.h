@@ -6,7 +6,7 @@
 #pragma once
 
 #include <omp.h>
-#if defined(__FMA__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -169,5 +169,45 @@ inline void sumDyDyx(const float* __restrict dy, const float* __restrict x, floa
   sdy = fold16(a0, a1);
   sdyx = fold16(b0, b1);
 }
+
+// Transposes the 8 x 8 block rows r[0..8) in place: r[i][k] = old r[k][i].
+struct Block8 {
+#if defined(__AVX__)
+  __m256 r[8];
+  void load(int k, const float* p) { r[k] = _mm256_loadu_ps(p); }
+  void store(int i, float* p) const { _mm256_storeu_ps(p, r[i]); }
+  void storePlusZero(int i, float* p) const { _mm256_storeu_ps(p, _mm256_add_ps(_mm256_setzero_ps(), r[i])); }
+  void transpose() {
+    __m256 t[8];
+    for (int k = 0; k < 8; k += 2) {
+      t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+      t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+      r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+      r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+      r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+      r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+      t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+      t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+    for (int k = 0; k < 8; ++k) r[k] = t[k];
+  }
+#else
+  float r[8][8];
+  void load(int k, const float* p) { std::memcpy(r[k], p, sizeof(r[k])); }
+  void store(int i, float* p) const { std::memcpy(p, r[i], sizeof(r[i])); }
+  void storePlusZero(int i, float* p) const {
+    for (int k = 0; k < 8; ++k) p[k] = 0.f + r[i][k];
+  }
+  void transpose() {
+    for (int i = 0; i < 8; ++i)
+      for (int k = i + 1; k < 8; ++k) std::swap(r[i][k], r[k][i]);
+  }
+#endif
+};
+
 
 }  // namespace slim::ops::detail

@@ -177,8 +177,8 @@ void naiveConvBackward(const ConvCase& k, const Tensor& x, const Tensor& w, cons
         }
 }
 
-// Sizes large enough for Eigen's blocked GEMM (the tiny gradcheck cases take
-// its coefficient-wise path); backward compared with naive adjoint loops.
+// Sizes that span several tiles and panels of the GEMM kernel (the tiny
+// gradcheck cases fit in one); backward compared with naive adjoint loops.
 TEST(ConvLarge, ForwardBackwardMatchNaive) {
   const ConvCase cases[] = {
       {"general_g2", 2, 16, 13, 11, 24, 3, 3, 1, 2, 1, 1, 2, {1, 1, 1, 1}, true},

@@ -86,7 +86,8 @@ const GemmCase kGemmCases[] = {
 INSTANTIATE_TEST_SUITE_P(Cases, GemmTest, ::testing::ValuesIn(kGemmCases),
                          [](const auto& info) { return info.param.name; });
 
-// Large enough for Eigen's blocked GEMM; gradients against naive products.
+// Large enough for several tiles of the GEMM kernel; gradients against naive
+// products.
 TEST(GemmLarge, BackwardMatchesNaive) {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {

@@ -1,0 +1,132 @@
+// slimtrain's GEMM kernels (trainer/ops/gemm_kernels.cc): bit for bit against
+// the order they promise (per element: fused multiply-adds over k in
+// ascending order from zero, then fma(acc, alpha, beta * c)), for every edge
+// of the tiling; the same bits for any thread count; the packers and the
+// transpose against plain loops.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "trainer/ops/conv_kernels.h"
+
+namespace slim {
+namespace {
+
+using ops::detail::gemm;
+
+std::vector<float> randomVec(size_t n, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// The promised order, element by element.
+std::vector<float> reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                             const std::vector<float>& a, const std::vector<float>& b,
+                             float beta, std::vector<float> c) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = 0.f;
+      for (int64_t p = 0; p < k; ++p)
+        acc = std::fma(ta ? a[p * m + i] : a[i * k + p], tb ? b[j * k + p] : b[p * n + j], acc);
+      float& cij = c[i * n + j];
+      const float r = beta == 0.f ? 0.f : beta == 1.f ? cij : beta * cij;
+      cij = std::fma(acc, alpha, r);
+    }
+  return c;
+}
+
+int64_t firstDiff(const std::vector<float>& x, const std::vector<float>& y) {
+  for (size_t i = 0; i < x.size(); ++i)
+    if (std::memcmp(&x[i], &y[i], sizeof(float)) != 0) return static_cast<int64_t>(i);
+  return -1;
+}
+
+struct Shape3 {
+  int64_t m, n, k;
+};
+
+// Rows around the 8-row panels and their sub-blocks, columns around the
+// 16-lane vectors and 48-column tiles, k from 1 up.
+const Shape3 kShapes[] = {{1, 1, 1},   {3, 5, 2},   {8, 16, 7},  {9, 17, 33}, {7, 47, 5},
+                          {16, 48, 9}, {17, 49, 64}, {24, 96, 3}, {13, 100, 129},
+                          {64, 196, 32}, {10, 10, 128}};
+
+TEST(GemmKernels, BitsFollowThePromisedOrder) {
+  for (const auto& s : kShapes)
+    for (int t = 0; t < 4; ++t)
+      for (float beta : {0.f, 1.f, 0.5f}) {
+        const bool ta = t & 1, tb = t & 2;
+        const float alpha = beta == 0.5f ? 1.5f : 1.f;
+        auto a = randomVec(static_cast<size_t>(s.m * s.k), 1);
+        auto b = randomVec(static_cast<size_t>(s.k * s.n), 2);
+        auto c = randomVec(static_cast<size_t>(s.m * s.n), 3);
+        auto want = reference(ta, tb, s.m, s.n, s.k, alpha, a, b, beta, c);
+        gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), ta ? s.m : s.k, b.data(), tb ? s.k : s.n,
+             beta, c.data(), s.n);
+        EXPECT_EQ(firstDiff(c, want), -1) << "m " << s.m << " n " << s.n << " k " << s.k
+                                          << " ta " << ta << " tb " << tb << " beta " << beta;
+      }
+}
+
+// beta == 0 never reads C: NaNs there do not leak into the result.
+TEST(GemmKernels, BetaZeroIgnoresC) {
+  auto a = randomVec(9 * 5, 4), b = randomVec(5 * 21, 5);
+  std::vector<float> c(9 * 21, std::nanf(""));
+  gemm(false, false, 9, 21, 5, 1.f, a.data(), 5, b.data(), 21, 0.f, c.data(), 21);
+  for (float v : c) EXPECT_FALSE(std::isnan(v));
+}
+
+// Large products split over the threads by tiles: the same bits for 1 and 2
+// threads (Eigen's blocking, used before, depended on the thread count).
+TEST(GemmKernels, SameBitsForAnyThreadCount) {
+  const int64_t m = 160, n = 200, k = 960;
+  auto a = randomVec(static_cast<size_t>(m * k), 6), b = randomVec(static_cast<size_t>(k * n), 7);
+  std::vector<float> c[2];
+  const int saved = omp_get_max_threads();
+  for (int t = 0; t < 2; ++t) {
+    omp_set_num_threads(t + 1);
+    c[t].assign(static_cast<size_t>(m * n), 0.f);
+    gemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, c[t].data(), n);
+  }
+  omp_set_num_threads(saved);
+  EXPECT_EQ(firstDiff(c[0], c[1]), -1);
+}
+
+// packASegments packs the side-by-side segments exactly as packA packs the
+// concatenated matrix.
+TEST(GemmKernels, PackSegmentsEqualsPackOfTheConcatenation) {
+  const int64_t m = 19, count = 3, len = 13, lda = 15, step = 19 * 15 + 4;
+  auto src = randomVec(static_cast<size_t>(count * step), 8);
+  std::vector<float> cat(static_cast<size_t>(m * count * len));
+  for (int64_t s = 0; s < count; ++s)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t q = 0; q < len; ++q)
+        cat[i * count * len + s * len + q] = src[s * step + i * lda + q];
+  const int64_t size = ops::detail::packedASize(m, count * len);
+  std::vector<float> p1(static_cast<size_t>(size), -1.f), p2(static_cast<size_t>(size), -2.f);
+  ops::detail::packA(false, m, count * len, cat.data(), count * len, p1.data());
+  ops::detail::packASegments(m, count, len, src.data(), step, lda, p2.data());
+  EXPECT_EQ(firstDiff(p1, p2), -1);
+}
+
+TEST(GemmKernels, TransposeMatchesLoops) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {8, 8}, {9, 17}, {23, 8}, {5, 40}}) {
+    const int64_t lds = cols + 3, ldd = rows + 2;
+    auto src = randomVec(static_cast<size_t>(rows * lds), 9);
+    std::vector<float> dst(static_cast<size_t>(cols * ldd), 0.f), want = dst;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) want[c * ldd + r] = src[r * lds + c];
+    ops::detail::transposeTo(rows, cols, src.data(), lds, dst.data(), ldd);
+    EXPECT_EQ(firstDiff(dst, want), -1) << rows << "x" << cols;
+  }
+}
+
+}  // namespace
+}  // namespace slim

@@ -1,0 +1,214 @@
+// slimtrain's own GEMM (declared in conv_kernels.h): C = alpha * A * B +
+// beta * C with A packed into panels of kGemmMR rows (packA, once per weight
+// for all images of a convolution) and B read in place, row by row, in tiles
+// of up to 48 columns (AVX-512). Every output element accumulates over k in ascending
+// order from zero with fused multiply-adds, then c = fma(acc, alpha, beta * c):
+// the bits depend on neither the tiling, the thread count nor the vector
+// width, so AVX-512, AVX2 and scalar builds agree (Eigen's blocking depends
+// on the thread count and the cache sizes).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "trainer/ops/conv_kernels.h"
+#include "trainer/ops/parallel.h"
+
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+namespace slim::ops::detail {
+namespace {
+
+// Sixteen floats: a native vector (AVX-512) or two (AVX2) or an array, with
+// per-lane fused multiply-add and loads / stores of the first `n` lanes (the
+// others read as zero and are not written). Free functions on a plain
+// vector type: GCC keeps arrays of them in registers.
+#if defined(__AVX512F__)
+using Vec = __m512;
+inline Vec vzero() { return _mm512_setzero_ps(); }
+inline Vec vset1(float x) { return _mm512_set1_ps(x); }
+inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline __mmask16 vmask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+inline Vec vload(const float* p, int n) { return _mm512_maskz_loadu_ps(vmask(n), p); }
+inline void vstore(float* p, Vec v, int n) { _mm512_mask_storeu_ps(p, vmask(n), v); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+// A tile is kRows rows x kMaxNV vectors of accumulators (24 of 32 registers).
+constexpr int kRows = 8, kMaxNV = 3;
+#elif defined(__FMA__)
+struct Vec {
+  __m256 lo, hi;
+};
+inline Vec vzero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+inline Vec vset1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+inline Vec vload(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+inline __m256i vmask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline Vec vload(const float* p, int n) {
+  return {_mm256_maskload_ps(p, vmask(n)), _mm256_maskload_ps(p + 8, vmask(n - 8))};
+}
+inline void vstore(float* p, Vec v, int n) {
+  _mm256_maskstore_ps(p, vmask(n), v.lo);
+  _mm256_maskstore_ps(p + 8, vmask(n - 8), v.hi);
+}
+inline Vec vfma(Vec a, Vec b, Vec c) {
+  return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+}
+inline Vec vmul(Vec a, Vec b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+constexpr int kRows = 4, kMaxNV = 1;  // 8 of 16 registers
+#else
+struct Vec {
+  float x[16];
+};
+inline Vec vzero() { return {}; }
+inline Vec vset1(float a) { Vec r; std::fill(r.x, r.x + 16, a); return r; }
+inline Vec vload(const float* p, int n) { Vec r{}; std::copy(p, p + n, r.x); return r; }
+inline Vec vload(const float* p) { return vload(p, 16); }
+inline void vstore(float* p, Vec v, int n) { std::copy(v.x, v.x + n, p); }
+inline Vec vfma(Vec a, Vec b, Vec c) {
+  for (int j = 0; j < 16; ++j) c.x[j] = std::fma(a.x[j], b.x[j], c.x[j]);
+  return c;
+}
+inline Vec vmul(Vec a, Vec b) {
+  for (int j = 0; j < 16; ++j) a.x[j] *= b.x[j];
+  return a;
+}
+constexpr int kRows = 2, kMaxNV = 1;
+#endif
+
+constexpr int64_t kNB = 16 * kMaxNV;  // columns of one gemmPacked tile
+
+// One MR x (16 NV) tile of C: MR rows of a packed panel from `ap` (stride
+// kGemmMR per k), columns of B from b; the last vector holds `last` columns.
+template <int MR, int NV>
+void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
+                int64_t ldc, int last, float alpha, float beta) {
+  // Flat, fully unrolled arrays: GCC then keeps the accumulators in registers.
+  Vec acc[MR * NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR * NV; ++i) acc[i] = vzero();
+  for (int64_t p = 0; p < k; ++p, ap += kGemmMR, b += ldb) {
+    Vec bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = j + 1 < NV ? vload(b + 16 * j) : vload(b + 16 * j, last);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const Vec a = vset1(ap[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i * NV + j] = vfma(a, bv[j], acc[i * NV + j]);
+    }
+  }
+  const Vec va = vset1(alpha), vb = vset1(beta);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      float* cij = c + i * ldc + 16 * j;
+      const int n = j + 1 < NV ? 16 : last;
+      Vec r = vzero();
+      if (beta == 1.f) r = vload(cij, n);
+      else if (beta != 0.f) r = vmul(vload(cij, n), vb);
+      vstore(cij, vfma(acc[i * NV + j], va, r), n);
+    }
+}
+
+using PackedTileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t,
+                              int, float, float);
+
+template <int MR, int... NV>
+constexpr std::array<PackedTileFn, kMaxNV> packedRow(std::integer_sequence<int, NV...>) {
+  return {&packedTile<MR, NV + 1>...};
+}
+template <int... MR>
+constexpr std::array<std::array<PackedTileFn, kMaxNV>, kRows> packedTable(
+    std::integer_sequence<int, MR...>) {
+  return {packedRow<MR + 1>(std::make_integer_sequence<int, kMaxNV>{})...};
+}
+constexpr auto kPackedTiles = packedTable(std::make_integer_sequence<int, kRows>{});
+
+// Work of at least this many multiply-adds is split over the threads (when
+// the caller is not already in a parallel region).
+constexpr int64_t kParallelWork = int64_t{1} << 18;
+
+}  // namespace
+
+int64_t packedASize(int64_t m, int64_t k) { return ceilDiv(m, kGemmMR) * kGemmMR * k; }
+
+void packA(bool ta, int64_t m, int64_t k, const float* a, int64_t lda, float* dst) {
+  if (!ta) return packASegments(m, 1, k, a, 0, lda, dst);
+  for (int64_t i0 = 0; i0 < m; i0 += kGemmMR) {  // rows of a panel are contiguous in a
+    const int64_t mr = std::min<int64_t>(kGemmMR, m - i0);
+    float* d = dst + i0 * k;
+    for (int64_t p = 0; p < k; ++p, d += kGemmMR) {
+      std::memcpy(d, a + p * lda + i0, sizeof(float) * mr);
+      std::fill(d + mr, d + kGemmMR, 0.f);
+    }
+  }
+}
+
+void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64_t a_step,
+                   int64_t lda, float* dst) {
+  static_assert(kGemmMR == 8, "panels are packed by 8 x 8 transposes");
+  const int64_t k = count * len;
+  for (int64_t i0 = 0; i0 < m; i0 += kGemmMR) {
+    const int64_t mr = std::min<int64_t>(kGemmMR, m - i0);
+    float* d = dst + i0 * k;
+    for (int64_t s = 0; s < count; ++s) {
+      const float* rows = a0 + s * a_step + i0 * lda;
+      int64_t q = 0;
+      if (mr == kGemmMR)
+        for (; q + 8 <= len; q += 8, d += 8 * kGemmMR) {
+          Block8 blk;
+          for (int i = 0; i < 8; ++i) blk.load(i, rows + i * lda + q);
+          blk.transpose();
+          for (int j = 0; j < 8; ++j) blk.store(j, d + j * kGemmMR);
+        }
+      for (; q < len; ++q, d += kGemmMR) {
+        for (int64_t i = 0; i < mr; ++i) d[i] = rows[i * lda + q];
+        for (int64_t i = mr; i < kGemmMR; ++i) d[i] = 0.f;
+      }
+    }
+  }
+}
+
+void transposeTo(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
+                 int64_t ldd) {
+  int64_t r0 = 0;
+  for (; r0 + 8 <= rows; r0 += 8) {
+    int64_t c0 = 0;
+    for (; c0 + 8 <= cols; c0 += 8) {
+      Block8 blk;
+      for (int i = 0; i < 8; ++i) blk.load(i, src + (r0 + i) * lds + c0);
+      blk.transpose();
+      for (int j = 0; j < 8; ++j) blk.store(j, dst + (c0 + j) * ldd + r0);
+    }
+    for (int64_t c = c0; c < cols; ++c)
+      for (int64_t r = r0; r < r0 + 8; ++r) dst[c * ldd + r] = src[r * lds + c];
+  }
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = r0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
+}
+
+void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
+                int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const int64_t panels = ceilDiv(m, kGemmMR), tiles = ceilDiv(n, kNB);
+  // Column tiles outer: one tile of B serves every panel of A.
+  auto task = [&](int64_t t) {
+    const int64_t j0 = (t / panels) * kNB, i0 = (t % panels) * kGemmMR;
+    const int64_t w = std::min(kNB, n - j0), nv = ceilDiv(w, 16);
+    const int last = static_cast<int>(w - 16 * (nv - 1));
+    const int64_t mr = std::min<int64_t>(kGemmMR, m - i0);
+    for (int64_t r = 0; r < mr; r += kRows)
+      kPackedTiles[std::min<int64_t>(kRows, mr - r) - 1][nv - 1](
+          k, ap + i0 * k + r, b + j0, ldb, c + (i0 + r) * ldc + j0, ldc, last, alpha, beta);
+  };
+  if (m * n * k >= kParallelWork) parallelFor(panels * tiles, task);
+  else for (int64_t t = 0; t < panels * tiles; ++t) task(t);
+}
+
+}  // namespace slim::ops::detail
