@@ -1,7 +1,8 @@
 // slimtrain's own GEMM (declared in conv_kernels.h): C = alpha * A * B +
 // beta * C with A packed into panels of kGemmMR rows (packA, once per weight
 // for all images of a convolution) and B read in place, row by row, in tiles
-// of up to 48 columns (AVX-512). Every output element accumulates over k in ascending
+// of up to 48 columns (AVX-512) and 8-row vectors for the n % 16 columns
+// after the last whole vector. Every output element accumulates over k in ascending
 // order from zero with fused multiply-adds, then c = fma(acc, alpha, beta * c):
 // the bits depend on neither the tiling, the thread count nor the vector
 // width, so AVX-512, AVX2 and scalar builds agree (Eigen's blocking depends
@@ -23,17 +24,14 @@ namespace slim::ops::detail {
 namespace {
 
 // Sixteen floats: a native vector (AVX-512) or two (AVX2) or an array, with
-// per-lane fused multiply-add and loads / stores of the first `n` lanes (the
-// others read as zero and are not written). Free functions on a plain
-// vector type: GCC keeps arrays of them in registers.
+// per-lane fused multiply-add. Free functions on a plain vector type: GCC
+// keeps arrays of them in registers.
 #if defined(__AVX512F__)
 using Vec = __m512;
 inline Vec vzero() { return _mm512_setzero_ps(); }
 inline Vec vset1(float x) { return _mm512_set1_ps(x); }
 inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
-inline __mmask16 vmask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
-inline Vec vload(const float* p, int n) { return _mm512_maskz_loadu_ps(vmask(n), p); }
-inline void vstore(float* p, Vec v, int n) { _mm512_mask_storeu_ps(p, vmask(n), v); }
+inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 // A tile is kRows rows x kMaxNV vectors of accumulators (24 of 32 registers).
@@ -45,16 +43,7 @@ struct Vec {
 inline Vec vzero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
 inline Vec vset1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
 inline Vec vload(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
-inline __m256i vmask(int n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-inline Vec vload(const float* p, int n) {
-  return {_mm256_maskload_ps(p, vmask(n)), _mm256_maskload_ps(p + 8, vmask(n - 8))};
-}
-inline void vstore(float* p, Vec v, int n) {
-  _mm256_maskstore_ps(p, vmask(n), v.lo);
-  _mm256_maskstore_ps(p + 8, vmask(n - 8), v.hi);
-}
+inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v.lo); _mm256_storeu_ps(p + 8, v.hi); }
 inline Vec vfma(Vec a, Vec b, Vec c) {
   return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
 }
@@ -66,9 +55,8 @@ struct Vec {
 };
 inline Vec vzero() { return {}; }
 inline Vec vset1(float a) { Vec r; std::fill(r.x, r.x + 16, a); return r; }
-inline Vec vload(const float* p, int n) { Vec r{}; std::copy(p, p + n, r.x); return r; }
-inline Vec vload(const float* p) { return vload(p, 16); }
-inline void vstore(float* p, Vec v, int n) { std::copy(v.x, v.x + n, p); }
+inline Vec vload(const float* p) { Vec r; std::copy(p, p + 16, r.x); return r; }
+inline void vstore(float* p, Vec v) { std::copy(v.x, v.x + 16, p); }
 inline Vec vfma(Vec a, Vec b, Vec c) {
   for (int j = 0; j < 16; ++j) c.x[j] = std::fma(a.x[j], b.x[j], c.x[j]);
   return c;
@@ -83,10 +71,10 @@ constexpr int kRows = 2, kMaxNV = 1;
 constexpr int64_t kNB = 16 * kMaxNV;  // columns of one gemmPacked tile
 
 // One MR x (16 NV) tile of C: MR rows of a packed panel from `ap` (stride
-// kGemmMR per k), columns of B from b; the last vector holds `last` columns.
+// kGemmMR per k), columns of B from b.
 template <int MR, int NV>
 void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
-                int64_t ldc, int last, float alpha, float beta) {
+                int64_t ldc, float alpha, float beta) {
   // Flat, fully unrolled arrays: GCC then keeps the accumulators in registers.
   Vec acc[MR * NV];
 #pragma GCC unroll 32
@@ -94,7 +82,7 @@ void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* 
   for (int64_t p = 0; p < k; ++p, ap += kGemmMR, b += ldb) {
     Vec bv[NV];
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) bv[j] = j + 1 < NV ? vload(b + 16 * j) : vload(b + 16 * j, last);
+    for (int j = 0; j < NV; ++j) bv[j] = vload(b + 16 * j);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const Vec a = vset1(ap[i]);
@@ -108,16 +96,15 @@ void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* 
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
       float* cij = c + i * ldc + 16 * j;
-      const int n = j + 1 < NV ? 16 : last;
       Vec r = vzero();
-      if (beta == 1.f) r = vload(cij, n);
-      else if (beta != 0.f) r = vmul(vload(cij, n), vb);
-      vstore(cij, vfma(acc[i * NV + j], va, r), n);
+      if (beta == 1.f) r = vload(cij);
+      else if (beta != 0.f) r = vmul(vload(cij), vb);
+      vstore(cij, vfma(acc[i * NV + j], va, r));
     }
 }
 
 using PackedTileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t,
-                              int, float, float);
+                              float, float);
 
 template <int MR, int... NV>
 constexpr std::array<PackedTileFn, kMaxNV> packedRow(std::integer_sequence<int, NV...>) {
@@ -129,6 +116,62 @@ constexpr std::array<std::array<PackedTileFn, kMaxNV>, kRows> packedTable(
   return {packedRow<MR + 1>(std::make_integer_sequence<int, kMaxNV>{})...};
 }
 constexpr auto kPackedTiles = packedTable(std::make_integer_sequence<int, kRows>{});
+
+// Eight floats along the rows of a panel, for the columns that do not fill a
+// 16-lane vector.
+#if defined(__FMA__)
+using Row8 = __m256;
+inline Row8 rzero() { return _mm256_setzero_ps(); }
+inline Row8 rload(const float* p) { return _mm256_loadu_ps(p); }
+inline Row8 rfma(Row8 a, float b, Row8 c) { return _mm256_fmadd_ps(a, _mm256_set1_ps(b), c); }
+inline void rstore(float* p, Row8 v) { _mm256_storeu_ps(p, v); }
+#else
+struct Row8 {
+  float x[8];
+};
+inline Row8 rzero() { return {}; }
+inline Row8 rload(const float* p) { Row8 r; std::copy(p, p + 8, r.x); return r; }
+inline Row8 rfma(Row8 a, float b, Row8 c) {
+  for (int i = 0; i < 8; ++i) c.x[i] = std::fma(a.x[i], b, c.x[i]);
+  return c;
+}
+inline void rstore(float* p, Row8 v) { std::copy(v.x, v.x + 8, p); }
+#endif
+
+// Columns [0, T) of C (from c) for the `mr` rows of one packed panel, one
+// accumulator of 8 rows per column: a column costs 1/8 of a row of 16-lane
+// vectors, where a masked vector would cost a whole one (n = 49 or 196 leave
+// 1 or 4 columns past the last full vector).
+template <int T>
+void tailColumns(int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
+                 int64_t ldc, int mr, float alpha, float beta) {
+  static_assert(kGemmMR == 8, "one Row8 per panel");
+  Row8 acc[T];
+#pragma GCC unroll 8
+  for (int j = 0; j < T; ++j) acc[j] = rzero();
+  for (int64_t p = 0; p < k; ++p, ap += kGemmMR, b += ldb) {
+    const Row8 a = rload(ap);
+#pragma GCC unroll 8
+    for (int j = 0; j < T; ++j) acc[j] = rfma(a, b[j], acc[j]);
+  }
+  float lanes[8];
+  for (int j = 0; j < T; ++j) {
+    rstore(lanes, acc[j]);
+    for (int i = 0; i < mr; ++i) {
+      float& cij = c[i * ldc + j];
+      const float r = beta == 0.f ? 0.f : beta == 1.f ? cij : beta * cij;
+      cij = std::fma(lanes[i], alpha, r);
+    }
+  }
+}
+
+using TailFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, int,
+                        float, float);
+template <int... T>
+constexpr std::array<TailFn, sizeof...(T)> tailTable(std::integer_sequence<int, T...>) {
+  return {&tailColumns<T + 1>...};
+}
+constexpr auto kTails = tailTable(std::make_integer_sequence<int, 8>{});
 
 // Work of at least this many multiply-adds is split over the threads (when
 // the caller is not already in a parallel region).
@@ -196,19 +239,29 @@ void transposeTo(int64_t rows, int64_t cols, const float* src, int64_t lds, floa
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  const int64_t panels = ceilDiv(m, kGemmMR), tiles = ceilDiv(n, kNB);
+  // Whole 16-lane vectors in tiles of kNB columns, the n % 16 columns after
+  // them by tailColumns.
+  const int64_t full = n / 16 * 16, tiles = ceilDiv(full, kNB);
+  const int64_t panels = ceilDiv(m, kGemmMR), cols = tiles + (full < n ? 1 : 0);
   // Column tiles outer: one tile of B serves every panel of A.
   auto task = [&](int64_t t) {
-    const int64_t j0 = (t / panels) * kNB, i0 = (t % panels) * kGemmMR;
-    const int64_t w = std::min(kNB, n - j0), nv = ceilDiv(w, 16);
-    const int last = static_cast<int>(w - 16 * (nv - 1));
+    const int64_t col = t / panels, i0 = (t % panels) * kGemmMR;
     const int64_t mr = std::min<int64_t>(kGemmMR, m - i0);
+    const float* a = ap + i0 * k;
+    float* ci = c + i0 * ldc;
+    if (col == tiles) {
+      for (int64_t j0 = full; j0 < n; j0 += 8)
+        kTails[std::min<int64_t>(8, n - j0) - 1](k, a, b + j0, ldb, ci + j0, ldc,
+                                                 static_cast<int>(mr), alpha, beta);
+      return;
+    }
+    const int64_t j0 = col * kNB, nv = std::min(kNB, full - j0) / 16;
     for (int64_t r = 0; r < mr; r += kRows)
       kPackedTiles[std::min<int64_t>(kRows, mr - r) - 1][nv - 1](
-          k, ap + i0 * k + r, b + j0, ldb, c + (i0 + r) * ldc + j0, ldc, last, alpha, beta);
+          k, a + r, b + j0, ldb, ci + r * ldc + j0, ldc, alpha, beta);
   };
-  if (m * n * k >= kParallelWork) parallelFor(panels * tiles, task);
-  else for (int64_t t = 0; t < panels * tiles; ++t) task(t);
+  if (m * n * k >= kParallelWork) parallelFor(panels * cols, task);
+  else for (int64_t t = 0; t < panels * cols; ++t) task(t);
 }
 
 }  // namespace slim::ops::detail
