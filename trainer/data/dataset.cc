@@ -68,7 +68,8 @@ void fillBatch(const Dataset& d, const std::vector<int64_t>& indices,
   const int64_t* y = d.labels.data<int64_t>();
 
   // Per-channel affine map out = x * a[c] + b[c] would round differently from
-  // (x * scale - mean) / std; keep the documented formula exactly.
+  // (x * scale - mean) / std; keep the documented formula exactly (three
+  // roundings: this file is built with -ffp-contract=off, CMakeLists.txt).
   std::vector<float> mean(C), stdv(C);
   for (int64_t c = 0; c < C; ++c) {
     mean[c] = channelValue(d.mean, c, 0.0f);

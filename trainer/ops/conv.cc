@@ -246,13 +246,15 @@ class ConvOp : public Op {
     float* bt = buf + apack;    // (L, K)
     float* tmp = bt + L * K;    // one image's im2col
     detail::packASegments(M_, nc, P, dy + n0 * M_ * P, M_ * P, P, ap);
-    for (int64_t i = 0; i < nc; ++i) {
-      const float* col = x + (n0 + i) * C_ * HW;
-      if (!pointwise_) {
-        detail::im2col(col, C_, ah_, aw_, tmp);
-        col = tmp;
+    if (pointwise_) {  // split over the threads when this chunk is the only task
+      detail::parallelFor(nc, [&](int64_t i) {
+        detail::transposeTo(K, P, x + (n0 + i) * C_ * HW, P, bt + i * P * K, K);
+      });
+    } else {
+      for (int64_t i = 0; i < nc; ++i) {
+        detail::im2col(x + (n0 + i) * C_ * HW, C_, ah_, aw_, tmp);
+        detail::transposeTo(K, P, tmp, P, bt + i * P * K, K);
       }
-      detail::transposeTo(K, P, col, P, bt + i * P * K, K);
     }
     detail::gemmPacked(M_, K, L, 1.f, ap, bt, K, 0.f, dw, K);
   }

@@ -197,8 +197,10 @@ void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64
                    int64_t lda, float* dst) {
   static_assert(kGemmMR == 8, "panels are packed by 8 x 8 transposes");
   const int64_t k = count * len;
-  for (int64_t i0 = 0; i0 < m; i0 += kGemmMR) {
-    const int64_t mr = std::min<int64_t>(kGemmMR, m - i0);
+  // Panels split over the threads when the caller runs alone (a batch of one
+  // chunk): pure copying, any split gives the same bytes.
+  parallelFor(ceilDiv(m, kGemmMR), [&](int64_t panel) {
+    const int64_t i0 = panel * kGemmMR, mr = std::min<int64_t>(kGemmMR, m - i0);
     float* d = dst + i0 * k;
     for (int64_t s = 0; s < count; ++s) {
       const float* rows = a0 + s * a_step + i0 * lda;
@@ -215,7 +217,7 @@ void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64
         for (int64_t i = mr; i < kGemmMR; ++i) d[i] = 0.f;
       }
     }
-  }
+  });
 }
 
 void transposeTo(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -177,6 +178,35 @@ TEST(FashionMnist, RealFilesParseWithKnownStatistics) {
   const double mean = sum / n, stdv = std::sqrt(sq / n - mean * mean);
   EXPECT_NEAR(mean, 0.2860, 5e-4);
   EXPECT_NEAR(stdv, 0.3530, 5e-4);
+}
+
+
+// Every uint8 pixel value normalises with exactly three roundings, (x * scale
+// - mean) / std, never a fused multiply-add: compilers contracted it for some
+// instruction sets and not others (AVX2 vs AVX-512 builds then trained on
+// different inputs). Fashion-MNIST's statistics, where the two differ.
+TEST(FillBatch, NormalisationRoundsAsWritten) {
+  Dataset d;
+  d.images = Tensor({256, 1, 1, 1}, DType::kU8);
+  d.labels = Tensor({256}, DType::kI64);
+  std::vector<int64_t> all(256);
+  for (int v = 0; v < 256; ++v) {
+    d.images.data<uint8_t>()[v] = static_cast<uint8_t>(v);
+    d.labels.data<int64_t>()[v] = 0;
+    all[v] = v;
+  }
+  d.mean = {0.2860f};
+  d.std = {0.3530f};
+  Tensor x, y;
+  fillBatch(d, all, x, y);
+  int mismatches = 0;
+  for (int v = 0; v < 256; ++v) {
+    volatile float scaled = static_cast<float>(v) * d.pixel_scale;  // rounded here
+    volatile float centred = scaled - d.mean[0];
+    const float want = centred / d.std[0];
+    if (std::memcmp(&want, x.f32() + v, sizeof(float)) != 0) ++mismatches;
+  }
+  EXPECT_EQ(mismatches, 0);
 }
 
 }  // namespace
