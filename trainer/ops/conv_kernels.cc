@@ -1,6 +1,6 @@
-// Kernels behind Conv, Gemm/MatMul and the pools: the strided GEMM (on
-// gemm_kernels.cc), window geometry, im2col/col2im. Depthwise convolution:
-// depthwise.cc.
+// Kernels behind Conv, Gemm/MatMul and the pools: the strided GEMM (its
+// kernels: gemm_kernels.cc), window geometry, im2col/col2im. Depthwise
+// convolution: depthwise.cc.
 #include "trainer/ops/conv_kernels.h"
 
 #include <algorithm>
