@@ -149,6 +149,7 @@ class ConvOp : public Op {
     float* dxp = dx ? dx->f32() : nullptr;
     scratch_ = &callerScratch();
     scratch_->ensureThreads();
+    if (dxp && !depthwise_) packWeights(wp, true);  // W^T for every image's dx
     if (depthwise_) {
       // Tasks (chunk, block of channels): channels are independent, so any
       // split gives the same bits. Blocks are multiples of 8 channels (the
@@ -171,7 +172,6 @@ class ConvOp : public Op {
         }
       });
     } else if (group_ == 1) {
-      if (dxp) packWeights(wp, true);
       // dW per chunk (one GEMM over its images), dX per image: separate
       // loops, so a batch of one chunk still uses every thread for dX.
       if (dw)
@@ -185,7 +185,6 @@ class ConvOp : public Op {
                         false);
         });
     } else {
-      if (dxp) packWeights(wp, true);
       detail::parallelFor(chunks.count, [&](int64_t c) {
         float* dwc = dw ? partial_.data() + c * wsize : nullptr;
         for (int64_t n = chunks.begin(c); n < chunks.end(c); ++n)

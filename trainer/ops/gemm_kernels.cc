@@ -117,26 +117,16 @@ constexpr std::array<std::array<PackedTileFn, kMaxNV>, kRows> packedTable(
 }
 constexpr auto kPackedTiles = packedTable(std::make_integer_sequence<int, kRows>{});
 
-// Eight floats along the rows of a panel, for the columns that do not fill a
-// 16-lane vector.
+// acc + a * b for the eight rows of a panel (V8, parallel.h), fused in every
+// build like the 16-lane tiles (fmaV8 is fused only where the target has FMA).
+inline V8 rowFma(V8 a, float b, V8 acc) {
 #if defined(__FMA__)
-using Row8 = __m256;
-inline Row8 rzero() { return _mm256_setzero_ps(); }
-inline Row8 rload(const float* p) { return _mm256_loadu_ps(p); }
-inline Row8 rfma(Row8 a, float b, Row8 c) { return _mm256_fmadd_ps(a, _mm256_set1_ps(b), c); }
-inline void rstore(float* p, Row8 v) { _mm256_storeu_ps(p, v); }
+  return fmaV8(a, V8{b, b, b, b, b, b, b, b}, acc);
 #else
-struct Row8 {
-  float x[8];
-};
-inline Row8 rzero() { return {}; }
-inline Row8 rload(const float* p) { Row8 r; std::copy(p, p + 8, r.x); return r; }
-inline Row8 rfma(Row8 a, float b, Row8 c) {
-  for (int i = 0; i < 8; ++i) c.x[i] = std::fma(a.x[i], b, c.x[i]);
-  return c;
-}
-inline void rstore(float* p, Row8 v) { std::copy(v.x, v.x + 8, p); }
+  for (int i = 0; i < 8; ++i) acc[i] = std::fma(a[i], b, acc[i]);
+  return acc;
 #endif
+}
 
 // Columns [0, T) of C (from c) for the `mr` rows of one packed panel, one
 // accumulator of 8 rows per column: a column costs 1/8 of a row of 16-lane
@@ -145,24 +135,21 @@ inline void rstore(float* p, Row8 v) { std::copy(v.x, v.x + 8, p); }
 template <int T>
 void tailColumns(int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
                  int64_t ldc, int mr, float alpha, float beta) {
-  static_assert(kGemmMR == 8, "one Row8 per panel");
-  Row8 acc[T];
+  static_assert(kGemmMR == 8, "one V8 per panel");
+  V8 acc[T];
 #pragma GCC unroll 8
-  for (int j = 0; j < T; ++j) acc[j] = rzero();
+  for (int j = 0; j < T; ++j) acc[j] = V8{};
   for (int64_t p = 0; p < k; ++p, ap += kGemmMR, b += ldb) {
-    const Row8 a = rload(ap);
+    const V8 a = loadV8(ap);
 #pragma GCC unroll 8
-    for (int j = 0; j < T; ++j) acc[j] = rfma(a, b[j], acc[j]);
+    for (int j = 0; j < T; ++j) acc[j] = rowFma(a, b[j], acc[j]);
   }
-  float lanes[8];
-  for (int j = 0; j < T; ++j) {
-    rstore(lanes, acc[j]);
+  for (int j = 0; j < T; ++j)
     for (int i = 0; i < mr; ++i) {
       float& cij = c[i * ldc + j];
       const float r = beta == 0.f ? 0.f : beta == 1.f ? cij : beta * cij;
-      cij = std::fma(lanes[i], alpha, r);
+      cij = std::fma(acc[j][i], alpha, r);
     }
-  }
 }
 
 using TailFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, int,
