@@ -80,5 +80,42 @@ TEST(ExactSum, FinishPartialsBadPartialGivesNaN) {
   }
 }
 
+// finishPartials adds in double where that is exact; partials whose
+// exponents span just inside and just outside that window (26 binades for 8
+// chunks, 28 for 2) must still give the fixed-point bits.
+TEST(ExactSum, FinishPartialsExponentWindowEdges) {
+  SumProbe op;
+  for (int64_t count : {2, 8}) {
+    const int64_t n = 4096;
+    std::vector<float> p(static_cast<size_t>(count * n));
+    uint32_t seed = 99;
+    for (int64_t k = 0; k < n; ++k) {
+      const int spread = 24 + static_cast<int>(k % 8);  // 24..31 binades
+      for (int64_t c = 0; c < count; ++c) {
+        seed = seed * 1664525u + 1013904223u;
+        const float m = 1.f + static_cast<float>(seed >> 9) / 8388608.f;  // [1, 2)
+        const int ex = c == 0 ? 0 : (c == 1 ? -spread : -static_cast<int>(seed % 17));
+        p[static_cast<size_t>(c * n + k)] = std::ldexp((seed & 1) ? m : -m, ex);
+      }
+    }
+    std::vector<float> a, b;
+    op.fused(p, count, a);
+    op.twoPass(p, count, b);
+    for (size_t k = 0; k < a.size(); ++k)
+      ASSERT_EQ(std::bit_cast<uint32_t>(a[k]), std::bit_cast<uint32_t>(b[k]))
+          << "count " << count << " element " << k;
+  }
+  // Outside the window a double sum can round where the fixed point does
+  // not: 2^30 + 1.5 * 2^-24 loses the small term, so adding in double gives
+  // 1, the exact sum 1 + 1.5 * 2^-24 rounds up to 1 + 2^-23.
+  std::vector<float> p(8 * 3, 0.f);
+  const float terms[] = {0x1p30f, 0x1.8p-24f, -0x1p30f, 1.f};
+  for (int c = 0; c < 4; ++c) p[static_cast<size_t>(c * 3 + 1)] = terms[c];
+  std::vector<float> a;
+  op.fused(p, 8, a);
+  EXPECT_EQ(a[1], 0x1.000002p0f);
+  EXPECT_EQ(std::bit_cast<uint32_t>(a[0]), 0u);  // all zeros: +0
+}
+
 }  // namespace
 }  // namespace slim::ops
