@@ -83,11 +83,18 @@ Executor::Executor(Graph& g, bool fuse_activations)
   if (fuse_activations) fused = detail::fuseActivations(graph_, ops_);
   m.alias_of.assign(nv, -1);
   m.alias_source.assign(nv, false);
-  for (const auto& f : fused) {
-    const int z = m.node_out[f.activation][0];
+  auto alias = [&](size_t node) {  // node's output shares input 0's storage
+    const int z = m.node_out[node][0];
     m.alias_ids.push_back(z);
-    m.alias_of[z] = m.node_in[f.activation][0];
+    m.alias_of[z] = m.node_in[node][0];
     m.alias_source[m.alias_of[z]] = true;
+  };
+  for (const auto& f : fused) alias(f.activation);
+  // After the activations: a norm hands its fused Relu to the Conv.
+  if (fuse_activations) {
+    auto value = [&](const std::string& name) -> const Tensor* { return &m.values[m.id.at(name)]; };
+    for (const auto& f : detail::fuseFrozenNorms(graph_, ops_, m.node_backward, value, m.norm_links))
+      alias(f.norm);
   }
   m.grad_passthrough.assign(nn, false);
   if (fuse_activations) m.masked = detail::maskActivationGrads(graph_, ops_);
@@ -165,7 +172,7 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
         // A fused activation's output goes back with its producer's handle
         // dropped: the pool must be the buffer's only owner.
         m.release(m.values[k]);
-        if (m.alias_of[k] >= 0) m.values[m.alias_of[k]] = Tensor();
+        for (int a = m.alias_of[k]; a >= 0; a = m.alias_of[a]) m.values[a] = Tensor();
       }
   }
 }

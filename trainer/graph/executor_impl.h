@@ -44,6 +44,7 @@ struct Executor::Impl {
   std::vector<bool> grad_passthrough;       // node: hand the output gradient to the input
   std::vector<std::unique_ptr<ops::AbsMaxLink>> abs_max_links;  // fuse.h linkAbsMax
   std::vector<std::unique_ptr<ops::RowSumsLink>> row_sum_links;  // fuse.h linkRowSums
+  std::vector<std::unique_ptr<ops::FrozenNormLink>> norm_links;  // fuse.h fuseFrozenNorms
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.

@@ -67,6 +67,43 @@ std::vector<FusedActivation> fuseActivations(const Graph& g,
   return fused;
 }
 
+std::vector<FusedNorm> fuseFrozenNorms(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+                                       const std::vector<bool>& in_backward,
+                                       const std::function<const Tensor*(const std::string&)>& value,
+                                       std::vector<std::unique_ptr<ops::FrozenNormLink>>& links) {
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
+  const Uses uses(g);
+  std::vector<FusedNorm> fused;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& nd = g.nodes[i];
+    if (nd.op_type != "BatchNormalization" || nd.inputs.size() < 5 || in_backward[i]) continue;
+    bool constant = true;
+    for (size_t j = 1; j < 5; ++j)
+      constant = constant && g.initializers.count(nd.inputs[j]) && !g.trainable.count(nd.inputs[j]);
+    auto p = producer.find(nd.inputs[0]);
+    size_t reader, input;
+    if (!constant || p == producer.end() || g.nodes[p->second].op_type != "Conv" ||
+        in_backward[p->second] || !uses.soleReader(nd.inputs[0], reader, input))
+      continue;
+    auto link = std::make_unique<ops::FrozenNormLink>();
+    if (!ops[i]->frozenNorm(*link)) continue;
+    link->scale = value(nd.inputs[1]);
+    link->bias = value(nd.inputs[2]);
+    link->mean = value(nd.inputs[3]);
+    link->var = value(nd.inputs[4]);
+    if (!ops[i]->forwardAsAlias(true)) continue;
+    if (!ops[p->second]->fuseOutputNorm(link.get())) {
+      ops[i]->forwardAsAlias(false);
+      continue;
+    }
+    fused.push_back({p->second, i});
+    links.push_back(std::move(link));
+  }
+  return fused;
+}
+
 std::vector<MaskedActivation> maskActivationGrads(const Graph& g,
                                                   std::vector<std::unique_ptr<ops::Op>>& ops) {
   const Uses uses(g);

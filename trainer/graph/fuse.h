@@ -8,7 +8,9 @@
 // (maskActivationGrads).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "trainer/graph/graph.h"
@@ -25,6 +27,21 @@ struct FusedActivation {
 /// bounds are constants (attributes, or non-trainable scalar initializers).
 std::vector<FusedActivation> fuseActivations(const Graph& g,
                                              std::vector<std::unique_ptr<ops::Op>>& ops);
+
+/// A frozen BatchNormalization fused into the Conv that writes its input
+/// (Op::frozenNorm / Op::fuseOutputNorm): the Conv applies the norm and its
+/// fused activation, the norm node shares the Conv's output storage. Only
+/// outside backward (`in_backward[node]` false for both: a teacher), with
+/// the Conv's output read by nothing else and not a graph output, and the
+/// norm's parameters non-trainable initializers. `value` gives the tensor
+/// the executor binds to an initializer's name (stable for its lifetime).
+struct FusedNorm {
+  size_t producer = 0, norm = 0;  ///< node indices
+};
+std::vector<FusedNorm> fuseFrozenNorms(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+                                       const std::vector<bool>& in_backward,
+                                       const std::function<const Tensor*(const std::string&)>& value,
+                                       std::vector<std::unique_ptr<ops::FrozenNormLink>>& links);
 
 /// Backward fusion: a Relu / Clip (constant bounds) whose output's only
 /// reader is input 0 of an op that accepts Op::maskInputGradient: that op

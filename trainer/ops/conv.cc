@@ -56,15 +56,42 @@ class ConvOp : public Op {
       if (sums)
         for (int64_t m = 0; m < M_; ++m) sums[n * M_ + m] = detail::sumF(yn + m * P, P);
     };
+    // The output epilogue: bias, a fused frozen batch norm (y = fma(y, a, b)
+    // per channel), the fused activation; each row while it is in cache.
+    const float* na = nullptr;
+    const float* nb = nullptr;
+    if (norm_) {
+      normCoeffs(*norm_);
+      na = norm_ab_.data();
+      nb = na + M_;
+    }
+    const ActEpilogue& act_e = norm_ ? norm_->act : epilogue_;
+    auto epilogue = [&](float* yn, const float* b) {
+      if (!b && !na && act_e.kind == ActEpilogue::Kind::kNone) return;
+      act_e.visit([&](auto act) {
+        for (int64_t m = 0; m < M_; ++m) {
+          float* __restrict row = yn + m * P;
+          const float bm = b ? b[m] : 0.f;
+          if (na) {
+            const float a = na[m], c = nb[m];
+            if (b)
+              for (int64_t p = 0; p < P; ++p) row[p] = act(std::fma(row[p] + bm, a, c));
+            else
+              for (int64_t p = 0; p < P; ++p) row[p] = act(std::fma(row[p], a, c));
+          } else if (b) {
+            for (int64_t p = 0; p < P; ++p) row[p] = act(row[p] + bm);
+          } else {
+            for (int64_t p = 0; p < P; ++p) row[p] = act(row[p]);
+          }
+        }
+      });
+    };
     detail::parallelFor(N_, [&](int64_t n) {
       const float* xn = xp + n * C_ * HW;
       float* yn = yp + n * M_ * P;
-      if (depthwise_) {
+      if (depthwise_) {  // the kernel adds the bias
         detail::depthwiseForward(*dw_plan_, xn, wp, bias, C_, M_ / C_, yn, scratch_->getVec(0));
-        if (epilogue_.kind != ActEpilogue::Kind::kNone)
-          epilogue_.visit([&](auto act) {
-            for (int64_t i = 0; i < M_ * P; ++i) yn[i] = act(yn[i]);
-          });
+        epilogue(yn, nullptr);
         rowSums(n, yn);
         return;
       }
@@ -79,17 +106,7 @@ class ConvOp : public Op {
         detail::gemmPacked(Mg_, P, Kg_, 1.f, wpack_.data() + g * packed_group_, col + g * Kg_ * P,
                            P, 0.f, yn + g * Mg_ * P, P);
       }
-      if (bias || epilogue_.kind != ActEpilogue::Kind::kNone)
-        epilogue_.visit([&](auto act) {  // bias, then the fused activation
-          for (int64_t m = 0; m < M_; ++m) {
-            float* row = yn + m * P;
-            const float b = bias ? bias[m] : 0.f;
-            if (bias)
-              for (int64_t p = 0; p < P; ++p) row[p] = act(row[p] + b);
-            else
-              for (int64_t p = 0; p < P; ++p) row[p] = act(row[p]);
-          }
-        });
+      epilogue(yn, bias);
       rowSums(n, yn);
     });
   }
@@ -103,6 +120,10 @@ class ConvOp : public Op {
     dx_mask_ = e;
     return true;
   }
+  bool fuseOutputNorm(const FrozenNormLink* link) override {
+    norm_ = link;
+    return true;
+  }
   bool publishOutputRowSums(RowSumsLink* link) override {
     row_sums_ = link;
     return true;
@@ -111,6 +132,7 @@ class ConvOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
                 RunContext& ctx) override {
+    SLIM_ENFORCE(!norm_, label, ": backward of a conv with a batch norm fused into it");
     setup(in);
     const Tensor& x = *in[0];
     const Tensor& w = *in[1];
@@ -258,6 +280,20 @@ class ConvOp : public Op {
     detail::gemmPacked(M_, K, L, 1.f, ap, bt, K, 0.f, dw, K);
   }
 
+  // norm_ab_ = (a (M), b (M)) of the fused frozen batch norm, as the
+  // BatchNormalization op computes them.
+  void normCoeffs(const FrozenNormLink& l) {
+    for (const Tensor* t : {l.scale, l.bias, l.mean, l.var})
+      SLIM_ENFORCE(t && t->dtype() == DType::kF32 && t->numel() == M_, label,
+                   ": fused batch norm parameters must be float32 [", M_, "]");
+    norm_ab_.resize(static_cast<size_t>(2 * M_));
+    const float *sc = l.scale->f32(), *bi = l.bias->f32(), *me = l.mean->f32(),
+                *va = l.var->f32();
+    for (int64_t m = 0; m < M_; ++m)
+      ops::normCoeffs(sc[m], normInvStd(va[m], l.eps), me[m], bi[m], norm_ab_[m],
+                      norm_ab_[M_ + m]);
+  }
+
   // W packed for gemmPacked, per group: w_g (Mg, Kg) for the forward, w_g^T
   // (Kg, Mg) for the input gradient. Once per call, shared by every image.
   void packWeights(const float* w, bool transposed) {
@@ -310,6 +346,8 @@ class ConvOp : public Op {
   ActEpilogue epilogue_;  // fused Relu/Clip on y (executor)
   ActEpilogue dx_mask_;   // fused Relu/Clip backward on dx (executor)
   RowSumsLink* row_sums_ = nullptr;  // y's row sums for the reader (executor)
+  const FrozenNormLink* norm_ = nullptr;  // frozen batch norm on y (executor)
+  std::vector<float> norm_ab_;            // its coefficients (normCoeffs)
   // Per-thread im2col / dcol / chunk packing / depthwise scratch. Transient
   // within one forward or backward call, so one set per calling thread serves
   // every Conv node (ops of one executor run one at a time; threads-as-ranks

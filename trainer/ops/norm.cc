@@ -31,6 +31,10 @@ class BatchNormOp : public Op {
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext& ctx) override {
+    if (alias_) {  // the producer applied this op already (frozenNorm)
+      *out[0] = *in[0];
+      return;
+    }
     setup(in);
     const float* x = in[0]->f32();
     const float* scale = in[1]->f32();
@@ -56,7 +60,7 @@ class BatchNormOp : public Op {
     } else {
       for (int64_t c = 0; c < C_; ++c) {
         mean_[c] = rmean[c];
-        invstd_[c] = 1.f / std::sqrt(rvar[c] + eps_);
+        invstd_[c] = normInvStd(rvar[c], eps_);
       }
     }
     float* yp = y.f32();
@@ -69,8 +73,8 @@ class BatchNormOp : public Op {
     epilogue_.visit([&](auto act) {
       detail::parallelFor(N_ * C, [&](int64_t r) {
         const int64_t c = r % C;
-        const float a = scale[c] * invstd[c];
-        const float b = std::fma(-mean[c], a, bias[c]);
+        float a, b;
+        normCoeffs(scale[c], invstd[c], mean[c], bias[c], a, b);
         const float* __restrict xr = x + r * S;
         float* __restrict yr = yp + r * S;
         for (int64_t s = 0; s < S; ++s) yr[s] = act(std::fma(xr[s], a, b));
@@ -83,6 +87,16 @@ class BatchNormOp : public Op {
     epilogue_ = e;
     return true;
   }
+  bool frozenNorm(FrozenNormLink& link) const override {
+    if (!frozen_) return false;
+    link.eps = eps_;
+    link.act = epilogue_;
+    return true;
+  }
+  bool forwardAsAlias(bool on) override {
+    alias_ = on && frozen_;
+    return alias_;
+  }
   // A frozen op never computes batch statistics.
   bool readInputRowSums(const RowSumsLink* link) override {
     in_sums_ = frozen_ ? nullptr : link;
@@ -92,6 +106,7 @@ class BatchNormOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
                 RunContext& ctx) override {
+    SLIM_ENFORCE(!alias_, label, ": backward of a batch norm fused into its producer");
     setup(in);
     Tensor* dx = din.size() > 0 ? din[0] : nullptr;
     Tensor* dscale = din.size() > 1 ? din[1] : nullptr;
@@ -231,6 +246,7 @@ class BatchNormOp : public Op {
   ActEpilogue epilogue_;  // fused Relu/Clip (executor)
   const RowSumsLink* in_sums_ = nullptr;  // x's row sums from its producer (executor)
   bool frozen_;
+  bool alias_ = false;  // fused into x's producer (forwardAsAlias)
   int64_t N_ = 0, C_ = 0, S_ = 0;
   double count_ = 0;             // elements per channel in the (global) batch
   bool trained_ = false;         // forward ran in training mode

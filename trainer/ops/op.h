@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -88,6 +89,27 @@ struct ActEpilogue {
       for (int64_t i = 0; i < n; ++i) dx[i] = clipGrad(x[i], l, h, dx[i]);
     }
   }
+};
+
+/// Inference-mode BatchNormalization as y = fma(x, a, b) per channel: the
+/// coefficients, computed alike by the op and by a Conv that applies it.
+inline float normInvStd(float var, float eps) { return 1.f / std::sqrt(var + eps); }
+inline void normCoeffs(float scale, float invstd, float mean, float bias, float& a, float& b) {
+  a = scale * invstd;
+  b = std::fma(-mean, a, bias);
+}
+
+/// A frozen BatchNormalization (and the activation fused into it) that the
+/// Conv writing its input applies as that Conv's output epilogue (executor
+/// fusion; see Op::fuseOutputNorm). The tensors are the BN's scale, bias,
+/// mean and var, read when the Conv runs.
+struct FrozenNormLink {
+  const Tensor* scale = nullptr;
+  const Tensor* bias = nullptr;
+  const Tensor* mean = nullptr;
+  const Tensor* var = nullptr;
+  float eps = 0.f;
+  ActEpilogue act;
 };
 
 /// max |output 0| of a producer's last training forward, published for the
@@ -173,6 +195,15 @@ class Op {
   /// makes output 0 share input 0's storage instead of computing; backward
   /// is unchanged. False for other ops; `on` false undoes it.
   virtual bool forwardAsAlias(bool /*on*/) { return false; }
+  /// Executor fusion, for a BatchNormalization that never uses batch
+  /// statistics (slim_frozen): true, with `link`'s eps and act filled (the
+  /// activation fused into it), when it can hand its work to its input's
+  /// producer and then run as an alias (forwardAsAlias), outside backward.
+  virtual bool frozenNorm(FrozenNormLink& /*link*/) const { return false; }
+  /// Executor fusion: true when this op, from now on, applies `*link` to
+  /// output 0 as it writes it (null turns it off). Only ever offered outside
+  /// backward: the op's output then holds the norm's.
+  virtual bool fuseOutputNorm(const FrozenNormLink* /*link*/) { return false; }
 
   /// Set by the registry: "<op_type> '<node name>'" for error messages.
   std::string label;

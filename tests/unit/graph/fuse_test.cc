@@ -172,6 +172,62 @@ TEST(FuseActivations, FreedTensorsFuseToo) {
   }
 }
 
+// build() with a frozen BatchNormalization (slim_frozen: running statistics
+// in every mode, as in a merged teacher) and non-trivial statistics.
+Graph buildFrozenNorm(bool trainable) {
+  Graph g = build();
+  for (Node& nd : g.nodes)
+    if (nd.name == "bn") nd.attrs.set("slim_frozen", int64_t{1});
+  g.initializers["bn.m"] = test::randomTensor({8}, 41, -0.5f, 0.5f);
+  g.initializers["bn.v"] = test::randomTensor({8}, 42, 0.5f, 2.f);
+  if (!trainable) g.trainable.clear();
+  return g;
+}
+
+// Outside backward, a frozen BatchNormalization runs inside the Conv that
+// writes its input (fuse.h fuseFrozenNorms), with the Relu fused into it:
+// same bits in training and inference mode, one buffer for c1, bn and r1,
+// and freed tensors still go back to the pool. In backward it is left alone.
+TEST(FuseActivations, FrozenNormRunsInsideTheConv) {
+  for (bool release : {false, true}) {
+    Graph gf = buildFrozenNorm(false), gu = buildFrozenNorm(false);
+    Executor fused(gf), plain(gu, false);
+    fused.releaseForwardValues(release);
+    plain.releaseForwardValues(release);
+    for (int step = 0; step < 4; ++step) {
+      ops::RunContext ctx;
+      ctx.training = step % 2 == 0;
+      const auto f = feed(30 + step);
+      fused.forward(f, ctx);
+      plain.forward(f, ctx);
+      ASSERT_TRUE(sameBits(fused.value("logits"), plain.value("logits")))
+          << "step " << step << " release " << release;
+      if (release) {
+        EXPECT_FALSE(fused.hasValue("c1"));
+        EXPECT_LE(fused.pooledBytes(), plain.pooledBytes()) << "step " << step;
+        continue;
+      }
+      EXPECT_TRUE(fused.value("c1").sameStorage(fused.value("bn")));
+      EXPECT_TRUE(fused.value("c1").sameStorage(fused.value("r1")));
+      EXPECT_TRUE(sameBits(fused.value("r1"), plain.value("r1")));
+    }
+  }
+  Graph gt = buildFrozenNorm(true), gp = buildFrozenNorm(true);
+  Executor trained(gt), plain(gp, false);
+  ops::RunContext ctx;
+  ctx.training = true;
+  const auto f = feed(7);
+  trained.forward(f, ctx);
+  plain.forward(f, ctx);
+  EXPECT_FALSE(trained.value("c1").sameStorage(trained.value("bn")));
+  Tensor seed({4, 5});
+  seed.fill(0.5f);
+  trained.backward({{"logits", seed}}, ctx);
+  plain.backward({{"logits", seed}}, ctx);
+  for (const auto& p : gt.trainable)
+    ASSERT_TRUE(sameBits(trained.grad(p), plain.grad(p))) << p;
+}
+
 // A training BatchNormalization takes its per-(image, channel) sums from the
 // Conv that wrote its input (fuse.h linkRowSums): build()'s graph has one
 // such pair (c1 -> bn; the test above checks the bits against an unfused
