@@ -128,37 +128,69 @@ inline V8 rowFma(V8 a, float b, V8 acc) {
 #endif
 }
 
-// Columns [0, T) of C (from c) for the `mr` rows of one packed panel, one
-// accumulator of 8 rows per column: a column costs 1/8 of a row of 16-lane
-// vectors, where a masked vector would cost a whole one (n = 49 or 196 leave
-// 1 or 4 columns past the last full vector).
-template <int T>
-void tailColumns(int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
-                 int64_t ldc, int mr, float alpha, float beta) {
+// Columns [0, T) of C (from c) for NP consecutive packed panels (`ps`
+// floats apart, `mr` rows in all), one accumulator of 8 rows per panel and
+// column: a column costs 1/8 of a row of 16-lane vectors, where a masked
+// vector would cost a whole one (n = 49 or 196 leave 1 or 4 columns past the
+// last full vector). Several panels for few columns keep NP * T independent
+// fma chains in flight (one chain runs at a quarter of the fma throughput
+// or less).
+template <int T, int NP>
+void tailColumns(int64_t k, const float* ap, int64_t ps, const float* b, int64_t ldb, float* c,
+                 int64_t ldc, int64_t mr, float alpha, float beta) {
   static_assert(kGemmMR == 8, "one V8 per panel");
-  V8 acc[T];
+  V8 acc[NP * T];
 #pragma GCC unroll 8
-  for (int j = 0; j < T; ++j) acc[j] = V8{};
+  for (int j = 0; j < NP * T; ++j) acc[j] = V8{};
   for (int64_t p = 0; p < k; ++p, ap += kGemmMR, b += ldb) {
-    const V8 a = loadV8(ap);
+    V8 a[NP];
+#pragma GCC unroll 4
+    for (int q = 0; q < NP; ++q) a[q] = loadV8(ap + q * ps);
 #pragma GCC unroll 8
-    for (int j = 0; j < T; ++j) acc[j] = rowFma(a, b[j], acc[j]);
+    for (int j = 0; j < T; ++j)
+#pragma GCC unroll 4
+      for (int q = 0; q < NP; ++q) acc[q * T + j] = rowFma(a[q], b[j], acc[q * T + j]);
   }
-  for (int j = 0; j < T; ++j)
-    for (int i = 0; i < mr; ++i) {
-      float& cij = c[i * ldc + j];
-      const float r = beta == 0.f ? 0.f : beta == 1.f ? cij : beta * cij;
-      cij = std::fma(acc[j][i], alpha, r);
-    }
+  for (int q = 0; q < NP; ++q)
+    for (int j = 0; j < T; ++j)
+      for (int64_t i = 0; i < std::min<int64_t>(kGemmMR, mr - q * kGemmMR); ++i) {
+        float& cij = c[(q * kGemmMR + i) * ldc + j];
+        const float r = beta == 0.f ? 0.f : beta == 1.f ? cij : beta * cij;
+        cij = std::fma(acc[q * T + j][i], alpha, r);
+      }
 }
 
-using TailFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, int,
-                        float, float);
-template <int... T>
-constexpr std::array<TailFn, sizeof...(T)> tailTable(std::integer_sequence<int, T...>) {
-  return {&tailColumns<T + 1>...};
+using TailFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t,
+                        int64_t, float, float);
+template <int NP, int... T>
+constexpr std::array<TailFn, sizeof...(T)> tailRow(std::integer_sequence<int, T...>) {
+  return {&tailColumns<T + 1, NP>...};
 }
-constexpr auto kTails = tailTable(std::make_integer_sequence<int, 8>{});
+// kTails[0 / 1 / 2][T - 1]: 1, 2 or 4 panels at a time.
+constexpr std::array<std::array<TailFn, 8>, 3> kTails = {
+    tailRow<1>(std::make_integer_sequence<int, 8>{}),
+    tailRow<2>(std::make_integer_sequence<int, 8>{}),
+    tailRow<4>(std::make_integer_sequence<int, 8>{})};
+// Panels of one tail task (columns past the last full vector).
+constexpr int64_t kTailPanels = 4;
+
+// Columns [j0, n) for panels [p0, p1) (at most kTailPanels), by chunks of up
+// to 8 columns, each over as many panels at once as it takes to fill 8 chains.
+void tailTask(int64_t j0, int64_t n, int64_t p0, int64_t p1, int64_t m, int64_t k,
+              const float* ap, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+              float beta) {
+  for (; j0 < n; j0 += 8) {
+    const int64_t t = std::min<int64_t>(8, n - j0);
+    const int wide = t >= 4 ? 0 : t >= 2 ? 1 : 2;  // log2 of the panels per call
+    for (int64_t q = p0; q < p1;) {
+      const int w = q + (int64_t{1} << wide) <= p1 ? wide : 0;
+      const int64_t i0 = q * kGemmMR;
+      kTails[w][t - 1](k, ap + i0 * k, kGemmMR * k, b + j0, ldb, c + i0 * ldc + j0, ldc,
+                       m - i0, alpha, beta);
+      q += int64_t{1} << w;
+    }
+  }
+}
 
 // Work of at least this many multiply-adds is split over the threads (when
 // the caller is not already in a parallel region).
@@ -231,26 +263,28 @@ void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, c
   // Whole 16-lane vectors in tiles of kNB columns, the n % 16 columns after
   // them by tailColumns.
   const int64_t full = n / 16 * 16, tiles = ceilDiv(full, kNB);
-  const int64_t panels = ceilDiv(m, kGemmMR), cols = tiles + (full < n ? 1 : 0);
-  // Column tiles outer: one tile of B serves every panel of A.
+  const int64_t panels = ceilDiv(m, kGemmMR);
+  const int64_t tail_tasks = full < n ? ceilDiv(panels, kTailPanels) : 0;
+  // Column tiles outer: one tile of B serves every panel of A; then the tail.
   auto task = [&](int64_t t) {
+    if (t >= tiles * panels) {
+      const int64_t p0 = (t - tiles * panels) * kTailPanels;
+      tailTask(full, n, p0, std::min(panels, p0 + kTailPanels), m, k, ap, b, ldb, c, ldc, alpha,
+               beta);
+      return;
+    }
     const int64_t col = t / panels, i0 = (t % panels) * kGemmMR;
     const int64_t mr = std::min<int64_t>(kGemmMR, m - i0);
     const float* a = ap + i0 * k;
     float* ci = c + i0 * ldc;
-    if (col == tiles) {
-      for (int64_t j0 = full; j0 < n; j0 += 8)
-        kTails[std::min<int64_t>(8, n - j0) - 1](k, a, b + j0, ldb, ci + j0, ldc,
-                                                 static_cast<int>(mr), alpha, beta);
-      return;
-    }
     const int64_t j0 = col * kNB, nv = std::min(kNB, full - j0) / 16;
     for (int64_t r = 0; r < mr; r += kRows)
       kPackedTiles[std::min<int64_t>(kRows, mr - r) - 1][nv - 1](
           k, a + r, b + j0, ldb, ci + r * ldc + j0, ldc, alpha, beta);
   };
-  if (m * n * k >= kParallelWork) parallelFor(panels * cols, task);
-  else for (int64_t t = 0; t < panels * cols; ++t) task(t);
+  const int64_t tasks = tiles * panels + tail_tasks;
+  if (m * n * k >= kParallelWork) parallelFor(tasks, task);
+  else for (int64_t t = 0; t < tasks; ++t) task(t);
 }
 
 }  // namespace slim::ops::detail

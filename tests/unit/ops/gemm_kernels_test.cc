@@ -52,11 +52,13 @@ struct Shape3 {
   int64_t m, n, k;
 };
 
-// Rows around the 8-row panels and their sub-blocks, columns around the
-// 16-lane vectors and 48-column tiles, k from 1 up.
+// Rows around the 8-row panels and their sub-blocks (and the tail's groups
+// of 1, 2 and 4 panels), columns around the 16-lane vectors and 48-column
+// tiles, k from 1 up.
 const Shape3 kShapes[] = {{1, 1, 1},   {3, 5, 2},   {8, 16, 7},  {9, 17, 33}, {7, 47, 5},
                           {16, 48, 9}, {17, 49, 64}, {24, 96, 3}, {13, 100, 129},
-                          {64, 196, 32}, {10, 10, 128}};
+                          {64, 196, 32}, {10, 10, 128}, {40, 9, 50}, {33, 49, 20},
+                          {72, 18, 11}};
 
 TEST(GemmKernels, BitsFollowThePromisedOrder) {
   for (const auto& s : kShapes)
