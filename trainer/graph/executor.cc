@@ -99,6 +99,8 @@ Executor::Executor(Graph& g, bool fuse_activations)
   m.grad_passthrough.assign(nn, false);
   if (fuse_activations) m.masked = detail::maskActivationGrads(graph_, ops_);
   if (fuse_activations) m.abs_max_links = detail::linkAbsMax(graph_, ops_);
+  if (fuse_activations)  // after linkAbsMax: the reader takes the clip's abs-max
+    for (size_t p : detail::handOverClips(graph_, ops_, m.clip_links)) alias(p);
   if (fuse_activations) m.row_sum_links = detail::linkRowSums(graph_, ops_);
   for (const auto& a : m.masked) {
     const int y = m.node_in[a.activation][0];

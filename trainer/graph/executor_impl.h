@@ -45,6 +45,7 @@ struct Executor::Impl {
   std::vector<std::unique_ptr<ops::AbsMaxLink>> abs_max_links;  // fuse.h linkAbsMax
   std::vector<std::unique_ptr<ops::RowSumsLink>> row_sum_links;  // fuse.h linkRowSums
   std::vector<std::unique_ptr<ops::FrozenNormLink>> norm_links;  // fuse.h fuseFrozenNorms
+  std::vector<std::unique_ptr<ops::ClipLink>> clip_links;  // fuse.h handOverClips
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.

@@ -163,6 +163,31 @@ std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
       [](ops::Op& op, ops::AbsMaxLink* l) { return op.publishOutputAbsMax(l); });
 }
 
+std::vector<size_t> handOverClips(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+                                  std::vector<std::unique_ptr<ops::ClipLink>>& links) {
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
+  const Uses uses(g);
+  std::vector<size_t> producers;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].inputs.empty()) continue;
+    const std::string& y = g.nodes[i].inputs[0];
+    auto p = producer.find(y);
+    size_t reader, input;
+    if (p == producer.end() || !uses.soleReader(y, reader, input) || input != 0) continue;
+    auto link = std::make_unique<ops::ClipLink>();
+    if (!ops[i]->readInputClip(link.get())) continue;
+    if (!ops[p->second]->handOutputClip(link.get())) {
+      ops[i]->readInputClip(nullptr);
+      continue;
+    }
+    producers.push_back(p->second);
+    links.push_back(std::move(link));
+  }
+  return producers;
+}
+
 std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
     const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops) {
   return linkOutputs<ops::RowSumsLink>(

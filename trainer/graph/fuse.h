@@ -62,6 +62,15 @@ std::vector<MaskedActivation> maskActivationGrads(const Graph& g,
 std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
     const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops);
 
+/// A producer's clip left to the only reader of its output
+/// (Op::handOutputClip / readInputClip; PACT and its fake quantizer, which
+/// already takes PACT's abs-max): the producer writes no output, which shares
+/// its input's storage; the reader clips as it reads. Returns the producers
+/// (their outputs become aliases) and fills `links`, which must outlive the
+/// ops' use of them.
+std::vector<size_t> handOverClips(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+                                  std::vector<std::unique_ptr<ops::ClipLink>>& links);
+
 /// Likewise the per-(image, channel) sums of a tensor: a training-mode
 /// BatchNormalization takes its first statistics pass from the Conv that
 /// wrote its input (Op::publishOutputRowSums / readInputRowSums).

@@ -119,6 +119,14 @@ struct AbsMaxLink {
   bool valid = false;  ///< set by the producer's training forward
 };
 
+/// The symmetric clip [-bound, bound] a producer (PACT) leaves to the op
+/// reading its output (a fake quantizer) in a training forward, writing no
+/// output of its own (executor fusion; see Op::handOutputClip).
+struct ClipLink {
+  float bound = 0.f;
+  bool valid = false;  ///< set by the producer's training forward
+};
+
 /// Per-(image, channel) sums of output 0 (N, C, ...) of a producer's last
 /// training forward, for the op reading it (executor fusion; see
 /// Op::publishOutputRowSums).
@@ -195,6 +203,13 @@ class Op {
   /// makes output 0 share input 0's storage instead of computing; backward
   /// is unchanged. False for other ops; `on` false undoes it.
   virtual bool forwardAsAlias(bool /*on*/) { return false; }
+  /// Executor fusion: true when this op (PACT), from now on, leaves its clip
+  /// to output 0's only reader: each forward makes output 0 share input 0's
+  /// (unclipped) storage and fills `*link`; null turns it off.
+  virtual bool handOutputClip(ClipLink* /*link*/) { return false; }
+  /// Executor fusion: true when this op, from now on, clips input 0 as
+  /// `*link` says (when valid) before using it; null turns it off.
+  virtual bool readInputClip(const ClipLink* /*link*/) { return false; }
   /// Executor fusion, for a BatchNormalization that never uses batch
   /// statistics (slim_frozen): true, with `link`'s eps and act filled (the
   /// activation fused into it), when it can hand its work to its input's

@@ -310,6 +310,39 @@ TEST(Pact, ExecutorLinksPactToItsQuantizer) {
   ops[0]->forward({&x, &alpha}, {&p}, train);
   EXPECT_TRUE(links[0]->valid);
   EXPECT_EQ(links[0]->value, 3.f);
+  std::vector<std::unique_ptr<ops::ClipLink>> clips;
+  EXPECT_EQ(graph::detail::handOverClips(g, ops, clips), std::vector<size_t>{0});
+  ASSERT_EQ(clips.size(), 1u);
+}
+
+// PACT leaving its clip to the quantizer (graph/fuse.h handOverClips): PACT
+// writes nothing (its output shares x) and the quantizer clips as it reads;
+// scales and outputs are those of the unfused pair, NaN inputs included,
+// and at inference nothing is clipped.
+TEST(Pact, HandsItsClipToTheQuantizer) {
+  auto fused = pact(), plain = pact();
+  ops::AbsMaxLink fused_max, plain_max;
+  ops::ClipLink clip;
+  Observer fq("range_abs_max"), own("range_abs_max");
+  ASSERT_TRUE(fq.op->readInputClip(&clip) == false);  // not without the abs-max link
+  ASSERT_TRUE(fused->handOutputClip(&clip) == false);
+  ASSERT_TRUE(fused->publishOutputAbsMax(&fused_max) && fq.op->readInputAbsMax(&fused_max));
+  ASSERT_TRUE(plain->publishOutputAbsMax(&plain_max) && own.op->readInputAbsMax(&plain_max));
+  ASSERT_TRUE(fq.op->readInputClip(&clip) && fused->handOutputClip(&clip));
+  for (int step = 0; step < 4; ++step) {
+    ops::RunContext ctx;
+    ctx.training = step != 3;
+    Tensor x = test::randomTensor({70001}, 60 + step, -4.f, 4.f);
+    x.f32()[17] = std::nanf("");
+    Tensor alpha = Tensor::fromVector({1}, {step == 1 ? 9.f : 2.5f}), yf, yp;
+    fused->forward({&x, &alpha}, {&yf}, ctx);
+    plain->forward({&x, &alpha}, {&yp}, ctx);
+    EXPECT_TRUE(yf.sameStorage(x)) << step;
+    EXPECT_EQ(clip.valid, ctx.training) << step;
+    Tensor a = fq.run(yf, ctx.training), b = own.run(yp, ctx.training);
+    EXPECT_EQ(fq.scale(), own.scale()) << step;
+    ASSERT_EQ(std::memcmp(a.raw(), b.raw(), a.bytes()), 0) << step;
+  }
 }
 
 }  // namespace

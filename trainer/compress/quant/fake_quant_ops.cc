@@ -131,7 +131,9 @@ class FakeQuantActOp : public ops::Op {
       s = absMax(x.f32(), x.numel());  // dynamic at inference; buffer untouched
     }
     out[0]->resize(x.shape());
-    fakeQuantize(x.f32(), out[0]->f32(), x.numel(), s, bits_);
+    const bool clip = in_clip_ && in_clip_->valid;
+    if (clip) SLIM_ENFORCE(in_max_ && in_max_->valid, label, ": clip without its abs-max");
+    fakeQuantize(x.f32(), out[0]->f32(), x.numel(), s, bits_, clip ? &in_clip_->bound : nullptr);
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -144,9 +146,16 @@ class FakeQuantActOp : public ops::Op {
     in_max_ = link;
     return true;
   }
+  // The clipped values' abs-max must come from the producer too.
+  bool readInputClip(const ops::ClipLink* link) override {
+    if (link && !in_max_) return false;
+    in_clip_ = link;
+    return true;
+  }
 
  private:
   const ops::AbsMaxLink* in_max_ = nullptr;  // max |x| from x's producer (executor)
+  const ops::ClipLink* in_clip_ = nullptr;   // x's clip, left to this op (executor)
 
   // Paddle FindMovingAverageAbsMaxFunctor, in float like the Paddle kernel.
   float updateMovingAverage(const std::vector<Tensor*>& in, float m) {

@@ -30,7 +30,7 @@ int32_t quantizeValue(float x, float step, int bits) {
   return static_cast<int32_t>(std::min(bin, std::max(-bin - 1.f, q)));
 }
 
-void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits) {
+void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits, const float* clip) {
   const float bin = static_cast<float>(quantBinCount(bits));
   const float step = scale / bin;
   if (step == 0.f) {  // s == 0 (all-zero tensor) or an underflowing step
@@ -44,6 +44,14 @@ void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits) {
   // in this build) but vectorisable.
   constexpr float kMagic = 12582912.f;
   ops::detail::parallelRange(n, 16384, [&](int64_t b, int64_t e) {
+    if (clip) {
+      const float a = *clip;
+      for (int64_t i = b; i < e; ++i) {
+        const float v = std::min(bin, std::max(lo, std::min(a, std::max(-a, x[i])) / step));
+        y[i] = ((v + kMagic) - kMagic) * step;
+      }
+      return;
+    }
     for (int64_t i = b; i < e; ++i) {
       const float v = std::min(bin, std::max(lo, x[i] / step));
       y[i] = ((v + kMagic) - kMagic) * step;

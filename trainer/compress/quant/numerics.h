@@ -34,7 +34,10 @@ int32_t quantizeValue(float x, float step, int bits);
 /// @param n     number of values
 /// @param scale abs-max clip range s
 /// @param bits  2..16
-void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits);
+/// @param clip  when given, x_i is first clipped to [-*clip, *clip] exactly as
+///              PACT clips (min(a, max(-a, x))): PACT and the quantizer fused
+void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits,
+                  const float* clip = nullptr);
 
 /// max |x_i| over n values (0 for n == 0; NaN if any value is NaN).
 float absMax(const float* x, int64_t n);

@@ -40,16 +40,26 @@ class PactOp : public ops::Op {
     SLIM_ENFORCE(in[1]->numel() == 1 && in[1]->dtype() == DType::kF32, label,
                  ": alpha must be one float32 value, got ", shapeStr(in[1]->shape()));
     const Tensor& x = *in[0];
-    out[0]->resize(x.shape());
     clipped_ = ctx.training;
     if (abs_max_) abs_max_->valid = false;
+    if (clip_) clip_->valid = false;
+    if (clip_) {  // the reader clips: y shares x, the abs-max from a scratch block
+      *out[0] = x;
+    } else {
+      out[0]->resize(x.shape());
+    }
     if (!clipped_) {
-      out[0]->copyFrom(x);
+      if (!clip_) out[0]->copyFrom(x);
       return;
     }
     const float a = in[1]->f32()[0];
     const float* xp = x.f32();
-    float* yp = out[0]->f32();
+    if (clip_) {
+      SLIM_ENFORCE(abs_max_, label, ": a clip left to the reader needs the abs-max link");
+      clip_->bound = a;
+      clip_->valid = true;
+    }
+    float* yp = clip_ ? nullptr : out[0]->f32();
     if (!abs_max_) {
       ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
@@ -65,10 +75,12 @@ class PactOp : public ops::Op {
       const size_t t = static_cast<size_t>(omp_get_thread_num());
       bool bad = false;
       float m = 0.f;
+      float block[4096];
       for (int64_t b0 = b; b0 < e; b0 += 4096) {
         const int64_t e0 = std::min(e, b0 + 4096);
-        for (int64_t i = b0; i < e0; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
-        const float mb = absMaxBlock(yp + b0, e0 - b0, &bad);
+        float* yb = yp ? yp + b0 : block;
+        for (int64_t i = b0; i < e0; ++i) yb[i - b0] = std::min(a, std::max(-a, xp[i]));
+        const float mb = absMaxBlock(yb, e0 - b0, &bad);
         m = mb > m ? mb : m;
       }
       part[t] = m;
@@ -151,11 +163,17 @@ class PactOp : public ops::Op {
     abs_max_ = link;
     return true;
   }
+  bool handOutputClip(ops::ClipLink* link) override {
+    if (link && !abs_max_) return false;
+    clip_ = link;
+    return true;
+  }
 
  private:
   bool clipped_ = true;  // mode of the last forward, so backward matches it
   ops::ActEpilogue dx_mask_;  // fused Relu/Clip backward on dx (executor)
   ops::AbsMaxLink* abs_max_ = nullptr;  // max |y| for the reader (executor)
+  ops::ClipLink* clip_ = nullptr;  // the clip, left to the reader (executor)
 };
 
 }  // namespace
