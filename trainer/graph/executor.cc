@@ -96,6 +96,7 @@ Executor::Executor(Graph& g, bool fuse_activations)
     for (const auto& f : detail::fuseFrozenNorms(graph_, ops_, m.node_backward, value, m.norm_links))
       alias(f.norm);
   }
+  m.prune_grads = fuse_activations;
   m.grad_passthrough.assign(nn, false);
   if (fuse_activations) m.masked = detail::maskActivationGrads(graph_, ops_);
   if (fuse_activations) m.abs_max_links = detail::linkAbsMax(graph_, ops_);
@@ -241,6 +242,23 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
   }
   std::vector<int> remaining = m.param_uses;
   const bool record = ready_order_.empty();
+  // Whose gradient is used this step: a parameter's, and a value's whose
+  // producer turns it into a used one (static: requires_grad), unless the
+  // producer reports it will not read it (Op::outputGradientUnused).
+  const bool prune = m.prune_grads && !m.keep_grads;
+  if (prune) {
+    m.useful = m.is_param;
+    for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+      bool any = false;
+      if (m.node_backward[i] &&
+          !ops_[i]->outputGradientUnused(m.node_in_grad[i], ctx.sync != nullptr))
+        for (size_t j = 0; j < m.node_in[i].size(); ++j)
+          any = any || (m.node_in_grad[i][j] && m.useful[m.node_in[i][j]]);
+      for (int k : m.node_out[i])
+        if (k >= 0) m.useful[k] = any;
+    }
+  }
+  std::vector<bool> need;
   auto report = [&](int k) {
     if (!m.grad_valid[k]) {
       m.grads[k].resize(m.values[k].shape());
@@ -279,8 +297,10 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
       dout.push_back(m.grad_valid[k] ? &m.grads[k] : nullptr);
       any_out = any_out || m.grad_valid[k];
     }
-    const auto& need = m.node_in_grad[i];
-    if (any_out) {
+    need = m.node_in_grad[i];
+    if (prune)
+      for (size_t j = 0; j < need.size(); ++j) need[j] = need[j] && m.useful[m.node_in[i][j]];
+    if (any_out && std::find(need.begin(), need.end(), true) != need.end()) {
       in.clear();
       out.clear();
       din.clear();
@@ -315,14 +335,14 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
         }
         if (!m.keep_grads && !m.is_param[k]) m.release(s);
       }
-      // The outputs' gradients are used up: back to the pool.
-      if (!m.keep_grads)
-        for (int k : m.node_out[i])
-          if (k >= 0 && !m.is_param[k] && m.grad_valid[k]) {
-            m.release(m.grads[k]);
-            m.grad_valid[k] = false;
-          }
     }
+    // The outputs' gradients are used up (or unused): back to the pool.
+    if (any_out && !m.keep_grads)
+      for (int k : m.node_out[i])
+        if (k >= 0 && !m.is_param[k] && m.grad_valid[k]) {
+          m.release(m.grads[k]);
+          m.grad_valid[k] = false;
+        }
     for (size_t j = 0; j < need.size(); ++j) {
       if (!need[j]) continue;
       int k = m.node_in[i][j];

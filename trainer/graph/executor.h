@@ -25,8 +25,11 @@ class Executor {
   /// less memory). value() of such a producer's output then returns the
   /// activated values (the same tensor as the activation's output). It also
   /// turns on the other fusions of fuse.h (masked activation gradients, a
-  /// quantizer taking its abs-max from the PACT before it, a training
-  /// BatchNormalization its row sums from the Conv before it), all same bits.
+  /// quantizer taking its abs-max and its clip from the PACT before it, a
+  /// training BatchNormalization its row sums from the Conv before it, a
+  /// frozen one running inside its Conv), all same bits; and backward skips
+  /// gradients no op will use this step (Op::outputGradientUnused: the
+  /// image's gradient when the input PACT clipped nothing).
   explicit Executor(Graph& g, bool fuse_activations = true);
   ~Executor();
 

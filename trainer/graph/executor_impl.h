@@ -31,6 +31,8 @@ struct Executor::Impl {
   std::vector<int> param_uses;              // backward consumers per value id
   std::vector<int> initializer_ids;
   std::vector<bool> is_param;               // value id is a trainable parameter
+  bool prune_grads = false;                 // skip gradients no op uses (fusions on)
+  std::vector<bool> useful;                 // value id: its gradient is used this step
   bool keep_grads = false;                  // keepIntermediateGrads
   std::multimap<size_t, Tensor> pool;       // free gradient buffers by capacity
   bool release_values = false;              // releaseForwardValues

@@ -203,6 +203,14 @@ class Op {
   /// makes output 0 share input 0's storage instead of computing; backward
   /// is unchanged. False for other ops; `on` false undoes it.
   virtual bool forwardAsAlias(bool /*on*/) { return false; }
+  /// True when backward, after the last forward, will not read output 0's
+  /// gradient given which inputs need one (`need`, per input): then the
+  /// executor computes that gradient only where something else needs it (a
+  /// PACT on the image that clipped nothing: alpha's gradient is 0 whatever
+  /// it is). `synced`: RunContext::sync is set (ranks may differ).
+  virtual bool outputGradientUnused(const std::vector<bool>& /*need*/, bool /*synced*/) const {
+    return false;
+  }
   /// Executor fusion: true when this op (PACT), from now on, leaves its clip
   /// to output 0's only reader: each forward makes output 0 share input 0's
   /// (unclipped) storage and fills `*link`; null turns it off.

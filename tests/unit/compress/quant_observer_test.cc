@@ -7,11 +7,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
 #include "trainer/compress/quant/numerics.h"
 #include "trainer/compress/quant/quant_ops.h"
+#include "trainer/graph/executor.h"
 #include "trainer/graph/fuse.h"
 
 namespace slim::compress {
@@ -342,6 +344,80 @@ TEST(Pact, HandsItsClipToTheQuantizer) {
     Tensor a = fq.run(yf, ctx.training), b = own.run(yp, ctx.training);
     EXPECT_EQ(fq.scale(), own.scale()) << step;
     ASSERT_EQ(std::memcmp(a.raw(), b.raw(), a.bytes()), 0) << step;
+  }
+}
+
+// y = x * w (w one trainable value); records whether backward was asked for
+// x's gradient.
+bool g_dx_requested = false;
+class ScaleRecordingDx : public ops::Op {
+ public:
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               ops::RunContext&) override {
+    out[0]->resize(in[0]->shape());
+    for (int64_t i = 0; i < in[0]->numel(); ++i)
+      out[0]->f32()[i] = in[0]->f32()[i] * in[1]->f32()[0];
+  }
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                ops::RunContext&) override {
+    g_dx_requested = din[0] != nullptr;
+    const float* g = dout[0]->f32();
+    if (din[0]) {
+      din[0]->resize(in[0]->shape());
+      for (int64_t i = 0; i < in[0]->numel(); ++i) din[0]->f32()[i] = g[i] * in[1]->f32()[0];
+    }
+    if (din[1]) {
+      din[1]->resize({1});
+      float sum = 0.f;
+      for (int64_t i = 0; i < in[0]->numel(); ++i) sum += g[i] * in[0]->f32()[i];
+      din[1]->f32()[0] = sum;
+    }
+  }
+};
+
+// x -> Pact -> FakeQuantAct -> x * w: when the PACT clipped nothing, alpha's
+// gradient is 0 whatever reaches it, so the executor does not ask the op
+// before it for its input's gradient (Op::outputGradientUnused); when it
+// clipped, it does. Gradients equal an executor without that pruning.
+TEST(Pact, UnclippedInputGradientIsSkipped) {
+  registerQuantOps(ops::OpRegistry::get());
+  ops::OpRegistry::get().add("ScaleRecordingDx",
+                             [](const ops::Attrs&) { return std::make_unique<ScaleRecordingDx>(); });
+  auto build = [] {
+    graph::Graph g;
+    g.inputs = {{"x", {6}, DType::kF32}};
+    g.outputs = {{"y", {6}, DType::kF32}};
+    g.addInitializer("alpha", Tensor::fromVector({1}, {3.f}), true);
+    g.addInitializer("w", Tensor::fromVector({1}, {0.75f}), true);
+    g.addInitializer("s", Tensor::fromVector({1}, {0.f}), false, true);
+    ops::Attrs abs_max;
+    abs_max.set("mode", std::string("abs_max"));
+    g.nodes = {graph::Node{"p", kPactOp, {"x", "alpha"}, {"p"}, {}},
+               graph::Node{"q", kFakeQuantActOp, {"p", "s"}, {"q"}, abs_max},
+               graph::Node{"y", "ScaleRecordingDx", {"q", "w"}, {"y"}, {}}};
+    return g;
+  };
+  graph::Graph gf = build(), gp = build();
+  graph::Executor pruned(gf), plain(gp, false);
+  ops::RunContext ctx;
+  ctx.training = true;
+  for (float big : {2.5f, 5.f, 1.f}) {  // 5 is clipped
+    const std::map<std::string, Tensor> feed = {
+        {"x", Tensor::fromVector({6}, {0.5f, -1.f, big, 2.f, -2.9f, 0.f})}};
+    Tensor seed = Tensor::fromVector({6}, {1.f, -2.f, 0.5f, 3.f, 1.f, -1.f});
+    pruned.forward(feed, ctx);
+    pruned.backward({{"y", seed}}, ctx);
+    EXPECT_EQ(g_dx_requested, big > 3.f) << big;
+    plain.forward(feed, ctx);
+    plain.backward({{"y", seed}}, ctx);
+    EXPECT_TRUE(g_dx_requested) << big;
+    for (const char* p : {"alpha", "w"}) {
+      const Tensor &a = pruned.grad(p), &b = plain.grad(p);
+      ASSERT_EQ(std::memcmp(a.raw(), b.raw(), a.bytes()), 0) << p << " " << big;
+    }
+    EXPECT_EQ(std::signbit(pruned.grad("alpha").f32()[0]), false);
+    EXPECT_EQ(pruned.grad("alpha").f32()[0] != 0.f, big > 3.f) << big;
   }
 }
 

@@ -41,6 +41,7 @@ class PactOp : public ops::Op {
                  ": alpha must be one float32 value, got ", shapeStr(in[1]->shape()));
     const Tensor& x = *in[0];
     clipped_ = ctx.training;
+    outside_ = true;
     if (abs_max_) abs_max_->valid = false;
     if (clip_) clip_->valid = false;
     if (clip_) {  // the reader clips: y shares x, the abs-max from a scratch block
@@ -60,20 +61,24 @@ class PactOp : public ops::Op {
       clip_->valid = true;
     }
     float* yp = clip_ ? nullptr : out[0]->f32();
+    const int nt = std::max(1, ops::detail::opThreads());
+    std::vector<char> outside(static_cast<size_t>(nt), 0);
     if (!abs_max_) {
       ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
+        outside[static_cast<size_t>(omp_get_thread_num())] = anyOutside(xp + b, e - b, a);
       });
+      outside_ = std::find(outside.begin(), outside.end(), 1) != outside.end();
       return;
     }
     // The reader's abs-max, block by block while the block is in cache (a
     // maximum does not depend on the order: the same value as absMax(y)).
-    const int nt = std::max(1, ops::detail::opThreads());
     std::vector<float> part(static_cast<size_t>(nt), 0.f);
     std::vector<char> nan(static_cast<size_t>(nt), 0);
     ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
       const size_t t = static_cast<size_t>(omp_get_thread_num());
       bool bad = false;
+      int out = 0;
       float m = 0.f;
       float block[4096];
       for (int64_t b0 = b; b0 < e; b0 += 4096) {
@@ -82,7 +87,9 @@ class PactOp : public ops::Op {
         for (int64_t i = b0; i < e0; ++i) yb[i - b0] = std::min(a, std::max(-a, xp[i]));
         const float mb = absMaxBlock(yb, e0 - b0, &bad);
         m = mb > m ? mb : m;
+        out |= anyOutside(xp + b0, e0 - b0, a);
       }
+      outside[t] = static_cast<char>(out);
       part[t] = m;
       nan[t] = bad;
     });
@@ -92,6 +99,7 @@ class PactOp : public ops::Op {
       if (bad) m = std::nanf("");
     abs_max_->value = m;
     abs_max_->valid = true;
+    outside_ = std::find(outside.begin(), outside.end(), 1) != outside.end();
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -154,6 +162,13 @@ class PactOp : public ops::Op {
   }
 
   bool reducesGradOverRanks(int i) const override { return i == 1; }
+  // Nothing clipped (or not in training mode): alpha's gradient is 0 and g
+  // matters only for x's gradient. With sync and alpha reduced over ranks,
+  // another rank may have clipped: every rank then computes it.
+  bool outputGradientUnused(const std::vector<bool>& need, bool synced) const override {
+    if (need.empty() || need[0] || (synced && rankReduced(1))) return false;
+    return !clipped_ || !outside_;
+  }
   // x is the output of a Relu/Clip the executor lets this op differentiate.
   bool maskInputGradient(const ops::ActEpilogue& e) override {
     dx_mask_ = e;
@@ -171,6 +186,7 @@ class PactOp : public ops::Op {
 
  private:
   bool clipped_ = true;  // mode of the last forward, so backward matches it
+  bool outside_ = true;  // its training forward clipped some element
   ops::ActEpilogue dx_mask_;  // fused Relu/Clip backward on dx (executor)
   ops::AbsMaxLink* abs_max_ = nullptr;  // max |y| for the reader (executor)
   ops::ClipLink* clip_ = nullptr;  // the clip, left to the reader (executor)
