@@ -91,17 +91,18 @@ Executor::Executor(Graph& g, bool fuse_activations)
   };
   for (const auto& f : fused) alias(f.activation);
   // After the activations: a norm hands its fused Relu to the Conv.
-  if (fuse_activations) {
-    auto value = [&](const std::string& name) -> const Tensor* { return &m.values[m.id.at(name)]; };
+  auto value = [&](const std::string& name) -> const Tensor* { return &m.values[m.id.at(name)]; };
+  if (fuse_activations)
     for (const auto& f : detail::fuseFrozenNorms(graph_, ops_, m.node_backward, value, m.norm_links))
       alias(f.norm);
-  }
   m.prune_grads = fuse_activations;
   m.grad_passthrough.assign(nn, false);
   if (fuse_activations) m.masked = detail::maskActivationGrads(graph_, ops_);
   if (fuse_activations) m.abs_max_links = detail::linkAbsMax(graph_, ops_);
   if (fuse_activations)  // after linkAbsMax: the reader takes the clip's abs-max
     for (size_t p : detail::handOverClips(graph_, ops_, m.clip_links)) alias(p);
+  if (fuse_activations)  // after handOverClips: PACT's pass moves into its producer
+    m.row_visit_links = detail::linkRowVisits(graph_, ops_, fused, value);
   if (fuse_activations) m.row_sum_links = detail::linkRowSums(graph_, ops_);
   for (const auto& a : m.masked) {
     const int y = m.node_in[a.activation][0];

@@ -48,6 +48,7 @@ struct Executor::Impl {
   std::vector<std::unique_ptr<ops::RowSumsLink>> row_sum_links;  // fuse.h linkRowSums
   std::vector<std::unique_ptr<ops::FrozenNormLink>> norm_links;  // fuse.h fuseFrozenNorms
   std::vector<std::unique_ptr<ops::ClipLink>> clip_links;  // fuse.h handOverClips
+  std::vector<std::unique_ptr<ops::RowVisitLink>> row_visit_links;  // fuse.h linkRowVisits
 
   // Gives t a pooled buffer of at least `bytes` (smallest that fits) unless
   // it has one; with none pooled, resize() allocates as usual.

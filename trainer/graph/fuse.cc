@@ -188,6 +188,38 @@ std::vector<size_t> handOverClips(const Graph& g, std::vector<std::unique_ptr<op
   return producers;
 }
 
+std::vector<std::unique_ptr<ops::RowVisitLink>> linkRowVisits(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+    const std::vector<FusedActivation>& fused,
+    const std::function<const Tensor*(const std::string&)>& value) {
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
+  std::map<size_t, size_t> writer_of;  // fused activation -> the op writing its output
+  for (const auto& f : fused) writer_of[f.activation] = f.producer;
+  const Uses uses(g);
+  std::vector<std::unique_ptr<ops::RowVisitLink>> links;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].inputs.empty()) continue;
+    const std::string& y = g.nodes[i].inputs[0];
+    auto p = producer.find(y);
+    size_t reader, input;
+    if (p == producer.end() || !uses.soleReader(y, reader, input) || input != 0) continue;
+    auto w = writer_of.find(p->second);
+    const size_t writer = w == writer_of.end() ? p->second : w->second;
+    std::vector<const Tensor*> in;
+    for (const auto& name : g.nodes[i].inputs) in.push_back(name.empty() ? nullptr : value(name));
+    auto link = std::make_unique<ops::RowVisitLink>();
+    if (!ops[i]->readInputRowVisits(link.get(), in)) continue;
+    if (!ops[writer]->visitOutputRows(link.get())) {
+      ops[i]->readInputRowVisits(nullptr, {});
+      continue;
+    }
+    links.push_back(std::move(link));
+  }
+  return links;
+}
+
 std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
     const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops) {
   return linkOutputs<ops::RowSumsLink>(

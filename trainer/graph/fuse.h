@@ -71,6 +71,16 @@ std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
 std::vector<size_t> handOverClips(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
                                   std::vector<std::unique_ptr<ops::ClipLink>>& links);
 
+/// A reader's per-row pass over input 0 done by the op that writes it
+/// (Op::readInputRowVisits / visitOutputRows; PACT's abs-max after a
+/// BatchNormalization), through a fused activation to its producer: the
+/// tensor is the reader's alone. `fused` are fuseActivations' pairs;
+/// `value` gives the tensor bound to a name.
+std::vector<std::unique_ptr<ops::RowVisitLink>> linkRowVisits(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+    const std::vector<FusedActivation>& fused,
+    const std::function<const Tensor*(const std::string&)>& value);
+
 /// Likewise the per-(image, channel) sums of a tensor: a training-mode
 /// BatchNormalization takes its first statistics pass from the Conv that
 /// wrote its input (Op::publishOutputRowSums / readInputRowSums).

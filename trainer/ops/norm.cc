@@ -67,6 +67,12 @@ class BatchNormOp : public Op {
     const int64_t C = C_, S = S_;
     const float* mean = mean_.data();
     const float* invstd = invstd_.data();
+    // The reader's per-row work (visitOutputRows) on each row just written.
+    RowVisitLink* visit = visit_;
+    if (visit) {
+      visit->valid = false;
+      visit->begin();
+    }
     // y = x * a + b with a = scale * invstd, b = bias - mean * a, each a
     // single-rounding fma (explicit, not left to contraction): the QDQ export
     // relies on these exact bits (qdq_export.h, compact batch norm).
@@ -78,13 +84,19 @@ class BatchNormOp : public Op {
         const float* __restrict xr = x + r * S;
         float* __restrict yr = yp + r * S;
         for (int64_t s = 0; s < S; ++s) yr[s] = act(std::fma(xr[s], a, b));
+        if (visit) visit->visit(yr, S);
       });
     });
+    if (visit) visit->valid = true;
   }
 
   // Backward reads x and the saved statistics, never y.
   bool fuseOutputActivation(const ActEpilogue& e) override {
     epilogue_ = e;
+    return true;
+  }
+  bool visitOutputRows(RowVisitLink* link) override {
+    visit_ = link;
     return true;
   }
   bool frozenNorm(FrozenNormLink& link) const override {
@@ -247,6 +259,7 @@ class BatchNormOp : public Op {
   const RowSumsLink* in_sums_ = nullptr;  // x's row sums from its producer (executor)
   bool frozen_;
   bool alias_ = false;  // fused into x's producer (forwardAsAlias)
+  RowVisitLink* visit_ = nullptr;  // the reader's per-row work on y (executor)
   int64_t N_ = 0, C_ = 0, S_ = 0;
   double count_ = 0;             // elements per channel in the (global) batch
   bool trained_ = false;         // forward ran in training mode

@@ -127,6 +127,15 @@ struct ClipLink {
   bool valid = false;  ///< set by the producer's training forward
 };
 
+/// A reader's per-row work on output 0, which the producer does as it writes
+/// each row, while the row is in cache (executor fusion; see
+/// Op::visitOutputRows): the reader's pass over the tensor is saved.
+struct RowVisitLink {
+  std::function<void()> begin;                                  ///< before a forward's first row
+  std::function<void(const float* row, int64_t n)> visit;  ///< any thread, any row order
+  bool valid = false;  ///< set by the producer after visiting every row of a forward
+};
+
 /// Per-(image, channel) sums of output 0 (N, C, ...) of a producer's last
 /// training forward, for the op reading it (executor fusion; see
 /// Op::publishOutputRowSums).
@@ -209,6 +218,17 @@ class Op {
   /// PACT on the image that clipped nothing: alpha's gradient is 0 whatever
   /// it is). `synced`: RunContext::sync is set (ranks may differ).
   virtual bool outputGradientUnused(const std::vector<bool>& /*need*/, bool /*synced*/) const {
+    return false;
+  }
+  /// Executor fusion: true when this op, from now on, passes every row of
+  /// output 0 to `link->visit` in each forward as it writes it (calling
+  /// begin first, setting valid after); null turns it off.
+  virtual bool visitOutputRows(RowVisitLink* /*link*/) { return false; }
+  /// Executor fusion: true when this op fills `link`'s functions with the
+  /// per-row work of its forward on input 0, and from now on takes the
+  /// result from them when valid; `in` are its inputs as bound (stable
+  /// addresses). Null turns it off.
+  virtual bool readInputRowVisits(RowVisitLink* /*link*/, const std::vector<const Tensor*>& /*in*/) {
     return false;
   }
   /// Executor fusion: true when this op (PACT), from now on, leaves its clip

@@ -421,5 +421,71 @@ TEST(Pact, UnclippedInputGradientIsSkipped) {
   }
 }
 
+// BatchNormalization (training) -> Relu -> Pact -> FakeQuantAct -> x * w: the
+// PACT's pass over its input (clipped abs-max, any clipped) runs in the
+// norm's output loop (graph/fuse.h linkRowVisits, through the fused Relu);
+// outputs, scales and every gradient equal an executor without fusions, in
+// steps that clip and steps that do not.
+TEST(Pact, NormVisitsThePactRows) {
+  registerQuantOps(ops::OpRegistry::get());
+  ops::OpRegistry::get().add("ScaleRecordingDx",
+                             [](const ops::Attrs&) { return std::make_unique<ScaleRecordingDx>(); });
+  auto build = [] {
+    graph::Graph g;
+    g.inputs = {{"x", {4, 3, 5, 5}, DType::kF32}};
+    g.outputs = {{"y", {4, 3, 5, 5}, DType::kF32}};
+    g.addInitializer("bn.s", Tensor::fromVector({3}, {1.5f, 0.5f, 2.f}), true);
+    g.addInitializer("bn.b", Tensor::fromVector({3}, {0.1f, -0.2f, 0.3f}), true);
+    g.addInitializer("bn.m", Tensor::fromVector({3}, {0.f, 0.f, 0.f}), false, true);
+    g.addInitializer("bn.v", Tensor::fromVector({3}, {1.f, 1.f, 1.f}), false, true);
+    g.addInitializer("alpha", Tensor::fromVector({1}, {2.f}), true);
+    g.addInitializer("w", Tensor::fromVector({1}, {0.75f}), true);
+    g.addInitializer("s", Tensor::fromVector({1}, {0.f}), false, true);
+    ops::Attrs abs_max;
+    abs_max.set("mode", std::string("abs_max"));
+    g.nodes = {graph::Node{"bn", "BatchNormalization", {"x", "bn.s", "bn.b", "bn.m", "bn.v"},
+                           {"bn"}, {}},
+               graph::Node{"r", "Relu", {"bn"}, {"r"}, {}},
+               graph::Node{"p", kPactOp, {"r", "alpha"}, {"p"}, {}},
+               graph::Node{"q", kFakeQuantActOp, {"p", "s"}, {"q"}, abs_max},
+               graph::Node{"y", "ScaleRecordingDx", {"q", "w"}, {"y"}, {}}};
+    return g;
+  };
+  graph::Graph gf = build(), gp = build();
+  graph::Executor fused(gf), plain(gp, false);
+  ops::RunContext ctx;
+  ctx.training = true;
+  for (int step = 0; step < 4; ++step) {
+    gf.initializers.at("alpha").f32()[0] = gp.initializers.at("alpha").f32()[0] =
+        step % 2 ? 1.f : 50.f;  // 50: nothing clipped
+    const std::map<std::string, Tensor> feed = {
+        {"x", test::randomTensor({4, 3, 5, 5}, 80 + step, -3.f, 3.f)}};
+    Tensor seed = test::randomTensor({4, 3, 5, 5}, 90 + step, -1.f, 1.f);
+    fused.forward(feed, ctx);
+    plain.forward(feed, ctx);
+    const Tensor &a = fused.value("y"), &b = plain.value("y");
+    ASSERT_EQ(std::memcmp(a.raw(), b.raw(), a.bytes()), 0) << step;
+    EXPECT_EQ(gf.initializers.at("s").f32()[0], gp.initializers.at("s").f32()[0]) << step;
+    fused.backward({{"y", seed}}, ctx);
+    plain.backward({{"y", seed}}, ctx);
+    for (const auto& p : gf.trainable) {
+      const Tensor &ga = fused.grad(p), &gb = plain.grad(p);
+      ASSERT_EQ(std::memcmp(ga.raw(), gb.raw(), ga.bytes()), 0) << p << " " << step;
+    }
+  }
+  // The links themselves: the Pact reads its rows from the norm.
+  graph::Graph g = build();
+  std::vector<std::unique_ptr<ops::Op>> ops;
+  for (const auto& nd : g.nodes) ops.push_back(ops::OpRegistry::get().create(nd.op_type, nd.attrs, nd.name));
+  auto acts = graph::detail::fuseActivations(g, ops);
+  auto maxes = graph::detail::linkAbsMax(g, ops);
+  std::vector<std::unique_ptr<ops::ClipLink>> clips;
+  graph::detail::handOverClips(g, ops, clips);
+  std::map<std::string, Tensor> values;
+  auto rows = graph::detail::linkRowVisits(g, ops, acts, [&](const std::string& n) { return &values[n]; });
+  EXPECT_EQ(acts.size(), 1u);
+  EXPECT_EQ(rows.size(), 1u);
+}
+
 }  // namespace
 }  // namespace slim::compress

@@ -59,6 +59,16 @@ class PactOp : public ops::Op {
       SLIM_ENFORCE(abs_max_, label, ": a clip left to the reader needs the abs-max link");
       clip_->bound = a;
       clip_->valid = true;
+      if (rows_ && rows_->valid) {  // the producer ran rowStats on every row
+        rows_->valid = false;
+        float m = 0.f;
+        for (size_t t = 0; t < row_max_.size(); ++t) m = row_max_[t] > m ? row_max_[t] : m;
+        if (std::find(row_nan_.begin(), row_nan_.end(), 1) != row_nan_.end()) m = std::nanf("");
+        abs_max_->value = m;
+        abs_max_->valid = true;
+        outside_ = std::find(row_out_.begin(), row_out_.end(), 1) != row_out_.end();
+        return;
+      }
     }
     float* yp = clip_ ? nullptr : out[0]->f32();
     const int nt = std::max(1, ops::detail::opThreads());
@@ -178,6 +188,36 @@ class PactOp : public ops::Op {
     abs_max_ = link;
     return true;
   }
+  // With the clip left to the reader, the forward's only pass over x (the
+  // clipped values' abs-max, whether any was clipped) runs row by row in
+  // the producer, per thread: the same maximum and flag in any order.
+  bool readInputRowVisits(ops::RowVisitLink* link, const std::vector<const Tensor*>& in) override {
+    if (link && (!clip_ || !abs_max_ || in.size() < 2 || !in[1])) return false;
+    rows_ = link;
+    if (!link) return true;
+    const Tensor* alpha = in[1];
+    link->begin = [this] {
+      const size_t nt = static_cast<size_t>(std::max(1, ops::detail::opThreads()));
+      row_max_.assign(nt, 0.f);
+      row_nan_.assign(nt, 0);
+      row_out_.assign(nt, 0);
+    };
+    link->visit = [this, alpha](const float* row, int64_t n) {
+      const size_t t = static_cast<size_t>(omp_get_thread_num());
+      const float a = alpha->f32()[0];
+      float block[4096];
+      for (int64_t b0 = 0; b0 < n; b0 += 4096) {
+        const int64_t len = std::min<int64_t>(4096, n - b0);
+        for (int64_t i = 0; i < len; ++i) block[i] = std::min(a, std::max(-a, row[b0 + i]));
+        bool bad = false;
+        const float mb = absMaxBlock(block, len, &bad);
+        row_max_[t] = mb > row_max_[t] ? mb : row_max_[t];
+        row_nan_[t] = static_cast<char>(row_nan_[t] | bad);
+        row_out_[t] = static_cast<char>(row_out_[t] | anyOutside(row + b0, len, a));
+      }
+    };
+    return true;
+  }
   bool handOutputClip(ops::ClipLink* link) override {
     if (link && !abs_max_) return false;
     clip_ = link;
@@ -190,6 +230,9 @@ class PactOp : public ops::Op {
   ops::ActEpilogue dx_mask_;  // fused Relu/Clip backward on dx (executor)
   ops::AbsMaxLink* abs_max_ = nullptr;  // max |y| for the reader (executor)
   ops::ClipLink* clip_ = nullptr;  // the clip, left to the reader (executor)
+  ops::RowVisitLink* rows_ = nullptr;  // x's rows, visited by its producer (executor)
+  std::vector<float> row_max_;         // per thread: max |clip(x)| of visited rows
+  std::vector<char> row_nan_, row_out_;  // per thread: a NaN among them, a value clipped
 };
 
 }  // namespace
