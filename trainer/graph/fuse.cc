@@ -1,4 +1,4 @@
-// fuseActivations (fuse.h).
+// Executor fusions (fuse.h).
 #include "trainer/graph/fuse.h"
 
 #include <map>
@@ -9,12 +9,14 @@ namespace slim::graph::detail {
 
 namespace {
 
-// Readers per tensor name, and the graph's outputs.
+// Producer and readers per tensor name, and the graph's outputs.
 struct Uses {
   explicit Uses(const Graph& g) {
-    for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
       for (size_t j = 0; j < g.nodes[i].inputs.size(); ++j)
         if (!g.nodes[i].inputs[j].empty()) readers[g.nodes[i].inputs[j]].push_back({i, j});
+    }
     for (const auto& o : g.outputs) outputs.insert(o.name);
   }
   // The only reader (node, input) of a tensor that is not a graph output.
@@ -25,6 +27,7 @@ struct Uses {
     input = it->second[0].second;
     return true;
   }
+  std::map<std::string, size_t> producer;  // node writing output 0
   std::map<std::string, std::vector<std::pair<size_t, size_t>>> readers;
   std::set<std::string> outputs;
 };
@@ -44,10 +47,8 @@ bool activationOf(const Graph& g, const Node& nd, ops::ActEpilogue& e) {
 
 std::vector<FusedActivation> fuseActivations(const Graph& g,
                                              std::vector<std::unique_ptr<ops::Op>>& ops) {
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
   const Uses uses(g);
+  const auto& producer = uses.producer;
   std::vector<FusedActivation> fused;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& nd = g.nodes[i];
@@ -71,10 +72,8 @@ std::vector<FusedNorm> fuseFrozenNorms(const Graph& g, std::vector<std::unique_p
                                        const std::vector<bool>& in_backward,
                                        const std::function<const Tensor*(const std::string&)>& value,
                                        std::vector<std::unique_ptr<ops::FrozenNormLink>>& links) {
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
   const Uses uses(g);
+  const auto& producer = uses.producer;
   std::vector<FusedNorm> fused;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& nd = g.nodes[i];
@@ -128,9 +127,7 @@ template <class Link, class Read, class Publish>
 std::vector<std::unique_ptr<Link>> linkOutputs(const Graph& g,
                                                std::vector<std::unique_ptr<ops::Op>>& ops,
                                                Read read, Publish publish) {
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
+  const auto producer = Uses(g).producer;
   std::vector<std::unique_ptr<Link>> links;
   std::map<size_t, Link*> published;  // producer node -> its link
   for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -165,10 +162,8 @@ std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
 
 std::vector<size_t> handOverClips(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
                                   std::vector<std::unique_ptr<ops::ClipLink>>& links) {
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
   const Uses uses(g);
+  const auto& producer = uses.producer;
   std::vector<size_t> producers;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (g.nodes[i].inputs.empty()) continue;
@@ -192,12 +187,10 @@ std::vector<std::unique_ptr<ops::RowVisitLink>> linkRowVisits(
     const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
     const std::vector<FusedActivation>& fused,
     const std::function<const Tensor*(const std::string&)>& value) {
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!g.nodes[i].outputs.empty()) producer[g.nodes[i].outputs[0]] = i;
+  const Uses uses(g);
+  const auto& producer = uses.producer;
   std::map<size_t, size_t> writer_of;  // fused activation -> the op writing its output
   for (const auto& f : fused) writer_of[f.activation] = f.producer;
-  const Uses uses(g);
   std::vector<std::unique_ptr<ops::RowVisitLink>> links;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (g.nodes[i].inputs.empty()) continue;

@@ -5,7 +5,9 @@
 // Op::forwardAsAlias). Same bits forward and backward; one pass over the
 // tensor and one tensor's memory less per pair. Likewise in backward, the
 // activation's mask can be applied by the op that reads its output
-// (maskActivationGrads).
+// (maskActivationGrads). The other fusions below follow the same rule: an
+// op hands work on a tensor to the op that writes or reads it anyway (abs-
+// max, clip, row sums, per-row passes, a frozen norm), with the same bits.
 #pragma once
 
 #include <functional>
