@@ -61,7 +61,7 @@ class ConvOp : public Op {
     const float* na = nullptr;
     const float* nb = nullptr;
     if (norm_) {
-      normCoeffs(*norm_);
+      frozenNormCoeffs(*norm_);
       na = norm_ab_.data();
       nb = na + M_;
     }
@@ -282,7 +282,7 @@ class ConvOp : public Op {
 
   // norm_ab_ = (a (M), b (M)) of the fused frozen batch norm, as the
   // BatchNormalization op computes them.
-  void normCoeffs(const FrozenNormLink& l) {
+  void frozenNormCoeffs(const FrozenNormLink& l) {
     for (const Tensor* t : {l.scale, l.bias, l.mean, l.var})
       SLIM_ENFORCE(t && t->dtype() == DType::kF32 && t->numel() == M_, label,
                    ": fused batch norm parameters must be float32 [", M_, "]");
@@ -290,7 +290,7 @@ class ConvOp : public Op {
     const float *sc = l.scale->f32(), *bi = l.bias->f32(), *me = l.mean->f32(),
                 *va = l.var->f32();
     for (int64_t m = 0; m < M_; ++m)
-      ops::normCoeffs(sc[m], normInvStd(va[m], l.eps), me[m], bi[m], norm_ab_[m],
+      normCoeffs(sc[m], normInvStd(va[m], l.eps), me[m], bi[m], norm_ab_[m],
                       norm_ab_[M_ + m]);
   }
 
@@ -347,7 +347,7 @@ class ConvOp : public Op {
   ActEpilogue dx_mask_;   // fused Relu/Clip backward on dx (executor)
   RowSumsLink* row_sums_ = nullptr;  // y's row sums for the reader (executor)
   const FrozenNormLink* norm_ = nullptr;  // frozen batch norm on y (executor)
-  std::vector<float> norm_ab_;            // its coefficients (normCoeffs)
+  std::vector<float> norm_ab_;            // its coefficients (frozenNormCoeffs)
   // Per-thread im2col / dcol / chunk packing / depthwise scratch. Transient
   // within one forward or backward call, so one set per calling thread serves
   // every Conv node (ops of one executor run one at a time; threads-as-ranks

@@ -59,7 +59,7 @@ class PactOp : public ops::Op {
       SLIM_ENFORCE(abs_max_, label, ": a clip left to the reader needs the abs-max link");
       clip_->bound = a;
       clip_->valid = true;
-      if (rows_ && rows_->valid) {  // the producer ran rowStats on every row
+      if (rows_ && rows_->valid) {  // the producer visited every row (linkRowVisits)
         rows_->valid = false;
         float m = 0.f;
         for (size_t t = 0; t < row_max_.size(); ++t) m = row_max_[t] > m ? row_max_[t] : m;
