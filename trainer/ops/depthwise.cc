@@ -284,6 +284,24 @@ inline void tapSums(const float* wt, const float* src, int64_t vs, const int64_t
   }
 }
 
+// tapSums for two positions at once (src0, src1; accumulators acc[0, NV) and
+// acc[NV, 2 NV)): each weight vector loaded once for both, and 2 NV
+// independent chains. Each accumulator sees the same fmas in the same order.
+template <int NV>
+inline void tapSumsPair(const float* wt, const float* src0, const float* src1, int64_t vs,
+                        const int64_t* widx, const int64_t* soff, int64_t n, V8* acc) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* wj = wt + widx[j];
+    const float* s0 = src0 + soff[j];
+    const float* s1 = src1 + soff[j];
+    for (int v = 0; v < NV; ++v) {
+      const V8 w = loadV8(wj + 8 * v);
+      acc[v] = fmaV8(w, loadV8(s0 + vs * v), acc[v]);
+      acc[NV + v] = fmaV8(w, loadV8(s1 + vs * v), acc[NV + v]);
+    }
+  }
+}
+
 // Calls f.operator()<NV>(g) over channel tiles [g, g + 8 NV) covering c.
 template <class F>
 inline void channelTiles(int64_t c, F&& f) {
@@ -317,7 +335,18 @@ void forwardChannelVectors(const DepthwisePlan& pl, const float* x, const float*
   channelTiles(c, [&]<int NV>(int64_t g) {
     const float* base = planes + g * T;
     float* o = out + g * P;
-    for (int64_t p = 0; p < P; ++p) {
+    int64_t p = 0;
+    for (; p + 2 <= P; p += 2) {
+      V8 acc[2 * NV];
+      for (int v = 0; v < NV; ++v) acc[v] = acc[NV + v] = bias ? loadV8(bias + g + 8 * v) : V8{};
+      tapSumsPair<NV>(wt + g, base + pl.out_pos[p] * 8, base + pl.out_pos[p + 1] * 8, 8 * T,
+                      widx.data(), soff.data(), KK, acc);
+      for (int v = 0; v < NV; ++v) {
+        storeV8(o + 8 * (v * P + p), acc[v]);
+        storeV8(o + 8 * (v * P + p + 1), acc[NV + v]);
+      }
+    }
+    for (; p < P; ++p) {
       V8 acc[NV];
       for (int v = 0; v < NV; ++v) acc[v] = bias ? loadV8(bias + g + 8 * v) : V8{};
       tapSums<NV>(wt + g, base + pl.out_pos[p] * 8, 8 * T, widx.data(), soff.data(), KK, acc);
@@ -381,6 +410,18 @@ void backwardChannelVectors(const DepthwisePlan& pl, const float* x, const float
     for (int64_t i = 0; i < HW; ++i) {
       const int64_t k = pl.in_phase[i];
       const int64_t j0 = pl.phase_begin[k], n = pl.phase_begin[k + 1] - j0;
+      if (i + 1 < HW && pl.in_phase[i + 1] == k) {  // two cells of one phase plane
+        V8 acc[2 * NV] = {};
+        tapSumsPair<NV>(wt + g, d + 8 * (pl.in_pos[i] - k * pl.plane),
+                        d + 8 * (pl.in_pos[i + 1] - k * pl.plane), 8 * D, widx.data() + j0,
+                        soff.data() + j0, n, acc);
+        for (int v = 0; v < NV; ++v) {
+          storeV8(o + 8 * (v * HW + i), acc[v]);
+          storeV8(o + 8 * (v * HW + i + 1), acc[NV + v]);
+        }
+        ++i;
+        continue;
+      }
       V8 acc[NV] = {};
       tapSums<NV>(wt + g, d + 8 * (pl.in_pos[i] - k * pl.plane), 8 * D, widx.data() + j0,
                   soff.data() + j0, n, acc);
