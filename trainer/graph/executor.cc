@@ -93,7 +93,8 @@ Executor::Executor(Graph& g, bool fuse_activations)
   // After the activations: a norm hands its fused Relu to the Conv.
   auto value = [&](const std::string& name) -> const Tensor* { return &m.values[m.id.at(name)]; };
   if (fuse_activations)
-    for (const auto& f : detail::fuseFrozenNorms(graph_, ops_, m.node_backward, value, m.norm_links))
+    for (const auto& f :
+         detail::fuseFrozenNorms(graph_, ops_, m.node_backward, value, m.norm_links))
       alias(f.norm);
   m.prune_grads = fuse_activations;
   m.grad_passthrough.assign(nn, false);

@@ -68,10 +68,11 @@ std::vector<FusedActivation> fuseActivations(const Graph& g,
   return fused;
 }
 
-std::vector<FusedNorm> fuseFrozenNorms(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
-                                       const std::vector<bool>& in_backward,
-                                       const std::function<const Tensor*(const std::string&)>& value,
-                                       std::vector<std::unique_ptr<ops::FrozenNormLink>>& links) {
+std::vector<FusedNorm> fuseFrozenNorms(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+    const std::vector<bool>& in_backward,
+    const std::function<const Tensor*(const std::string&)>& value,
+    std::vector<std::unique_ptr<ops::FrozenNormLink>>& links) {
   const Uses uses(g);
   const auto& producer = uses.producer;
   std::vector<FusedNorm> fused;

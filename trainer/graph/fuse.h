@@ -40,10 +40,11 @@ std::vector<FusedActivation> fuseActivations(const Graph& g,
 struct FusedNorm {
   size_t producer = 0, norm = 0;  ///< node indices
 };
-std::vector<FusedNorm> fuseFrozenNorms(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
-                                       const std::vector<bool>& in_backward,
-                                       const std::function<const Tensor*(const std::string&)>& value,
-                                       std::vector<std::unique_ptr<ops::FrozenNormLink>>& links);
+std::vector<FusedNorm> fuseFrozenNorms(
+    const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+    const std::vector<bool>& in_backward,
+    const std::function<const Tensor*(const std::string&)>& value,
+    std::vector<std::unique_ptr<ops::FrozenNormLink>>& links);
 
 /// Backward fusion: a Relu / Clip (constant bounds) whose output's only
 /// reader is input 0 of an op that accepts Op::maskInputGradient: that op

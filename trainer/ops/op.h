@@ -228,7 +228,8 @@ class Op {
   /// per-row work of its forward on input 0, and from now on takes the
   /// result from them when valid; `in` are its inputs as bound (stable
   /// addresses). Null turns it off.
-  virtual bool readInputRowVisits(RowVisitLink* /*link*/, const std::vector<const Tensor*>& /*in*/) {
+  virtual bool readInputRowVisits(RowVisitLink* /*link*/,
+                                  const std::vector<const Tensor*>& /*in*/) {
     return false;
   }
   /// Executor fusion: true when this op (PACT), from now on, leaves its clip

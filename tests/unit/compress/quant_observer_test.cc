@@ -376,14 +376,19 @@ class ScaleRecordingDx : public ops::Op {
   }
 };
 
+void registerScaleRecordingDx() {
+  ops::OpRegistry::get().add("ScaleRecordingDx", [](const ops::Attrs&) {
+    return std::make_unique<ScaleRecordingDx>();
+  });
+}
+
 // x -> Pact -> FakeQuantAct -> x * w: when the PACT clipped nothing, alpha's
 // gradient is 0 whatever reaches it, so the executor does not ask the op
 // before it for its input's gradient (Op::outputGradientUnused); when it
 // clipped, it does. Gradients equal an executor without that pruning.
 TEST(Pact, UnclippedInputGradientIsSkipped) {
   registerQuantOps(ops::OpRegistry::get());
-  ops::OpRegistry::get().add("ScaleRecordingDx",
-                             [](const ops::Attrs&) { return std::make_unique<ScaleRecordingDx>(); });
+  registerScaleRecordingDx();
   auto build = [] {
     graph::Graph g;
     g.inputs = {{"x", {6}, DType::kF32}};
@@ -428,8 +433,7 @@ TEST(Pact, UnclippedInputGradientIsSkipped) {
 // steps that clip and steps that do not.
 TEST(Pact, NormVisitsThePactRows) {
   registerQuantOps(ops::OpRegistry::get());
-  ops::OpRegistry::get().add("ScaleRecordingDx",
-                             [](const ops::Attrs&) { return std::make_unique<ScaleRecordingDx>(); });
+  registerScaleRecordingDx();
   auto build = [] {
     graph::Graph g;
     g.inputs = {{"x", {4, 3, 5, 5}, DType::kF32}};
@@ -476,13 +480,15 @@ TEST(Pact, NormVisitsThePactRows) {
   // The links themselves: the Pact reads its rows from the norm.
   graph::Graph g = build();
   std::vector<std::unique_ptr<ops::Op>> ops;
-  for (const auto& nd : g.nodes) ops.push_back(ops::OpRegistry::get().create(nd.op_type, nd.attrs, nd.name));
+  for (const auto& nd : g.nodes)
+    ops.push_back(ops::OpRegistry::get().create(nd.op_type, nd.attrs, nd.name));
   auto acts = graph::detail::fuseActivations(g, ops);
   auto maxes = graph::detail::linkAbsMax(g, ops);
   std::vector<std::unique_ptr<ops::ClipLink>> clips;
   graph::detail::handOverClips(g, ops, clips);
   std::map<std::string, Tensor> values;
-  auto rows = graph::detail::linkRowVisits(g, ops, acts, [&](const std::string& n) { return &values[n]; });
+  auto rows = graph::detail::linkRowVisits(g, ops, acts,
+                                           [&](const std::string& n) { return &values[n]; });
   EXPECT_EQ(acts.size(), 1u);
   EXPECT_EQ(rows.size(), 1u);
 }
