@@ -131,7 +131,7 @@ struct ClipLink {
 /// each row, while the row is in cache (executor fusion; see
 /// Op::visitOutputRows): the reader's pass over the tensor is saved.
 struct RowVisitLink {
-  std::function<void()> begin;                                  ///< before a forward's first row
+  std::function<void()> begin;  ///< before a forward's first row
   std::function<void(const float* row, int64_t n)> visit;  ///< any thread, any row order
   bool valid = false;  ///< set by the producer after visiting every row of a forward
 };
