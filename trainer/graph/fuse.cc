@@ -27,6 +27,16 @@ struct Uses {
     input = it->second[0].second;
     return true;
   }
+  // Node i's input 0 is written by a node (*p) and read by node i alone.
+  bool soleInput0(const Graph& g, size_t i, size_t& p) const {
+    if (g.nodes[i].inputs.empty()) return false;
+    const std::string& y = g.nodes[i].inputs[0];
+    auto it = producer.find(y);
+    size_t reader, input;
+    if (it == producer.end() || !soleReader(y, reader, input) || input != 0) return false;
+    p = it->second;
+    return true;
+  }
   std::map<std::string, size_t> producer;  // node writing output 0
   std::map<std::string, std::vector<std::pair<size_t, size_t>>> readers;
   std::set<std::string> outputs;
@@ -164,21 +174,17 @@ std::vector<std::unique_ptr<ops::AbsMaxLink>> linkAbsMax(
 std::vector<size_t> handOverClips(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
                                   std::vector<std::unique_ptr<ops::ClipLink>>& links) {
   const Uses uses(g);
-  const auto& producer = uses.producer;
   std::vector<size_t> producers;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].inputs.empty()) continue;
-    const std::string& y = g.nodes[i].inputs[0];
-    auto p = producer.find(y);
-    size_t reader, input;
-    if (p == producer.end() || !uses.soleReader(y, reader, input) || input != 0) continue;
+    size_t p;
+    if (!uses.soleInput0(g, i, p)) continue;
     auto link = std::make_unique<ops::ClipLink>();
     if (!ops[i]->readInputClip(link.get())) continue;
-    if (!ops[p->second]->handOutputClip(link.get())) {
+    if (!ops[p]->handOutputClip(link.get())) {
       ops[i]->readInputClip(nullptr);
       continue;
     }
-    producers.push_back(p->second);
+    producers.push_back(p);
     links.push_back(std::move(link));
   }
   return producers;
@@ -189,18 +195,14 @@ std::vector<std::unique_ptr<ops::RowVisitLink>> linkRowVisits(
     const std::vector<FusedActivation>& fused,
     const std::function<const Tensor*(const std::string&)>& value) {
   const Uses uses(g);
-  const auto& producer = uses.producer;
   std::map<size_t, size_t> writer_of;  // fused activation -> the op writing its output
   for (const auto& f : fused) writer_of[f.activation] = f.producer;
   std::vector<std::unique_ptr<ops::RowVisitLink>> links;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].inputs.empty()) continue;
-    const std::string& y = g.nodes[i].inputs[0];
-    auto p = producer.find(y);
-    size_t reader, input;
-    if (p == producer.end() || !uses.soleReader(y, reader, input) || input != 0) continue;
-    auto w = writer_of.find(p->second);
-    const size_t writer = w == writer_of.end() ? p->second : w->second;
+    size_t p;
+    if (!uses.soleInput0(g, i, p)) continue;
+    auto w = writer_of.find(p);
+    const size_t writer = w == writer_of.end() ? p : w->second;
     std::vector<const Tensor*> in;
     for (const auto& name : g.nodes[i].inputs) in.push_back(name.empty() ? nullptr : value(name));
     auto link = std::make_unique<ops::RowVisitLink>();

@@ -32,6 +32,40 @@ int anyOutside(const float* __restrict x, int64_t n, float a) {
   return outside;
 }
 
+// One thread's view of the clipped values clip(x, -a, a): their abs-max,
+// whether one was NaN, whether any x was outside [-a, a]. Maxima and ORs do
+// not depend on the order, so any split (blocks, rows, threads) agrees.
+struct ClipStats {
+  float max = 0.f;
+  bool nan = false, outside = false;
+
+  // Adds x[0, n); the clipped values go to y when given (else to a block on
+  // the stack, in cache for the abs-max).
+  void add(const float* x, int64_t n, float a, float* y) {
+    float block[4096];
+    for (int64_t b0 = 0; b0 < n; b0 += 4096) {
+      const int64_t len = std::min<int64_t>(4096, n - b0);
+      float* yb = y ? y + b0 : block;
+      for (int64_t i = 0; i < len; ++i) yb[i] = std::min(a, std::max(-a, x[b0 + i]));
+      const float mb = absMaxBlock(yb, len, &nan);
+      max = mb > max ? mb : max;
+      outside = outside || anyOutside(x + b0, len, a);
+    }
+  }
+  // The threads' stats combined: the abs-max (NaN if any was) and outside.
+  static float combine(const std::vector<ClipStats>& parts, bool* outside) {
+    float m = 0.f;
+    bool nan = false;
+    *outside = false;
+    for (const ClipStats& p : parts) {
+      m = p.max > m ? p.max : m;
+      nan = nan || p.nan;
+      *outside = *outside || p.outside;
+    }
+    return nan ? std::nanf("") : m;
+  }
+};
+
 class PactOp : public ops::Op {
  public:
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
@@ -61,19 +95,15 @@ class PactOp : public ops::Op {
       clip_->valid = true;
       if (rows_ && rows_->valid) {  // the producer visited every row (linkRowVisits)
         rows_->valid = false;
-        float m = 0.f;
-        for (size_t t = 0; t < row_max_.size(); ++t) m = row_max_[t] > m ? row_max_[t] : m;
-        if (std::find(row_nan_.begin(), row_nan_.end(), 1) != row_nan_.end()) m = std::nanf("");
-        abs_max_->value = m;
+        abs_max_->value = ClipStats::combine(row_stats_, &outside_);
         abs_max_->valid = true;
-        outside_ = std::find(row_out_.begin(), row_out_.end(), 1) != row_out_.end();
         return;
       }
     }
     float* yp = clip_ ? nullptr : out[0]->f32();
-    const int nt = std::max(1, ops::detail::opThreads());
-    std::vector<char> outside(static_cast<size_t>(nt), 0);
+    const size_t nt = static_cast<size_t>(std::max(1, ops::detail::opThreads()));
     if (!abs_max_) {
+      std::vector<char> outside(nt, 0);
       ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
         outside[static_cast<size_t>(omp_get_thread_num())] = anyOutside(xp + b, e - b, a);
@@ -81,35 +111,14 @@ class PactOp : public ops::Op {
       outside_ = std::find(outside.begin(), outside.end(), 1) != outside.end();
       return;
     }
-    // The reader's abs-max, block by block while the block is in cache (a
-    // maximum does not depend on the order: the same value as absMax(y)).
-    std::vector<float> part(static_cast<size_t>(nt), 0.f);
-    std::vector<char> nan(static_cast<size_t>(nt), 0);
+    // The reader's abs-max, block by block while the block is in cache (the
+    // same value as absMax(y)).
+    std::vector<ClipStats> parts(nt);
     ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
-      const size_t t = static_cast<size_t>(omp_get_thread_num());
-      bool bad = false;
-      int out = 0;
-      float m = 0.f;
-      float block[4096];
-      for (int64_t b0 = b; b0 < e; b0 += 4096) {
-        const int64_t e0 = std::min(e, b0 + 4096);
-        float* yb = yp ? yp + b0 : block;
-        for (int64_t i = b0; i < e0; ++i) yb[i - b0] = std::min(a, std::max(-a, xp[i]));
-        const float mb = absMaxBlock(yb, e0 - b0, &bad);
-        m = mb > m ? mb : m;
-        out |= anyOutside(xp + b0, e0 - b0, a);
-      }
-      outside[t] = static_cast<char>(out);
-      part[t] = m;
-      nan[t] = bad;
+      parts[static_cast<size_t>(omp_get_thread_num())].add(xp + b, e - b, a, yp ? yp + b : nullptr);
     });
-    float m = 0.f;
-    for (size_t t = 0; t < part.size(); ++t) m = part[t] > m ? part[t] : m;
-    for (char bad : nan)
-      if (bad) m = std::nanf("");
-    abs_max_->value = m;
+    abs_max_->value = ClipStats::combine(parts, &outside_);
     abs_max_->valid = true;
-    outside_ = std::find(outside.begin(), outside.end(), 1) != outside.end();
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -197,24 +206,10 @@ class PactOp : public ops::Op {
     if (!link) return true;
     const Tensor* alpha = in[1];
     link->begin = [this] {
-      const size_t nt = static_cast<size_t>(std::max(1, ops::detail::opThreads()));
-      row_max_.assign(nt, 0.f);
-      row_nan_.assign(nt, 0);
-      row_out_.assign(nt, 0);
+      row_stats_.assign(static_cast<size_t>(std::max(1, ops::detail::opThreads())), {});
     };
     link->visit = [this, alpha](const float* row, int64_t n) {
-      const size_t t = static_cast<size_t>(omp_get_thread_num());
-      const float a = alpha->f32()[0];
-      float block[4096];
-      for (int64_t b0 = 0; b0 < n; b0 += 4096) {
-        const int64_t len = std::min<int64_t>(4096, n - b0);
-        for (int64_t i = 0; i < len; ++i) block[i] = std::min(a, std::max(-a, row[b0 + i]));
-        bool bad = false;
-        const float mb = absMaxBlock(block, len, &bad);
-        row_max_[t] = mb > row_max_[t] ? mb : row_max_[t];
-        row_nan_[t] = static_cast<char>(row_nan_[t] | bad);
-        row_out_[t] = static_cast<char>(row_out_[t] | anyOutside(row + b0, len, a));
-      }
+      row_stats_[static_cast<size_t>(omp_get_thread_num())].add(row, n, alpha->f32()[0], nullptr);
     };
     return true;
   }
@@ -231,8 +226,7 @@ class PactOp : public ops::Op {
   ops::AbsMaxLink* abs_max_ = nullptr;  // max |y| for the reader (executor)
   ops::ClipLink* clip_ = nullptr;  // the clip, left to the reader (executor)
   ops::RowVisitLink* rows_ = nullptr;  // x's rows, visited by its producer (executor)
-  std::vector<float> row_max_;         // per thread: max |clip(x)| of visited rows
-  std::vector<char> row_nan_, row_out_;  // per thread: a NaN among them, a value clipped
+  std::vector<ClipStats> row_stats_;   // per thread, over the visited rows
 };
 
 }  // namespace
