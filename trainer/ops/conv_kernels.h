@@ -123,24 +123,35 @@ struct DepthwisePlan {
   /// Zero margins of the wide dy below / above its Q positions that the dx
   /// gather (dx cell p of a plane reads dy at p - phase_off) reaches.
   int64_t dy_lo = 0, dy_hi = 0;
+  /// In-plane range [phase_lo[k], phase_hi[k]) of phase k's input cells.
+  std::vector<int64_t> phase_lo, phase_hi;
+  /// The input cells as row moves: input row ih, column phase b: n cells
+  /// x[x + sw * i] <-> planes[pos + i] (the per-channel kernels' copies).
+  struct RowMove {
+    int64_t x, pos, n;
+  };
+  std::vector<RowMove> in_moves;
 };
+
+/// The depthwise kernels (depthwise.cc), all with the same bits: per channel
+/// (any shape), channel vectors (mult == 1 and C % 8 == 0; elsewhere the
+/// per-channel one runs), or the faster of the two for the shape.
+enum class DepthwiseKernel { kAuto, kPerChannel, kChannelVectors };
 
 /// Direct depthwise convolution of one image (group == C, M = C * mult).
 /// x: (C, H, W), w: (M, kH, kW), bias: (M) or null -> y: (M, OH, OW).
 /// @param scratch  grown as needed and reused across calls
-/// @param channel_vectors  false forces the per-channel kernels (tests: both
-///   paths give the same bits); true uses eight channels per vector when
-///   mult == 1 and C % 8 == 0
+/// @param kernel  which kernel (tests compare them)
 void depthwiseForward(const DepthwisePlan& plan, const float* x, const float* w,
                       const float* bias, int64_t c, int64_t mult, float* y,
-                      std::vector<float>& scratch, bool channel_vectors = true);
+                      std::vector<float>& scratch, DepthwiseKernel kernel = DepthwiseKernel::kAuto);
 
 /// Depthwise backward for one image: dx (C,H,W) = ... (overwritten), dw
-/// (M,kH,kW) += ...; either may be null to skip it. `scratch`,
-/// `channel_vectors` as above.
+/// (M,kH,kW) += ...; either may be null to skip it. `scratch`, `kernel` as
+/// above.
 void depthwiseBackward(const DepthwisePlan& plan, const float* x, const float* w,
                        const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
-                       std::vector<float>& scratch, bool channel_vectors = true);
+                       std::vector<float>& scratch, DepthwiseKernel kernel = DepthwiseKernel::kAuto);
 
 /// ceil(a / b) for b > 0 and any sign of a.
 inline int64_t ceilDiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }

@@ -31,8 +31,9 @@ DepthwisePlan::DepthwisePlan(const Axis& h, const Axis& w) : ah(h), aw(w) {
   sw = aw.stride;
   Hh = ceilDiv(ah.pad_begin + ah.in + ah.pad_end, sh);
   Wh = ceilDiv(aw.pad_begin + aw.in + aw.pad_end, sw);
-  // Slack: wide-output scratch columns may read up to Wh past the last row.
-  plane = (Hh + 1) * Wh + 8;
+  // Slack: wide-output scratch columns may read up to Wh past the last row,
+  // and the per-channel kernels' 8-blocks 7 past their range.
+  plane = (Hh + 1) * Wh + 16;
   const int64_t KH = ah.kernel, KW = aw.kernel, nphase = sh * sw;
   for (int64_t kh = 0; kh < KH; ++kh)
     for (int64_t kw = 0; kw < KW; ++kw) {
@@ -72,6 +73,22 @@ DepthwisePlan::DepthwisePlan(const Axis& h, const Axis& w) : ah(h), aw(w) {
   dy_hi = std::max<int64_t>(0, last + 1 - wide());
   for (int64_t oh = 0; oh < ah.out; ++oh)
     for (int64_t ow = 0; ow < Wh; ++ow) (ow < aw.out ? out_pos : scratch_q).push_back(oh * Wh + ow);
+  phase_lo.assign(static_cast<size_t>(nphase), 0);
+  phase_hi.assign(static_cast<size_t>(nphase), 0);
+  std::vector<char> seen(static_cast<size_t>(nphase), 0);
+  for (size_t k = 0; k < in_pos.size(); ++k) {
+    const int64_t ph = in_phase[k], p = in_pos[k] - ph * plane;
+    phase_lo[ph] = seen[ph] ? std::min(phase_lo[ph], p) : p;
+    phase_hi[ph] = seen[ph] ? std::max(phase_hi[ph], p + 1) : p + 1;
+    seen[ph] = 1;
+  }
+  // Row moves: cells (ih, iw) and (ih, iw + sw) sit next to each other in
+  // one phase plane (in_pos was built row by row, column phase cycling).
+  for (int64_t ih = 0; ih < ah.in; ++ih)
+    for (int64_t b = 0; b < std::min(sw, aw.in); ++b) {
+      const int64_t k = ih * aw.in + b;
+      in_moves.push_back({k, in_pos[k], (aw.in - b + sw - 1) / sw});
+    }
 }
 
 namespace {
@@ -79,24 +96,165 @@ namespace {
 inline void storeV8(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
 
 
+// ---- row copies -----------------------------------------------------------
+
+#if defined(__AVX512F__)
+inline __mmask16 lanes(int64_t k) {
+  return k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << k) - 1);
+}
+#endif
+
+// dst[i] = src[s * i] for i < n. (Rows of small planes: no library call and,
+// for s == 1, no masked stores, which some cores run slowly; GCC would turn
+// a copy loop into a memmove call.)
+inline void gatherRow(const float* __restrict src, int64_t s, int64_t n, float* __restrict dst) {
+#if defined(__AVX__)
+  if (s == 1 && n >= 4 && n <= 16) {  // two overlapping copies
+    if (n >= 8) {
+      const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + n - 8);
+      _mm256_storeu_ps(dst, a);
+      _mm256_storeu_ps(dst + n - 8, b);
+    } else {
+      const __m128 a = _mm_loadu_ps(src), b = _mm_loadu_ps(src + n - 4);
+      _mm_storeu_ps(dst, a);
+      _mm_storeu_ps(dst + n - 4, b);
+    }
+    return;
+  }
+#endif
+#if defined(__AVX512F__)
+  if (s == 2) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (; n > 16; n -= 16, src += 32, dst += 16)  // reads src[31] only if n > 16
+      _mm512_storeu_ps(dst, _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16)));
+    const int64_t e = 2 * n - 1;  // floats left to read
+    const __m512 a = _mm512_maskz_loadu_ps(lanes(e), src);
+    const __m512 b = _mm512_maskz_loadu_ps(lanes(std::max<int64_t>(e - 16, 0)), src + 16);
+    _mm512_mask_storeu_ps(dst, lanes(n), _mm512_permutex2var_ps(a, even, b));
+    return;
+  }
+#endif
+  if (s == 1) {
+    std::memcpy(dst, src, sizeof(float) * n);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[s * i];
+}
+
+// dst[s * i] = src[i] for i < n; kPlusZero writes 0 + src[i] (the bits of
+// adding src to a zeroed dst).
+template <bool kPlusZero>
+inline void scatterRow(const float* __restrict src, int64_t n, float* __restrict dst, int64_t s) {
+#if defined(__AVX512F__)
+  if (s <= 2) {
+    const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    for (; n > 0; n -= 16, src += 16, dst += 16 * s) {
+      __m512 v = n >= 16 ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps(lanes(n), src);
+      if (kPlusZero) v = _mm512_add_ps(_mm512_setzero_ps(), v);
+      if (s == 1) {
+        if (n >= 16)
+          _mm512_storeu_ps(dst, v);
+        else
+          _mm512_mask_storeu_ps(dst, lanes(n), v);
+        continue;
+      }
+      const int64_t e = 2 * std::min<int64_t>(n, 16) - 1;  // floats spanned
+      _mm512_mask_storeu_ps(dst, lanes(e) & 0x5555, _mm512_permutexvar_ps(lo, v));
+      if (e > 16) _mm512_mask_storeu_ps(dst + 16, lanes(e - 16) & 0x5555, _mm512_permutexvar_ps(hi, v));
+    }
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[s * i] = kPlusZero ? 0.f + src[i] : src[i];
+}
+
+// dst[2 i] = 0 + a[i], dst[2 i + 1] = 0 + b[i] for 2 i (+ 1) < n: one input row
+// of a stride-2 plane from its two column phases.
+inline void interleaveRowPlusZero(const float* __restrict a, const float* __restrict b, int64_t n,
+                                  float* __restrict dst) {
+#if defined(__AVX512F__)
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 zero = _mm512_setzero_ps();
+  for (; n > 0; n -= 32, a += 16, b += 16, dst += 32) {
+    const int64_t na = std::min<int64_t>((n + 1) / 2, 16), nb = std::min<int64_t>(n / 2, 16);
+    const __m512 va = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes(na), a));
+    const __m512 vb = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes(nb), b));
+    const __m512 l = _mm512_permutex2var_ps(va, lo, vb), h = _mm512_permutex2var_ps(va, hi, vb);
+    if (n >= 32) {
+      _mm512_storeu_ps(dst, l);
+      _mm512_storeu_ps(dst + 16, h);
+    } else {
+      _mm512_mask_storeu_ps(dst, lanes(n), l);
+      if (n > 16) _mm512_mask_storeu_ps(dst + 16, lanes(n - 16), h);
+    }
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = 0.f + (i % 2 ? b[i / 2] : a[i / 2]);
+#endif
+}
+
+// a[i] = src[2 i], b[i] = src[2 i + 1] for 2 i (+ 1) < n: one input row split
+// into its two column phases.
+inline void deinterleaveRow(const float* __restrict src, int64_t n, float* __restrict a,
+                            float* __restrict b) {
+#if defined(__AVX512F__)
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (; n > 0; n -= 32, src += 32, a += 16, b += 16) {
+    const bool full = n >= 32;
+    const __m512 l = full ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps(lanes(n), src);
+    const __m512 h = full ? _mm512_loadu_ps(src + 16)
+                          : _mm512_maskz_loadu_ps(lanes(std::max<int64_t>(n - 16, 0)), src + 16);
+    const __m512 va = _mm512_permutex2var_ps(l, even, h), vb = _mm512_permutex2var_ps(l, odd, h);
+    if (full) {
+      _mm512_storeu_ps(a, va);
+      _mm512_storeu_ps(b, vb);
+    } else {
+      _mm512_mask_storeu_ps(a, lanes((n + 1) / 2), va);
+      _mm512_mask_storeu_ps(b, lanes(n / 2), vb);
+    }
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) (i % 2 ? b : a)[i / 2] = src[i];
+#endif
+}
+
+// The zero-padded phase planes of one channel plane x (H, W): the input cells
+// (the border cells are left as they are: zero).
+inline void fillPlanes(const DepthwisePlan& pl, const float* x, float* planes) {
+  const auto& mv = pl.in_moves;
+  if (pl.sw == 2 && pl.aw.in >= 2) {  // each row: its column phases 0 and 1
+    for (size_t i = 0; i < mv.size(); i += 2)
+      deinterleaveRow(x + mv[i].x, pl.aw.in, planes + mv[i].pos, planes + mv[i + 1].pos);
+    return;
+  }
+  for (const DepthwisePlan::RowMove& r : mv) gatherRow(x + r.x, pl.sw, r.n, planes + r.pos);
+}
+
 // ---- per-channel kernels ----------------------------------------------------
 
 void axpy(float a, const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+inline V8 broadcastV8(float v) { return V8{v, v, v, v, v, v, v, v}; }
+
 // y[q] = b + sum_t w[t] * planes[taps[t] + q] for T taps in one pass (same
-// summation order as T successive AXPYs onto b).
+// summation order as T successive AXPYs onto b), q in blocks of 8 up to Q
+// rounded up (y and the planes have the slack).
 template <int T>
 void fusedTapsForward(const float* planes, const int64_t* taps, const float* w, float b,
                       float* __restrict y, int64_t Q) {
   const float* src[T];
-  float wt[T];
-  for (int t = 0; t < T; ++t) { src[t] = planes + taps[t]; wt[t] = w[t]; }
-  for (int64_t q = 0; q < Q; ++q) {
-    float acc = b;
-    for (int t = 0; t < T; ++t) acc += wt[t] * src[t][q];
-    y[q] = acc;
+  V8 wt[T];
+  for (int t = 0; t < T; ++t) { src[t] = planes + taps[t]; wt[t] = broadcastV8(w[t]); }
+  const V8 bv = broadcastV8(b);
+  for (int64_t q = 0; q < Q; q += 8) {
+    V8 acc = bv;
+    for (int t = 0; t < T; ++t) acc = fmaV8(wt[t], loadV8(src[t] + q), acc);
+    storeV8(y + q, acc);
   }
 }
 
@@ -162,13 +320,14 @@ void forwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
                        std::vector<float>& scratch) {
   const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
   const int64_t KK = pl.ah.kernel * pl.aw.kernel;
-  // scratch: planes (total) | yw (Q)
-  if (scratch.size() < static_cast<size_t>(pl.total() + Q)) scratch.resize(pl.total() + Q);
+  // scratch: planes (total) | yw (Q rounded up to 8)
+  if (scratch.size() < static_cast<size_t>(pl.total() + Q + 8)) scratch.resize(pl.total() + Q + 8);
   float* planes = scratch.data();
   float* yw = planes + pl.total();
   std::memset(planes, 0, sizeof(float) * pl.total());  // borders stay zero
+  const int64_t OW = pl.aw.out;
   for (int64_t ci = 0; ci < c; ++ci) {
-    for (int64_t k = 0; k < HW; ++k) planes[pl.in_pos[k]] = x[ci * HW + k];
+    fillPlanes(pl, x + ci * HW, planes);
     for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
       const float* wm = w + m * KK;
       if (KK == 9) {
@@ -177,37 +336,84 @@ void forwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
         std::fill(yw, yw + Q, bias ? bias[m] : 0.f);
         for (int64_t t = 0; t < KK; ++t) axpy(wm[t], planes + pl.taps[t], yw, Q);
       }
-      float* ym = y + m * P;
-      for (int64_t k = 0; k < P; ++k) ym[k] = yw[pl.out_pos[k]];
+      for (int64_t oh = 0; oh < pl.ah.out; ++oh) gatherRow(yw + oh * pl.Wh, 1, OW, y + m * P + oh * OW);
     }
   }
+}
+
+// out[p] = (kAcc ? out[p] : 0) + sum_j w[j] * d[p - off[j]] for p in [lo, hi),
+// j ascending: per cell the bits of the dx AXPYs onto a zeroed plane. Blocks
+// of 8 up to hi rounded up (out and d have the slack).
+template <int NT, bool kAcc>
+void phaseGather(const float* d, const int64_t* off, const float* w, float* __restrict out,
+                 int64_t lo, int64_t hi) {
+  const float* src[NT];
+  V8 wt[NT];
+  for (int j = 0; j < NT; ++j) { src[j] = d - off[j]; wt[j] = broadcastV8(w[j]); }
+  for (int64_t p = lo; p < hi; p += 8) {
+    V8 acc = kAcc ? loadV8(out + p) : V8{};
+    for (int j = 0; j < NT; ++j) acc = fmaV8(wt[j], loadV8(src[j] + p), acc);
+    storeV8(out + p, acc);
+  }
+}
+
+template <bool kAcc>
+void phaseGatherAny(const float* d, const int64_t* off, const float* w, int64_t n, float* out,
+                    int64_t lo, int64_t hi) {
+  switch (n) {
+#define SLIM_PHASE_TAPS(N) \
+  case N: phaseGather<N, kAcc>(d, off, w, out, lo, hi); return;
+    SLIM_PHASE_TAPS(1) SLIM_PHASE_TAPS(2) SLIM_PHASE_TAPS(3) SLIM_PHASE_TAPS(4)
+    SLIM_PHASE_TAPS(5) SLIM_PHASE_TAPS(6) SLIM_PHASE_TAPS(7) SLIM_PHASE_TAPS(8)
+    SLIM_PHASE_TAPS(9)
+#undef SLIM_PHASE_TAPS
+    default: break;
+  }
+  if (!kAcc) std::fill(out + lo, out + hi, 0.f);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = lo; p < hi; ++p) out[p] += w[j] * d[p - off[j]];
 }
 
 void backwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
                         const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
                         std::vector<float>& scratch) {
   const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
-  const int64_t KK = pl.ah.kernel * pl.aw.kernel;
-  // scratch: planes | dplanes | dyw (Q) with zero scratch columns
-  const size_t need = static_cast<size_t>(2 * pl.total() + Q);
+  const int64_t KK = pl.ah.kernel * pl.aw.kernel, OW = pl.aw.out;
+  const int64_t nphase = pl.sh * pl.sw, D = pl.dy_lo + Q + pl.dy_hi;
+  // scratch: planes | dplanes | dyw (D: the wide dy with zero scratch columns
+  // and the zero margins the dx gather reads) | per-phase weights (KK)
+  const size_t need = static_cast<size_t>(2 * pl.total() + D + 8 + KK);
   if (scratch.size() < need) scratch.resize(need);
   float* planes = scratch.data();
   float* dplanes = planes + pl.total();
   float* dyw = dplanes + pl.total();
-  std::memset(dyw, 0, sizeof(float) * Q);
+  float* wph = dyw + D + 8;
+  float* d = dyw + pl.dy_lo;
+  std::memset(dyw, 0, sizeof(float) * (D + 8));               // only outputs are written
   std::memset(planes, 0, sizeof(float) * pl.total());  // borders stay zero
   for (int64_t ci = 0; ci < c; ++ci) {
-    if (dw)
-      for (int64_t k = 0; k < HW; ++k) planes[pl.in_pos[k]] = x[ci * HW + k];
-    if (dx) std::memset(dplanes, 0, sizeof(float) * pl.total());
+    if (dw) fillPlanes(pl, x + ci * HW, planes);
     for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
-      for (int64_t k = 0; k < P; ++k) dyw[pl.out_pos[k]] = dy[m * P + k];
-      if (dw) tapsDw(planes, pl.taps.data(), KK, dyw, dw + m * KK, Q);
-      if (dx)  // per plane cell: taps in ascending order (= the gather form)
-        for (int64_t t = 0; t < KK; ++t) axpy(w[m * KK + t], dyw, dplanes + pl.taps[t], Q);
+      for (int64_t oh = 0; oh < pl.ah.out; ++oh) gatherRow(dy + m * P + oh * OW, 1, OW, d + oh * pl.Wh);
+      if (dw) tapsDw(planes, pl.taps.data(), KK, d, dw + m * KK, Q);
+      if (!dx) continue;
+      for (size_t j = 0; j < pl.phase_tap.size(); ++j) wph[j] = w[m * KK + pl.phase_tap[j]];
+      for (int64_t k = 0; k < nphase; ++k) {
+        const int64_t j0 = pl.phase_begin[k], n = pl.phase_begin[k + 1] - j0;
+        float* out = dplanes + k * pl.plane;
+        if (m == ci * mult)
+          phaseGatherAny<false>(d, pl.phase_off.data() + j0, wph + j0, n, out, pl.phase_lo[k], pl.phase_hi[k]);
+        else
+          phaseGatherAny<true>(d, pl.phase_off.data() + j0, wph + j0, n, out, pl.phase_lo[k], pl.phase_hi[k]);
+      }
     }
-    if (dx)
-      for (int64_t k = 0; k < HW; ++k) dx[ci * HW + k] = 0.f + dplanes[pl.in_pos[k]];
+    if (!dx) continue;
+    const auto& mv = pl.in_moves;
+    if (pl.sw == 2 && pl.aw.in >= 2)  // each row: its column phases 0 and 1
+      for (size_t i = 0; i < mv.size(); i += 2)
+        interleaveRowPlusZero(dplanes + mv[i].pos, dplanes + mv[i + 1].pos, pl.aw.in, dx + ci * HW + mv[i].x);
+    else
+      for (const DepthwisePlan::RowMove& r : mv) scatterRow<true>(dplanes + r.pos, r.n, dx + ci * HW + r.x, pl.sw);
   }
 }
 
@@ -431,12 +637,20 @@ void backwardChannelVectors(const DepthwisePlan& pl, const float* x, const float
   fromBlocked<true>(dxn, HW, c, dx);
 }
 
+// Channel vectors for planes narrower than one 8-lane block (the per-channel
+// kernels' rows would be mostly padding), per channel otherwise: measured on
+// mobilenet_tiny's and mobilenet_v2's depthwise shapes (README, Performance).
+bool useChannelVectors(const DepthwisePlan& plan, int64_t c, int64_t mult, DepthwiseKernel k) {
+  if (mult != 1 || c % 8 != 0 || k == DepthwiseKernel::kPerChannel) return false;
+  return k == DepthwiseKernel::kChannelVectors || plan.aw.out < 8;
+}
+
 }  // namespace
 
 void depthwiseForward(const DepthwisePlan& plan, const float* x, const float* w,
                       const float* bias, int64_t c, int64_t mult, float* y,
-                      std::vector<float>& scratch, bool channel_vectors) {
-  if (channel_vectors && mult == 1 && c % 8 == 0)
+                      std::vector<float>& scratch, DepthwiseKernel kernel) {
+  if (useChannelVectors(plan, c, mult, kernel))
     forwardChannelVectors(plan, x, w, bias, c, y, scratch);
   else
     forwardPerChannel(plan, x, w, bias, c, mult, y, scratch);
@@ -444,8 +658,8 @@ void depthwiseForward(const DepthwisePlan& plan, const float* x, const float* w,
 
 void depthwiseBackward(const DepthwisePlan& plan, const float* x, const float* w,
                        const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
-                       std::vector<float>& scratch, bool channel_vectors) {
-  if (channel_vectors && mult == 1 && c % 8 == 0)
+                       std::vector<float>& scratch, DepthwiseKernel kernel) {
+  if (useChannelVectors(plan, c, mult, kernel))
     backwardChannelVectors(plan, x, w, dy, c, dx, dw, scratch);
   else
     backwardPerChannel(plan, x, w, dy, c, mult, dx, dw, scratch);

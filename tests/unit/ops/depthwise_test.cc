@@ -1,7 +1,8 @@
 // The two depthwise kernels (depthwise.cc) give the same bits: channel
 // vectors (mult 1, C % 8 == 0) against the per-channel kernel, forward, dx and
 // dw, over strides, dilations, asymmetric pads, kernel sizes and plane sizes
-// whose wide output leaves every dw tail length (Q % 8) from 0 to 7. Values
+// whose wide output leaves every dw tail length (Q % 8) from 0 to 7, and
+// rows that take every branch of the per-channel kernel's row copies. Values
 // are checked against each other only; Conv's own tests check them against
 // naive loops and finite differences.
 #include <gtest/gtest.h>
@@ -46,6 +47,9 @@ bool sameBits(const std::vector<float>& a, const std::vector<float>& b) {
 
 class DepthwiseKernels : public ::testing::TestWithParam<DwCase> {};
 
+constexpr DepthwiseKernel kKernels[2] = {DepthwiseKernel::kPerChannel,
+                                         DepthwiseKernel::kChannelVectors};
+
 TEST_P(DepthwiseKernels, ChannelVectorsGiveThePerChannelBits) {
   const DwCase k = GetParam();
   const Axis ah = axisOf(k.h, k.kh, k.sh, k.dh, k.pt, k.pb);
@@ -67,15 +71,16 @@ TEST_P(DepthwiseKernels, ChannelVectorsGiveThePerChannelBits) {
     dx[cv].assign(k.c * HW, std::nanf(""));  // overwritten
     dw[cv].assign(k.c * KK, 0.f);
     depthwiseForward(plan, x.data(), w.data(), k.bias ? b.data() : nullptr, k.c, 1,
-                     y[cv].data(), scratch, cv == 1);
+                     y[cv].data(), scratch, kKernels[cv]);
     // Twice: dw accumulates over images as in Conv's chunks.
     for (int rep = 0; rep < 2; ++rep)
       depthwiseBackward(plan, x.data(), w.data(), dy.data(), k.c, 1, dx[cv].data(),
-                        dw[cv].data(), scratch, cv == 1);
+                        dw[cv].data(), scratch, kKernels[cv]);
   }
   EXPECT_TRUE(sameBits(y[0], y[1])) << "forward";
   EXPECT_TRUE(sameBits(dx[0], dx[1])) << "dx";
-  for (float v : dx[1]) ASSERT_FALSE(std::isnan(v)) << "dx not overwritten";
+  for (int cv = 0; cv < 2; ++cv)
+    for (float v : dx[cv]) ASSERT_FALSE(std::isnan(v)) << "dx not overwritten, kernel " << cv;
   EXPECT_TRUE(sameBits(dw[0], dw[1])) << "dw";
   // The backward without dx / without dw gives the same parts.
   std::vector<float> dx_only(k.c * HW, std::nanf("")), dw_only(k.c * KK, 0.f);
@@ -97,6 +102,12 @@ std::vector<DwCase> cases() {
       {24, 10, 11, 3, 2, 3, 2, 2, 1, 2, 1, 1, 2, true},
       {40, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true},
       {8, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, true},
+      // Rows of the per-channel copies: stride 2 over one and over two
+      // 32-float blocks with an odd remainder, stride 1 past 16 floats.
+      {8, 5, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true},
+      {8, 3, 70, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false},
+      {8, 4, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false},
+      {8, 6, 33, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0, true},
   };
   // Q % 8 from 0 to 7: stride 1, 3x3, pad 1, width w gives Q = h * (w + 2).
   std::set<int64_t> tails;
