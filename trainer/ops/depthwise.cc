@@ -109,8 +109,15 @@ inline __mmask16 lanes(int64_t k) {
 // a copy loop into a memmove call.)
 inline void gatherRow(const float* __restrict src, int64_t s, int64_t n, float* __restrict dst) {
 #if defined(__AVX__)
-  if (s == 1 && n >= 4 && n <= 16) {  // two overlapping copies
-    if (n >= 8) {
+  if (s == 1 && n >= 4 && n <= 32) {  // overlapping copies
+    if (n > 16) {
+      const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
+      const __m256 c = _mm256_loadu_ps(src + n - 16), d = _mm256_loadu_ps(src + n - 8);
+      _mm256_storeu_ps(dst, a);
+      _mm256_storeu_ps(dst + 8, b);
+      _mm256_storeu_ps(dst + n - 16, c);
+      _mm256_storeu_ps(dst + n - 8, d);
+    } else if (n >= 8) {
       const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + n - 8);
       _mm256_storeu_ps(dst, a);
       _mm256_storeu_ps(dst + n - 8, b);
