@@ -151,7 +151,8 @@ void depthwiseForward(const DepthwisePlan& plan, const float* x, const float* w,
 /// above.
 void depthwiseBackward(const DepthwisePlan& plan, const float* x, const float* w,
                        const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
-                       std::vector<float>& scratch, DepthwiseKernel kernel = DepthwiseKernel::kAuto);
+                       std::vector<float>& scratch,
+                       DepthwiseKernel kernel = DepthwiseKernel::kAuto);
 
 /// ceil(a / b) for b > 0 and any sign of a.
 inline int64_t ceilDiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }

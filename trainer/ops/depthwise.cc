@@ -7,12 +7,14 @@
 // in dy so they contribute nothing).
 //
 // Two kernels with the same bits (the tests compare them):
-// - channel vectors (mult == 1, C % 8 == 0, the common case): the image is
-//   transposed (8 x 8 blocks) into phase planes blocked by 8 channels, and
-//   every output position computes eight channels per vector. No
-//   per-channel work, which dominated the small planes of mobile nets.
-// - per channel (any mult, any C): each tap is one long contiguous AXPY
-//   (forward, dx) or dot product (dw) over the wide output of one channel.
+// - channel vectors (mult == 1, C % 8 == 0; used for planes narrower than 8
+//   outputs): the image is transposed (8 x 8 blocks) into phase planes
+//   blocked by 8 channels, and every output position computes eight channels
+//   per vector, which keeps 7 x 7 planes from being mostly padding.
+// - per channel (any mult, any C; the wider planes): the channel's input
+//   rows are copied into its phase planes (DepthwisePlan::in_moves), each tap
+//   streams over the wide output in 8-float blocks (forward) or is one dot
+//   product (dw), and dx is gathered per phase plane from its taps.
 // Per element both do the same operations in the same order: y = b + sum over
 // taps in ascending order; dw per tap from 8 interleaved partial sums over
 // the wide positions, folded in a fixed order, plus the tail in order; dx
@@ -131,9 +133,12 @@ inline void gatherRow(const float* __restrict src, int64_t s, int64_t n, float* 
 #endif
 #if defined(__AVX512F__)
   if (s == 2) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (; n > 16; n -= 16, src += 32, dst += 16)  // reads src[31] only if n > 16
-      _mm512_storeu_ps(dst, _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16)));
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (; n > 16; n -= 16, src += 32, dst += 16) {  // reads src[31] only if n > 16
+      const __m512 a = _mm512_loadu_ps(src), b = _mm512_loadu_ps(src + 16);
+      _mm512_storeu_ps(dst, _mm512_permutex2var_ps(a, even, b));
+    }
     const int64_t e = 2 * n - 1;  // floats left to read
     const __m512 a = _mm512_maskz_loadu_ps(lanes(e), src);
     const __m512 b = _mm512_maskz_loadu_ps(lanes(std::max<int64_t>(e - 16, 0)), src + 16);
@@ -155,7 +160,8 @@ inline void scatterRow(const float* __restrict src, int64_t n, float* __restrict
 #if defined(__AVX512F__)
   if (s <= 2) {
     const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    const __m512i hi =
+        _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     for (; n > 0; n -= 16, src += 16, dst += 16 * s) {
       __m512 v = n >= 16 ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps(lanes(n), src);
       if (kPlusZero) v = _mm512_add_ps(_mm512_setzero_ps(), v);
@@ -168,7 +174,8 @@ inline void scatterRow(const float* __restrict src, int64_t n, float* __restrict
       }
       const int64_t e = 2 * std::min<int64_t>(n, 16) - 1;  // floats spanned
       _mm512_mask_storeu_ps(dst, lanes(e) & 0x5555, _mm512_permutexvar_ps(lo, v));
-      if (e > 16) _mm512_mask_storeu_ps(dst + 16, lanes(e - 16) & 0x5555, _mm512_permutexvar_ps(hi, v));
+      if (e > 16)
+        _mm512_mask_storeu_ps(dst + 16, lanes(e - 16) & 0x5555, _mm512_permutexvar_ps(hi, v));
     }
     return;
   }
@@ -182,7 +189,8 @@ inline void interleaveRowPlusZero(const float* __restrict a, const float* __rest
                                   float* __restrict dst) {
 #if defined(__AVX512F__)
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i hi =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const __m512 zero = _mm512_setzero_ps();
   for (; n > 0; n -= 32, a += 16, b += 16, dst += 32) {
     const int64_t na = std::min<int64_t>((n + 1) / 2, 16), nb = std::min<int64_t>(n / 2, 16);
@@ -207,8 +215,10 @@ inline void interleaveRowPlusZero(const float* __restrict a, const float* __rest
 inline void deinterleaveRow(const float* __restrict src, int64_t n, float* __restrict a,
                             float* __restrict b) {
 #if defined(__AVX512F__)
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i even =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd =
+      _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   for (; n > 0; n -= 32, src += 32, a += 16, b += 16) {
     const bool full = n >= 32;
     const __m512 l = full ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps(lanes(n), src);
@@ -237,7 +247,8 @@ inline void fillPlanes(const DepthwisePlan& pl, const float* x, float* planes) {
       deinterleaveRow(x + mv[i].x, pl.aw.in, planes + mv[i].pos, planes + mv[i + 1].pos);
     return;
   }
-  for (const DepthwisePlan::RowMove& r : mv) gatherRow(x + r.x, pl.sw, r.n, planes + r.pos);
+  for (const DepthwisePlan::RowMove& r : mv)
+    gatherRow(x + r.x, pl.sw, r.n, planes + r.pos);
 }
 
 // ---- per-channel kernels ----------------------------------------------------
@@ -328,7 +339,8 @@ void forwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
   const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
   const int64_t KK = pl.ah.kernel * pl.aw.kernel;
   // scratch: planes (total) | yw (Q rounded up to 8)
-  if (scratch.size() < static_cast<size_t>(pl.total() + Q + 8)) scratch.resize(pl.total() + Q + 8);
+  const size_t need = static_cast<size_t>(pl.total() + Q + 8);
+  if (scratch.size() < need) scratch.resize(need);
   float* planes = scratch.data();
   float* yw = planes + pl.total();
   std::memset(planes, 0, sizeof(float) * pl.total());  // borders stay zero
@@ -343,7 +355,8 @@ void forwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
         std::fill(yw, yw + Q, bias ? bias[m] : 0.f);
         for (int64_t t = 0; t < KK; ++t) axpy(wm[t], planes + pl.taps[t], yw, Q);
       }
-      for (int64_t oh = 0; oh < pl.ah.out; ++oh) gatherRow(yw + oh * pl.Wh, 1, OW, y + m * P + oh * OW);
+      for (int64_t oh = 0; oh < pl.ah.out; ++oh)
+        gatherRow(yw + oh * pl.Wh, 1, OW, y + m * P + oh * OW);
     }
   }
 }
@@ -396,31 +409,36 @@ void backwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
   float* dyw = dplanes + pl.total();
   float* wph = dyw + D + 8;
   float* d = dyw + pl.dy_lo;
-  std::memset(dyw, 0, sizeof(float) * (D + 8));               // only outputs are written
+  std::memset(dyw, 0, sizeof(float) * (D + 8));        // only outputs are written
   std::memset(planes, 0, sizeof(float) * pl.total());  // borders stay zero
   for (int64_t ci = 0; ci < c; ++ci) {
     if (dw) fillPlanes(pl, x + ci * HW, planes);
     for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
-      for (int64_t oh = 0; oh < pl.ah.out; ++oh) gatherRow(dy + m * P + oh * OW, 1, OW, d + oh * pl.Wh);
+      for (int64_t oh = 0; oh < pl.ah.out; ++oh)
+        gatherRow(dy + m * P + oh * OW, 1, OW, d + oh * pl.Wh);
       if (dw) tapsDw(planes, pl.taps.data(), KK, d, dw + m * KK, Q);
       if (!dx) continue;
       for (size_t j = 0; j < pl.phase_tap.size(); ++j) wph[j] = w[m * KK + pl.phase_tap[j]];
       for (int64_t k = 0; k < nphase; ++k) {
         const int64_t j0 = pl.phase_begin[k], n = pl.phase_begin[k + 1] - j0;
+        const int64_t* off = pl.phase_off.data() + j0;
         float* out = dplanes + k * pl.plane;
         if (m == ci * mult)
-          phaseGatherAny<false>(d, pl.phase_off.data() + j0, wph + j0, n, out, pl.phase_lo[k], pl.phase_hi[k]);
+          phaseGatherAny<false>(d, off, wph + j0, n, out, pl.phase_lo[k], pl.phase_hi[k]);
         else
-          phaseGatherAny<true>(d, pl.phase_off.data() + j0, wph + j0, n, out, pl.phase_lo[k], pl.phase_hi[k]);
+          phaseGatherAny<true>(d, off, wph + j0, n, out, pl.phase_lo[k], pl.phase_hi[k]);
       }
     }
     if (!dx) continue;
     const auto& mv = pl.in_moves;
+    float* dxc = dx + ci * HW;
     if (pl.sw == 2 && pl.aw.in >= 2)  // each row: its column phases 0 and 1
       for (size_t i = 0; i < mv.size(); i += 2)
-        interleaveRowPlusZero(dplanes + mv[i].pos, dplanes + mv[i + 1].pos, pl.aw.in, dx + ci * HW + mv[i].x);
+        interleaveRowPlusZero(dplanes + mv[i].pos, dplanes + mv[i + 1].pos, pl.aw.in,
+                              dxc + mv[i].x);
     else
-      for (const DepthwisePlan::RowMove& r : mv) scatterRow<true>(dplanes + r.pos, r.n, dx + ci * HW + r.x, pl.sw);
+      for (const DepthwisePlan::RowMove& r : mv)
+        scatterRow<true>(dplanes + r.pos, r.n, dxc + r.x, pl.sw);
   }
 }
 
