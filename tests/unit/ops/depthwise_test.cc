@@ -103,9 +103,11 @@ std::vector<DwCase> cases() {
       {40, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true},
       {8, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, true},
       // Rows of the per-channel copies: stride 2 over one and over two
-      // 32-float blocks with an odd remainder, stride 1 past 16 floats.
+      // 32-float blocks with an odd remainder, stride 1 of 17-32 floats and
+      // past 32.
       {8, 5, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true},
       {8, 3, 70, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false},
+      {8, 3, 27, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true},
       {8, 4, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false},
       {8, 6, 33, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0, true},
   };
