@@ -1,0 +1,308 @@
+// The per-channel depthwise kernel (see depthwise.cc): each channel's input
+// rows are copied into its zero-padded phase planes, every tap streams over
+// the wide output in 8-float blocks, dw is one dot product per tap, and dx is
+// gathered per phase plane.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "trainer/ops/depthwise_kernels.h"
+
+namespace slim::ops::detail::depthwise {
+
+namespace {
+
+// ---- row copies -----------------------------------------------------------
+
+#if defined(__AVX512F__)
+inline __mmask16 lanes(int64_t k) {
+  return k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << k) - 1);
+}
+#endif
+
+// dst[i] = src[s * i] for i < n. (Rows of small planes: no library call and
+// no masked stores, which some cores run slowly; GCC would turn a copy loop
+// into a memmove call. Stride-2 rows go through deinterleaveRow; s == 2 here
+// only for one-column inputs.)
+inline void gatherRow(const float* __restrict src, int64_t s, int64_t n, float* __restrict dst) {
+#if defined(__AVX__)
+  if (s == 1 && n >= 4 && n <= 32) {  // overlapping copies
+    if (n > 16) {
+      const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
+      const __m256 c = _mm256_loadu_ps(src + n - 16), d = _mm256_loadu_ps(src + n - 8);
+      _mm256_storeu_ps(dst, a);
+      _mm256_storeu_ps(dst + 8, b);
+      _mm256_storeu_ps(dst + n - 16, c);
+      _mm256_storeu_ps(dst + n - 8, d);
+    } else if (n >= 8) {
+      const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + n - 8);
+      _mm256_storeu_ps(dst, a);
+      _mm256_storeu_ps(dst + n - 8, b);
+    } else {
+      const __m128 a = _mm_loadu_ps(src), b = _mm_loadu_ps(src + n - 4);
+      _mm_storeu_ps(dst, a);
+      _mm_storeu_ps(dst + n - 4, b);
+    }
+    return;
+  }
+#endif
+  if (s == 1) {
+    std::memcpy(dst, src, sizeof(float) * n);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[s * i];
+}
+
+// dst[s * i] = 0 + src[i] for i < n (the bits of adding src to a zeroed
+// dst). Stride-2 rows go through interleaveRowPlusZero.
+inline void scatterRowPlusZero(const float* __restrict src, int64_t n, float* __restrict dst,
+                               int64_t s) {
+#if defined(__AVX512F__)
+  if (s == 1) {
+    for (; n > 0; n -= 16, src += 16, dst += 16) {
+      __m512 v = n >= 16 ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps(lanes(n), src);
+      v = _mm512_add_ps(_mm512_setzero_ps(), v);
+      if (n >= 16)
+        _mm512_storeu_ps(dst, v);
+      else
+        _mm512_mask_storeu_ps(dst, lanes(n), v);
+    }
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[s * i] = 0.f + src[i];
+}
+
+// dst[2 i] = 0 + a[i], dst[2 i + 1] = 0 + b[i] for 2 i (+ 1) < n: one input row
+// of a stride-2 plane from its two column phases.
+inline void interleaveRowPlusZero(const float* __restrict a, const float* __restrict b, int64_t n,
+                                  float* __restrict dst) {
+#if defined(__AVX512F__)
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 zero = _mm512_setzero_ps();
+  for (; n > 0; n -= 32, a += 16, b += 16, dst += 32) {
+    const int64_t na = std::min<int64_t>((n + 1) / 2, 16), nb = std::min<int64_t>(n / 2, 16);
+    const __m512 va = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes(na), a));
+    const __m512 vb = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes(nb), b));
+    const __m512 l = _mm512_permutex2var_ps(va, lo, vb), h = _mm512_permutex2var_ps(va, hi, vb);
+    if (n >= 32) {
+      _mm512_storeu_ps(dst, l);
+      _mm512_storeu_ps(dst + 16, h);
+    } else {
+      _mm512_mask_storeu_ps(dst, lanes(n), l);
+      if (n > 16) _mm512_mask_storeu_ps(dst + 16, lanes(n - 16), h);
+    }
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = 0.f + (i % 2 ? b[i / 2] : a[i / 2]);
+#endif
+}
+
+// a[i] = src[2 i], b[i] = src[2 i + 1] for 2 i (+ 1) < n: one input row split
+// into its two column phases.
+inline void deinterleaveRow(const float* __restrict src, int64_t n, float* __restrict a,
+                            float* __restrict b) {
+#if defined(__AVX512F__)
+  const __m512i even =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd =
+      _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (; n > 0; n -= 32, src += 32, a += 16, b += 16) {
+    const bool full = n >= 32;
+    const __m512 l = full ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps(lanes(n), src);
+    const __m512 h = full ? _mm512_loadu_ps(src + 16)
+                          : _mm512_maskz_loadu_ps(lanes(std::max<int64_t>(n - 16, 0)), src + 16);
+    const __m512 va = _mm512_permutex2var_ps(l, even, h), vb = _mm512_permutex2var_ps(l, odd, h);
+    if (full) {
+      _mm512_storeu_ps(a, va);
+      _mm512_storeu_ps(b, vb);
+    } else {
+      _mm512_mask_storeu_ps(a, lanes((n + 1) / 2), va);
+      _mm512_mask_storeu_ps(b, lanes(n / 2), vb);
+    }
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) (i % 2 ? b : a)[i / 2] = src[i];
+#endif
+}
+
+// The zero-padded phase planes of one channel plane x (H, W): the input cells
+// (the border cells are left as they are: zero).
+inline void fillPlanes(const DepthwisePlan& pl, const float* x, float* planes) {
+  const auto& mv = pl.in_moves;
+  if (pl.sw == 2 && pl.aw.in >= 2) {  // each row: its column phases 0 and 1
+    for (size_t i = 0; i < mv.size(); i += 2)
+      deinterleaveRow(x + mv[i].x, pl.aw.in, planes + mv[i].pos, planes + mv[i + 1].pos);
+    return;
+  }
+  for (const DepthwisePlan::RowMove& r : mv)
+    gatherRow(x + r.x, pl.sw, r.n, planes + r.pos);
+}
+
+void axpy(float a, const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+inline V8 broadcastV8(float v) { return V8{v, v, v, v, v, v, v, v}; }
+
+// y[q] = b + sum_t w[t] * planes[taps[t] + q] for T taps in one pass (same
+// summation order as T successive AXPYs onto b), q in blocks of 8 up to Q
+// rounded up (y and the planes have the slack).
+template <int T>
+void fusedTapsForward(const float* planes, const int64_t* taps, const float* w, float b,
+                      float* __restrict y, int64_t Q) {
+  const float* src[T];
+  V8 wt[T];
+  for (int t = 0; t < T; ++t) { src[t] = planes + taps[t]; wt[t] = broadcastV8(w[t]); }
+  const V8 bv = broadcastV8(b);
+  for (int64_t q = 0; q < Q; q += 8) {
+    V8 acc = bv;
+    for (int t = 0; t < T; ++t) acc = fmaV8(wt[t], loadV8(src[t] + q), acc);
+    storeV8(y + q, acc);
+  }
+}
+
+// dw[t] += sum_q dy[q] * planes[taps[t] + q] for taps [t0, t0 + T) in one pass
+// over dy: 8 interleaved partial sums per tap, folded, then the tail in order.
+template <int T>
+void fusedTapsDw(const float* planes, const int64_t* taps, const float* __restrict dy,
+                 float* dw, int64_t Q) {
+  const float* src[T];
+  for (int t = 0; t < T; ++t) src[t] = planes + taps[t];
+  V8 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = V8{};
+  int64_t q = 0;
+  for (; q + 8 <= Q; q += 8) {
+    const V8 d = loadV8(dy + q);
+    for (int t = 0; t < T; ++t) acc[t] = fmaV8(d, loadV8(src[t] + q), acc[t]);
+  }
+  const int64_t rounded_end = q + (Q - q) / 4 * 4;  // see tailTerm
+  for (int t = 0; t < T; ++t) {
+    float s = foldLanes(acc[t]);
+    for (int64_t r = q; r < Q; ++r) s = tailTerm(s, dy[r], src[t][r], r < rounded_end);
+    dw[t] += s;
+  }
+}
+
+void tapsDw(const float* planes, const int64_t* taps, int64_t T, const float* dy, float* dw,
+            int64_t Q) {
+  int64_t t = 0;
+  for (; t + 9 <= T; t += 9) fusedTapsDw<9>(planes, taps + t, dy, dw + t, Q);
+  for (; t < T; ++t) fusedTapsDw<1>(planes, taps + t, dy, dw + t, Q);
+}
+
+
+// out[p] = (kAcc ? out[p] : 0) + sum_j w[j] * d[p - off[j]] for p in [lo, hi),
+// j ascending: per cell the bits of the dx AXPYs onto a zeroed plane. Blocks
+// of 8 up to hi rounded up (out and d have the slack).
+template <int NT, bool kAcc>
+void phaseGather(const float* d, const int64_t* off, const float* w, float* __restrict out,
+                 int64_t lo, int64_t hi) {
+  const float* src[NT];
+  V8 wt[NT];
+  for (int j = 0; j < NT; ++j) { src[j] = d - off[j]; wt[j] = broadcastV8(w[j]); }
+  for (int64_t p = lo; p < hi; p += 8) {
+    V8 acc = kAcc ? loadV8(out + p) : V8{};
+    for (int j = 0; j < NT; ++j) acc = fmaV8(wt[j], loadV8(src[j] + p), acc);
+    storeV8(out + p, acc);
+  }
+}
+
+template <bool kAcc>
+void phaseGatherAny(const float* d, const int64_t* off, const float* w, int64_t n, float* out,
+                    int64_t lo, int64_t hi) {
+  switch (n) {
+#define SLIM_PHASE_TAPS(N) \
+  case N: phaseGather<N, kAcc>(d, off, w, out, lo, hi); return;
+    SLIM_PHASE_TAPS(1) SLIM_PHASE_TAPS(2) SLIM_PHASE_TAPS(3) SLIM_PHASE_TAPS(4)
+    SLIM_PHASE_TAPS(5) SLIM_PHASE_TAPS(6) SLIM_PHASE_TAPS(7) SLIM_PHASE_TAPS(8)
+    SLIM_PHASE_TAPS(9)
+#undef SLIM_PHASE_TAPS
+    default: break;
+  }
+  if (!kAcc) std::fill(out + lo, out + hi, 0.f);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = lo; p < hi; ++p) out[p] += w[j] * d[p - off[j]];
+}
+
+}  // namespace
+
+void forwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
+                       const float* bias, int64_t c, int64_t mult, float* y,
+                       std::vector<float>& scratch) {
+  const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
+  const int64_t KK = pl.ah.kernel * pl.aw.kernel;
+  // scratch: planes (total) | yw (Q rounded up to 8)
+  const size_t need = static_cast<size_t>(pl.total() + Q + 8);
+  if (scratch.size() < need) scratch.resize(need);
+  float* planes = scratch.data();
+  float* yw = planes + pl.total();
+  std::memset(planes, 0, sizeof(float) * pl.total());  // borders stay zero
+  const int64_t OW = pl.aw.out;
+  for (int64_t ci = 0; ci < c; ++ci) {
+    fillPlanes(pl, x + ci * HW, planes);
+    for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
+      const float* wm = w + m * KK;
+      if (KK == 9) {
+        fusedTapsForward<9>(planes, pl.taps.data(), wm, bias ? bias[m] : 0.f, yw, Q);
+      } else {
+        std::fill(yw, yw + Q, bias ? bias[m] : 0.f);
+        for (int64_t t = 0; t < KK; ++t) axpy(wm[t], planes + pl.taps[t], yw, Q);
+      }
+      for (int64_t oh = 0; oh < pl.ah.out; ++oh)
+        gatherRow(yw + oh * pl.Wh, 1, OW, y + m * P + oh * OW);
+    }
+  }
+}
+
+void backwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
+                        const float* dy, int64_t c, int64_t mult, float* dx, float* dw,
+                        std::vector<float>& scratch) {
+  const int64_t HW = pl.ah.in * pl.aw.in, P = pl.ah.out * pl.aw.out, Q = pl.wide();
+  const int64_t KK = pl.ah.kernel * pl.aw.kernel, OW = pl.aw.out;
+  const int64_t nphase = pl.sh * pl.sw, D = pl.dy_lo + Q + pl.dy_hi;
+  // scratch: planes | dplanes | dyw (D: the wide dy with zero scratch columns
+  // and the zero margins the dx gather reads) | per-phase weights (KK)
+  const size_t need = static_cast<size_t>(2 * pl.total() + D + 8 + KK);
+  if (scratch.size() < need) scratch.resize(need);
+  float* planes = scratch.data();
+  float* dplanes = planes + pl.total();
+  float* dyw = dplanes + pl.total();
+  float* wph = dyw + D + 8;
+  float* d = dyw + pl.dy_lo;
+  std::memset(dyw, 0, sizeof(float) * (D + 8));        // only outputs are written
+  std::memset(planes, 0, sizeof(float) * pl.total());  // borders stay zero
+  for (int64_t ci = 0; ci < c; ++ci) {
+    if (dw) fillPlanes(pl, x + ci * HW, planes);
+    for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
+      for (int64_t oh = 0; oh < pl.ah.out; ++oh)
+        gatherRow(dy + m * P + oh * OW, 1, OW, d + oh * pl.Wh);
+      if (dw) tapsDw(planes, pl.taps.data(), KK, d, dw + m * KK, Q);
+      if (!dx) continue;
+      for (size_t j = 0; j < pl.phase_tap.size(); ++j) wph[j] = w[m * KK + pl.phase_tap[j]];
+      for (int64_t k = 0; k < nphase; ++k) {
+        const int64_t j0 = pl.phase_begin[k], n = pl.phase_begin[k + 1] - j0;
+        const int64_t* off = pl.phase_off.data() + j0;
+        float* out = dplanes + k * pl.plane;
+        if (m == ci * mult)
+          phaseGatherAny<false>(d, off, wph + j0, n, out, pl.phase_lo[k], pl.phase_hi[k]);
+        else
+          phaseGatherAny<true>(d, off, wph + j0, n, out, pl.phase_lo[k], pl.phase_hi[k]);
+      }
+    }
+    if (!dx) continue;
+    const auto& mv = pl.in_moves;
+    float* dxc = dx + ci * HW;
+    if (pl.sw == 2 && pl.aw.in >= 2)  // each row: its column phases 0 and 1
+      for (size_t i = 0; i < mv.size(); i += 2)
+        interleaveRowPlusZero(dplanes + mv[i].pos, dplanes + mv[i + 1].pos, pl.aw.in,
+                              dxc + mv[i].x);
+    else
+      for (const DepthwisePlan::RowMove& r : mv)
+        scatterRowPlusZero(dplanes + r.pos, r.n, dxc + r.x, pl.sw);
+  }
+}
+
+}  // namespace slim::ops::detail::depthwise
