@@ -1,10 +1,13 @@
-// HDF5 wrapper, part 1: error handling, handles, files, groups, links, and
-// readArray for data sets. Datasets and attributes are in h5_io.cc.
+// HDF5 wrapper, part 1: error handling, the API lock, handles, files, groups,
+// links, and reading data sets (readArray, row ranges). Writing datasets and
+// attributes is in h5_io.cc.
 #include "checkpoint/h5.h"
 
 #include <hdf5.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <type_traits>
 
 #include "trainer/core/log.h"
@@ -15,12 +18,44 @@ using ::slim::detail::str;
 
 static_assert(std::is_same_v<hid_t, Id>, "slim::h5::Id must be hid_t");
 
+bool libraryThreadSafe() {
+  // Callable before the library is initialised; the answer never changes.
+  static const bool safe = [] {
+    hbool_t ts = 0;
+    return H5is_library_threadsafe(&ts) >= 0 && ts;
+  }();
+  return safe;
+}
+
 namespace detail {
+
+namespace {
+// Leaked on purpose: Handles in static objects may close after main returns.
+std::recursive_mutex& apiMutex() {
+  static auto* m = new std::recursive_mutex;
+  return *m;
+}
+std::atomic<uint64_t> row_bytes_read{0};
+}  // namespace
+
+ApiLock::ApiLock() {
+  if (!libraryThreadSafe()) {
+    apiMutex().lock();
+    locked_ = true;
+  }
+}
+
+ApiLock::~ApiLock() {
+  if (locked_) apiMutex().unlock();
+}
+
+uint64_t rowBytesRead() { return row_bytes_read.load(std::memory_order_relaxed); }
 
 void silenceAutoPrint() {
   // The automatic printer is per thread in thread-safe HDF5 builds.
   thread_local bool done = false;
   if (!done) {
+    ApiLock lock;
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     done = true;
   }
@@ -37,6 +72,7 @@ herr_t walkFrame(unsigned n, const H5E_error2_t* e, void* data) {
 }  // namespace
 
 std::string errorStack() {
+  ApiLock lock;
   std::string text;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walkFrame, &text);
   H5Eclear2(H5E_DEFAULT);
@@ -79,6 +115,7 @@ herr_t closeId(Id id, Handle::Kind kind) {
 
 void Handle::reset() noexcept {
   if (id_ < 0) return;
+  detail::ApiLock lock;
   silenceAutoPrint();
   const Id id = id_;
   id_ = -1;
@@ -92,6 +129,7 @@ void Handle::reset() noexcept {
 
 void Handle::close(const std::string& context) {
   if (id_ < 0) return;
+  detail::ApiLock lock;
   silenceAutoPrint();
   const Id id = id_;
   id_ = -1;
@@ -99,6 +137,7 @@ void Handle::close(const std::string& context) {
 }
 
 Handle createMemoryFile(const std::string& name, size_t size_hint) {
+  detail::ApiLock lock;
   silenceAutoPrint();
   const std::string ctx = str("creating in-memory HDF5 file for ", name);
   Handle fapl(SLIM_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), ctx), Handle::Kind::kPropList);
@@ -160,6 +199,7 @@ void fixSuperblockChecksum(std::vector<char>& image) {
 }  // namespace
 
 std::vector<char> fileImage(const Handle& file, const std::string& context) {
+  detail::ApiLock lock;
   silenceAutoPrint();
   SLIM_H5_CHECK(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), context);
   const auto size = SLIM_H5_CHECK(H5Fget_file_image(file.id(), nullptr, 0), context);
@@ -170,6 +210,7 @@ std::vector<char> fileImage(const Handle& file, const std::string& context) {
 }
 
 Handle openFileReadOnly(const std::string& path) {
+  detail::ApiLock lock;
   silenceAutoPrint();
   return Handle(SLIM_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT),
                               "opening HDF5 file ", path),
@@ -177,6 +218,7 @@ Handle openFileReadOnly(const std::string& path) {
 }
 
 Handle createGroup(const Handle& loc, const std::string& name) {
+  detail::ApiLock lock;
   silenceAutoPrint();
   Handle gcpl(SLIM_H5_CHECK(H5Pcreate(H5P_GROUP_CREATE), "group ", name), Handle::Kind::kPropList);
   SLIM_H5_CHECK(H5Pset_obj_track_times(gcpl.id(), 0), "group ", name);
@@ -186,18 +228,26 @@ Handle createGroup(const Handle& loc, const std::string& name) {
 }
 
 Handle openGroup(const Handle& loc, const std::string& name) {
+  detail::ApiLock lock;
   silenceAutoPrint();
   return Handle(SLIM_H5_CHECK(H5Gopen2(loc.id(), name.c_str(), H5P_DEFAULT), "opening group ", name),
                 Handle::Kind::kGroup);
 }
 
-Handle openDataset(const Handle& loc, const std::string& name) {
+Handle openDataset(const Handle& loc, const std::string& name, size_t chunk_cache_bytes) {
+  detail::ApiLock lock;
   silenceAutoPrint();
-  return Handle(SLIM_H5_CHECK(H5Dopen2(loc.id(), name.c_str(), H5P_DEFAULT), "opening dataset ", name),
+  const std::string ctx = str("opening dataset ", name);
+  Handle dapl(SLIM_H5_CHECK(H5Pcreate(H5P_DATASET_ACCESS), ctx), Handle::Kind::kPropList);
+  if (chunk_cache_bytes > 0)
+    SLIM_H5_CHECK(H5Pset_chunk_cache(dapl.id(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, chunk_cache_bytes,
+                                     H5D_CHUNK_CACHE_W0_DEFAULT), ctx);
+  return Handle(SLIM_H5_CHECK(H5Dopen2(loc.id(), name.c_str(), dapl.id()), ctx),
                 Handle::Kind::kDataset);
 }
 
 bool hasLink(const Handle& loc, const std::string& name) {
+  detail::ApiLock lock;
   silenceAutoPrint();
   if (name.empty() || name.find('/') != std::string::npos) return false;
   return SLIM_H5_CHECK(H5Lexists(loc.id(), name.c_str(), H5P_DEFAULT), "probing link ", name) > 0;
@@ -211,6 +261,7 @@ herr_t collectName(hid_t, const char* name, const H5L_info_t*, void* data) {
 }  // namespace
 
 std::vector<std::string> listLinks(const Handle& group) {
+  detail::ApiLock lock;
   silenceAutoPrint();
   std::vector<std::string> names;
   SLIM_H5_CHECK(H5Literate(group.id(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collectName, &names),
@@ -219,6 +270,7 @@ std::vector<std::string> listLinks(const Handle& group) {
 }
 
 bool isDataset(const Handle& loc, const std::string& name) {
+  detail::ApiLock lock;
   silenceAutoPrint();
   const hid_t obj = SLIM_H5_CHECK(H5Oopen(loc.id(), name.c_str(), H5P_DEFAULT), "opening ", name);
   const H5I_type_t type = H5Iget_type(obj);
@@ -227,6 +279,7 @@ bool isDataset(const Handle& loc, const std::string& name) {
 }
 
 Tensor readArray(const std::string& file, const std::string& dataset) {
+  detail::ApiLock lock;
   try {
     Handle f = openFileReadOnly(file);
     Handle d = openDataset(f, dataset);
@@ -241,6 +294,89 @@ Tensor readArray(const std::string& file, const std::string& dataset) {
   } catch (const Error& e) {
     SLIM_THROW(DataError, "cannot read dataset '", dataset, "' of HDF5 file ", file, ": ", e.what());
   }
+}
+
+namespace {
+
+hid_t memTypeOf(Elem e) {
+  switch (e) {
+    case Elem::kF32: return H5T_NATIVE_FLOAT;
+    case Elem::kF64: return H5T_NATIVE_DOUBLE;
+    case Elem::kI8: return H5T_NATIVE_INT8;
+    case Elem::kU8: return H5T_NATIVE_UINT8;
+    case Elem::kI32: return H5T_NATIVE_INT32;
+    case Elem::kI64: return H5T_NATIVE_INT64;
+    case Elem::kU64: return H5T_NATIVE_UINT64;
+    case Elem::kOther: break;
+  }
+  SLIM_THROW(CheckpointError, "no HDF5 memory type for element kind 'other'");
+}
+
+size_t sizeOf(Elem e) {
+  switch (e) {
+    case Elem::kI8: case Elem::kU8: return 1;
+    case Elem::kF32: case Elem::kI32: return 4;
+    default: return 8;
+  }
+}
+
+}  // namespace
+
+StoredType storedType(const Handle& dset) {
+  detail::ApiLock lock;
+  silenceAutoPrint();
+  Handle type(SLIM_H5_CHECK(H5Dget_type(dset.id()), "dataset type"), Handle::Kind::kDatatype);
+  const auto cls = static_cast<H5T_class_t>(SLIM_H5_CHECK(H5Tget_class(type.id()), "dataset type class"));
+  StoredType t;
+  t.bytes = H5Tget_size(type.id());
+  const std::string bits = std::to_string(8 * t.bytes);
+  switch (cls) {
+    case H5T_INTEGER:
+      t.cls = StoredType::Class::kInteger;
+      t.is_signed = SLIM_H5_CHECK(H5Tget_sign(type.id()), "dataset type sign") == H5T_SGN_2;
+      t.name = (t.is_signed ? "int" : "uint") + bits;
+      break;
+    case H5T_FLOAT:
+      t.cls = StoredType::Class::kFloat;
+      t.name = "float" + bits;
+      break;
+    case H5T_STRING: t.name = "string"; break;
+    case H5T_COMPOUND: t.name = "compound"; break;
+    case H5T_ENUM: t.name = "enum"; break;
+    case H5T_ARRAY: t.name = "array"; break;
+    default: t.name = str("HDF5 type class ", static_cast<int>(cls)); break;
+  }
+  return t;
+}
+
+void readRows(const Handle& dset, int64_t first, int64_t count, Elem mem, void* out, size_t bytes) {
+  detail::ApiLock lock;
+  silenceAutoPrint();
+  Handle space(SLIM_H5_CHECK(H5Dget_space(dset.id()), "dataset space"), Handle::Kind::kDataspace);
+  const int nd = static_cast<int>(SLIM_H5_CHECK(H5Sget_simple_extent_ndims(space.id()), "dataset rank"));
+  if (nd < 1) SLIM_THROW(CheckpointError, "reading rows of a scalar dataset");
+  std::vector<hsize_t> dims(static_cast<size_t>(nd));
+  SLIM_H5_CHECK(H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr), "dataset dims");
+  const auto rows = static_cast<int64_t>(dims[0]);
+  if (first < 0 || count < 0 || first > rows - count)
+    SLIM_THROW(CheckpointError, "rows [", first, ", ", first + count, ") are outside a dataset of ",
+               rows, " rows");
+  size_t per_row = sizeOf(mem);
+  for (int i = 1; i < nd; ++i) per_row *= static_cast<size_t>(dims[static_cast<size_t>(i)]);
+  const size_t want = per_row * static_cast<size_t>(count);
+  SLIM_ENFORCE_EQ(want, bytes, "reading ", count, " rows as ", elemName(mem));
+  if (want == 0) return;
+  // File selection: the hyperslab {first, 0, ...} of extent {count, dims[1:]};
+  // memory: a dense array of that extent.
+  std::vector<hsize_t> start(dims.size(), 0), extent = dims;
+  start[0] = static_cast<hsize_t>(first);
+  extent[0] = static_cast<hsize_t>(count);
+  const std::string ctx = str("reading rows [", first, ", ", first + count, ") as ", elemName(mem));
+  SLIM_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr),
+                ctx);
+  Handle mspace(SLIM_H5_CHECK(H5Screate_simple(nd, extent.data(), nullptr), ctx), Handle::Kind::kDataspace);
+  SLIM_H5_CHECK(H5Dread(dset.id(), memTypeOf(mem), mspace.id(), space.id(), H5P_DEFAULT, out), ctx);
+  detail::row_bytes_read.fetch_add(want, std::memory_order_relaxed);
 }
 
 }  // namespace slim::h5

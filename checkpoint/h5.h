@@ -2,9 +2,19 @@
 // Every call goes through SLIM_H5_CHECK, which throws CheckpointError with the
 // caller's context and the HDF5 error stack text; HDF5's own automatic stderr
 // printing is switched off. This header does not include <hdf5.h>, so layers
-// that only need readArray() (trainer/data) never see the C API.
+// that only need readArray() or readRows() (trainer/data) never see the C API.
+//
+// Threads: data-loading workers read rows while the main thread writes a
+// checkpoint, all through this wrapper. Debian's libhdf5 (1.10.8 serial) is
+// built thread-safe (H5is_library_threadsafe: yes), so HDF5 serialises its
+// own API calls and keeps one error stack per thread. For a library built
+// without thread safety, detail::ApiLock takes one process-wide recursive
+// mutex around every SLIM_H5_CHECK call and around each public function of
+// h5.cc (Handle::reset/close included); with a thread-safe library it does
+// nothing. Ids may be shared between threads either way.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -93,7 +103,10 @@ Handle createGroup(const Handle& loc, const std::string& name);
 /// Opens the child group `name` of `loc`.
 Handle openGroup(const Handle& loc, const std::string& name);
 /// Opens the dataset `name` (a path relative to `loc`).
-Handle openDataset(const Handle& loc, const std::string& name);
+/// @param chunk_cache_bytes size of HDF5's raw-data chunk cache for this
+///        dataset (bounds the memory of row reads); 0: the library default
+Handle openDataset(const Handle& loc, const std::string& name,
+                   size_t chunk_cache_bytes = 0);
 /// True when `loc` has a link named `name` (probe without error output).
 bool hasLink(const Handle& loc, const std::string& name);
 /// Link names of a group in name order.
@@ -113,6 +126,33 @@ DatasetInfo datasetInfo(const Handle& dset);
 /// Reads the whole dataset converting to `mem` into `out` (`bytes` must equal
 /// numel * size of `mem`). Fletcher32 is verified by HDF5 during this read.
 void readDataset(const Handle& dset, Elem mem, void* out, size_t bytes);
+/// Class, sign and width of a dataset's stored element type (DatasetInfo
+/// only names the types the checkpoint writes; this names every type).
+struct StoredType {
+  enum class Class : uint8_t { kInteger, kFloat, kOther };
+  Class cls = Class::kOther;
+  bool is_signed = false;  ///< integers only
+  size_t bytes = 0;        ///< element width
+  std::string name;        ///< "uint8", "int16", "float64", "string", ...
+};
+/// @param dset an open dataset
+/// @return its stored element type
+StoredType storedType(const Handle& dset);
+/// Reads rows [first, first + count) along dimension 0 of a dataset of rank
+/// >= 1, converted to `mem`, into `out` (row-major, `bytes` must equal count
+/// * elements per row * size of `mem`). Only the byte range (contiguous
+/// layout) or the chunks (chunked layout) holding those rows are read; HDF5
+/// converts types, saturating values that do not fit `mem`.
+/// @param dset  an open dataset
+/// @param first first row, 0 <= first <= dims[0] - count
+/// @param count number of rows (0 reads nothing)
+/// @param mem   memory element type, e.g. kU8 for pixels, kF32 for floats
+/// @param out   destination buffer of `bytes` bytes
+/// @param bytes size of `out`
+/// @throws CheckpointError for a range outside the dataset, a size mismatch
+///         or a failed read (with the HDF5 error text)
+void readRows(const Handle& dset, int64_t first, int64_t count, Elem mem,
+              void* out, size_t bytes);
 /// File offset of a contiguous dataset's data, or of the first chunk when
 /// chunked (for tests that corrupt data); -1 when it has none.
 int64_t datasetOffset(const Handle& dset);
@@ -142,7 +182,26 @@ uint64_t readAttrU64(const Handle& obj, const std::string& name);
 double readAttrF64(const Handle& obj, const std::string& name);
 std::string readAttrStr(const Handle& obj, const std::string& name);
 
+/// True when the linked HDF5 library was built thread-safe.
+bool libraryThreadSafe();
+
 namespace detail {
+/// Serialises calls into a non-thread-safe HDF5 library: holds one
+/// process-wide recursive mutex from construction to destruction when
+/// libraryThreadSafe() is false, nothing otherwise. Not copyable.
+class ApiLock {
+ public:
+  ApiLock();
+  ~ApiLock();
+  ApiLock(const ApiLock&) = delete;
+  ApiLock& operator=(const ApiLock&) = delete;
+
+ private:
+  bool locked_ = false;
+};
+/// Total bytes delivered by readRows() in this process (for tests that
+/// check a reader does not load whole datasets).
+uint64_t rowBytesRead();
 /// Throws CheckpointError when `rc` < 0: "<context>: <call> failed: <stack>".
 int64_t check(int64_t rc, const char* call, const std::string& context);
 /// Text of this thread's HDF5 error stack (innermost first), then clears it.
@@ -155,6 +214,9 @@ void silenceAutoPrint();
 
 /// Checks an H5* call (herr_t, htri_t, hid_t or ssize_t result); on failure
 /// throws CheckpointError with the context parts, the call text and the HDF5
-/// error stack. Evaluates to the call's result as int64_t.
-#define SLIM_H5_CHECK(call, ...) \
-  ::slim::h5::detail::check((call), #call, ::slim::detail::str(__VA_ARGS__))
+/// error stack. Evaluates to the call's result as int64_t. The ApiLock
+/// temporary lives to the end of the full expression: the call and the
+/// error-stack read happen under it.
+#define SLIM_H5_CHECK(call, ...)                                        \
+  ::slim::h5::detail::check((::slim::h5::detail::ApiLock(), (call)), #call, \
+                            ::slim::detail::str(__VA_ARGS__))

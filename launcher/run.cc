@@ -43,8 +43,9 @@ int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& c
       cfg.distributed.backend,
       std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000)));
   log::setRank(comm->rank(), comm->size());
-  setComputeThreads(cfg.global.num_threads > 0 ? static_cast<int>(cfg.global.num_threads)
-                                               : defaultComputeThreads(localRanks(comm->size())));
+  const int cores = defaultComputeThreads(localRanks(comm->size()));
+  setCoresPerRank(cores);
+  setComputeThreads(cfg.global.num_threads > 0 ? static_cast<int>(cfg.global.num_threads) : cores);
   installStopSignalHandlers();
   const bool force = cl.flags.count("--force-resume") != 0;
   if (cl.command == "train") return train::runTrain(cfg, *comm, force);

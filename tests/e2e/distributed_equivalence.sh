@@ -31,6 +31,6 @@ run() {
   compare "$OUT/${name}_ranks"/rank0/ckpt-*.h5 "$OUT/${name}_ranks"/rank1/ckpt-*.h5 --exact
 }
 run fp32 train "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" 200
-export SLIM_ORT_EVAL=/nonexistent  # the parity gate is tested elsewhere
+export SLIM_ORT_SCRIPT=/nonexistent  # the parity gate is tested elsewhere
 run act compress "$SLIM_SOURCE_DIR/configs/fmnist_act.yaml" 20 --set Global.model_dir="$OUT/fp32_one"
 echo "PASS"

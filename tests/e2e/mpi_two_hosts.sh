@@ -13,7 +13,7 @@ need_data
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "needs root to create network namespaces"
 command -v ip > /dev/null || skip "iproute2 (ip) missing"
-export SLIM_ORT_EVAL=/nonexistent  # the parity gate is tested elsewhere
+export SLIM_ORT_SCRIPT=/nonexistent  # the parity gate is tested elsewhere
 OUT=$PWD/mpi_two_hosts; rm -rf "$OUT"; mkdir -p "$OUT"
 BR=br-slimtest; H1=slimh1; H2=slimh2
 cleanup() {
@@ -61,7 +61,7 @@ mpirun --allow-run-as-root --oversubscribe -np 2 "$BIN" compress "$cfg" "${args[
 SLIM_DUMP_RANK_STATE="$OUT/ranks" timeout 600 mpirun --allow-run-as-root --hostfile "$OUT/hostfile" -np 2 \
   --display-map --mca plm_rsh_agent "$OUT/nsagent" --mca btl tcp,self --mca rtc_hwloc_vmhole none \
   --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 \
-  -x SLIM_ORT_EVAL -x SLIM_DUMP_RANK_STATE -x PATH -x LD_LIBRARY_PATH \
+  -x SLIM_ORT_SCRIPT -x SLIM_DUMP_RANK_STATE -x PATH -x LD_LIBRARY_PATH \
   "$BIN" compress "$cfg" "${args[@]}" --set Global.save_dir="$OUT/two_nodes" > "$OUT/two_nodes.log" 2>&1 ||
   { cat "$OUT/two_nodes.log"; fail "2-node run failed"; }
 # mpirun's map: one rank on each "host".

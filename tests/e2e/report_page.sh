@@ -7,7 +7,7 @@ BIN=$1
 need_data
 CHROME=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROME" ] || { echo "SKIP: chromium missing (Debian package chromium; scripts/test installs it)"; exit 77; }
-export SLIM_ORT_EVAL=/nonexistent  # the parity gate is tested elsewhere
+export SLIM_ORT_SCRIPT=/nonexistent  # the parity gate is tested elsewhere
 OUT=$PWD/report_page; rm -rf "$OUT"; mkdir -p "$OUT"
 "$BIN" compress "$SLIM_SOURCE_DIR/tests/e2e/configs/act_small.yaml" --set Global.save_dir="$OUT/run" \
   --set Checkpoint.resume=never --set TrainConfig.eval_iter=20 > "$OUT/run.log" 2>&1 ||

@@ -8,7 +8,7 @@ BIN=$1; NP=${2:-1}
 need_data
 # The ONNX Runtime parity gate is tested elsewhere; on these barely trained
 # models near-tied logits make it noisy, so point it at nothing (skipped).
-export SLIM_ORT_EVAL=/nonexistent
+export SLIM_ORT_SCRIPT=/nonexistent
 OUT=$PWD/resume_exact_np$NP; rm -rf "$OUT"; mkdir -p "$OUT"
 cfg="$SLIM_SOURCE_DIR/tests/e2e/configs/act_small.yaml"
 launch() {

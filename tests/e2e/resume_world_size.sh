@@ -13,7 +13,7 @@
 source "$(dirname "$0")/common.sh"
 BIN=$1; FROM=$2; TO=$3
 need_data
-export SLIM_ORT_EVAL=/nonexistent  # parity gate tested elsewhere
+export SLIM_ORT_SCRIPT=/nonexistent  # parity gate tested elsewhere
 OUT=$PWD/resume_world_${FROM}to${TO}; rm -rf "$OUT"; mkdir -p "$OUT"
 cfg="$SLIM_SOURCE_DIR/tests/e2e/configs/act_small.yaml"
 launch() {  # launch NP ARGS...

@@ -9,7 +9,7 @@ BIN=$1
 need_data
 # The ONNX Runtime parity gate is tested elsewhere; on these barely trained
 # models near-tied logits make it noisy, so point it at nothing (skipped).
-export SLIM_ORT_EVAL=/nonexistent
+export SLIM_ORT_SCRIPT=/nonexistent
 if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root to run slurmctld/slurmd"; exit 0; fi
 for p in slurm-wlm munge; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING="${MISSING:-} $p"

@@ -19,16 +19,40 @@
 
 namespace slim::config {
 
-/// Global.Data: the data set (slimtrain's own section).
+/// Global.Data: the data set (slimtrain's own section), or what ACT's
+/// `Global.data_dir` form resolves to (format list, ACT's transform).
 struct Data {
-  std::string format = "idx";  ///< "idx" (MNIST family, .gz allowed) | "hdf5"
+  /// "idx" (MNIST family, .gz allowed) | "hdf5" (x, y datasets, read in rows)
+  /// | "list" (ACT list files: `relative/path label` lines) | "imagefolder"
+  /// (torchvision layout: one sub-folder per class)
+  std::string format = "idx";
   /// idx: image/label files. hdf5: *_images is a file with datasets x and y;
-  /// *_labels defaults to the same file.
+  /// *_labels defaults to the same file. list: *_images is the list file.
+  /// imagefolder: *_images is the split's root folder.
   std::string train_images, train_labels;
-  std::string eval_images, eval_labels;  ///< both empty: no evaluation
+  std::string eval_images, eval_labels;  ///< eval_images empty: no evaluation
+  /// list: folder the listed paths are relative to ("" = the list's folder).
+  std::string root;
   std::vector<double> mean;     ///< per channel; empty: no normalisation
   std::vector<double> std_dev;  ///< YAML key `std`; same length as mean, > 0
+  /// The range mean/std are written for: 1 (pixels x/255, ACT, torchvision)
+  /// or 255 (raw 0..255 pixels). Float data are taken as already in it.
+  double pixel_range = 1.0;
   bool shuffle = true;
+  // Images (list, imagefolder).
+  std::string transform;        ///< "act" | "torchvision"; "" for idx/hdf5
+  int64_t img_size = 224;       ///< crop size (ACT Global.img_size)
+  int64_t resize_size = 256;    ///< eval short side (ACT Global.resize_size)
+  std::string interpolation;    ///< nearest|bilinear|bicubic|lanczos
+  std::vector<double> scale = {0.08, 1.0};          ///< random crop area range
+  std::vector<double> ratio = {3.0 / 4.0, 4.0 / 3.0};  ///< random crop aspect range
+  bool random_flip = true;
+  std::string channel_order = "rgb";  ///< "rgb" | "bgr"
+  int64_t max_image_pixels = 89478485;  ///< decompression-bomb limit (PIL's)
+  bool jpeg_dct_scaling = true;
+  bool skip_bad_images = false;
+  int64_t decode_workers = 0;   ///< 0 = the cores compute threads leave free (>= 1)
+  int64_t prefetch_batches = 2; ///< batches prepared ahead, >= 1
   bool operator==(const Data&) const = default;
 };
 
@@ -43,6 +67,8 @@ struct Global {
   int64_t seed = 1;             ///< >= 0
   std::string save_dir = "./output";
   int64_t num_threads = 0;      ///< compute threads per rank; 0 = automatic
+  /// Model input fed with images (ACT's input_name); "" = the only input.
+  std::string input_name;
   Data data;
   bool operator==(const Global&) const = default;
 };

@@ -88,16 +88,35 @@ void global(Writer& w, const Global& g) {
   w.i("seed", g.seed);
   w.s("save_dir", g.save_dir);
   w.i("num_threads", g.num_threads);
+  w.sOpt("input_name", g.input_name);
   w.begin("Data");
   const Data& d = g.data;
+  const bool image = d.format == "list" || d.format == "imagefolder";
   w.s("format", d.format);
   w.s("train_images", d.train_images);
-  w.s("train_labels", d.train_labels);
+  if (!image) w.s("train_labels", d.train_labels);
   w.sOpt("eval_images", d.eval_images);
-  w.sOpt("eval_labels", d.eval_labels);
+  if (!image) w.sOpt("eval_labels", d.eval_labels);
+  if (d.format == "list") w.sOpt("root", d.root);
   if (!d.mean.empty()) w.nums("mean", d.mean);
   if (!d.std_dev.empty()) w.nums("std", d.std_dev);
+  w.d("pixel_range", d.pixel_range);
   w.b("shuffle", d.shuffle);
+  if (image) {
+    w.s("transform", d.transform);
+    w.i("img_size", d.img_size);
+    w.i("resize_size", d.resize_size);
+    w.s("interpolation", d.interpolation);
+    w.nums("scale", d.scale);
+    w.nums("ratio", d.ratio);
+    w.b("random_flip", d.random_flip);
+    w.s("channel_order", d.channel_order);
+    w.i("max_image_pixels", d.max_image_pixels);
+    w.b("jpeg_dct_scaling", d.jpeg_dct_scaling);
+    w.b("skip_bad_images", d.skip_bad_images);
+  }
+  w.i("decode_workers", d.decode_workers);
+  w.i("prefetch_batches", d.prefetch_batches);
   w.end();
   w.end();
 }
@@ -234,7 +253,9 @@ void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::strin
 
 const std::vector<std::string> kNonTrajectoryKeys = {
     "Global.save_dir", "Global.eval_batch_size", "Global.num_threads",
-    "Global.Data.eval_images", "Global.Data.eval_labels", "Checkpoint.", "Distributed.",
+    "Global.Data.eval_images", "Global.Data.eval_labels", "Global.Data.resize_size",
+    "Global.Data.skip_bad_images", "Global.Data.decode_workers", "Global.Data.prefetch_batches",
+    "Checkpoint.", "Distributed.",
     "TrainConfig.logging_iter", "TrainConfig.eval_iter", "TrainConfig.origin_metric",
     "TrainConfig.target_metric"};
 

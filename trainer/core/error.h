@@ -33,7 +33,8 @@ class ShapeError : public Error {
   using Error::Error;
 };
 
-/// A data set file that cannot be read.
+/// A data set that cannot be used: a missing, corrupt or malformed file, a
+/// bad list line, an unreadable image. Exit code 2 (the user's input).
 class DataError : public Error {
  public:
   using Error::Error;

@@ -11,5 +11,11 @@ void setComputeThreads(int n);
 int computeThreads();
 /// max(1, online cores / local_ranks).
 int defaultComputeThreads(int local_ranks);
+/// Records how many cores this rank may use (the launcher sets it to
+/// defaultComputeThreads(local ranks)); default: all online cores.
+void setCoresPerRank(int n);
+/// Cores of this rank not taken by compute threads: max(0, cores per rank -
+/// computeThreads()). Decode workers default to this (at least 1).
+int spareCores();
 
 }  // namespace slim

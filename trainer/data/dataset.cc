@@ -1,7 +1,10 @@
-// Dataset validation and normalised batch assembly.
+// TensorSource, validation and normalised batch assembly.
 #include "trainer/data/dataset.h"
 
 #include <algorithm>
+#include <cstring>
+
+#include "trainer/core/log.h"
 
 namespace slim::data {
 namespace {
@@ -12,60 +15,115 @@ float channelValue(const std::vector<float>& v, int64_t c, float dflt) {
   return v.size() == 1 ? v[0] : v[static_cast<size_t>(c)];
 }
 
-}  // namespace
+// After this many consecutive unreadable samples skip_bad_images gives up:
+// a data set that bad is a configuration problem, not a few broken files.
+constexpr int64_t kMaxConsecutiveBad = 1000;
 
-Shape Dataset::sampleShape() const {
-  SLIM_ENFORCE(images.defined() && images.ndim() == 4,
-               "data set ", source, " has no (N, C, H, W) images");
-  return {images.dim(1), images.dim(2), images.dim(3)};
+// Reads sample `i` into `dst`; with d.skip_bad an unreadable sample is
+// replaced by the next readable one (same random key), counted and logged.
+// Returns the index actually read.
+int64_t readSample(const Dataset& d, int64_t i, uint64_t seed, void* dst) {
+  const Source& s = *d.source;
+  const int64_t n = s.size();
+  for (int64_t k = 0;; ++k) {
+    const int64_t j = (i + k) % n;
+    try {
+      s.read(j, seed, dst);
+      return j;
+    } catch (const BadSampleError& e) {
+      if (!d.skip_bad) throw;
+      const int64_t count = ++d.stats->bad_samples;
+      if (count <= 10)
+        log::warn("skip_bad_images: skipping ", s.where(j), ": ", e.what(),
+                  count == 10 ? " (further skips are only counted)" : "");
+      if (k + 1 >= std::min(n, kMaxConsecutiveBad))
+        SLIM_THROW(DataError, d.describe(), ": ", k + 1, " consecutive samples from ",
+                   s.where(i), " on cannot be read (skip_bad_images is on); last error: ",
+                   e.what());
+    }
+  }
 }
 
-int64_t Dataset::numClasses() const {
-  if (size() == 0) return 0;
-  const int64_t* y = labels.data<int64_t>();
-  return *std::max_element(y, y + size()) + 1;
+}  // namespace
+
+TensorSource::TensorSource(Tensor images, Tensor labels, std::string name)
+    : images_(std::move(images)), labels_(std::move(labels)), name_(std::move(name)) {
+  if (!images_.defined() || images_.ndim() != 4)
+    SLIM_THROW(DataError, name_, ": images must have shape (N, C, H, W), got ",
+               images_.defined() ? shapeStr(images_.shape()) : "nothing");
+  if (images_.dtype() != DType::kU8 && images_.dtype() != DType::kF32)
+    SLIM_THROW(DataError, name_, ": images must be uint8 or float32, got ",
+               dtypeName(images_.dtype()));
+  if (!labels_.defined() || labels_.ndim() != 1 || labels_.dtype() != DType::kI64)
+    SLIM_THROW(DataError, name_, ": labels must be a 1-D int64 tensor");
+  if (labels_.numel() != images_.dim(0))
+    SLIM_THROW(DataError, name_, ": ", images_.dim(0), " images but ", labels_.numel(),
+               " labels");
+  const int64_t* y = labels_.data<int64_t>();
+  for (int64_t i = 0; i < labels_.numel(); ++i)
+    if (y[i] < 0) SLIM_THROW(DataError, name_, ": negative label ", y[i], " at sample ", i);
+}
+
+Shape TensorSource::sampleShape() const {
+  return {images_.dim(1), images_.dim(2), images_.dim(3)};
+}
+
+LabelMax TensorSource::maxLabel() const {
+  LabelMax m;
+  const int64_t* y = labels_.data<int64_t>();
+  for (int64_t i = 0; i < labels_.numel(); ++i)
+    if (y[i] > m.value) m = {y[i], where(i)};
+  return m;
+}
+
+void TensorSource::read(int64_t i, uint64_t, void* dst) const {
+  const size_t bytes = images_.bytes() / static_cast<size_t>(images_.dim(0));
+  std::memcpy(dst, static_cast<const char*>(images_.raw()) + static_cast<size_t>(i) * bytes,
+              bytes);
+}
+
+std::string TensorSource::where(int64_t i) const {
+  return name_ + " sample " + std::to_string(i);
+}
+
+Dataset tensorDataset(Tensor images, Tensor labels, std::string name) {
+  Dataset d;
+  auto s = std::make_shared<TensorSource>(std::move(images), std::move(labels), std::move(name));
+  d.pixel_scale = s->pixelType() == DType::kU8 ? 1.0f / 255.0f : 1.0f;
+  d.source = std::move(s);
+  return d;
+}
+
+Shape Dataset::sampleShape() const {
+  SLIM_ENFORCE(source != nullptr, "data set has no source");
+  return source->sampleShape();
 }
 
 void validate(const Dataset& d) {
-  if (!d.images.defined() || d.images.ndim() != 4)
-    SLIM_THROW(DataError, d.source, ": images must have shape (N, C, H, W), got ",
-               d.images.defined() ? shapeStr(d.images.shape()) : "nothing");
-  if (d.images.dtype() != DType::kU8 && d.images.dtype() != DType::kF32)
-    SLIM_THROW(DataError, d.source, ": images must be uint8 or float32, got ",
-               dtypeName(d.images.dtype()));
-  if (!d.labels.defined() || d.labels.ndim() != 1 ||
-      d.labels.dtype() != DType::kI64)
-    SLIM_THROW(DataError, d.source, ": labels must be a 1-D int64 tensor");
-  if (d.labels.numel() != d.images.dim(0))
-    SLIM_THROW(DataError, d.source, ": ", d.images.dim(0), " images but ",
-               d.labels.numel(), " labels");
-  const int64_t c = d.images.dim(1);
+  if (!d.source) return;
+  const int64_t c = d.sampleShape()[0];
   for (const auto* v : {&d.mean, &d.std}) {
     const char* what = v == &d.mean ? "mean" : "std";
     if (!v->empty() && v->size() != 1 && static_cast<int64_t>(v->size()) != c)
-      SLIM_THROW(DataError, d.source, ": ", what, " has ", v->size(),
-                 " values but the images have ", c, " channels (give 1 or ", c,
-                 ")");
+      SLIM_THROW(DataError, d.describe(), ": ", what, " has ", v->size(),
+                 " values but the images have ", c, " channels (give 1 or ", c, ")");
   }
   for (float s : d.std)
-    if (!(s > 0.0f)) SLIM_THROW(DataError, d.source, ": std values must be > 0, got ", s);
-  const int64_t* y = d.labels.data<int64_t>();
-  for (int64_t i = 0; i < d.labels.numel(); ++i)
-    if (y[i] < 0)
-      SLIM_THROW(DataError, d.source, ": negative label ", y[i], " at sample ", i);
+    if (!(s > 0.0f)) SLIM_THROW(DataError, d.describe(), ": std values must be > 0, got ", s);
 }
 
-void fillBatch(const Dataset& d, const std::vector<int64_t>& indices,
+void fillBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t epoch,
                Tensor& images, Tensor& labels) {
   const Shape s = d.sampleShape();  // {C, H, W}
   const int64_t C = s[0], HW = s[1] * s[2], CHW = C * HW;
   const int64_t B = static_cast<int64_t>(indices.size());
   const int64_t N = d.size();
+  const Source& src = *d.source;
+  const bool u8 = src.pixelType() == DType::kU8;
   images.resize({B, s[0], s[1], s[2]}, DType::kF32);
   labels.resize({B}, DType::kI64);
-  float* out = images.f32();                 // (B, C, H, W)
-  int64_t* out_y = labels.data<int64_t>();   // (B)
-  const int64_t* y = d.labels.data<int64_t>();
+  float* out = images.f32();                // (B, C, H, W)
+  int64_t* out_y = labels.data<int64_t>();  // (B)
 
   // Per-channel affine map out = x * a[c] + b[c] would round differently from
   // (x * scale - mean) / std; keep the documented formula exactly (three
@@ -76,34 +134,38 @@ void fillBatch(const Dataset& d, const std::vector<int64_t>& indices,
     stdv[c] = channelValue(d.std, c, 1.0f);
   }
   const float scale = d.pixel_scale;
-
   // uint8: a 256-entry table per channel gives the identical value per pixel.
   std::vector<float> lut;
-  if (d.images.dtype() == DType::kU8) {
+  if (u8) {
     lut.resize(static_cast<size_t>(C) * 256);
     for (int64_t c = 0; c < C; ++c)
       for (int v = 0; v < 256; ++v)
         lut[c * 256 + v] = (static_cast<float>(v) * scale - mean[c]) / stdv[c];
   }
 
+  // One sample's stored pixels (CHW), reused across calls of this thread.
+  thread_local std::vector<unsigned char> scratch;
+  scratch.resize(static_cast<size_t>(CHW) * (u8 ? 1 : sizeof(float)));
   for (int64_t b = 0; b < B; ++b) {
     const int64_t i = indices[b];
     if (i < 0 || i >= N)
-      SLIM_THROW(DataError, d.source, ": sample index ", i, " out of range [0, ",
-                 N, ") at batch position ", b);
-    out_y[b] = y[i];
+      SLIM_THROW(DataError, d.describe(), ": sample index ", i, " out of range [0, ", N,
+                 ") at batch position ", b);
+    const uint64_t seed = d.augment ? sampleSeed(d.seed, epoch, i) : kNoAugment;
+    const int64_t got = readSample(d, i, seed, scratch.data());
+    out_y[b] = src.label(got);
     float* dst = out + b * CHW;
-    if (d.images.dtype() == DType::kU8) {
-      const uint8_t* src = d.images.data<uint8_t>() + i * CHW;
+    if (u8) {
+      const uint8_t* px = scratch.data();
       for (int64_t c = 0; c < C; ++c) {
         const float* t = lut.data() + c * 256;
-        for (int64_t k = 0; k < HW; ++k) dst[c * HW + k] = t[src[c * HW + k]];
+        for (int64_t k = 0; k < HW; ++k) dst[c * HW + k] = t[px[c * HW + k]];
       }
     } else {
-      const float* src = d.images.f32() + i * CHW;
+      const auto* px = reinterpret_cast<const float*>(scratch.data());
       for (int64_t c = 0; c < C; ++c)
         for (int64_t k = 0; k < HW; ++k)
-          dst[c * HW + k] = (src[c * HW + k] * scale - mean[c]) / stdv[c];
+          dst[c * HW + k] = (px[c * HW + k] * scale - mean[c]) / stdv[c];
     }
   }
 }

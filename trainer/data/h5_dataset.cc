@@ -1,5 +1,10 @@
-// HDF5 (x, y) data sets on top of slim::h5::readArray.
+// HDF5 (x, y) data sets as a streaming Source on top of slim::h5 (readRows):
+// labels are read at open, pixel rows when a batch is drawn.
 #include "trainer/data/h5_dataset.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 
 #if SLIM_DATA_HAVE_H5
 #include "checkpoint/h5.h"
@@ -9,48 +14,166 @@ namespace slim::data {
 
 #if !SLIM_DATA_HAVE_H5
 // Built without the checkpoint layer's HDF5 reader (see CMakeLists.txt).
-Dataset loadHdf5(const std::string& path, float) {
+SourcePtr openHdf5(const std::string& path) {
   SLIM_THROW(DataError, path, ": HDF5 data sets are not available in this ",
              "build (checkpoint/h5.h was missing at configure time)");
 }
 #else
-Dataset loadHdf5(const std::string& path, float pixel_scale) {
-  Dataset d;
-  d.source = path;
-  d.pixel_scale = pixel_scale;
-  Tensor x, y;
-  // readArray reports a missing file or dataset; add which one we wanted.
-  try {
-    x = h5::readArray(path, "x");
-    y = h5::readArray(path, "y");
-  } catch (const DataError&) {
-    throw;
-  } catch (const Error& e) {
-    SLIM_THROW(DataError, path, ": cannot read data set (needs datasets 'x' ",
-               "(N,C,H,W) or (N,H,W) and 'y' (N)): ", e.what());
-  }
-  if (x.dtype() != DType::kF32)
-    SLIM_THROW(DataError, path, ": dataset 'x' must be float or uint8, got ",
-               dtypeName(x.dtype()));
-  if (x.ndim() == 3) x = x.reshaped({x.dim(0), 1, x.dim(1), x.dim(2)});
-  if (x.ndim() != 4)
-    SLIM_THROW(DataError, path, ": dataset 'x' must be (N,C,H,W) or (N,H,W), got ",
-               shapeStr(x.shape()));
-  if (y.dtype() != DType::kI64)
-    SLIM_THROW(DataError, path, ": dataset 'y' must hold integer labels, got ",
-               dtypeName(y.dtype()));
-  if (y.ndim() == 2 && y.dim(1) == 1) y = y.reshaped({y.dim(0)});
-  if (y.ndim() != 1)
-    SLIM_THROW(DataError, path, ": dataset 'y' must be (N), got ",
-               shapeStr(y.shape()));
-  if (y.numel() != x.dim(0))
-    SLIM_THROW(DataError, path, ": 'x' holds ", x.dim(0), " samples but 'y' holds ",
-               y.numel(), " labels");
-  d.images = x;
-  d.labels = y;
-  validate(d);
-  return d;
+
+using ::slim::detail::str;
+
+namespace {
+
+constexpr const char* kLayout =
+    "needs datasets 'x' (N,C,H,W) or (N,H,W) and 'y' (N)";
+// HDF5's chunk cache for `x`: a few chunks of the writer's ~1 MiB.
+constexpr size_t kChunkCacheBytes = size_t{4} << 20;
+// Sequential reads fetch this many bytes of rows at once per thread.
+constexpr size_t kBlockBytes = size_t{1} << 20;
+
+/// The rows one thread read last from one source: a block of rows kept for
+/// sequential access, and the last row index to detect it. One per thread,
+/// so memory is bounded by threads * kBlockBytes whatever N is.
+struct RowBlock {
+  uint64_t source = 0;  // serial of the owning source (0: none)
+  int64_t first = 0;    // rows [first, first + count) are in `data`
+  int64_t count = 0;
+  int64_t last = -2;    // the row this thread read last from `source`
+  std::vector<unsigned char> data;
+};
+
+RowBlock& threadBlock() {
+  thread_local RowBlock block;
+  return block;
 }
-#endif
+
+// Serials are never reused, so a block can never be mistaken for the rows of
+// a later source that happens to live at the same address.
+std::atomic<uint64_t> next_serial{1};
+
+h5::Handle openChecked(const h5::Handle& file, const std::string& path,
+                       const char* name, size_t cache_bytes) {
+  if (!h5::hasLink(file, name))
+    SLIM_THROW(DataError, path, ": dataset '", name, "' is missing (", kLayout, ")");
+  try {
+    return h5::openDataset(file, name, cache_bytes);
+  } catch (const Error& e) {
+    SLIM_THROW(DataError, path, ": cannot read dataset '", name, "' (", kLayout,
+               "): ", e.what());
+  }
+}
+
+}  // namespace
+
+Hdf5Source::Hdf5Source(const std::string& path)
+    : path_(path), serial_(next_serial.fetch_add(1)) {
+  try {
+    file_ = std::make_unique<h5::Handle>(h5::openFileReadOnly(path));
+  } catch (const Error& e) {
+    SLIM_THROW(DataError, path, ": cannot open HDF5 data set (", kLayout, "): ", e.what());
+  }
+  x_ = std::make_unique<h5::Handle>(openChecked(*file_, path, "x", kChunkCacheBytes));
+  h5::Handle y = openChecked(*file_, path, "y", 0);
+
+  // x: uint8 pixels stay uint8, floats of any width are read as float32.
+  const h5::StoredType xt = h5::storedType(*x_);
+  stored_ = xt.name;
+  const bool u8 = xt.cls == h5::StoredType::Class::kInteger && !xt.is_signed && xt.bytes == 1;
+  if (!u8 && xt.cls != h5::StoredType::Class::kFloat)
+    SLIM_THROW(DataError, path, ": dataset 'x' must be float or uint8, got ", xt.name);
+  pixel_ = u8 ? DType::kU8 : DType::kF32;
+  Shape xs = h5::datasetInfo(*x_).shape;
+  if (xs.size() == 3) xs.insert(xs.begin() + 1, 1);  // (N,H,W) -> (N,1,H,W)
+  if (xs.size() != 4)
+    SLIM_THROW(DataError, path, ": dataset 'x' must be (N,C,H,W) or (N,H,W), got ",
+               shapeStr(h5::datasetInfo(*x_).shape));
+  n_ = xs[0];
+  sample_ = {xs[1], xs[2], xs[3]};
+
+  // y: any integer type, (N) or (N, 1); read whole (8 bytes per sample).
+  const h5::StoredType yt = h5::storedType(y);
+  if (yt.cls != h5::StoredType::Class::kInteger)
+    SLIM_THROW(DataError, path, ": dataset 'y' must hold integer labels, got ", yt.name);
+  const Shape ys = h5::datasetInfo(y).shape;
+  if (!(ys.size() == 1 || (ys.size() == 2 && ys[1] == 1)))
+    SLIM_THROW(DataError, path, ": dataset 'y' must be (N) or (N,1), got ", shapeStr(ys));
+  if (ys[0] != n_)
+    SLIM_THROW(DataError, path, ": 'x' holds ", n_, " samples but 'y' holds ", ys[0],
+               " labels");
+  labels_.resize(static_cast<size_t>(n_));
+  try {
+    h5::readDataset(y, h5::Elem::kI64, labels_.data(), labels_.size() * sizeof(int64_t));
+  } catch (const Error& e) {
+    SLIM_THROW(DataError, path, ": cannot read dataset 'y': ", e.what());
+  }
+  max_.where = path;
+  for (int64_t i = 0; i < n_; ++i) {
+    const int64_t v = labels_[static_cast<size_t>(i)];
+    if (v < 0)
+      SLIM_THROW(DataError, path, ": negative label ", v, " at sample ", i, " (y[", i, "])");
+    if (v > max_.value) max_ = {v, str(path, ":y[", i, "]")};
+  }
+
+  const size_t row = static_cast<size_t>(numelOf(sample_)) * (u8 ? 1 : sizeof(float));
+  block_rows_ = row == 0 ? 1 : std::max<int64_t>(1, static_cast<int64_t>(kBlockBytes / row));
+}
+
+Hdf5Source::~Hdf5Source() = default;
+
+int64_t Hdf5Source::label(int64_t i) const {
+  if (i < 0 || i >= n_)
+    SLIM_THROW(DataError, path_, ": sample index ", i, " outside [0, ", n_, ")");
+  return labels_[static_cast<size_t>(i)];
+}
+
+void Hdf5Source::read(int64_t i, uint64_t /*seed*/, void* dst) const {
+  if (i < 0 || i >= n_)
+    SLIM_THROW(DataError, path_, ": sample index ", i, " outside [0, ", n_, ")");
+  const h5::Elem mem = pixel_ == DType::kU8 ? h5::Elem::kU8 : h5::Elem::kF32;
+  const size_t row = static_cast<size_t>(numelOf(sample_)) * (pixel_ == DType::kU8 ? 1 : sizeof(float));
+  RowBlock& b = threadBlock();
+  if (b.source != serial_) {
+    b.source = serial_;
+    b.count = 0;
+    b.last = -2;
+  }
+  const bool sequential = i == b.last + 1;
+  b.last = i;
+  if (i >= b.first && i < b.first + b.count) {
+    std::memcpy(dst, b.data.data() + static_cast<size_t>(i - b.first) * row, row);
+    return;
+  }
+  if (sequential && block_rows_ > 1) {
+    const int64_t count = std::min(block_rows_, n_ - i);
+    b.count = 0;  // invalid until the read succeeds
+    b.data.resize(static_cast<size_t>(count) * row);
+    try {
+      h5::readRows(*x_, i, count, mem, b.data.data(), b.data.size());
+      b.first = i;
+      b.count = count;
+      std::memcpy(dst, b.data.data(), row);
+      return;
+    } catch (const Error&) {
+      // A bad row later in the block must not fail row i: read it alone.
+    }
+  }
+  try {
+    h5::readRows(*x_, i, 1, mem, dst, row);
+  } catch (const Error& e) {
+    SLIM_THROW(BadSampleError, where(i), ": ", e.what());
+  }
+}
+
+std::string Hdf5Source::where(int64_t i) const { return str(path_, ":x[", i, "]"); }
+
+std::string Hdf5Source::describe() const {
+  const char* type = dtypeName(pixel_);
+  return str("HDF5 ", path_, " (", n_, " samples, ", sample_[0], "x", sample_[1], "x",
+             sample_[2], " ", type, stored_ == type ? "" : str(" from ", stored_), ")");
+}
+
+SourcePtr openHdf5(const std::string& path) { return std::make_shared<Hdf5Source>(path); }
+
+#endif  // SLIM_DATA_HAVE_H5
 
 }  // namespace slim::data

@@ -88,39 +88,46 @@ IdxFile readIdx(const std::string& path, uint32_t want_magic, Alloc payload) {
   void* dst = payload(out.dims);
   readExact(f.get(), path, dst, count, &offset, "the data");
   // Anything after the declared payload means the header lies about the size.
+  // Reading on to the end of the stream also makes zlib check the gzip
+  // trailer (CRC-32 and length): a damaged .gz is an error, not data.
   unsigned char extra;
-  if (gzread(f.get(), &extra, 1) > 0)
+  const int got = gzread(f.get(), &extra, 1);
+  if (got > 0)
     SLIM_THROW(DataError, path, ": unexpected data after byte offset ", offset,
                " (header declares ", count, " data bytes)");
+  int errnum = Z_OK;
+  const char* msg = gzerror(f.get(), &errnum);
+  if (got < 0 || (errnum != Z_OK && errnum != Z_STREAM_END))
+    SLIM_THROW(DataError, path, ": corrupt gzip stream after the data (byte offset ",
+               offset, "): ", msg, " (bad CRC or length in the gzip trailer, or a "
+               "truncated file)");
   return out;
 }
 
 }  // namespace
 
 Dataset loadIdx(const std::string& images_path, const std::string& labels_path) {
-  Dataset d;
-  d.source = images_path + " + " + labels_path;
+  Tensor images;
   readIdx(images_path, kIdxImagesMagic, [&](const std::vector<int64_t>& dims) {
-    d.images = Tensor({dims[0], 1, dims[1], dims[2]}, DType::kU8);
-    return d.images.raw();
+    images = Tensor({dims[0], 1, dims[1], dims[2]}, DType::kU8);
+    return images.raw();
   });
   Tensor raw_labels;
   readIdx(labels_path, kIdxLabelsMagic, [&](const std::vector<int64_t>& dims) {
     raw_labels = Tensor({dims[0]}, DType::kU8);
     return raw_labels.raw();
   });
-  const int64_t n = d.images.dim(0);
+  const int64_t n = images.dim(0);
   if (raw_labels.numel() != n)
     SLIM_THROW(DataError, "IDX sample count mismatch: ", images_path, " holds ",
                n, " images but ", labels_path, " holds ", raw_labels.numel(),
                " labels");
-  d.labels = Tensor({n}, DType::kI64);
+  Tensor labels({n}, DType::kI64);
   const uint8_t* src = raw_labels.data<uint8_t>();
-  int64_t* y = d.labels.data<int64_t>();
+  int64_t* y = labels.data<int64_t>();
   for (int64_t i = 0; i < n; ++i) y[i] = src[i];
-  d.pixel_scale = 1.0f / 255.0f;
-  validate(d);
-  return d;
+  return tensorDataset(std::move(images), std::move(labels),
+                       "IDX " + images_path + " + " + labels_path);
 }
 
 }  // namespace slim::data

@@ -12,9 +12,12 @@
 namespace slim::train {
 
 int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_resume) {
-  data::Dataset train = loadData(cfg.global.data, false);
-  data::Dataset eval = loadData(cfg.global.data, true);
+  data::Dataset train = loadData(cfg.global, false);
+  data::Dataset eval = loadData(cfg.global, true);
   graph::Graph model = loadConfiguredModel(cfg.global);
+  checkInputName(cfg.global, model);
+  checkLabels(train, modelClasses(model), model.name);
+  checkLabels(eval, modelClasses(model), model.name);
   graph::Graph tg = model;  // shallow: shares parameter storage with `model`
   GraphIo io = addClassificationLoss(tg);
   log::info0("training ", model.name, " (", model.trainable.size(), " parameter tensors) on ",
@@ -39,7 +42,7 @@ int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_res
 
 int runEval(const config::Config& cfg, const std::string& model_path,
             comm::Communicator& comm) {
-  data::Dataset eval = loadData(cfg.global.data, true);
+  data::Dataset eval = loadData(cfg.global, true);
   if (eval.size() == 0)
     SLIM_THROW(ConfigError, "Global.Data.eval_images is not set: nothing to evaluate");
   std::string path = model_path;
@@ -47,10 +50,13 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   if (path.empty() && std::filesystem::exists(saved)) path = saved;
   graph::Graph model = path.empty() ? loadConfiguredModel(cfg.global)
                                     : models::loadModel(path, "", cfg.global.seed);
+  checkInputName(cfg.global, model);
+  checkLabels(eval, modelClasses(model), model.name);
   graph::Graph g = model;
   GraphIo io = addClassificationLoss(g);
   graph::Executor ex(g);
-  EvalSpec spec{io.image, io.label, io.logits, cfg.global.eval_batch_size};
+  EvalSpec spec{io.image, io.label, io.logits, cfg.global.eval_batch_size,
+                data::decodeWorkers(eval, cfg.global.data.decode_workers)};
   EvalResult r = evaluate(ex, spec, eval, comm);
   if (comm.rank() == 0) {
     std::printf("{\"top1\": %.6f, \"correct\": %lld, \"total\": %lld, \"model\": \"%s\"}\n",

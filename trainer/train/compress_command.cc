@@ -26,6 +26,7 @@
 #include "trainer/models/onnx/onnx_export.h"
 #include "trainer/train/compress_hooks.h"
 #include "trainer/train/evaluate.h"
+#include "trainer/train/ort_check.h"
 #include "trainer/train/report_html.h"
 #include "trainer/train/trainer.h"
 
@@ -42,44 +43,52 @@ graph::Graph loadTeacher(const config::Config& cfg, const graph::Graph& student)
   return t;
 }
 
-// Evaluates an ONNX file on the eval set in ONNX Runtime (scripts/ort_eval.js
-// through node). Returns NaN with a warning when node or onnxruntime-node is
-// missing or the data set is not an IDX one the script can read.
-double ortTop1(const config::Config& cfg, const std::string& model, std::string* why) {
-  const config::Data& d = cfg.global.data;
-  std::string script = std::string(SLIM_SOURCE_DIR) + "/scripts/ort_eval.js";
-  if (const char* e = std::getenv("SLIM_ORT_EVAL")) script = e;
-  if (d.format != "idx" || d.mean.size() > 1 || d.std_dev.size() > 1) {
-    *why = "ONNX Runtime check needs an IDX data set with one mean/std";
-    return NAN;
+// Evaluates the exported graph with slimtrain's kernels on the eval set (all
+// of it, on rank 0) and streams the same batches to ONNX Runtime.
+struct ExportCheck {
+  double slim_top1 = NAN, ort_top1 = NAN;
+  int64_t samples = 0, differing = 0;
+  std::string first_difference;  ///< where() of the first sample they disagree on
+  std::string why;               ///< why ONNX Runtime did not run
+};
+
+ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
+                        const std::string& out_path, const std::string& logits,
+                        const data::Dataset& eval) {
+  ExportCheck c;
+  if (eval.size() == 0) {
+    c.why = "no evaluation data";
+    return c;
   }
-  const bool have_ort =
-      std::filesystem::exists(std::string(SLIM_SOURCE_DIR) + "/node_modules/onnxruntime-node") ||
-      std::system("node -e \"require.resolve('onnxruntime-node')\" >/dev/null 2>&1") == 0;
-  if (!std::filesystem::exists(script) || !have_ort) {
-    *why = "node / onnxruntime-node not installed (npm install --ignore-scripts)";
-    return NAN;
-  }
-  char mean[32], stdv[32];
-  std::snprintf(mean, sizeof mean, "%.9g", d.mean.empty() ? 0.0 : d.mean[0]);
-  std::snprintf(stdv, sizeof stdv, "%.9g", d.std_dev.empty() ? 1.0 : d.std_dev[0]);
-  std::string cmd = "node '" + script + "' '" + model + "' '" + d.eval_images + "' '" +
-                    d.eval_labels + "' " + mean + " " + stdv + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) {
-    *why = "cannot run node";
-    return NAN;
-  }
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  int rc = pclose(p);
-  auto pos = out.find("\"top1\":");
-  if (rc != 0 || pos == std::string::npos) {
-    *why = "ONNX Runtime evaluation failed: " + out;
-    return NAN;
-  }
-  return std::atof(out.c_str() + pos + 7);
+  OrtRunner ort;
+  bool have_ort = ort.start(out_path, cfg.global.save_dir + "/onnxruntime.log", &c.why);
+  int64_t ort_correct = 0;
+  graph::Graph run = out;
+  graph::Executor ex(run);
+  comm::LocalCommunicator self;
+  EvalSpec spec{run.inputs[0].name, "", logits, cfg.global.eval_batch_size,
+                data::decodeWorkers(eval, cfg.global.data.decode_workers)};
+  std::vector<int64_t> op;
+  c.slim_top1 = evaluate(ex, spec, eval, self, [&](const data::Batch& b,
+                                                    const std::vector<int64_t>& pred) {
+    if (!have_ort) return;
+    if (!ort.predict(b.images, &op, &c.why)) {
+      have_ort = false;
+      return;
+    }
+    const int64_t* y = b.labels.data<int64_t>();
+    for (size_t i = 0; i < pred.size(); ++i) {
+      ort_correct += op[i] == y[i];
+      if (op[i] != pred[i] && c.differing++ == 0)
+        c.first_difference = eval.source->where(b.indices[i]) + ": slimtrain class " +
+                             std::to_string(pred[i]) + ", ONNX Runtime class " +
+                             std::to_string(op[i]);
+    }
+    c.samples += static_cast<int64_t>(pred.size());
+  }).top1;
+  if (have_ort && ort.finish(&c.why) && c.samples == eval.size())
+    c.ort_top1 = static_cast<double>(ort_correct) / static_cast<double>(c.samples);
+  return c;
 }
 
 }  // namespace
@@ -98,6 +107,7 @@ void buildCompressGraph(const config::Config& cfg, int64_t world, int64_t train_
   if (original.inputs.size() != 1 || original.outputs.size() != 1)
     SLIM_THROW(ModelError, "compress: model must have one input and one output (has ",
                original.inputs.size(), " and ", original.outputs.size(), ")");
+  checkInputName(cfg.global, original);
   cg.teacher = loadTeacher(cfg, original);
   cg.g = original;  // shallow: trained weights are visible through `original`
   graph::Graph& g = cg.g;
@@ -136,12 +146,14 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   if (!cfg.quant && !cfg.prune && !cfg.train.sparse_model)
     log::warn0("compress: no Quantization/QuantAware or UnstructurePrune section: running "
                "plain distillation");
-  data::Dataset train = loadData(cfg.global.data, false);
-  data::Dataset eval = loadData(cfg.global.data, true);
+  data::Dataset train = loadData(cfg.global, false);
+  data::Dataset eval = loadData(cfg.global, true);
   const int64_t world = comm.size();
   CompressGraph cg;
   buildCompressGraph(cfg, world, train.size(), cg);
   graph::Graph& original = cg.original;
+  checkLabels(train, modelClasses(original), original.name);
+  checkLabels(eval, modelClasses(original), original.name);
   graph::Graph& teacher = cg.teacher;
   graph::Graph& g = cg.g;
   const std::string& image = cg.image;
@@ -190,6 +202,10 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   trainer.restoreBest();
   if (pruner) pruner->applyToWeights();
   auto r = trainer.evaluateAll(eval);
+  int64_t bad_images = train.stats->bad_samples + eval.stats->bad_samples;
+  comm::CollectiveOptions bo;
+  bo.tag = "bad image count";
+  comm.allreduce(&bad_images, 1, DType::kI64, comm::ReduceOp::kSum, bo);
   trainer.freeBuffers();  // the exported model gets an executor of its own below
   if (comm.rank() != 0) return kExitOk;
   const std::string dir = cfg.global.save_dir;
@@ -202,15 +218,11 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   const double student = r.count("top1") ? r["top1"].top1 : NAN;
   // The exported model run by slimtrain's own kernels (QuantizeLinear /
   // DequantizeLinear with ONNX's rounding): what the deployed file computes.
-  double exported = NAN;
-  if (eval.size() > 0) {
-    graph::Graph run = out;
-    graph::Executor ex(run);
-    comm::LocalCommunicator self;
-    exported = evaluate(ex, {run.inputs[0].name, "", logits, cfg.global.eval_batch_size}, eval, self).top1;
-  }
-  std::string why;
-  const double ort = ortTop1(cfg, out_path, &why);
+  // ONNX Runtime runs the same file on exactly the same batches, and the two
+  // are compared sample by sample.
+  const ExportCheck check = checkExport(cfg, out, out_path, logits, eval);
+  const double exported = check.slim_top1, ort = check.ort_top1;
+  const std::string& why = check.why;
   const int64_t fp32_bytes = compress::initializerBytes(teacher);  // the FP32 model as given
   const int64_t out_bytes = compress::initializerBytes(out);
 
@@ -238,10 +250,18 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   rep.add("distill_pairs", pairStrings(dl));
   rep.add("output", out_path).add("format", qat ? "int8 qdq onnx" : "fp32 onnx");
   rep.add("export_top1", exported);
-  rep.add("onnxruntime_top1", ort).add("teacher_initializer_bytes", fp32_bytes);
+  rep.add("onnxruntime_top1", ort).add("onnxruntime_differing_predictions", check.differing);
+  if (!check.first_difference.empty())
+    rep.add("onnxruntime_first_difference", check.first_difference);
+  rep.add("data_wait_share", res.seconds > 0 ? res.data_wait_seconds / res.seconds : 0.0);
+  rep.add("bad_images_skipped", bad_images);
+  rep.add("teacher_initializer_bytes", fp32_bytes);
   rep.add("export_initializer_bytes", out_bytes);
   rep.add("size_ratio", out_bytes > 0 ? static_cast<double>(fp32_bytes) / out_bytes : NAN);
-  if (std::isnan(ort)) log::warn("parity gate skipped: ", why);
+  if (std::isnan(ort)) log::warn("ONNX Runtime check skipped: ", why);
+  else if (check.differing > 0)
+    log::warn("ONNX Runtime and slimtrain running ", out_path, " disagree on ", check.differing,
+              " of ", check.samples, " predictions; first: ", check.first_difference);
   std::ofstream(dir + "/report.json") << rep.str() << "\n";
   ReportInputs page;
   page.save_dir = dir;
@@ -298,7 +318,7 @@ int runExport(const std::string& from, const std::string& out_path, bool fp32,
   graph::Graph out;
   std::string what;
   if (cfg.distill) {  // a compress checkpoint: rebuild its graph, load the state
-    const data::Dataset train = loadData(cfg.global.data, false);
+    const data::Dataset train = loadData(cfg.global, false);
     CompressGraph cg;
     buildCompressGraph(cfg, st->world_size, train.size(), cg);
     restoreModelState(*st, cg.g, file.string());

@@ -3,6 +3,9 @@
 
 #include <numeric>
 
+#include "trainer/data/loader.h"
+#include "trainer/data/sampler.h"
+
 namespace slim::train {
 
 int64_t argmax(const float* v, int64_t n) {
@@ -13,39 +16,64 @@ int64_t argmax(const float* v, int64_t n) {
 }
 
 EvalResult evaluate(graph::Executor& ex, const EvalSpec& spec, const data::Dataset& ds,
-                    comm::Communicator& comm) {
-  const int64_t n = ds.size();
-  const int64_t r = comm.rank(), w = comm.size();
-  const int64_t begin = n * r / w, end = n * (r + 1) / w;
+                    comm::Communicator& comm, const PredictionSink& sink) {
+  return evaluateMany(ex, spec, {spec.logits}, ds, comm, sink)[0];
+}
+
+std::vector<EvalResult> evaluateMany(graph::Executor& ex, const EvalSpec& spec,
+                                     const std::vector<std::string>& logits,
+                                     const data::Dataset& ds, comm::Communicator& comm,
+                                     const PredictionSink& sink) {
+  const data::IndexRange shard = data::evalShard(ds.size(), comm.size(), comm.rank());
   ops::RunContext ctx;
   ctx.training = false;
-  Tensor images, labels;
-  std::vector<int64_t> idx;
-  int64_t counts[2] = {0, 0};  // correct, total
-  for (int64_t s = begin; s < end; s += spec.batch) {
-    const int64_t b = std::min(spec.batch, end - s);
-    idx.resize(b);
-    std::iota(idx.begin(), idx.end(), s);
-    data::fillBatch(ds, idx, images, labels);
-    std::map<std::string, Tensor> feeds{{spec.image_input, images}};
-    if (!spec.label_input.empty()) feeds[spec.label_input] = labels;
+  // Contiguous batches of this rank's shard, decoded ahead by the workers.
+  int64_t next_start = shard.begin;
+  data::BatchLoader loader(
+      ds,
+      [&, batch = spec.batch](std::vector<int64_t>& idx, int64_t& epoch) {
+        if (next_start >= shard.end) return false;
+        const int64_t b = std::min(batch, shard.end - next_start);
+        idx.resize(static_cast<size_t>(b));
+        std::iota(idx.begin(), idx.end(), next_start);
+        next_start += b;
+        epoch = 0;
+        return true;
+      },
+      {spec.workers, spec.workers + 1});
+  data::Batch batch;
+  std::vector<int64_t> pred;
+  const size_t nt = logits.size();
+  std::vector<int64_t> counts(2 * nt, 0);  // per target: correct, total
+  while (loader.next(batch)) {
+    const int64_t b = batch.labels.numel();
+    std::map<std::string, Tensor> feeds{{spec.image_input, batch.images}};
+    if (!spec.label_input.empty()) feeds[spec.label_input] = batch.labels;
     ex.forward(feeds, ctx);
-    const Tensor& y = ex.value(spec.logits);
-    SLIM_ENFORCE(y.ndim() == 2 && y.dim(0) == b, "eval: logits '", spec.logits,
-                 "' must be [batch, classes], got ", shapeStr(y.shape()));
-    const int64_t c = y.dim(1);
-    const int64_t* lab = labels.data<int64_t>();
-    for (int64_t i = 0; i < b; ++i)
-      if (argmax(y.f32() + i * c, c) == lab[i]) counts[0]++;
-    counts[1] += b;
+    const int64_t* lab = batch.labels.data<int64_t>();
+    for (size_t t = 0; t < nt; ++t) {
+      const Tensor& y = ex.value(logits[t]);
+      SLIM_ENFORCE(y.ndim() == 2 && y.dim(0) == b, "eval: logits '", logits[t],
+                   "' must be [batch, classes], got ", shapeStr(y.shape()));
+      const int64_t c = y.dim(1);
+      pred.resize(static_cast<size_t>(b));
+      for (int64_t i = 0; i < b; ++i) {
+        pred[i] = argmax(y.f32() + i * c, c);
+        if (pred[i] == lab[i]) counts[2 * t]++;
+      }
+      counts[2 * t + 1] += b;
+      if (sink && t == 0) sink(batch, pred);
+    }
   }
   comm::CollectiveOptions o;
   o.tag = "eval counts";
-  comm.allreduce(counts, 2, DType::kI64, comm::ReduceOp::kSum, o);
-  EvalResult res;
-  res.correct = counts[0];
-  res.total = counts[1];
-  res.top1 = res.total > 0 ? static_cast<double>(res.correct) / res.total : 0.0;
+  comm.allreduce(counts.data(), counts.size(), DType::kI64, comm::ReduceOp::kSum, o);
+  std::vector<EvalResult> res(nt);
+  for (size_t t = 0; t < nt; ++t) {
+    res[t].correct = counts[2 * t];
+    res[t].total = counts[2 * t + 1];
+    res[t].top1 = res[t].total > 0 ? static_cast<double>(res[t].correct) / res[t].total : 0.0;
+  }
   return res;
 }
 

@@ -3,26 +3,101 @@
 
 #include <algorithm>
 
+#include <filesystem>
+
 #include "trainer/data/h5_dataset.h"
 #include "trainer/data/idx.h"
+#include "trainer/data/image_list.h"
 #include "trainer/models/load.h"
 
 namespace slim::train {
 
-data::Dataset loadData(const config::Data& d, bool eval) {
+data::ImageTransform imageTransform(const config::Data& d) {
+  data::ImageTransform t;
+  t.kind = d.transform == "torchvision" ? data::TransformKind::kTorchvision
+                                        : data::TransformKind::kAct;
+  t.img_size = d.img_size;
+  t.resize_size = d.resize_size;
+  t.interp = data::parseInterp(d.interpolation);
+  t.scale_min = d.scale[0];
+  t.scale_max = d.scale[1];
+  t.ratio_min = d.ratio[0];
+  t.ratio_max = d.ratio[1];
+  t.flip = d.random_flip;
+  t.bgr = d.channel_order == "bgr";
+  t.max_pixels = d.max_image_pixels;
+  t.dct_scaling = d.jpeg_dct_scaling;
+  return t;
+}
+
+namespace {
+
+// Sorted class sub-folder names of an ImageFolder root (the train split's
+// names label the eval split too).
+std::vector<std::string> classFolders(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.is_directory()) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+data::Dataset loadData(const config::Global& g, bool eval) {
+  const config::Data& d = g.data;
   const std::string& images = eval ? d.eval_images : d.train_images;
   const std::string& labels = eval ? d.eval_labels : d.train_labels;
   if (images.empty()) return data::Dataset{};
   data::Dataset ds;
   if (d.format == "hdf5") {
-    ds = data::loadHdf5(images);
+    ds.source = data::openHdf5(images);
+  } else if (d.format == "list") {
+    ds.source = data::openImageList(images, d.root, imageTransform(d));
+  } else if (d.format == "imagefolder") {
+    std::vector<std::string> classes;
+    if (eval) classes = classFolders(d.train_images);
+    ds.source = data::openImageFolder(images, imageTransform(d), &classes);
   } else {
     ds = data::loadIdx(images, labels);
   }
+  ds.pixel_scale = ds.source->pixelType() == DType::kU8
+                       ? static_cast<float>(d.pixel_range / 255.0)
+                       : 1.0f;
   ds.mean.assign(d.mean.begin(), d.mean.end());
   ds.std.assign(d.std_dev.begin(), d.std_dev.end());
+  ds.augment = !eval;
+  ds.seed = static_cast<uint64_t>(g.seed);
+  ds.skip_bad = d.skip_bad_images;
   data::validate(ds);
   return ds;
+}
+
+int64_t modelClasses(const graph::Graph& g) {
+  if (g.outputs.empty()) return 0;
+  const Shape& s = g.outputs[0].shape;
+  return s.size() == 2 && s[1] > 0 ? s[1] : 0;
+}
+
+void checkInputName(const config::Global& g, const graph::Graph& model) {
+  if (g.input_name.empty()) return;
+  std::string names;
+  for (const auto& v : model.inputs) {
+    if (v.name == g.input_name) return;
+    names += (names.empty() ? "'" : ", '") + v.name + "'";
+  }
+  SLIM_THROW(ConfigError, "Global.input_name: '", g.input_name, "' is not an input of model '",
+             model.name, "' (its inputs: ", names, ")");
+}
+
+void checkLabels(const data::Dataset& ds, int64_t classes, const std::string& model) {
+  if (!ds.source || classes <= 0) return;
+  const data::LabelMax m = ds.source->maxLabel();
+  if (m.value >= classes)
+    SLIM_THROW(DataError, m.where, ": label ", m.value, " is outside the model's ", classes,
+               " classes (", model, " outputs [N, ", classes, "]; labels must be 0..",
+               classes - 1, ")");
 }
 
 graph::Graph loadConfiguredModel(const config::Global& g) {

@@ -10,15 +10,33 @@
 
 #include "trainer/config/config.h"
 #include "trainer/data/dataset.h"
+#include "trainer/data/image_transform.h"
 #include "trainer/graph/graph.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/optim/optimizer.h"
 
 namespace slim::train {
 
-/// Loads Global.Data's train split (eval=false) or eval split (eval=true).
-/// Returns an empty Dataset when the eval files are not configured.
-data::Dataset loadData(const config::Data& d, bool eval);
+/// Opens Global.Data's train split (eval=false: the training transform,
+/// keyed by Global.seed) or eval split (eval=true: the evaluation
+/// transform). Returns an empty Dataset when the eval split is not
+/// configured. Only indexes are read here; pixels are read per batch.
+data::Dataset loadData(const config::Global& g, bool eval);
+
+/// The image transform Global.Data describes (list, imagefolder).
+data::ImageTransform imageTransform(const config::Data& d);
+
+/// Throws DataError naming where the largest label is written when it is
+/// not below `classes` (the model's output width; <= 0 skips the check).
+void checkLabels(const data::Dataset& ds, int64_t classes, const std::string& model);
+
+/// Classes of a classifier: dim 1 of its first output when that is (N, K)
+/// with K known, else 0 (unknown: no label check).
+int64_t modelClasses(const graph::Graph& g);
+
+/// Throws ConfigError when Global.input_name is set and names no input of
+/// `model` (listing its inputs).
+void checkInputName(const config::Global& g, const graph::Graph& model);
 
 /// The model named by Global: `model` (zoo:NAME) or model_dir/model_filename.
 graph::Graph loadConfiguredModel(const config::Global& g);

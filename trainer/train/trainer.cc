@@ -17,6 +17,7 @@
 #include "comm/grad_reducer.h"
 #include "trainer/core/signals.h"
 #include "trainer/core/log.h"
+#include "trainer/data/loader.h"
 #include "trainer/data/sampler.h"
 #include "trainer/optim/grad_clip.h"
 #include "trainer/train/progress.h"
@@ -42,12 +43,14 @@ std::map<std::string, EvalResult> Trainer::evaluateAll(const data::Dataset& eval
   SLIM_ENFORCE(executor_ != nullptr, "Trainer::evaluateAll after freeBuffers()");
   std::map<std::string, EvalResult> out;
   if (eval.size() == 0) return out;
-  EvalSpec spec{io_.image, io_.label, io_.logits, cfg_.global.eval_batch_size};
-  out["top1"] = evaluate(*executor_, spec, eval, comm_);
-  for (const auto& [label, logits] : eval_targets_) {
-    spec.logits = logits;
-    out[label + "_top1"] = evaluate(*executor_, spec, eval, comm_);
-  }
+  EvalSpec spec{io_.image, io_.label, io_.logits, cfg_.global.eval_batch_size,
+                data::decodeWorkers(eval, cfg_.global.data.decode_workers)};
+  std::vector<std::string> logits = {io_.logits};
+  for (const auto& target : eval_targets_) logits.push_back(target.second);
+  const std::vector<EvalResult> r = evaluateMany(*executor_, spec, logits, eval, comm_);
+  out["top1"] = r[0];
+  for (size_t k = 0; k < eval_targets_.size(); ++k)
+    out[eval_targets_[k].first + "_top1"] = r[k + 1];
   return out;
 }
 
@@ -261,7 +264,20 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     comm_.barrier(o);  // nobody races ahead of a checkpoint that may be its resume point
   };
 
-  Tensor images, labels;
+  // Decode workers fill batches ahead of the loop, in the sampler's order,
+  // from the position the run starts (or resumes) at.
+  const config::Data& dc = cfg_.global.data;
+  const int workers = data::decodeWorkers(train, dc.decode_workers);
+  data::BatchLoader loader(
+      train,
+      [s = sampler](std::vector<int64_t>& indices, int64_t& epoch) mutable {
+        epoch = s.position().epoch;
+        s.next(indices);
+        return true;
+      },
+      {workers, static_cast<int>(dc.prefetch_batches)});
+  log::info0("data: ", train.describe(), ", ", workers, " decode worker(s)");
+  data::Batch batch;
   std::vector<int64_t> idx;
   std::map<std::string, Tensor> feeds;
   Tensor seed = Tensor::scalar(1.0f);
@@ -287,7 +303,11 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     // 1. This rank's shard of the global batch.
     const data::SamplerPosition pos = sampler.position();
     sampler.next(idx);
-    data::fillBatch(train, idx, images, labels);
+    loader.next(batch);
+    SLIM_ENFORCE(batch.indices == idx, "data loader out of step with the sampler at iteration ",
+                 it);
+    const Tensor& images = batch.images;
+    const Tensor& labels = batch.labels;
     rng.reseed(Rng::mix(static_cast<uint64_t>(cfg_.global.seed),
                         static_cast<uint64_t>(it) * 4096 + static_cast<uint64_t>(comm_.rank())));
     for (auto* h : hooks_) h->beforeForward(it, *executor_);
@@ -404,12 +424,18 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   res.images_per_s = secs > 0 ? (res.iterations - start) * global_batch / secs : 0;
   res.seconds = secs;
   res.checkpoint_seconds = checkpoint_ms_ / 1000;
+  res.data_wait_seconds = loader.waitSeconds();
   std::string ck;
+  if (secs > 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ", data wait %.1f%%", 100 * res.data_wait_seconds / secs);
+    ck = buf;
+  }
   if (checkpoint_ms_ > 0) {
     char buf[96];
     std::snprintf(buf, sizeof buf, ", checkpoints %.2f s (%.2f%% of %.1f s)", res.checkpoint_seconds,
                   100 * res.checkpoint_seconds / secs, secs);
-    ck = buf;
+    ck += buf;
   }
   progress.finish("done: " + std::to_string(res.iterations) + " iterations, " +
                   std::to_string(static_cast<int64_t>(res.images_per_s)) + " img/s" + ck);

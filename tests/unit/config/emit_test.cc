@@ -67,6 +67,65 @@ TEST(ConfigEmit, RoundTripEverything) {
   EXPECT_NE(y.find("optimizer_builder"), std::string::npos);
 }
 
+// ACT's data_dir form resolves to a list-format Data section with ACT's
+// reader; it and an ImageFolder section with every image key round-trip.
+TEST(ConfigEmit, RoundTripImageData) {
+  const Config act = parseConfigString(R"(
+Global:
+  model_dir: ./MobileNetV3_large_x1_0_infer
+  model_filename: inference.pdmodel
+  params_filename: inference.pdiparams
+  input_name: inputs
+  batch_size: 32
+  data_dir: /ILSVRC2012
+  img_size: 192
+TrainConfig: {epochs: 1}
+)", "act.yaml");
+  const Data& d = act.global.data;
+  EXPECT_EQ(d.format, "list");
+  EXPECT_EQ(d.train_images, "/ILSVRC2012/train_list.txt");
+  EXPECT_EQ(d.eval_images, "/ILSVRC2012/val_list.txt");
+  EXPECT_EQ(d.root, "/ILSVRC2012");
+  EXPECT_EQ(d.transform, "act");
+  EXPECT_EQ(d.interpolation, "lanczos");
+  EXPECT_EQ(d.img_size, 192);
+  EXPECT_EQ(d.resize_size, 256);
+  EXPECT_EQ(d.mean, (std::vector<double>{0.485, 0.456, 0.406}));
+  EXPECT_EQ(act.global.input_name, "inputs");
+  expectRoundTrip(act);
+  const Config folder = parseConfigString(R"(
+Global:
+  model: zoo:mobilenet_tiny
+  batch_size: 8
+  Data:
+    format: imagefolder
+    train_images: ./train
+    eval_images: ./val
+    pixel_range: 255
+    interpolation: bicubic
+    scale: [0.25, 1]
+    ratio: [0.5, 2]
+    random_flip: false
+    channel_order: bgr
+    max_image_pixels: 1000000
+    jpeg_dct_scaling: false
+    skip_bad_images: true
+    decode_workers: 3
+    prefetch_batches: 4
+TrainConfig: {epochs: 1}
+)", "folder.yaml");
+  EXPECT_EQ(folder.global.data.transform, "torchvision");
+  EXPECT_EQ(folder.global.data.mean[0], 0.485 * 255);
+  expectRoundTrip(folder);
+  // Decoding settings never change the trajectory; the crop does.
+  Config other = folder;
+  other.global.data.decode_workers = 1;
+  other.global.data.skip_bad_images = false;
+  EXPECT_TRUE(trajectoryDiff(folder, other).empty());
+  other.global.data.scale = {0.08, 1};
+  EXPECT_EQ(trajectoryDiff(folder, other).size(), 1u);
+}
+
 TEST(ConfigEmit, RoundTripPartialGmpAndAutoNodes) {
   const Config c = parseConfigString(std::string(kEverything) +
                                          "", "all.yaml",

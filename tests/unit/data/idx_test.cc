@@ -65,12 +65,14 @@ class IdxFiles : public ::testing::Test {
 
 void expectSmall(const Dataset& d) {
   ASSERT_EQ(d.size(), 3);
-  EXPECT_EQ(d.images.shape(), (Shape{3, 1, 2, 2}));
-  EXPECT_EQ(d.images.dtype(), DType::kU8);
-  EXPECT_EQ(d.images.data<uint8_t>()[2 * 4 + 3], 23);
-  EXPECT_EQ(d.labels.data<int64_t>()[0], 7);
-  EXPECT_EQ(d.labels.data<int64_t>()[2], 3);
-  EXPECT_EQ(d.numClasses(), 8);
+  EXPECT_EQ(d.sampleShape(), (Shape{1, 2, 2}));
+  EXPECT_EQ(d.source->pixelType(), DType::kU8);
+  uint8_t px[4];
+  d.source->read(2, kNoAugment, px);
+  EXPECT_EQ(px[3], 23);
+  EXPECT_EQ(d.source->label(0), 7);
+  EXPECT_EQ(d.source->label(2), 3);
+  EXPECT_EQ(d.source->maxLabel().value, 7);
 }
 
 TEST_F(IdxFiles, ReadsPlainAndGzipped) {
@@ -131,6 +133,26 @@ TEST_F(IdxFiles, CountMismatchAndMissingFileAndCorruptGzip) {
   EXPECT_THROW(loadIdx(path("im.gz"), path("lb")), DataError);
 }
 
+// The gzip trailer's CRC-32 and length are checked: a flipped CRC byte or a
+// missing trailer is an error, not data (zlib only checks them when the
+// stream is read to its end).
+TEST_F(IdxFiles, BadGzipTrailerIsAnError) {
+  writeFile(path("lb"), idxBytes(kIdxLabelsMagic, {3}, labels_), false);
+  writeFile(path("im.gz"), idxBytes(kIdxImagesMagic, {3, 2, 2}, pixels_), true);
+  const auto size = fs::file_size(path("im.gz"));
+  EXPECT_EQ(loadIdx(path("im.gz"), path("lb")).size(), 3);
+  {
+    std::fstream f(path("im.gz"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(size - 8));  // first CRC byte
+    const char c = static_cast<char>(f.get());
+    f.seekp(static_cast<std::streamoff>(size - 8));
+    f.put(static_cast<char>(c ^ 0x01));
+  }
+  expectDataError(path("im.gz"), path("lb"), {path("im.gz"), "CRC"});
+  fs::resize_file(path("im.gz"), size - 8);  // trailer cut off
+  expectDataError(path("im.gz"), path("lb"), {path("im.gz")});
+}
+
 TEST_F(IdxFiles, FillBatchNormalisesAndReusesStorage) {
   writeFile(path("im"), idxBytes(kIdxImagesMagic, {3, 2, 2}, pixels_), false);
   writeFile(path("lb"), idxBytes(kIdxLabelsMagic, {3}, labels_), false);
@@ -162,19 +184,20 @@ TEST(FashionMnist, RealFilesParseWithKnownStatistics) {
   EXPECT_EQ(train.size(), 60000);
   EXPECT_EQ(test.size(), 10000);
   EXPECT_EQ(train.sampleShape(), (Shape{1, 28, 28}));
-  EXPECT_EQ(train.numClasses(), 10);
-  EXPECT_EQ(test.numClasses(), 10);
+  EXPECT_EQ(train.source->maxLabel().value, 9);
+  EXPECT_EQ(test.source->maxLabel().value, 9);
   std::vector<int64_t> per_class(10, 0);
-  for (int64_t i = 0; i < train.size(); ++i) per_class[train.labels.data<int64_t>()[i]]++;
+  for (int64_t i = 0; i < train.size(); ++i) per_class[train.source->label(i)]++;
   for (int64_t c : per_class) EXPECT_EQ(c, 6000);  // Fashion-MNIST is balanced
   double sum = 0, sq = 0;
-  const uint8_t* p = train.images.data<uint8_t>();
-  for (int64_t i = 0; i < train.images.numel(); ++i) {
+  const Tensor& images = dynamic_cast<const TensorSource&>(*train.source).images();
+  const uint8_t* p = images.data<uint8_t>();
+  for (int64_t i = 0; i < images.numel(); ++i) {
     double v = p[i] / 255.0;
     sum += v;
     sq += v * v;
   }
-  const double n = static_cast<double>(train.images.numel());
+  const double n = static_cast<double>(images.numel());
   const double mean = sum / n, stdv = std::sqrt(sq / n - mean * mean);
   EXPECT_NEAR(mean, 0.2860, 5e-4);
   EXPECT_NEAR(stdv, 0.3530, 5e-4);
@@ -186,15 +209,14 @@ TEST(FashionMnist, RealFilesParseWithKnownStatistics) {
 // instruction sets and not others (AVX2 vs AVX-512 builds then trained on
 // different inputs). Fashion-MNIST's statistics, where the two differ.
 TEST(FillBatch, NormalisationRoundsAsWritten) {
-  Dataset d;
-  d.images = Tensor({256, 1, 1, 1}, DType::kU8);
-  d.labels = Tensor({256}, DType::kI64);
+  Tensor images({256, 1, 1, 1}, DType::kU8), labels({256}, DType::kI64);
   std::vector<int64_t> all(256);
   for (int v = 0; v < 256; ++v) {
-    d.images.data<uint8_t>()[v] = static_cast<uint8_t>(v);
-    d.labels.data<int64_t>()[v] = 0;
+    images.data<uint8_t>()[v] = static_cast<uint8_t>(v);
+    labels.data<int64_t>()[v] = 0;
     all[v] = v;
   }
+  Dataset d = tensorDataset(images, labels, "ramp");
   d.mean = {0.2860f};
   d.std = {0.3530f};
   Tensor x, y;

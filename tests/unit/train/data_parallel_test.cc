@@ -120,14 +120,15 @@ TEST(DataParallel, RandomBatch) {
 // partial sums allreduced as floats, one ReLU of pw_relu_4 flipped and
 // bn_0.bias's gradient moved by 4e-3 relative.
 TEST(DataParallel, FashionMnistFirstBatch) {
-  config::Data d;
+  config::Global g;
+  config::Data& d = g.data;
   d.train_images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
   d.train_labels = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz";
   if (!std::filesystem::exists(d.train_images))
     GTEST_SKIP() << d.train_images << " missing (Debian dataset-fashion-mnist)";
   d.mean = {0.2860};
   d.std_dev = {0.3530};
-  data::Dataset ds = loadData(d, false);
+  data::Dataset ds = loadData(g, false);
   data::ShardedSampler sampler(ds.size(), 2 * kBatch, 1, 0, /*seed=*/1, /*shuffle=*/true);
   Tensor images, labels;
   data::fillBatch(ds, sampler.next(), images, labels);

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// Runs an ONNX model in ONNX Runtime on batches slimtrain streams to it, so
+// the independent runtime sees exactly the tensors slimtrain evaluated,
+// whatever the data format (IDX, HDF5, decoded and transformed images).
+//
+// Usage: node scripts/ort_stream.js MODEL.onnx [--threads N]
+// Protocol (little-endian), repeated on stdin:
+//   int32 ndim, int32 dims[ndim], float32 data[prod(dims)]
+// a frame with ndim 0 ends the stream. For every frame one line goes to
+// stdout: the argmax of each row of the model's first output, comma
+// separated. The first line written, before any frame is read, is
+// "ready <input name> <output name>". Errors go to stderr, exit status 1.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+function loadOrt() {
+  const local = path.join(__dirname, '..', 'node_modules', 'onnxruntime-node');
+  try { return require(local); } catch (e) { return require('onnxruntime-node'); }
+}
+
+// Reads exactly n bytes from stdin (blocking); null at a clean end of input.
+function readExact(n) {
+  const buf = Buffer.alloc(n);
+  let got = 0;
+  while (got < n) {
+    let k;
+    try {
+      k = fs.readSync(0, buf, got, n - got, null);
+    } catch (e) {
+      if (e.code === 'EAGAIN') continue;
+      throw e;
+    }
+    if (k === 0) {
+      if (got === 0) return null;
+      throw new Error(`input ended inside a frame (${got} of ${n} bytes)`);
+    }
+    got += k;
+  }
+  return buf;
+}
+
+function writeLine(s) {
+  const b = Buffer.from(s + '\n');
+  let off = 0;
+  while (off < b.length) off += fs.writeSync(1, b, off, b.length - off);
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  const ti = args.indexOf('--threads');
+  const threads = ti >= 0 ? parseInt(args.splice(ti, 2)[1], 10) : 0;
+  if (args.length !== 1) {
+    console.error('usage: ort_stream.js MODEL.onnx [--threads N]');
+    process.exit(2);
+  }
+  const ort = loadOrt();
+  const so = threads > 0 ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {};
+  const session = await ort.InferenceSession.create(args[0], so);
+  const input = session.inputNames[0], output = session.outputNames[0];
+  writeLine(`ready ${input} ${output}`);
+  for (;;) {
+    const head = readExact(4);
+    if (head === null) break;
+    const ndim = head.readInt32LE(0);
+    if (ndim === 0) break;
+    if (ndim < 0 || ndim > 8) throw new Error(`bad frame: ${ndim} dimensions`);
+    const dimsBuf = readExact(4 * ndim);
+    const dims = [];
+    for (let i = 0; i < ndim; i++) dims.push(dimsBuf.readInt32LE(4 * i));
+    const count = dims.reduce((a, b) => a * b, 1);
+    const data = readExact(4 * count);
+    const x = new Float32Array(data.buffer, data.byteOffset, count);
+    const out = await session.run({ [input]: new ort.Tensor('float32', x, dims) });
+    const y = out[output];
+    const rows = y.dims[0], c = y.data.length / rows;
+    const pred = new Array(rows);
+    for (let i = 0; i < rows; i++) {
+      let best = 0;
+      for (let k = 1; k < c; k++) if (y.data[i * c + k] > y.data[i * c + best]) best = k;
+      pred[i] = best;
+    }
+    writeLine(pred.join(','));
+  }
+}
+
+main().catch((e) => { console.error('ort_stream: ' + (e && e.message ? e.message : e)); process.exit(1); });
