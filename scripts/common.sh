@@ -13,6 +13,7 @@ SLIM_PACKAGES=(
   libonnx-dev libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev zlib1g-dev
   dataset-fashion-mnist libonnx-testdata
   python3 python3-onnx python3-h5py python3-torch python3-torchvision
+  libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev python3-pil
 )
 
 slim_log() { printf '==> %s\n' "$*" >&2; }

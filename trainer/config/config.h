@@ -49,7 +49,10 @@ struct Data {
   bool random_flip = true;
   std::string channel_order = "rgb";  ///< "rgb" | "bgr"
   int64_t max_image_pixels = 89478485;  ///< decompression-bomb limit (PIL's)
-  bool jpeg_dct_scaling = true;
+  /// JPEG DCT-domain downscaling when the source region is >= 2x what the
+  /// transform needs: "train" (training transform only; evaluation stays
+  /// pixel-exact with PIL) | "all" | "off".
+  std::string jpeg_dct_scaling = "train";
   bool skip_bad_images = false;
   int64_t decode_workers = 0;   ///< 0 = the cores compute threads leave free (>= 1)
   int64_t prefetch_batches = 2; ///< batches prepared ahead, >= 1

@@ -112,7 +112,7 @@ void global(Writer& w, const Global& g) {
     w.b("random_flip", d.random_flip);
     w.s("channel_order", d.channel_order);
     w.i("max_image_pixels", d.max_image_pixels);
-    w.b("jpeg_dct_scaling", d.jpeg_dct_scaling);
+    w.s("jpeg_dct_scaling", d.jpeg_dct_scaling);
     w.b("skip_bad_images", d.skip_bad_images);
   }
   w.i("decode_workers", d.decode_workers);

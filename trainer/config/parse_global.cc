@@ -58,7 +58,8 @@ void parseImageKeys(const Node& n, Data& d) {
   if (n.has("channel_order")) d.channel_order = n["channel_order"].choice({"rgb", "bgr"});
   if (n.has("max_image_pixels"))
     d.max_image_pixels = boundedInt(n["max_image_pixels"], 1, int64_t{1} << 40);
-  if (n.has("jpeg_dct_scaling")) d.jpeg_dct_scaling = n["jpeg_dct_scaling"].boolean();
+  if (n.has("jpeg_dct_scaling"))
+    d.jpeg_dct_scaling = n["jpeg_dct_scaling"].choice({"train", "all", "off"});
   if (n.has("skip_bad_images")) d.skip_bad_images = n["skip_bad_images"].boolean();
 }
 

@@ -58,10 +58,15 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   EvalSpec spec{io.image, io.label, io.logits, cfg.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg.global.data.decode_workers)};
   EvalResult r = evaluate(ex, spec, eval, comm);
+  int64_t bad = eval.stats->bad_samples;
+  comm::CollectiveOptions o;
+  o.tag = "bad image count";
+  comm.allreduce(&bad, 1, DType::kI64, comm::ReduceOp::kSum, o);
   if (comm.rank() == 0) {
-    std::printf("{\"top1\": %.6f, \"correct\": %lld, \"total\": %lld, \"model\": \"%s\"}\n",
+    std::printf("{\"top1\": %.6f, \"correct\": %lld, \"total\": %lld, "
+                "\"bad_images_skipped\": %lld, \"model\": \"%s\"}\n",
                 r.top1, static_cast<long long>(r.correct), static_cast<long long>(r.total),
-                path.empty() ? "(configured)" : path.c_str());
+                static_cast<long long>(bad), path.empty() ? "(configured)" : path.c_str());
     std::fflush(stdout);
   }
   return kExitOk;

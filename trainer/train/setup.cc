@@ -12,7 +12,7 @@
 
 namespace slim::train {
 
-data::ImageTransform imageTransform(const config::Data& d) {
+data::ImageTransform imageTransform(const config::Data& d, bool eval) {
   data::ImageTransform t;
   t.kind = d.transform == "torchvision" ? data::TransformKind::kTorchvision
                                         : data::TransformKind::kAct;
@@ -26,7 +26,7 @@ data::ImageTransform imageTransform(const config::Data& d) {
   t.flip = d.random_flip;
   t.bgr = d.channel_order == "bgr";
   t.max_pixels = d.max_image_pixels;
-  t.dct_scaling = d.jpeg_dct_scaling;
+  t.dct_scaling = d.jpeg_dct_scaling == "all" || (d.jpeg_dct_scaling == "train" && !eval);
   return t;
 }
 
@@ -54,11 +54,11 @@ data::Dataset loadData(const config::Global& g, bool eval) {
   if (d.format == "hdf5") {
     ds.source = data::openHdf5(images);
   } else if (d.format == "list") {
-    ds.source = data::openImageList(images, d.root, imageTransform(d));
+    ds.source = data::openImageList(images, d.root, imageTransform(d, eval));
   } else if (d.format == "imagefolder") {
     std::vector<std::string> classes;
     if (eval) classes = classFolders(d.train_images);
-    ds.source = data::openImageFolder(images, imageTransform(d), &classes);
+    ds.source = data::openImageFolder(images, imageTransform(d, eval), &classes);
   } else {
     ds = data::loadIdx(images, labels);
   }

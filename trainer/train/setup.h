@@ -23,8 +23,9 @@ namespace slim::train {
 /// configured. Only indexes are read here; pixels are read per batch.
 data::Dataset loadData(const config::Global& g, bool eval);
 
-/// The image transform Global.Data describes (list, imagefolder).
-data::ImageTransform imageTransform(const config::Data& d);
+/// The image transform Global.Data describes (list, imagefolder) for the
+/// training (eval=false) or evaluation split.
+data::ImageTransform imageTransform(const config::Data& d, bool eval);
 
 /// Throws DataError naming where the largest label is written when it is
 /// not below `classes` (the model's output width; <= 0 skips the check).

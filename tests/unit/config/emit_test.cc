@@ -108,7 +108,7 @@ Global:
     random_flip: false
     channel_order: bgr
     max_image_pixels: 1000000
-    jpeg_dct_scaling: false
+    jpeg_dct_scaling: "off"
     skip_bad_images: true
     decode_workers: 3
     prefetch_batches: 4

@@ -189,8 +189,9 @@ def main():
         family = label.replace("-interlaced", "")  # rows of the table
         family = family.rstrip("0123456789") if family.startswith("png") else family
         s = stats.setdefault((check.rsplit("-", 1)[0] if check != "decode" else check, family),
-                             [0, 0, 0, 0, 0])
+                             [0, 0, 0, 0, 0, 0])
         s[4] += int((diff == 0).sum())
+        s[5] += int(diff.sum())
         s[0] += diff.size
         s[1] += int((diff <= 2).sum())
         s[2] = max(s[2], int(diff.max()))
@@ -235,9 +236,10 @@ def main():
 
     print("all interpolations, bit depths and interlacing of a format pooled per row;")
     print("'imgs' counts image x interpolation runs")
-    print(f"{'check':24s} {'format':18s} {'imgs':>4s} {'exact':>9s} {'within 2/255':>12s} {'max':>4s}")
-    for (check, label), (n, ok, mx, k, ex) in sorted(stats.items()):
-        print(f"{check:24s} {label:18s} {k:4d} {100.0 * ex / n:8.4f}% {100.0 * ok / n:11.4f}% {mx:4d}")
+    print(f"{'check':24s} {'format':18s} {'imgs':>4s} {'exact':>9s} {'within 2/255':>12s} {'max':>4s} {'mean':>6s}")
+    for (check, label), (n, ok, mx, k, ex, tot) in sorted(stats.items()):
+        print(f"{check:24s} {label:18s} {k:4d} {100.0 * ex / n:8.4f}% {100.0 * ok / n:11.4f}% "
+              f"{mx:4d} {tot / n:6.3f}")
     if T is None:
         print("note: torchvision not importable; torchvision references skipped")
     for f in failures:

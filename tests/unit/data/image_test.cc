@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "trainer/data/image_decode.h"
@@ -232,6 +233,26 @@ TEST(ImageTransform, DeterministicPerSeedAndFlip) {
     EXPECT_GT(flipped, 2);
     EXPECT_LT(flipped, 14);
   }
+}
+
+// Decode workers call the transform concurrently (thread_local scratch).
+TEST(ImageTransform, ConcurrentCallsMatchSerial) {
+  const Bytes jpg = encodeJpeg(pattern(160, 120), 160, 120, TJPF_RGB, TJSAMP_420);
+  const Bytes png = encodePng(pattern(90, 70), 90, 70, SPNG_COLOR_TYPE_TRUECOLOR, 8);
+  ImageTransform t;
+  t.img_size = 48;
+  std::vector<Bytes> serial;
+  for (uint64_t s = 0; s < 32; ++s) serial.push_back(run(s % 2 ? jpg : png, t, s));
+  std::vector<std::thread> pool;
+  std::vector<int> bad(4, 0);
+  for (int w = 0; w < 4; ++w)
+    pool.emplace_back([&, w] {
+      for (int rep = 0; rep < 5; ++rep)
+        for (uint64_t s = static_cast<uint64_t>(w); s < 32; s += 4)
+          bad[w] += run(s % 2 ? jpg : png, t, s) != serial[s];
+    });
+  for (auto& th : pool) th.join();
+  EXPECT_EQ(bad, std::vector<int>(4, 0));
 }
 
 TEST(ImageTransform, BgrSwapsPlanes) {
