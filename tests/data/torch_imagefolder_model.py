@@ -151,6 +151,8 @@ def main():
     correct = int((pred == labels).sum())
     n = len(labels)
     top1 = 100.0 * correct / n
+    top2 = logits.topk(2, dim=1).values
+    margin = (top2[:, 0] - top2[:, 1]).numpy()
 
     os.makedirs(os.path.dirname(os.path.abspath(a.out_prefix)), exist_ok=True)
     onnx_path = a.out_prefix + ".onnx"
@@ -174,6 +176,9 @@ def main():
         "classes": val_ds.classes,
         "val_dir": os.path.join(root, "val"),
         "input": "image", "output": "logits", "opset": 13,
+        "logit_margin": {"min": round(float(margin.min()), 5),
+                         "n_below_0.05": int((margin < 0.05).sum()),
+                         "n_below_0.1": int((margin < 0.1).sum())},
         "train_n": len(ytr), "epochs": a.epochs, "seed": a.seed, "threads": a.threads,
         "preds": a.out_prefix + ".preds.tsv", "logits": a.out_prefix + ".logits.f32",
         "seconds": round(time.time() - t0, 1), "load_seconds": round(t_load, 1),

@@ -29,9 +29,14 @@ void readExact(gzFile f, const std::string& path, void* dst, size_t n,
     int got = gzread(f, p + done, chunk);
     if (got < 0) {
       int errnum = 0;
-      const char* msg = gzerror(f, &errnum);
-      SLIM_THROW(DataError, path, ": corrupt data while reading ", what,
-                 " at byte offset ", *offset + done, ": ", msg);
+      const std::string msg = gzerror(f, &errnum);
+      const char* hint = msg.find("data check") != std::string::npos
+                             ? " (the gzip trailer's CRC-32 does not match the data)"
+                         : msg.find("length check") != std::string::npos
+                             ? " (the gzip trailer's length does not match the data)"
+                             : "";
+      SLIM_THROW(DataError, path, ": corrupt gzip data while reading ", what,
+                 " at byte offset ", *offset + done, ": ", msg, hint);
     }
     if (got == 0)
       SLIM_THROW(DataError, path, ": file truncated at byte offset ",

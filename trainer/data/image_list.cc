@@ -134,7 +134,7 @@ SourcePtr openImageList(const std::string& list_file, const std::string& root,
     if (err != std::errc() || end != tok[1].data() + tok[1].size() || label < 0 ||
         label > INT32_MAX)
       SLIM_THROW(DataError, list_file, ":", no, ": label must be an integer in [0, 2^31), found '",
-                 std::string(tok[1]), "'");
+                 std::string(tok[1]), "' (for ", std::string(tok[0]), ")");
     src->add(tok[0], label, no);
   }
   if (in.bad()) SLIM_THROW(DataError, list_file, ": read error");

@@ -158,8 +158,10 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   const config::TrainConfig& tc = cfg_.train;
   const int world = comm_.size();
   const int64_t global_batch = cfg_.global.batch_size * world;
-  SLIM_ENFORCE(train.size() >= global_batch, "training set has ", train.size(),
-               " samples, fewer than one global batch of ", global_batch);
+  if (train.size() < global_batch)
+    SLIM_THROW(DataError, train.describe(), ": ", train.size(), " training samples, fewer than one "
+               "global batch of ", global_batch, " (Global.batch_size ", cfg_.global.batch_size,
+               " x ", world, " rank(s))");
   data::ShardedSampler sampler(train.size(), global_batch, world, comm_.rank(),
                                static_cast<uint64_t>(cfg_.global.seed), cfg_.global.data.shuffle);
   const int64_t total = totalIterations(tc, sampler.batchesPerEpoch());
