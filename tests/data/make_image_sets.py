@@ -12,7 +12,8 @@ cleanly on broken input.  This script builds all of that from the 28x28 Fashion-
 digits in a few seconds.
 
 What it writes (N_train images from the Fashion-MNIST train set, N_eval from t10k,
-picked by a seeded permutation; same seed => byte-identical files):
+picked by a seeded permutation; same seed => byte-identical files; re-running
+replaces OUT_DIR/{imagefolder,act,broken}; ~3 s for the defaults, ~14 s for 10000/2000):
 
   OUT_DIR/imagefolder/{train,val}/<k>_<name>/<split>_<nnnnn>.<ext>
         torchvision ImageFolder layout.  Class folders are 0_tshirt 1_trouser
