@@ -34,7 +34,7 @@ int64_t readSample(const Dataset& d, int64_t i, uint64_t seed, void* dst) {
       if (!d.skip_bad) throw;
       const int64_t count = ++d.stats->bad_samples;
       if (count <= 10)
-        log::warn("skip_bad_images: skipping ", s.where(j), ": ", e.what(),
+        log::warn("skip_bad_images: skipping ", e.what(),
                   count == 10 ? " (further skips are only counted)" : "");
       if (k + 1 >= std::min(n, kMaxConsecutiveBad))
         SLIM_THROW(DataError, d.describe(), ": ", k + 1, " consecutive samples from ",

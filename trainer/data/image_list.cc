@@ -54,7 +54,11 @@ class ImageIndexSource : public Source {
     try {
       loadImageSample(path(i), t_, seed, static_cast<uint8_t*>(dst));
     } catch (const BadSampleError& e) {
-      throw BadSampleError(where(i) + ": " + e.what());
+      // The decoder's message starts with the path; where() names it too.
+      std::string msg = e.what();
+      const std::string p = path(i) + ": ";
+      if (msg.rfind(p, 0) == 0) msg.erase(0, p.size());
+      throw BadSampleError(where(i) + ": " + msg);
     }
   }
 

@@ -278,20 +278,16 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   log::info("report: ", writeReportHtml(page));
   std::printf("%s\n", rep.str().c_str());
   std::fflush(stdout);
-  // Parity gate (the outputs above are written first): ONNX Runtime must give
-  // the top-1 slimtrain's fake-quant evaluation reported, within 0.1 point.
-  // The export computes training's inference arithmetic (BN unfolded, Q/DQ
-  // where training quantizes, qdq_export.h); what remains are float-rounding
-  // flips at quantizer boundaries and, for convs that carry a bias, its int32
-  // rounding. A failure names which side moved: ORT against slimtrain running
-  // the same file (a runtime difference) or the file against training.
-  if (!std::isnan(ort) && (std::fabs(ort - student) > 0.001 + 1e-9 ||
-                           std::fabs(ort - exported) > 0.001 + 1e-9))
-    SLIM_THROW(Error, "parity gate: ONNX Runtime top-1 of ", out_path, " is ", ort,
-               ", slimtrain's fake-quant evaluation gave ", student, " (difference ",
-               100 * std::fabs(ort - student), " points) and slimtrain running the same file ",
-               exported, " (", 100 * std::fabs(ort - exported), " points); the limit is 0.1. ",
-               "The model and report.json are written; the deployed accuracy is ONNX Runtime's");
+  // The deployed accuracy is ONNX Runtime's. The export computes training's
+  // inference arithmetic (BN unfolded, Q/DQ where training quantizes,
+  // qdq_export.h); what can remain are float-rounding flips at quantizer
+  // boundaries and, for convs that carry a bias, its int32 rounding. A gap
+  // is reported, never turned into a failure of the finished job.
+  if (!std::isnan(ort) && std::fabs(ort - student) > 0.001 + 1e-9)
+    log::warn("ONNX Runtime top-1 of ", out_path, " is ", ort, ", slimtrain's fake-quant "
+              "evaluation gave ", student, " (", 100 * std::fabs(ort - student), " points; "
+              "slimtrain running the same file: ", exported, "); the deployed accuracy is "
+              "ONNX Runtime's");
   return kExitOk;
 }
 
