@@ -2,13 +2,33 @@
 // protocol, retention and validated loading with fallback.
 //
 // Commit protocol of save() (a crash at any point leaves a loadable state):
-//   1. remove stale ckpt-*.h5.tmp left by a killed writer
-//   2. write ckpt-<step>.h5.tmp (the whole file image), fsync it
+//   1. remove stale temporaries left by dead writers (rule below)
+//   2. write tempPathFor(step) (the whole file image), fsync it
 //   3. rename to ckpt-<step>.h5, fsync the directory
-//   4. write latest.tmp ("ckpt-<step>.h5\n"), fsync, rename to latest, fsync dir
+//   4. write latest.tmp.<writer> ("ckpt-<step>.h5\n"), fsync, rename to
+//      latest, fsync dir
 //   5. delete all but the newest keep_last ckpt-*.h5
-// `latest` is the commit marker; loadLatest() trusts it first and otherwise
-// falls back newest-first. Only rank 0 calls save(); state is replicated.
+// Only rank 0 calls save(); state is replicated. One job per directory is
+// enforced by SaveDirLock (save_dir_lock.h), not by this class.
+//
+// Temporary names are unique per writer: <final>.tmp.<pid>.<n>.<host>, with
+// <n> numbering the CheckpointManager objects of the process, so two writers
+// (processes, hosts or managers in one process) never share a temporary.
+// Stale-temporary rule (step 1): a ckpt-*.h5.tmp* or latest.tmp* is removed
+//   - when it is this manager's own (same pid and n), or
+//   - when its writer ran on this host and its pid is no longer alive, or
+//     the pid is ours but the file predates this process (pid reuse), or
+//   - when its writer cannot be checked (another host, or an old-style name
+//     without a writer suffix) and the file was last modified before this
+//     manager was constructed (the current run's start).
+// A temporary of a live writer is never removed.
+//
+// Which checkpoint loadLatest() resumes from: the NEWEST VALID one, i.e. the
+// highest step among ckpt-*.h5 that loads and validates; damaged files are
+// skipped newest-first with a warning. The `latest` pointer is written as a
+// commit marker for humans and tools, but never overrides that rule: when it
+// names an older file than the newest valid one, a warning says so and the
+// newest wins. (To resume from a specific file, set Checkpoint.resume to it.)
 #pragma once
 
 #include <cstdint>
@@ -42,8 +62,9 @@ class CheckpointManager {
   /// @throws CheckpointError naming the file and dataset, expected vs found
   static TrainingState load(const std::filesystem::path& file);
 
-  /// Loads the newest usable checkpoint: the one `latest` names, else the
-  /// others newest-first; each damaged file is skipped with a warning.
+  /// Loads the newest valid checkpoint (highest step that loads and
+  /// validates), trying ckpt-*.h5 newest-first; each damaged file is skipped
+  /// with a warning. `latest` is only cross-checked (see the rule above).
   /// @param loaded_from if not null, receives the path that was loaded
   /// @return nullopt when the directory holds no checkpoint at all
   /// @throws CheckpointError when checkpoints exist but none is usable
@@ -56,6 +77,11 @@ class CheckpointManager {
   /// dir/ckpt-<step zero-padded to 8 digits>.h5
   std::filesystem::path pathFor(int64_t step) const;
 
+  /// The temporary file save() writes before renaming it to pathFor(step):
+  /// pathFor(step) + ".tmp.<pid>.<n>.<host>", unique to this manager object
+  /// in this process. Stable across calls on the same object.
+  std::filesystem::path tempPathFor(int64_t step) const;
+
   const std::filesystem::path& dir() const { return dir_; }
   int keepLast() const { return keep_last_; }
 
@@ -63,8 +89,13 @@ class CheckpointManager {
   void removeStaleTemporaries() const;
   void applyRetention(const std::filesystem::path& just_written) const;
 
+  /// ".tmp.<pid>.<n>.<host>" for this manager in the calling process.
+  std::string tempSuffix() const;
+
   std::filesystem::path dir_;
   int keep_last_;
+  uint64_t instance_;                             // <n> of the temporary names
+  std::filesystem::file_time_type constructed_;  // the run's start (stale rule)
 };
 
 }  // namespace slim::checkpoint

@@ -149,7 +149,12 @@ Handle createMemoryFile(const std::string& name, size_t size_hint) {
   SLIM_H5_CHECK(H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_V18, H5F_LIBVER_V18), ctx);
   Handle fcpl(SLIM_H5_CHECK(H5Pcreate(H5P_FILE_CREATE), ctx), Handle::Kind::kPropList);
   SLIM_H5_CHECK(H5Pset_obj_track_times(fcpl.id(), 0), ctx);
-  return Handle(SLIM_H5_CHECK(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl.id(), fapl.id()), ctx),
+  // HDF5 refuses a second open file of the same name, even in memory: two
+  // writers encoding the same step at once (two managers, one process) need
+  // distinct names. The name is not stored in the image.
+  static std::atomic<uint64_t> serial{0};
+  const std::string unique = str(name, "#mem", serial.fetch_add(1));
+  return Handle(SLIM_H5_CHECK(H5Fcreate(unique.c_str(), H5F_ACC_TRUNC, fcpl.id(), fapl.id()), ctx),
                 Handle::Kind::kFile);
 }
 

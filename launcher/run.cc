@@ -79,7 +79,10 @@ int run(int argc, char** argv) {
   } catch (const std::exception& e) {
     int code = exitCodeFor(e);
     log::error(e.what());
-    if (comm && comm->size() > 1) comm->abort(e.what());  // peers must not hang
+    // Peers must not hang; a divergence is agreed on by every rank, which all
+    // leave with its exit code.
+    if (comm && comm->size() > 1 && dynamic_cast<const DivergenceError*>(&e) == nullptr)
+      comm->abort(e.what());
     return code;
   }
 }

@@ -19,6 +19,25 @@
 
 namespace slim::config {
 
+/// Bounds of the integer keys, checked at parse time; a value outside fails
+/// with the file, line, column, key as written, the range and the value.
+/// Iteration counts (TrainConfig.train_iter, eval_iter, logging_iter,
+/// Checkpoint.every_iters, UnstructurePrune.gmp_config.*, learning-rate
+/// T_max, warmup_steps, boundaries) are at most kMaxIterations.
+inline constexpr int64_t kMaxIterations = 1'000'000'000;
+inline constexpr int64_t kMaxEpochs = 1'000'000;        ///< TrainConfig.epochs
+inline constexpr int64_t kMaxBatchSize = 1'000'000;     ///< Global.batch_size, eval_batch_size
+inline constexpr int64_t kMaxKeepLast = 1'000;          ///< Checkpoint.keep_last
+/// Global.num_threads in a config parsed without this machine's core count
+/// (parseConfigString); loadConfig bounds it by 4 x the online cores.
+inline constexpr int64_t kMaxThreadsAnyMachine = 65'536;
+/// QuantAware.window_size: range_abs_max keeps its window position in a
+/// float32 counter below 2 x window_size, exact only up to 2^24.
+inline constexpr int64_t kMaxWindowSize = (int64_t{1} << 23) - 1;
+/// weight_bits, activation_bits, signed_input_weight_bits: 1 bit leaves no
+/// positive level in the symmetric quantizer (fake_quant_ops).
+inline constexpr int64_t kMinQuantBits = 2, kMaxQuantBits = 16;
+
 /// Global.Data: the data set (slimtrain's own section), or what ACT's
 /// `Global.data_dir` form resolves to (format list, ACT's transform).
 struct Data {
@@ -65,11 +84,15 @@ struct Global {
   std::string model_dir;        ///< folder of the model to compress, or ""
   std::string model_filename;   ///< "" lets the loader pick
   std::string params_filename;  ///< Paddle combined params; "" otherwise
-  int64_t batch_size = 0;       ///< per rank; required, > 0
-  int64_t eval_batch_size = 0;  ///< per rank; resolved to batch_size if absent
+  int64_t batch_size = 0;       ///< per rank; required, 1..kMaxBatchSize
+  int64_t eval_batch_size = 0;  ///< per rank, 1..kMaxBatchSize; batch_size if absent
   int64_t seed = 1;             ///< >= 0
   std::string save_dir = "./output";
-  int64_t num_threads = 0;      ///< compute threads per rank; 0 = automatic
+  /// Compute threads per rank, 0..4 x the online cores; 0 = automatic (the
+  /// node's cores divided among its ranks). The core-count bound is checked
+  /// by loadConfig only: a config stored in a checkpoint (parseConfigString)
+  /// may come from a bigger machine (kMaxThreadsAnyMachine there).
+  int64_t num_threads = 0;
   /// Model input fed with images (ACT's input_name); "" = the only input.
   std::string input_name;
   Data data;
@@ -79,8 +102,9 @@ struct Global {
 /// Checkpoint: periodic training-state snapshots.
 struct Checkpoint {
   std::string dir;             ///< resolved to "<save_dir>/checkpoints" if absent
-  int64_t every_iters = 500;   ///< 0: only at the end and on a stop signal
-  int64_t keep_last = 3;       ///< >= 1
+  /// 0..kMaxIterations; 0: only at the end and on a stop signal.
+  int64_t every_iters = 500;
+  int64_t keep_last = 3;       ///< 1..kMaxKeepLast (the newest are kept)
   std::string resume = "auto"; ///< "auto" | "never" | a checkpoint file path
   bool operator==(const Checkpoint&) const = default;
 };
@@ -99,16 +123,18 @@ struct Distributed {
 struct QuantAware {
   std::vector<std::string> quantize_op_types = {
       "conv2d", "depthwise_conv2d", "conv2d_transpose", "mul", "matmul", "matmul_v2"};
-  int64_t weight_bits = 8;      ///< 1..16
-  int64_t activation_bits = 8;  ///< 1..16
+  int64_t weight_bits = 8;      ///< kMinQuantBits..kMaxQuantBits (2..16)
+  int64_t activation_bits = 8;  ///< kMinQuantBits..kMaxQuantBits (2..16)
   std::vector<std::string> not_quant_pattern = {"skip_quant"};  ///< name-scope substrings
   bool use_pact = false;
   /// abs_max | range_abs_max | moving_average_abs_max
   std::string activation_quantize_type = "moving_average_abs_max";
-  /// abs_max | channel_wise_abs_max | range_abs_max | moving_average_abs_max
+  /// abs_max | channel_wise_abs_max (ACT also takes range_abs_max and
+  /// moving_average_abs_max for weights: rejected, scales are recomputed
+  /// from the weights every step)
   std::string weight_quantize_type = "channel_wise_abs_max";
   std::string dtype = "int8";   ///< only int8
-  int64_t window_size = 10000;  ///< range_abs_max window, > 0
+  int64_t window_size = 10000;  ///< range_abs_max window, 1..kMaxWindowSize
   double moving_rate = 0.9;     ///< EMA decay, in (0, 1)
   bool for_tensorrt = false;
   bool onnx_format = true;      ///< accepted; export is always ONNX QDQ
@@ -118,6 +144,7 @@ struct QuantAware {
   /// the image); 0 = weight_bits. 7 keeps their integer weights within
   /// +-63, which ONNX Runtime's U8S8 kernels multiply exactly on x86 without
   /// VNNI, so the export needs no slower U8U8 ops (export_detail.h).
+  /// 2..16 when given.
   int64_t signed_input_weight_bits = 0;
   bool operator==(const QuantAware&) const = default;
 };
@@ -179,7 +206,9 @@ struct Distillation {
 };
 
 /// UnstructurePrune.gmp_config as written; a missing key is nullopt and gets
-/// ACT's automatic value (act-reference §3.5) from resolveGmp().
+/// ACT's automatic value (act-reference §3.5) from resolveGmp(). Given
+/// values are at most kMaxIterations (stable, tunning >= 0; pruning,
+/// pruning_steps >= 1; resume >= -1).
 struct GmpConfig {
   std::optional<int64_t> stable_iterations, pruning_iterations, tunning_iterations;
   std::optional<int64_t> resume_iteration, pruning_steps;
@@ -224,11 +253,11 @@ struct LrSchedule {
   /// "LinearWarmup" | "ExponentialDecay"
   std::string type = "Constant";
   double learning_rate = 0.02;        ///< Constant/Cosine/Exponential base LR; LinearWarmup float form
-  std::vector<int64_t> boundaries;    ///< PiecewiseDecay, increasing
+  std::vector<int64_t> boundaries;    ///< PiecewiseDecay, increasing, 0..kMaxIterations
   std::vector<double> values;         ///< PiecewiseDecay, boundaries.size() + 1
-  int64_t T_max = 0;                  ///< CosineAnnealingDecay, > 0
+  int64_t T_max = 0;                  ///< CosineAnnealingDecay, 1..kMaxIterations
   double eta_min = 0.0;               ///< CosineAnnealingDecay
-  int64_t warmup_steps = 0;           ///< LinearWarmup, > 0
+  int64_t warmup_steps = 0;           ///< LinearWarmup, 1..kMaxIterations
   double start_lr = 0.0, end_lr = 0.0;  ///< LinearWarmup
   double gamma = 0.0;                 ///< ExponentialDecay, in (0, 1]
   /// LinearWarmup whose learning_rate is itself a schedule: that schedule (one
@@ -252,11 +281,18 @@ struct Optimizer {
 };
 
 /// TrainConfig (act-reference §2.4).
+///
+/// Run length: at least one of epochs / train_iter is required. Given both,
+/// training stops at whichever comes first, i.e. after
+/// min(epochs x iterations per epoch, train_iter) iterations: ACT loops over
+/// `epochs` epochs and breaks out once `train_iter` total iterations are
+/// done (act-reference §6.1 step 3), so this is ACT's behaviour. loadConfig
+/// logs this rule when both are given.
 struct TrainConfig {
-  std::optional<int64_t> epochs;      ///< at least one of epochs/train_iter is set
-  std::optional<int64_t> train_iter;  ///< total iterations across epochs
-  int64_t eval_iter = 1000;           ///< evaluate every N total iterations
-  int64_t logging_iter = 10;
+  std::optional<int64_t> epochs;      ///< 1..kMaxEpochs
+  std::optional<int64_t> train_iter;  ///< total iterations across epochs, 1..kMaxIterations
+  int64_t eval_iter = 1000;           ///< evaluate every N total iterations, 1..kMaxIterations
+  int64_t logging_iter = 10;          ///< 1..kMaxIterations
   LrSchedule learning_rate;
   Optimizer optimizer;
   std::optional<double> origin_metric, target_metric;
@@ -277,7 +313,9 @@ struct Config {
 };
 
 /// Reads, parses and validates a YAML config file, after applying `--set`
-/// overrides. Throws slim::ConfigError (exit code 2) on any problem.
+/// overrides. Throws slim::ConfigError (exit code 2) on any problem: among
+/// others a directory ("is a directory"), a second YAML document (`---`,
+/// named by its line), an empty --set value (named by the --set option).
 /// @param path the YAML file
 /// @param overrides "Section.key.sub=value" strings; the value is parsed as a
 ///        YAML scalar or flow collection ("TrainConfig.epochs=2",

@@ -1,6 +1,8 @@
 // Entry points: read the YAML (with line/column syntax errors), apply --set
 // overrides, dispatch the top-level sections to their parsers.
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -34,6 +36,12 @@ void applyOverride(YAML::Node& root, const std::string& text, Source& src) {
   auto bad = [&](const std::string& msg) { SLIM_THROW(ConfigError, src.file, ": --set '", text, "': ", msg); };
   const size_t eq = text.find('=');
   if (eq == std::string::npos || eq == 0) bad("expected KEY.PATH=VALUE (e.g. TrainConfig.epochs=2)");
+  {
+    const std::string v = text.substr(eq + 1);
+    if (v.find_first_not_of(" \t") == std::string::npos)
+      bad("empty value; give one (e.g. TrainConfig.epochs=2), or 'null' to unset an optional "
+          "key, or drop the option");
+  }
   std::vector<std::string> comps = splitPath(text.substr(0, eq));
   // Write into the spelling the file already uses.
   const YAML::Node& croot = root;  // const access: no entries created
@@ -119,18 +127,41 @@ Config parseDocument(const YAML::Node& root, const Source& src) {
   return c;
 }
 
-}  // namespace
+// 0-based line of the marker ("---" at column 0) that starts the second
+// document; `first` is the first document's root (its mark, if any, is where
+// its content starts) and `second` the second's.
+int secondDocumentLine(const std::string& text, const YAML::Node& first,
+                       const YAML::Node& second) {
+  std::vector<int> markers;
+  std::istringstream in(text);
+  std::string line;
+  for (int i = 0; std::getline(in, line); ++i)
+    if (line.rfind("---", 0) == 0 &&
+        (line.size() == 3 || std::isspace(static_cast<unsigned char>(line[3]))))
+      markers.push_back(i);
+  const bool has_content = first.IsDefined() && !first.Mark().is_null();
+  for (int m : markers)
+    if (has_content && m > first.Mark().line) return m;
+  if (!has_content && markers.size() >= 2) return markers[1];
+  if (!second.Mark().is_null()) return second.Mark().line;
+  return markers.empty() ? 0 : markers.back();
+}
 
-Config parseConfigString(const std::string& yaml_text, const std::string& pretend_filename,
-                         const std::vector<std::string>& overrides) {
-  Source src;
-  src.file = pretend_filename;
+Config parseText(const std::string& yaml_text, Source& src,
+                 const std::vector<std::string>& overrides) {
+  const std::string& file = src.file;
   YAML::Node root;
   try {
-    root = YAML::Load(yaml_text);
+    std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
+    if (docs.size() > 1)
+      SLIM_THROW(ConfigError, file, ": line ", secondDocumentLine(yaml_text, docs[0], docs[1]) + 1,
+                 ", column 1: a second YAML document starts here (", docs.size(),
+                 " documents in the file); a config is one document: remove this '---' line "
+                 "and what follows, or merge it into the first");
+    if (!docs.empty()) root = docs[0];
   } catch (const YAML::Exception& e) {
     std::ostringstream os;
-    os << pretend_filename;
+    os << file;
     if (!e.mark.is_null()) os << ": line " << e.mark.line + 1 << ", column " << e.mark.column + 1;
     os << ": YAML syntax error: " << e.msg;
     throw ConfigError(os.str());
@@ -143,12 +174,28 @@ Config parseConfigString(const std::string& yaml_text, const std::string& preten
   return parseDocument(root, src);
 }
 
+}  // namespace
+
+Config parseConfigString(const std::string& yaml_text, const std::string& pretend_filename,
+                         const std::vector<std::string>& overrides) {
+  Source src;
+  src.file = pretend_filename;
+  return parseText(yaml_text, src, overrides);
+}
+
 Config loadConfig(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    SLIM_THROW(ConfigError, path, ": is a directory, expected a YAML config file");
   std::ifstream in(path, std::ios::binary);
   if (!in) SLIM_THROW(ConfigError, path, ": cannot open the config file");
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parseConfigString(ss.str(), path, overrides);
+  if (in.bad()) SLIM_THROW(ConfigError, path, ": cannot read the config file");
+  Source src;
+  src.file = path;
+  src.user_file = true;
+  return parseText(ss.str(), src, overrides);
 }
 
 }  // namespace slim::config

@@ -19,9 +19,7 @@ const std::vector<std::string> kOnnxOps = {"Conv", "ConvTranspose", "Gemm", "Mat
                                            "GlobalMaxPool"};
 
 int64_t bits(const Node& n) {
-  const int64_t b = n.i64();
-  if (b < 1 || b > 16) n.fail("expected an integer in 1..16, found " + std::to_string(b));
-  return b;
+  return n.i64In(kMinQuantBits, kMaxQuantBits, " (1 bit leaves no positive level)");
 }
 
 double unitRatio(const Node& n) {
@@ -108,14 +106,15 @@ QuantAware parseQuant(const Node& n) {
              "moving_average_abs_max)");
     q.activation_quantize_type = a.choice({"abs_max", "range_abs_max", "moving_average_abs_max"});
   }
-  if (n.has("weight_quantize_type"))
-    q.weight_quantize_type = n["weight_quantize_type"].choice(
-        {"abs_max", "channel_wise_abs_max", "range_abs_max", "moving_average_abs_max"});
-  if (n.has("dtype")) q.dtype = n["dtype"].choice({"int8"});
-  if (n.has("window_size")) {
-    q.window_size = n["window_size"].i64();
-    if (q.window_size <= 0) n["window_size"].fail("expected a positive integer, found " + std::to_string(q.window_size));
+  if (n.has("weight_quantize_type")) {
+    Node w = n["weight_quantize_type"];
+    if (w.isScalar() && (w.str() == "range_abs_max" || w.str() == "moving_average_abs_max"))
+      w.fail("'" + w.str() + "' is not supported for weights (slimtrain recomputes weight scales "
+             "from the current weights every step); use abs_max or channel_wise_abs_max");
+    q.weight_quantize_type = w.choice({"abs_max", "channel_wise_abs_max"});
   }
+  if (n.has("dtype")) q.dtype = n["dtype"].choice({"int8"});
+  if (n.has("window_size")) q.window_size = n["window_size"].i64In(1, kMaxWindowSize);
   if (n.has("moving_rate")) {
     q.moving_rate = n["moving_rate"].f64();
     if (!(q.moving_rate > 0 && q.moving_rate < 1))
@@ -240,10 +239,7 @@ UnstructurePrune parsePrune(const Node& n) {
       log::warn(gc.where(), ": UnstructurePrune.gmp_config is ignored without prune_strategy: gmp");
     GmpConfig g;
     auto intAtLeast = [&](const char* key, int64_t lo, std::optional<int64_t>& out) {
-      if (!gc.has(key)) return;
-      out = gc[key].i64();
-      if (*out < lo)
-        gc[key].fail("expected an integer >= " + std::to_string(lo) + ", found " + std::to_string(*out));
+      if (gc.has(key)) out = gc[key].i64In(lo, kMaxIterations);
     };
     intAtLeast("stable_iterations", 0, g.stable_iterations);
     intAtLeast("pruning_iterations", 1, g.pruning_iterations);

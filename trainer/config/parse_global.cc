@@ -1,22 +1,18 @@
 // Parsers for slimtrain's own sections: Global (+ Data), Checkpoint,
 // Distributed (SEMANTICS.md §1).
+#include <algorithm>
+#include <limits>
+#include <thread>
+
 #include "trainer/config/schema.h"
 
 namespace slim::config::detail {
 namespace {
 
-int64_t positive(const Node& n) {
-  const int64_t v = n.i64();
-  if (v <= 0) n.fail("expected a positive integer, found " + std::to_string(v));
-  return v;
-}
-
-int64_t boundedInt(const Node& n, int64_t lo, int64_t hi) {
-  const int64_t v = n.i64();
-  if (v < lo || v > hi)
-    n.fail("expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-           "], found " + std::to_string(v));
-  return v;
+// Upper bound of Global.num_threads: 4 x the online cores (at least 4);
+// without the machine check (a checkpoint's config) kMaxThreadsAnyMachine.
+int64_t maxThreads() {
+  return 4 * std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
 }
 
 bool isImageFormat(const std::string& f) { return f == "list" || f == "imagefolder"; }
@@ -36,8 +32,8 @@ void parseImageKeys(const Node& n, Data& d) {
     n["root"].fail("applies to format list only (ImageFolder paths are the folders)");
   d.transform = n.has("transform") ? n["transform"].choice({"act", "torchvision"})
                                    : (d.format == "list" ? "act" : "torchvision");
-  if (n.has("img_size")) d.img_size = boundedInt(n["img_size"], 1, 8192);
-  if (n.has("resize_size")) d.resize_size = boundedInt(n["resize_size"], 1, 16384);
+  if (n.has("img_size")) d.img_size = n["img_size"].i64In(1, 8192);
+  if (n.has("resize_size")) d.resize_size = n["resize_size"].i64In(1, 16384);
   if (d.resize_size < d.img_size)
     n[n.has("resize_size") ? "resize_size" : "img_size"].fail(
         "resize_size (" + std::to_string(d.resize_size) + ") must be >= img_size (" +
@@ -57,7 +53,7 @@ void parseImageKeys(const Node& n, Data& d) {
   if (n.has("random_flip")) d.random_flip = n["random_flip"].boolean();
   if (n.has("channel_order")) d.channel_order = n["channel_order"].choice({"rgb", "bgr"});
   if (n.has("max_image_pixels"))
-    d.max_image_pixels = boundedInt(n["max_image_pixels"], 1, int64_t{1} << 40);
+    d.max_image_pixels = n["max_image_pixels"].i64In(1, int64_t{1} << 40);
   if (n.has("jpeg_dct_scaling"))
     d.jpeg_dct_scaling = n["jpeg_dct_scaling"].choice({"train", "all", "off"});
   if (n.has("skip_bad_images")) d.skip_bad_images = n["skip_bad_images"].boolean();
@@ -106,8 +102,8 @@ Data parseData(const Node& n) {
     if (!(s > 0)) n["std"].fail("expected positive values, found " + std::to_string(s));
   if (n.has("shuffle")) d.shuffle = n["shuffle"].boolean();
   parseImageKeys(n, d);
-  if (n.has("decode_workers")) d.decode_workers = boundedInt(n["decode_workers"], 0, 256);
-  if (n.has("prefetch_batches")) d.prefetch_batches = boundedInt(n["prefetch_batches"], 1, 64);
+  if (n.has("decode_workers")) d.decode_workers = n["decode_workers"].i64In(0, 256);
+  if (n.has("prefetch_batches")) d.prefetch_batches = n["prefetch_batches"].i64In(1, 64);
   return d;
 }
 
@@ -124,8 +120,8 @@ Data actDataDir(const Node& g) {
   d.interpolation = "lanczos";
   d.mean = {0.485, 0.456, 0.406};
   d.std_dev = {0.229, 0.224, 0.225};
-  if (g.has("img_size")) d.img_size = boundedInt(g["img_size"], 1, 8192);
-  if (g.has("resize_size")) d.resize_size = boundedInt(g["resize_size"], 1, 16384);
+  if (g.has("img_size")) d.img_size = g["img_size"].i64In(1, 8192);
+  if (g.has("resize_size")) d.resize_size = g["resize_size"].i64In(1, 16384);
   if (d.resize_size < d.img_size)
     g["resize_size"].fail("resize_size (" + std::to_string(d.resize_size) +
                           ") must be >= img_size (" + std::to_string(d.img_size) + ")");
@@ -156,16 +152,19 @@ Global parseGlobal(const Node& n) {
   if (!g.model.empty() && (!g.model_filename.empty() || !g.params_filename.empty()))
     n["model"].fail("model_filename/params_filename only apply with model_dir");
   if (!n.has("batch_size")) n["batch_size"].fail("required key is missing");
-  g.batch_size = positive(n["batch_size"]);
-  g.eval_batch_size = n.has("eval_batch_size") ? positive(n["eval_batch_size"]) : g.batch_size;
-  if (n.has("seed")) {
-    g.seed = n["seed"].i64();
-    if (g.seed < 0) n["seed"].fail("expected a non-negative integer, found " + std::to_string(g.seed));
-  }
+  g.batch_size = n["batch_size"].i64In(1, kMaxBatchSize);
+  g.eval_batch_size =
+      n.has("eval_batch_size") ? n["eval_batch_size"].i64In(1, kMaxBatchSize) : g.batch_size;
+  if (n.has("seed")) g.seed = n["seed"].i64In(0, std::numeric_limits<int64_t>::max());
   if (n.has("save_dir")) g.save_dir = n["save_dir"].str();
   if (n.has("num_threads")) {
-    g.num_threads = n["num_threads"].i64();
-    if (g.num_threads < 0) n["num_threads"].fail("expected >= 0 (0 = automatic)");
+    if (n.source() && n.source()->user_file) {
+      const int64_t hi = maxThreads();
+      g.num_threads = n["num_threads"].i64In(
+          0, hi, " (0 = automatic; at most 4 x the " + std::to_string(hi / 4) + " online cores)");
+    } else {
+      g.num_threads = n["num_threads"].i64In(0, kMaxThreadsAnyMachine, " (0 = automatic)");
+    }
   }
   if (n.has("input_name")) g.input_name = n["input_name"].str();
   if (n.has("data_dir")) {
@@ -186,12 +185,10 @@ Checkpoint parseCheckpoint(const Node& n, const Global& g) {
   Checkpoint c;
   n.checkKeys(*knownKeysAt("Checkpoint"));
   c.dir = n.has("dir") ? n["dir"].str() : g.save_dir + "/checkpoints";
-  if (n.has("every_iters")) {
-    c.every_iters = n["every_iters"].i64();
-    if (c.every_iters < 0) n["every_iters"].fail("expected >= 0 (0 = only at the end), found " +
-                                                 std::to_string(c.every_iters));
-  }
-  if (n.has("keep_last")) c.keep_last = positive(n["keep_last"]);
+  if (n.has("every_iters"))
+    c.every_iters = n["every_iters"].i64In(0, kMaxIterations,
+                                           " (0 = only at the end and on a stop signal)");
+  if (n.has("keep_last")) c.keep_last = n["keep_last"].i64In(1, kMaxKeepLast);
   if (n.has("resume")) {
     c.resume = n["resume"].str();
     if (c.resume.empty()) n["resume"].fail("expected auto, never or a checkpoint path");

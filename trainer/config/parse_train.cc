@@ -20,12 +20,6 @@ const std::vector<std::string> kOptimizers = {"SGD", "Momentum", "Adam", "AdamW"
 const std::vector<std::string> kOtherPaddleOpt = {"Lamb", "RMSProp", "Adagrad", "Adadelta",
                                                   "Adamax", "LBFGS", "NAdam", "RAdam", "ASGD", "Rprop"};
 
-int64_t positive(const Node& n) {
-  const int64_t v = n.i64();
-  if (v <= 0) n.fail("expected a positive integer, found " + std::to_string(v));
-  return v;
-}
-
 double positiveF(const Node& n) {
   const double v = n.f64();
   if (!(v > 0)) n.fail("expected a positive number, found " + n.str());
@@ -73,7 +67,7 @@ LrSchedule parseLr(const Node& n, bool nested) {
   };
   if (lr.type == "PiecewiseDecay") {
     onlyKeys(n, lr.type, {"boundaries", "values"}, {"type"});
-    lr.boundaries = need("boundaries").i64List();
+    lr.boundaries = need("boundaries").i64ListIn(0, kMaxIterations);
     lr.values = need("values").f64List(false);
     for (size_t i = 1; i < lr.boundaries.size(); ++i)
       if (lr.boundaries[i] <= lr.boundaries[i - 1]) n["boundaries"].fail("expected increasing boundaries");
@@ -85,7 +79,7 @@ LrSchedule parseLr(const Node& n, bool nested) {
   } else if (lr.type == "CosineAnnealingDecay") {
     onlyKeys(n, lr.type, {"learning_rate", "T_max", "eta_min"}, {"type"});
     lr.learning_rate = positiveF(need("learning_rate"));
-    lr.T_max = positive(need("T_max"));
+    lr.T_max = need("T_max").i64In(1, kMaxIterations);
     if (n.has("eta_min")) lr.eta_min = n["eta_min"].f64();
   } else if (lr.type == "ExponentialDecay") {
     onlyKeys(n, lr.type, {"learning_rate", "gamma"}, {"type"});
@@ -102,7 +96,7 @@ LrSchedule parseLr(const Node& n, bool nested) {
     } else {
       lr.learning_rate = positiveF(inner);
     }
-    lr.warmup_steps = positive(need("warmup_steps"));
+    lr.warmup_steps = need("warmup_steps").i64In(1, kMaxIterations);
     lr.start_lr = need("start_lr").f64();
     lr.end_lr = need("end_lr").f64();
   }
@@ -206,11 +200,15 @@ TrainConfig parseTrain(const Node& n) {
     if (n[k].raw().IsDefined())
       n[k].fail(std::string(k) + " is not supported (slimtrain trains in float32 without "
                 "recompute or sharding); remove the key");
-  if (n.has("epochs")) t.epochs = positive(n["epochs"]);
-  if (n.has("train_iter")) t.train_iter = positive(n["train_iter"]);
+  if (n.has("epochs")) t.epochs = n["epochs"].i64In(1, kMaxEpochs);
+  if (n.has("train_iter")) t.train_iter = n["train_iter"].i64In(1, kMaxIterations);
   if (!t.epochs && !t.train_iter) n.fail("one of 'epochs' or 'train_iter' is required");
-  if (n.has("eval_iter")) t.eval_iter = positive(n["eval_iter"]);
-  if (n.has("logging_iter")) t.logging_iter = positive(n["logging_iter"]);
+  if (t.epochs && t.train_iter && n.source() && n.source()->user_file)  // config.h TrainConfig
+    log::info0(n["train_iter"].where(), ": TrainConfig has both epochs (", *t.epochs,
+               ") and train_iter (", *t.train_iter,
+               "): training stops at whichever comes first, as in ACT");
+  if (n.has("eval_iter")) t.eval_iter = n["eval_iter"].i64In(1, kMaxIterations);
+  if (n.has("logging_iter")) t.logging_iter = n["logging_iter"].i64In(1, kMaxIterations);
   if (n.has("learning_rate")) t.learning_rate = parseLr(n["learning_rate"], false);
   if (n.has("optimizer_builder") && (n.has("optimizer") || n.has("optim_args")))
     n[n.has("optimizer") ? "optimizer" : "optim_args"].fail(

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <set>
 
 #include "trainer/config/suggest.h"
@@ -111,6 +112,17 @@ int64_t Node::i64() const {
   return v;
 }
 
+int64_t Node::i64In(int64_t lo, int64_t hi, const std::string& note) const {
+  const int64_t v = i64();
+  if (v < lo || v > hi) {
+    const std::string range = hi == std::numeric_limits<int64_t>::max()
+                                  ? ">= " + std::to_string(lo)
+                                  : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    fail("expected an integer " + range + note + ", found " + std::to_string(v));
+  }
+  return v;
+}
+
 double Node::f64() const {
   if (!isScalar()) expected("a float");
   const std::string& s = node_.Scalar();
@@ -150,6 +162,13 @@ std::vector<int64_t> Node::i64List() const {
   if (!isSeq()) expected("a list of integers");
   std::vector<int64_t> out;
   for (const Node& n : items()) out.push_back(n.i64());
+  return out;
+}
+
+std::vector<int64_t> Node::i64ListIn(int64_t lo, int64_t hi) const {
+  if (!isSeq()) expected("a list of integers");
+  std::vector<int64_t> out;
+  for (const Node& n : items()) out.push_back(n.i64In(lo, hi));
   return out;
 }
 

@@ -18,6 +18,11 @@ namespace slim::config::detail {
 struct Source {
   std::string file;
   std::map<std::string, std::string> overrides;
+  /// The user's config file (loadConfig): checks that depend on this machine
+  /// (Global.num_threads vs. its cores) and notes are on. Off for
+  /// parseConfigString (a checkpoint's config may come from another machine
+  /// and is parsed again on resume / export).
+  bool user_file = false;
 };
 
 /// A possibly absent YAML node with its dotted key path ("Global.Data.mean",
@@ -27,6 +32,7 @@ class Node {
   Node(YAML::Node node, std::string path, const Source* src, YAML::Mark mark);
 
   const std::string& path() const { return path_; }
+  const Source* source() const { return src_; }
   /// Present and not null (`key:` with no value counts as absent).
   bool present() const { return node_.IsDefined() && !node_.IsNull(); }
   bool isMap() const { return node_.IsMap(); }
@@ -55,12 +61,19 @@ class Node {
 
   std::string str() const;      ///< any scalar, as text
   int64_t i64() const;          ///< integer scalar
+  /// An integer scalar in [lo, hi]; otherwise fails with "expected an integer
+  /// in [lo, hi]<note>, found V" (">= lo" when hi is INT64_MAX). The one
+  /// helper for every bounded integer key. `note` (e.g. " (0 = automatic)")
+  /// follows the range.
+  int64_t i64In(int64_t lo, int64_t hi, const std::string& note = "") const;
   double f64() const;           ///< int or float scalar, finite
   bool boolean() const;         ///< true/false (+ PyYAML's yes/no/on/off)
   /// A sequence of scalars, or (if allow_scalar) one scalar as a 1-list.
   std::vector<std::string> strList(bool allow_scalar) const;
   std::vector<double> f64List(bool allow_scalar) const;
   std::vector<int64_t> i64List() const;
+  /// A list of integers, each in [lo, hi] (the element is named on failure).
+  std::vector<int64_t> i64ListIn(int64_t lo, int64_t hi) const;
   /// A string that must be one of `allowed` (did-you-mean otherwise).
   std::string choice(const std::vector<std::string>& allowed) const;
 

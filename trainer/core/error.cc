@@ -7,6 +7,7 @@ int exitCodeFor(const std::exception& e) {
   if (dynamic_cast<const ConfigError*>(&e) != nullptr) return kExitUsage;
   if (dynamic_cast<const ModelError*>(&e) != nullptr) return kExitUsage;
   if (dynamic_cast<const DataError*>(&e) != nullptr) return kExitUsage;
+  if (dynamic_cast<const DivergenceError*>(&e) != nullptr) return kExitDiverged;
   return kExitRuntime;
 }
 

@@ -59,10 +59,20 @@ class CheckpointError : public Error {
   using Error::Error;
 };
 
+/// The training diverged: a non-finite loss or parameter. Exit code 3; the
+/// message names the iteration and the last checkpoint written before it.
+class DivergenceError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// Process exit codes (DESIGN.md §6).
 constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
+/// The loss or a parameter became NaN/Inf (DivergenceError); nothing was
+/// exported, no checkpoint holds the non-finite state.
+constexpr int kExitDiverged = 3;
 /// Checkpointed on SIGUSR1/SIGTERM; the sbatch template requeues on it.
 constexpr int kExitCheckpointed = 75;
 

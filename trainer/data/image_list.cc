@@ -36,8 +36,16 @@ class ImageIndexSource : public Source {
     if (!lines_.empty()) lines_.push_back(static_cast<uint32_t>(line));
     if (label > max_.value) max_ = {label, where(size() - 1)};
   }
+  // Capacity for about `lines` samples of `bytes` path bytes in all: a long
+  // list then fills its buffers without doubling (and their peak memory).
+  void reserve(size_t lines, size_t bytes) {
+    blob_.reserve(bytes);
+    offsets_.reserve(lines);
+    labels_.reserve(lines);
+  }
   void shrink() {
-    blob_.shrink_to_fit();
+    // Reallocating would briefly need both copies; keep a modest slack.
+    if (blob_.capacity() > blob_.size() + blob_.size() / 4) blob_.shrink_to_fit();
     offsets_.shrink_to_fit();
     labels_.shrink_to_fit();
     lines_.shrink_to_fit();
@@ -126,8 +134,14 @@ SourcePtr openImageList(const std::string& list_file, const std::string& root,
   if (!in) SLIM_THROW(DataError, list_file, ": cannot open the image list (", std::strerror(errno), ")");
   const std::string base = root.empty() ? fs::path(list_file).parent_path().string() : root;
   auto src = std::make_shared<ImageIndexSource>(list_file, base, t);
+  const auto file_bytes = static_cast<size_t>(fs::file_size(list_file, ec));
   std::string line;
   for (int64_t no = 1; std::getline(in, line); ++no) {
+    if (no == 4096 && !ec) {  // estimate the line count from the first lines
+      const auto read = static_cast<size_t>(in.tellg());
+      if (read > 0 && read < file_bytes)
+        src->reserve(static_cast<size_t>(4096.0 * file_bytes / read * 1.05), file_bytes);
+    }
     const auto tok = tokens(line);
     if (tok.empty()) continue;
     if (tok.size() != 2)

@@ -24,6 +24,8 @@ ShardedSampler::ShardedSampler(int64_t dataset_size, int64_t global_batch,
     : n_(dataset_size), global_batch_(global_batch), world_(world_size),
       rank_(rank), seed_(seed), shuffle_(shuffle), drop_last_(drop_last) {
   if (n_ <= 0) SLIM_THROW(ConfigError, "sampler: data set is empty (", n_, " samples)");
+  if (n_ > int64_t{UINT32_MAX})
+    SLIM_THROW(ConfigError, "sampler: ", n_, " samples; at most 2^32 - 1 are supported");
   if (world_ <= 0 || rank_ < 0 || rank_ >= world_)
     SLIM_THROW(ConfigError, "sampler: rank ", rank_, " outside world of size ", world_);
   if (global_batch_ <= 0 || global_batch_ % world_ != 0)
@@ -35,22 +37,32 @@ ShardedSampler::ShardedSampler(int64_t dataset_size, int64_t global_batch,
                " (with drop_last no batch would ever be formed)");
 }
 
-std::vector<int64_t> ShardedSampler::permutation(int64_t epoch) const {
-  std::vector<int64_t> p(static_cast<size_t>(n_));
-  std::iota(p.begin(), p.end(), int64_t{0});
-  if (!shuffle_) return p;
-  // Fisher-Yates from the top: the draw sequence depends only on (seed, epoch).
-  Rng rng(Rng::mix(seed_, static_cast<uint64_t>(epoch)));
-  for (int64_t i = n_ - 1; i > 0; --i) {
+namespace {
+
+// Fisher-Yates from the top: the draw sequence depends only on (seed, epoch).
+template <class T>
+void shuffled(std::vector<T>& p, int64_t n, bool shuffle, uint64_t seed, int64_t epoch) {
+  p.resize(static_cast<size_t>(n));
+  std::iota(p.begin(), p.end(), T{0});
+  if (!shuffle) return;
+  Rng rng(Rng::mix(seed, static_cast<uint64_t>(epoch)));
+  for (int64_t i = n - 1; i > 0; --i) {
     const auto j = static_cast<int64_t>(rng.below(static_cast<uint64_t>(i + 1)));
     std::swap(p[i], p[j]);
   }
+}
+
+}  // namespace
+
+std::vector<int64_t> ShardedSampler::permutation(int64_t epoch) const {
+  std::vector<int64_t> p;
+  shuffled(p, n_, shuffle_, seed_, epoch);
   return p;
 }
 
 void ShardedSampler::ensurePermutation(int64_t epoch) const {
   if (perm_epoch_ == epoch) return;
-  perm_ = permutation(epoch);
+  shuffled(perm_, n_, shuffle_, seed_, epoch);  // 4 bytes a sample: 1.28 M -> 5 MB
   perm_epoch_ = epoch;
 }
 

@@ -89,7 +89,7 @@ class ShardedSampler {
   bool shuffle_, drop_last_;
   SamplerPosition pos_;
   mutable int64_t perm_epoch_ = -1;
-  mutable std::vector<int64_t> perm_;
+  mutable std::vector<uint32_t> perm_;  // the cached epoch's permutation
 };
 
 /// A half-open index range [begin, end).

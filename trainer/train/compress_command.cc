@@ -253,7 +253,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   rep.add("onnxruntime_top1", ort).add("onnxruntime_differing_predictions", check.differing);
   if (!check.first_difference.empty())
     rep.add("onnxruntime_first_difference", check.first_difference);
-  rep.add("data_wait_share", res.seconds > 0 ? res.data_wait_seconds / res.seconds : 0.0);
+  rep.add("data_wait_share", res.step_seconds > 0 ? res.data_wait_seconds / res.step_seconds : 0.0);
   rep.add("bad_images_skipped", bad_images);
   rep.add("teacher_initializer_bytes", fp32_bytes);
   rep.add("export_initializer_bytes", out_bytes);

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "checkpoint/checkpoint_manager.h"
+#include "checkpoint/save_dir_lock.h"
 #include "comm/grad_reducer.h"
 #include "trainer/core/signals.h"
 #include "trainer/core/log.h"
@@ -107,6 +108,14 @@ void restoreState(const checkpoint::TrainingState& st, graph::Graph& g, LoopStat
 // pass), "step" (after the optimizer and mask updates) or "checkpoint" (with
 // a half-written temporary checkpoint file on disk). Exact-resume tests use it
 // to interrupt a run at precise points.
+bool allFinite(const Tensor& t) {
+  if (t.dtype() != DType::kF32) return true;
+  const float* p = t.f32();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
 struct KillPoint {
   int64_t iter = -1;
   std::string phase;
@@ -194,8 +203,30 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   // Resume: every rank reads the same checkpoint (replicated state).
   TrainResult res;
   const bool root = comm_.rank() == 0;
+  // One job per checkpoint directory (rank 0 holds the lock for the whole
+  // run); every rank learns the outcome, so all exit 2 instead of waiting.
+  std::optional<checkpoint::SaveDirLock> dir_lock;
+  int64_t locked = 1;
+  std::string lock_error;
+  if (root) {
+    try {
+      dir_lock.emplace(cfg_.checkpoint.dir);
+    } catch (const ConfigError& e) {
+      locked = 0;
+      lock_error = e.what();
+    }
+  }
+  comm::CollectiveOptions lo;
+  lo.tag = "checkpoint directory lock";
+  comm_.broadcast(&locked, 1, DType::kI64, 0, lo);
+  if (!locked) {
+    if (root) throw ConfigError(lock_error);
+    SLIM_THROW(ConfigError, "checkpoint directory ", cfg_.checkpoint.dir,
+               " is in use by another job (rank 0 names it)");
+  }
   checkpoint::CheckpointManager ckpt(cfg_.checkpoint.dir, static_cast<int>(cfg_.checkpoint.keep_last));
   int64_t start = 0;
+  std::string res_from;  // the checkpoint resumed from
   if (cfg_.checkpoint.resume != "never") {
     std::filesystem::path from;
     std::optional<checkpoint::TrainingState> st;
@@ -206,6 +237,12 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       st = checkpoint::CheckpointManager::load(from);
     }
     if (st) {
+      for (const auto* grp : {&st->params, &st->buffers})
+        for (const auto& [name, t] : grp->tensors)
+          if (t.dtype() == DType::kF32 && !allFinite(t))
+            SLIM_THROW(ConfigError, "checkpoint ", from.string(), " holds non-finite values in '",
+                       name, "' (a diverged run); resume from an earlier checkpoint with "
+                       "Checkpoint.resume: PATH, or start over with Checkpoint.resume: never");
       config::Config saved = config::parseConfigString(st->config_yaml, from.string() + ":/config_yaml");
       // The trajectory depends on the global batch, not on how it is split:
       // a resume on another world size that keeps batch_size x ranks equal
@@ -230,6 +267,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
                    "\nresume with --force-resume to accept, or set Checkpoint.resume: never");
       }
       restoreState(*st, graph_, ls, hooks_, from.string());
+      res_from = from.string();
       start = st->step;
       res.resumed_from = start;
       log::info0("resumed from ", from.string(), " at iteration ", start, " (epoch ", st->epoch,
@@ -242,14 +280,34 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   MetricsWriter metrics(root ? save_dir + "/metrics.jsonl" : "", start > 0);
   Progress progress(total, "train", root, tc.logging_iter);
   const KillPoint kill = killPointFromEnv(comm_.rank());
+  // Divergence: a non-finite loss is agreed on at the next iteration's stop
+  // allreduce (no extra collective); a checkpoint is only written after all
+  // ranks agree that the loss and every parameter are finite, so no
+  // checkpoint or export ever holds the diverged state.
+  bool loss_bad = false;  // this rank's last loss was NaN/Inf
+  std::string last_good = start > 0 ? res_from : std::string("none (no checkpoint was written)");
+  int64_t last_good_iter = start;
+  auto diverged = [&](int64_t iter, const std::string& what) {
+    throw DivergenceError(
+        "training diverged: " + what + " at iteration " + std::to_string(iter) +
+        ". Nothing was exported; the last checkpoint before it is " + last_good +
+        (last_good_iter > 0 ? " (iteration " + std::to_string(last_good_iter) + ")" : "") +
+        ". Resume it with a lower TrainConfig.learning_rate (add --force-resume, the "
+        "learning rate changes the trajectory)");
+  };
   auto saveCheckpoint = [&](int64_t iter) {
+    int32_t bad = loss_bad ? 1 : 0;
+    for (const auto& name : graph_.trainable)
+      if (!bad && !allFinite(graph_.initializers.at(name))) bad = 2;
+    comm::CollectiveOptions fo;
+    fo.tag = "finite-state agreement";
+    comm_.allreduce(&bad, 1, DType::kI32, comm::ReduceOp::kMax, fo);
+    if (bad) diverged(iter, bad == 1 ? "the loss is not finite" : "a parameter is not finite");
     checkpoint::TrainingState st = captureState(cfg_, graph_, ls, iter, world, hooks_);
     if (kill.iter == iter - 1 && kill.phase == "checkpoint") {
       // What a kill in the middle of CheckpointManager::save leaves behind.
-      char name[64];
-      std::snprintf(name, sizeof name, "ckpt-%08lld.h5.tmp", static_cast<long long>(iter));
       std::filesystem::create_directories(cfg_.checkpoint.dir);
-      std::ofstream(std::filesystem::path(cfg_.checkpoint.dir) / name) << "\x89HDF\r\n partial";
+      std::ofstream(ckpt.tempPathFor(iter)) << "\x89HDF\r\n partial";
       maybeKill(kill, iter - 1, "checkpoint");
     }
     if (root) {
@@ -260,7 +318,11 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       checkpoint_ms_ += ms;
       log::info("checkpoint ", path.string(), " (iteration ", iter, ", ", static_cast<int>(ms + 0.5),
                 " ms)");
+      last_good = path.string();
+    } else {
+      last_good = "the one rank 0 names";
     }
+    last_good_iter = iter;
     comm::CollectiveOptions o;
     o.tag = "checkpoint barrier";
     comm_.barrier(o);  // nobody races ahead of a checkpoint that may be its resume point
@@ -287,16 +349,19 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   auto t_log = t_start;
   int64_t images_since_log = 0;
   double last_top1 = NAN;
+  double eval_s = 0;  // loop time spent evaluating
   res.iterations = start;
 
   for (int64_t it = start; it < total; ++it) {
     const bool last = it + 1 == total;
-    // 0. Stop requested on any rank (SIGUSR1/SIGTERM)? All agree, checkpoint, leave.
-    int32_t stop = stopRequested() ? 1 : 0;
+    // 0. Stop requested on any rank (SIGUSR1/SIGTERM)? All agree, checkpoint,
+    //    leave. The same allreduce tells whether the last loss was finite.
+    int32_t flags[2] = {stopRequested() ? 1 : 0, loss_bad ? 1 : 0};
     comm::CollectiveOptions so;
     so.tag = "stop-signal agreement";
-    comm_.allreduce(&stop, 1, DType::kI32, comm::ReduceOp::kMax, so);
-    if (stop) {
+    comm_.allreduce(flags, 2, DType::kI32, comm::ReduceOp::kMax, so);
+    if (flags[1]) diverged(it, "the loss is not finite");
+    if (flags[0]) {
       log::info0("stop signal received: checkpointing at iteration ", it, " and exiting");
       saveCheckpoint(it);
       res.stopped_on_signal = true;
@@ -318,6 +383,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     feeds[io_.image] = images;
     if (!io_.label.empty()) feeds[io_.label] = labels;
     executor_->forward(feeds, ctx);
+    loss_bad = !std::isfinite(executor_->value(io_.loss).f32()[0]);
     maybeKill(kill, it, "forward");
     executor_->backward({{io_.loss, seed}}, ctx, [&](const std::string& name, Tensor& g) {
       // Weight gradients the ops already reduced over ranks (exactly) skip
@@ -375,7 +441,9 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     bool evaluated = false;
     if (eval.size() > 0 && ((it + 1) % tc.eval_iter == 0 || last)) {
       evaluated = true;
+      const auto t_eval = std::chrono::steady_clock::now();
       auto r = evaluateAll(eval);
+      eval_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_eval).count();
       res.eval = r["top1"];
       last_top1 = res.eval.top1;
       JsonObject line;
@@ -427,10 +495,13 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   res.seconds = secs;
   res.checkpoint_seconds = checkpoint_ms_ / 1000;
   res.data_wait_seconds = loader.waitSeconds();
+  // Training steps only: evaluations and checkpoint writes are not steps.
+  res.step_seconds = std::max(0.0, secs - eval_s - res.checkpoint_seconds);
   std::string ck;
-  if (secs > 0) {
+  if (res.step_seconds > 0) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, ", data wait %.1f%%", 100 * res.data_wait_seconds / secs);
+    std::snprintf(buf, sizeof buf, ", data wait %.1f%% of step time",
+                  100 * res.data_wait_seconds / res.step_seconds);
     ck = buf;
   }
   if (checkpoint_ms_ > 0) {

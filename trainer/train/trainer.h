@@ -58,7 +58,8 @@ struct TrainResult {
   int64_t resumed_from = -1;       ///< iteration of the checkpoint resumed, or -1
   double seconds = 0;              ///< wall time of the loop (training, evals, checkpoints)
   double checkpoint_seconds = 0;   ///< of which writing checkpoints (rank 0)
-  double data_wait_seconds = 0;    ///< of which waiting for training batches (this rank)
+  double step_seconds = 0;         ///< of which training steps (no evaluation, checkpoints)
+  double data_wait_seconds = 0;    ///< of the steps, waiting for training batches (this rank)
 };
 
 /// Copies the checkpoint's parameters and buffers into `g` (every trainable

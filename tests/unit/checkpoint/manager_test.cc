@@ -52,12 +52,20 @@ TEST(CheckpointManager, KeepsNewestAndUpdatesLatest) {
   EXPECT_THROW(CheckpointManager(dir.path, -1), ConfigError);
 }
 
+/// Sets a file's modification time `hours` into the past.
+void backdate(const fs::path& p, int hours = 2) {
+  fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::hours(hours));
+}
+
 TEST(CheckpointManager, StaleTemporaryIsIgnoredAndCleaned) {
   test::ScratchDir dir;
   CheckpointManager m(dir.path, 3);
   m.save(test::makeState(10));
+  // Old-style names (no writer suffix) from a run before this one.
   std::ofstream(dir.path / "ckpt-00000020.h5.tmp") << "half a file";
   std::ofstream(dir.path / "latest.tmp") << "ckpt-00000020.h5";
+  backdate(dir.path / "ckpt-00000020.h5.tmp");
+  backdate(dir.path / "latest.tmp");
   std::ofstream(dir.path / "notes.txt") << "unrelated";
   EXPECT_EQ(names(m.list()), (std::vector<std::string>{"ckpt-00000010.h5"}));
   auto s = m.loadLatest();
@@ -99,12 +107,46 @@ TEST(CheckpointManager, FallsBackToPreviousWhenNewestIsDamaged) {
   testing::internal::GetCapturedStderr();
 }
 
+TEST(CheckpointManager, NewestValidWinsOverAnOlderLatestPointer) {
+  test::ScratchDir dir;
+  CheckpointManager m(dir.path, 0);
+  m.save(test::makeState(10));
+  m.save(test::makeState(20));
+  // A pointer naming the newest file: loaded, no complaint.
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(m.loadLatest()->step, 20);
+  EXPECT_EQ(testing::internal::GetCapturedStderr().find("names"), std::string::npos);
+  // A pointer naming an older checkpoint while a newer valid one exists (e.g.
+  // left by another job): the newest valid one wins, with a warning.
+  std::ofstream(dir.path / "latest") << "ckpt-00000010.h5\n";
+  testing::internal::CaptureStderr();
+  fs::path from;
+  auto s = m.loadLatest(&from);
+  const std::string log = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->step, 20);
+  EXPECT_EQ(from, m.pathFor(20));
+  EXPECT_TRUE(checkpoint::diffStates(*s, test::makeState(20)).empty());
+  EXPECT_NE(log.find("names ckpt-00000010.h5 but the newer ckpt-00000020.h5 is valid"), std::string::npos)
+      << log;
+  // The newer one damaged: back to the older one the pointer names.
+  fs::resize_file(m.pathFor(20), 100);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(m.loadLatest(&from)->step, 10);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("skipping damaged checkpoint"), std::string::npos);
+  EXPECT_EQ(from, m.pathFor(10));
+  // No pointer at all: still the newest valid one.
+  m.save(test::makeState(30));
+  fs::remove(dir.path / "latest");
+  EXPECT_EQ(m.loadLatest()->step, 30);
+}
+
 /// After a failed save, the earlier checkpoint and `latest` must be intact.
 void expectPreviousSurvives(const CheckpointManager& m, int64_t prev_step) {
   EXPECT_EQ(names(m.list()), (std::vector<std::string>{m.pathFor(prev_step).filename().string()}));
   EXPECT_EQ(readLatest(m.dir()), m.pathFor(prev_step).filename().string());
   for (const auto& e : fs::directory_iterator(m.dir()))
-    EXPECT_NE(e.path().extension(), ".tmp") << "left behind: " << e.path();
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
   auto s = m.loadLatest();
   ASSERT_TRUE(s.has_value());
   EXPECT_TRUE(checkpoint::diffStates(*s, test::makeState(prev_step)).empty());

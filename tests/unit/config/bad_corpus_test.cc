@@ -56,6 +56,6 @@ TEST_P(BadConfig, RejectedWithContext) {
 INSTANTIATE_TEST_SUITE_P(Corpus, BadConfig, ::testing::ValuesIn(corpus()),
                          [](const auto& info) { return info.param; });
 
-TEST(BadConfigCorpus, HasAtLeast35Files) { EXPECT_GE(corpus().size(), 35u) << kDir; }
+TEST(BadConfigCorpus, HasAtLeast60Files) { EXPECT_GE(corpus().size(), 60u) << kDir; }
 
 }  // namespace

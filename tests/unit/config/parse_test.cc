@@ -258,6 +258,79 @@ TEST(ConfigParse, OddDocumentsFailWithConfigError) {
   }
 }
 
+// The ConfigError message of `f()`, or "" (with a test failure) if it passes.
+template <class F>
+std::string errorOf(F&& f) {
+  try {
+    f();
+    ADD_FAILURE() << "accepted";
+  } catch (const slim::ConfigError& e) {
+    EXPECT_EQ(slim::exitCodeFor(e), slim::kExitUsage);
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigParse, SecondDocumentNamedByItsLine) {
+  // Line 8 is the second "---" (kBase starts with an empty line).
+  std::string msg = errorOf([] { parse("---\nTrainConfig: {epochs: 3}\n"); });
+  EXPECT_NE(msg.find("test.yaml: line 8, column 1: a second YAML document starts here"),
+            std::string::npos) << msg;
+  // A leading "---" is the first document's own marker; a trailing empty
+  // document still counts (as in PyYAML, which ACT uses).
+  msg = errorOf([] { parseConfigString("---\n" + kBase + "---\n", "t.yaml"); });
+  EXPECT_NE(msg.find("t.yaml: line 9, column 1: a second YAML document"), std::string::npos) << msg;
+  EXPECT_NO_THROW(parseConfigString("---\n" + kBase, "t.yaml"));
+  EXPECT_NO_THROW(parseConfigString("---\n" + kBase + "...\n", "t.yaml"));
+}
+
+TEST(ConfigParse, DirectoryIsNamed) {
+  const std::string dir = ::testing::TempDir();
+  const std::string msg = errorOf([&] { loadConfig(dir); });
+  EXPECT_NE(msg.find(dir + ": is a directory"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("empty"), std::string::npos) << msg;
+}
+
+TEST(ConfigParse, EmptySetValueNamesTheOption) {
+  for (const char* set : {"TrainConfig.epochs=", "Global.batch_size= ", "Checkpoint.keep_last=\t"}) {
+    const std::string msg = errorOf([&] { parse("", {set}); });
+    EXPECT_NE(msg.find("test.yaml: --set '" + std::string(set) + "': empty value"),
+              std::string::npos) << msg;
+    EXPECT_EQ(msg.find("line"), std::string::npos) << msg;
+  }
+  // null stays the explicit way to unset an optional key.
+  EXPECT_NO_THROW(parse("  train_iter: 5\n", {"TrainConfig.epochs=null"}));
+}
+
+TEST(ConfigParse, IntegerBoundsNameKeyRangeAndValue) {
+  std::string msg = errorOf([] { parse("  train_iter: 1000000001\n"); });
+  EXPECT_NE(msg.find("line 8, column 15: TrainConfig.train_iter: expected an integer in "
+                     "[1, 1000000000], found 1000000001"),
+            std::string::npos) << msg;
+  // num_threads: bounded by this machine's cores in loadConfig only.
+  EXPECT_EQ(parseConfigString(
+                "Global: {model: zoo:m, batch_size: 1, num_threads: 4096, Data: {train_images: a, "
+                "train_labels: b}}\nTrainConfig: {epochs: 1}\n", "ckpt.yaml")
+                .global.num_threads, 4096);
+  msg = errorOf([] { parse("", {"Global.num_threads=100000"}); });
+  EXPECT_NE(msg.find("Global.num_threads: expected an integer in [0, 65536] (0 = automatic), "
+                     "found 100000"), std::string::npos) << msg;
+  // Bounds are inclusive.
+  const Config c = parse("  train_iter: 1000000000\nCheckpoint: {every_iters: 0, keep_last: 1000}\n"
+                         "QuantAware: {weight_bits: 2, activation_bits: 16, window_size: 8388607}\n");
+  EXPECT_EQ(c.train.train_iter, kMaxIterations);
+  EXPECT_EQ(c.checkpoint.every_iters, 0);
+  EXPECT_EQ(c.checkpoint.keep_last, kMaxKeepLast);
+  EXPECT_EQ(c.quant->window_size, kMaxWindowSize);
+}
+
+TEST(ConfigParse, EpochsAndTrainIterBothKept) {
+  // Both are kept: the run stops at whichever comes first (ACT's loop).
+  const Config c = parse("  train_iter: 30\n");
+  EXPECT_EQ(c.train.epochs, 1);
+  EXPECT_EQ(c.train.train_iter, 30);
+}
+
 TEST(ConfigParse, MissingFile) {
   EXPECT_THROW(loadConfig("/nonexistent/x.yaml"), slim::ConfigError);
 }

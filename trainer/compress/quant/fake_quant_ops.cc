@@ -8,13 +8,16 @@
 
 #include "trainer/compress/quant/numerics.h"
 #include "trainer/compress/quant/quant_ops.h"
+#include "trainer/config/config.h"
 
 namespace slim::compress {
 namespace {
 
 int readBits(const ops::Attrs& a) {
   const int64_t b = a.getInt("bits", 8);
-  if (b < 2 || b > 16) SLIM_THROW(ModelError, "attribute bits must be in 2..16, got ", b);
+  if (b < config::kMinQuantBits || b > config::kMaxQuantBits)
+    SLIM_THROW(ModelError, "attribute bits must be in ", config::kMinQuantBits, "..",
+               config::kMaxQuantBits, ", got ", b);
   return static_cast<int>(b);
 }
 
@@ -101,8 +104,9 @@ class FakeQuantActOp : public ops::Op {
                  mode_, "'");
     if (!(rate_ > 0.f && rate_ < 1.f))
       SLIM_THROW(ModelError, "moving_rate must be in (0, 1), got ", rate_);
-    if (window_ < 1 || window_ >= (int64_t{1} << 23))
-      SLIM_THROW(ModelError, "window_size must be in 1..2^23-1, got ", window_);
+    if (window_ < 1 || window_ > config::kMaxWindowSize)
+      SLIM_THROW(ModelError, "window_size must be in 1..", config::kMaxWindowSize, ", got ",
+                 window_);
   }
 
   std::vector<int> stateInputs() const override {

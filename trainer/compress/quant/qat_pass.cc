@@ -30,18 +30,23 @@ void validate(const config::QuantAware& q) {
   if (a != "abs_max" && a != "range_abs_max" && a != "moving_average_abs_max")
     SLIM_THROW(ConfigError, "QuantAware.activation_quantize_type: expected abs_max, "
                "range_abs_max or moving_average_abs_max, found '", a, "'");
+  // The quantize types above are rejected at parse time as well (kept as
+  // ConfigError for configs built in code). Bits, window size and moving
+  // rate are range-checked at parse time (config.h kMinQuantBits..
+  // kMaxQuantBits, kMaxWindowSize, with file, line and the section as
+  // written): a parsed config never trips these invariants.
   for (auto [key, b] : {std::pair{"weight_bits", q.weight_bits},
                         std::pair{"activation_bits", q.activation_bits},
                         std::pair{"signed_input_weight_bits",
                                   q.signed_input_weight_bits ? q.signed_input_weight_bits : 8}})
-    if (b < 2 || b > 16)
-      SLIM_THROW(ConfigError, "QuantAware.", key, ": slimtrain fake-quantizes with 2..16 bits "
-                 "(1 bit leaves no positive level), found ", b);
-  if (a == "range_abs_max" && (q.window_size < 1 || q.window_size >= (int64_t{1} << 23)))
-    SLIM_THROW(ConfigError, "QuantAware.window_size: expected 1..8388607, found ", q.window_size);
-  if (a == "moving_average_abs_max" && !(q.moving_rate > 0.0 && q.moving_rate < 1.0))
-    SLIM_THROW(ConfigError, "QuantAware.moving_rate: expected a value in (0, 1), found ",
-               q.moving_rate);
+    SLIM_ENFORCE(b >= config::kMinQuantBits && b <= config::kMaxQuantBits, key, " = ", b,
+                 " outside the parse-time range");
+  if (a == "range_abs_max")
+    SLIM_ENFORCE(q.window_size >= 1 && q.window_size <= config::kMaxWindowSize,
+                 "window_size = ", q.window_size, " outside the parse-time range");
+  if (a == "moving_average_abs_max")
+    SLIM_ENFORCE(q.moving_rate > 0.0 && q.moving_rate < 1.0, "moving_rate = ", q.moving_rate,
+                 " outside the parse-time range");
 }
 
 // True when x is produced by a chain of Relu / Clip nodes one of which clips
