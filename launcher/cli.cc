@@ -5,6 +5,7 @@
 #include <set>
 
 #include "slim_config.h"
+#include "trainer/config/suggest.h"
 #include "trainer/core/error.h"
 
 namespace slim::launcher {
@@ -34,8 +35,11 @@ const std::vector<CommandSpec>& specs() {
        {"--set"}, {"--force-resume"},
        "Compresses the model in Global.model_dir with the Quantization/QuantAware,\n"
        "Distillation, UnstructurePrune and TrainConfig sections (PaddleSlim ACT\n"
-       "semantics, see SEMANTICS.md). Writes <save_dir>/model.onnx, report.json and\n"
-       "metrics.jsonl; checkpoints to Checkpoint.dir and resumes automatically.\n"
+       "semantics). Data: Global.data_dir (ACT's train_list.txt/val_list.txt of JPEG\n"
+       "or PNG files) or Global.Data (format list|imagefolder|hdf5|idx; docs/DATA.md).\n"
+       "Writes <save_dir>/model.onnx, report.json and metrics.jsonl; ONNX Runtime\n"
+       "checks the export on the evaluated batches; checkpoints to Checkpoint.dir\n"
+       "and resumes automatically.\n"
        "--force-resume resumes even when the config changed the trajectory."},
       {"eval", "CONFIG.yaml", "evaluate top-1 on Global.Data.eval_*; prints {\"top1\": ...}",
        {"--set", "--model"}, {},
@@ -95,9 +99,13 @@ std::string usage(const std::string& command) {
     if (head.size() < 36) head += std::string(36 - head.size(), ' ');
     u += head + " " + s.summary + "\n";
   }
-  u += "\nexit codes: 0 done, 1 runtime failure, 2 bad usage/config/model,\n"
-       "75 checkpointed and stopped on SIGUSR1/SIGTERM (requeue me).\n"
-       "`slimtrain COMMAND --help` describes a command.\n";
+  u += "\nexit codes: 0 done, 1 runtime failure, 2 bad usage/config/model/data or a\n"
+       "checkpoint directory in use, 3 training diverged (NaN/Inf; the message names\n"
+       "the last good checkpoint), 75 checkpointed and stopped on SIGUSR1/SIGTERM\n"
+       "(requeue me).\n"
+       "`slimtrain COMMAND --help` describes a command. Every command takes\n"
+       "--quiet (errors and the final result only), --verbose (debug lines: every\n"
+       "quantized op, every teacher node) or --log-level debug|info|warn|error.\n";
   return u;
 }
 
@@ -118,8 +126,12 @@ CommandLine parseCommandLine(int argc, char** argv) {
     return cl;
   }
   const CommandSpec* spec = find(first);
-  if (spec == nullptr)
-    SLIM_THROW(ConfigError, "unknown command '", first, "'; run `slimtrain --help`");
+  if (spec == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& s : specs()) names.push_back(s.name);
+    SLIM_THROW(ConfigError, "unknown command '", first, "'", config::didYouMean(first, names),
+               "; run `slimtrain --help`");
+  }
   cl.command = first;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
@@ -135,13 +147,22 @@ CommandLine parseCommandLine(int argc, char** argv) {
     bool has_eq = false;
     if (auto eq = a.find('='); eq != std::string::npos && a != "--set") {
       // --out=x form (but not for --set, whose value itself contains '=')
-      if (spec->valued.count(a.substr(0, eq))) {
+      if (spec->valued.count(a.substr(0, eq)) || a.substr(0, eq) == "--log-level") {
         value = a.substr(eq + 1);
         a = a.substr(0, eq);
         has_eq = true;
       }
     }
-    if (spec->flags.count(a)) {
+    if (a == "--quiet" || a == "-q" || a == "--verbose" || a == "-v") {
+      cl.log_level = a == "--quiet" || a == "-q" ? "error" : "debug";
+    } else if (a == "--log-level") {
+      if (!has_eq && i + 1 >= argc) SLIM_THROW(ConfigError, "option --log-level needs a value");
+      if (!has_eq) value = argv[++i];
+      if (value != "debug" && value != "info" && value != "warn" && value != "error")
+        SLIM_THROW(ConfigError, "--log-level: expected debug, info, warn or error, found '",
+                   value, "'");
+      cl.log_level = value;
+    } else if (spec->flags.count(a)) {
       cl.flags[a] = true;
     } else if (spec->valued.count(a)) {
       if (!has_eq) {
@@ -155,8 +176,11 @@ CommandLine parseCommandLine(int argc, char** argv) {
       else
         cl.options[a] = value;
     } else {
-      SLIM_THROW(ConfigError, "unknown option '", a, "' for `slimtrain ", cl.command,
-                 "`; see `slimtrain ", cl.command, " --help`");
+      std::vector<std::string> known = {"--quiet", "--verbose", "--log-level", "--help"};
+      known.insert(known.end(), spec->flags.begin(), spec->flags.end());
+      known.insert(known.end(), spec->valued.begin(), spec->valued.end());
+      SLIM_THROW(ConfigError, "unknown option '", a, "' for `slimtrain ", cl.command, "`",
+                 config::didYouMean(a, known), "; see `slimtrain ", cl.command, " --help`");
     }
   }
   return cl;

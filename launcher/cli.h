@@ -15,6 +15,8 @@ struct CommandLine {
   std::vector<std::string> inputs;     ///< --input a.pb (repeatable, infer)
   std::map<std::string, std::string> options;  ///< --model, --out, --output-dir, ...
   std::map<std::string, bool> flags;           ///< --json, --force-resume, ...
+  /// --quiet ("error"), --verbose ("debug") or --log-level LEVEL; "" = info.
+  std::string log_level;
   bool help = false;
 };
 

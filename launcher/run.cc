@@ -65,6 +65,11 @@ int run(int argc, char** argv) {
     // exports) then run in eval, infer and inspect too.
     compress::registerQdqOps(ops::OpRegistry::get());
     CommandLine cl = parseCommandLine(argc, argv);
+    if (!cl.log_level.empty())
+      log::setLevel(cl.log_level == "debug"  ? log::Level::kDebug
+                    : cl.log_level == "warn" ? log::Level::kWarn
+                    : cl.log_level == "error" ? log::Level::kError
+                                              : log::Level::kInfo);
     if (cl.help) {
       std::cout << usage(cl.command);
       return kExitOk;

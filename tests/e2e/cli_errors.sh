@@ -13,6 +13,10 @@ expect 0 "usage: slimtrain" "$BIN" --help
 for c in train compress eval inspect infer export checkpoint; do expect 0 "usage: slimtrain $c" "$BIN" $c --help; done
 expect 2 "unknown command 'trian'" "$BIN" trian
 expect 2 "unknown option '--bogus'" "$BIN" train x.yaml --bogus
+expect 2 "did you mean 'compress'" "$BIN" compres x.yaml
+expect 2 "did you mean '--force-resume'" "$BIN" compress x.yaml --force-resum
+expect 2 "expected debug, info, warn or error, found 'loud'" "$BIN" train x.yaml --log-level loud
+expect 2 "does not exist" "$BIN" eval "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" --quiet --model /nonexistent.onnx
 tmp=$(mktemp -d)
 sed 's/^  epochs: 3/  epocs: 3/' "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" > "$tmp/bad.yaml"
 line=$(grep -n "epocs" "$tmp/bad.yaml" | cut -d: -f1)

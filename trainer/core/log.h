@@ -15,6 +15,11 @@ void setRank(int rank, int world);
 int rank();
 /// Lines below `level` are dropped.
 void setLevel(Level level);
+/// The current level.
+Level level();
+/// Tells the logger that a redrawn status line (a terminal progress bar,
+/// no newline yet) is on screen: the next log line erases it first.
+void setStatusLine(bool active);
 
 /// Writes one line to stderr: "[rank N] LEVEL message" (prefix only when world > 1
 /// or rank > 0).

@@ -168,8 +168,10 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
     log::info("compress: ", original.name, ", ", pruner ? pruner->candidates().size() : 0,
               " pruned parameters, ", qat ? qat->nodes.size() : 0, " quantized ops, ",
               dl.terms.size(), " distillation pairs, ", total, " iterations");
-    if (qat) log::info(compress::describeQat(*qat));
-    for (const auto& p : pairStrings(dl)) log::info("distill: ", p);
+    if (qat) log::debug(compress::describeQat(*qat));  // one line per op: --verbose
+    std::string pairs;
+    for (const auto& p : pairStrings(dl)) pairs += (pairs.empty() ? "" : ", ") + p;
+    log::info("distill: ", pairs);
   }
 
   GraphIo io{image, dl.needs_labels ? dl.label_input : "", logits, dl.objective};

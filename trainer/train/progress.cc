@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "trainer/core/log.h"
+
 namespace slim::train {
 
 std::string formatDuration(double s) {
@@ -23,12 +25,16 @@ std::string formatDuration(double s) {
 }
 
 Progress::Progress(int64_t total, std::string label, bool enabled, int64_t every)
-    : total_(total), label_(std::move(label)), enabled_(enabled),
+    : total_(total), label_(std::move(label)),
+      enabled_(enabled && log::level() <= log::Level::kInfo),
       tty_(isatty(STDERR_FILENO) != 0), every_(every > 0 ? every : 50),
       start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
 
 Progress::~Progress() {
-  if (enabled_ && tty_ && !finished_) std::fputc('\n', stderr);
+  if (enabled_ && tty_ && !finished_) {
+    std::fputc('\n', stderr);
+    log::setStatusLine(false);
+  }
 }
 
 void Progress::update(int64_t done, const std::string& status) {
@@ -79,6 +85,7 @@ void Progress::draw(int64_t done, const std::string& status, bool final_line) {
     }
     std::fprintf(stderr, "\r\033[K%s%s %s", bar.c_str(), head, status.c_str());
     if (final_line) std::fputc('\n', stderr);
+    log::setStatusLine(!final_line);
   } else {
     std::fprintf(stderr, "%s %s\n", head, status.c_str());
   }

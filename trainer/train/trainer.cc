@@ -103,11 +103,7 @@ void restoreState(const checkpoint::TrainingState& st, graph::Graph& g, LoopStat
   for (auto* h : hooks) h->loadState(st);
 }
 
-// Test hook SLIM_TEST_KILL_AT="ITER:PHASE": the process kills itself with
-// SIGKILL at iteration ITER (0-based) in PHASE: "forward" (after the forward
-// pass), "step" (after the optimizer and mask updates) or "checkpoint" (with
-// a half-written temporary checkpoint file on disk). Exact-resume tests use it
-// to interrupt a run at precise points.
+// True when no element of a float tensor is NaN or Inf.
 bool allFinite(const Tensor& t) {
   if (t.dtype() != DType::kF32) return true;
   const float* p = t.f32();
@@ -116,6 +112,11 @@ bool allFinite(const Tensor& t) {
   return true;
 }
 
+// Test hook SLIM_TEST_KILL_AT="ITER:PHASE": the process kills itself with
+// SIGKILL at iteration ITER (0-based) in PHASE: "forward" (after the forward
+// pass), "step" (after the optimizer and mask updates) or "checkpoint" (with
+// a half-written temporary checkpoint file on disk). Exact-resume tests use it
+// to interrupt a run at precise points.
 struct KillPoint {
   int64_t iter = -1;
   std::string phase;
