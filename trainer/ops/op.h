@@ -298,6 +298,11 @@ class OpRegistry {
 void registerConvOps(OpRegistry& r);         // Conv
 void registerGemmOps(OpRegistry& r);         // Gemm, MatMul
 void registerNormOps(OpRegistry& r);         // BatchNormalization
+void registerNormExtraOps(OpRegistry& r);    // LayerNormalization, InstanceNormalization
+void registerConvTransposeOps(OpRegistry& r);  // ConvTranspose
+void registerResizeOps(OpRegistry& r);       // Resize, Upsample
+void registerPReluOps(OpRegistry& r);        // PRelu
+void registerReduceMaxOps(OpRegistry& r);    // ReduceMax, ReduceMin, ArgMax, ArgMin
 void registerPoolOps(OpRegistry& r);         // MaxPool, AveragePool, GlobalAveragePool
 void registerActivationOps(OpRegistry& r);   // Relu, Clip, LeakyRelu, Sigmoid, ...
 void registerElementwiseOps(OpRegistry& r);  // Add, Sub, Mul, Div (broadcasting)
@@ -305,5 +310,7 @@ void registerShapeOps(OpRegistry& r);        // Concat, Flatten, Reshape, Transp
 void registerSoftmaxOps(OpRegistry& r);      // Softmax, LogSoftmax, SoftmaxCrossEntropyLoss
 void registerMathOps(OpRegistry& r);         // Pow, Sqrt, Erf, Exp, Tanh, ReduceMean, ...
 void registerTensorOps(OpRegistry& r);       // Constant, Shape, Gather, Squeeze, Unsqueeze, Pad, Cast
+void registerSliceOps(OpRegistry& r);        // Slice, Split, Tile, Range
+void registerLogicOps(OpRegistry& r);        // Equal, Less, ..., Not, And, Or, Xor, Where, Min, Max
 
 }  // namespace slim::ops

@@ -128,6 +128,11 @@ OpRegistry& OpRegistry::get() {
     registerConvOps(*r);
     registerGemmOps(*r);
     registerNormOps(*r);
+    registerNormExtraOps(*r);
+    registerConvTransposeOps(*r);
+    registerResizeOps(*r);
+    registerPReluOps(*r);
+    registerReduceMaxOps(*r);
     registerPoolOps(*r);
     registerActivationOps(*r);
     registerElementwiseOps(*r);
@@ -135,6 +140,8 @@ OpRegistry& OpRegistry::get() {
     registerSoftmaxOps(*r);
     registerMathOps(*r);
     registerTensorOps(*r);
+    registerSliceOps(*r);
+    registerLogicOps(*r);
     return r;
   }();
   return *registry;

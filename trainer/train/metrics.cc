@@ -89,7 +89,15 @@ MetricsWriter::MetricsWriter(const std::string& path, bool append) {
 
 void MetricsWriter::write(const JsonObject& obj) {
   if (!out_.is_open()) return;
-  out_ << obj.str() << '\n';
+  // Every line carries the wall time (Unix milliseconds) and the seconds
+  // since this process opened the file.
+  JsonObject line = obj;
+  const auto now = std::chrono::system_clock::now();
+  line.add("time_ms", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               now.time_since_epoch()).count()));
+  line.add("elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                      start_).count());
+  out_ << line.str() << '\n';
   out_.flush();
 }
 

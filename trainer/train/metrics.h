@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <string>
@@ -43,6 +44,7 @@ class MetricsWriter {
 
  private:
   std::ofstream out_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace slim::train

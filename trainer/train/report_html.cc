@@ -183,7 +183,9 @@ Metrics readMetrics(const std::string& path) {
     const double iter = n["iter"].as<double>();
     for (const auto& kv : n) {
       const std::string key = kv.first.as<std::string>();
-      if (key == "iter" || key == "epoch" || !kv.second.IsScalar()) continue;
+      if (key == "iter" || key == "epoch" || key == "time_ms" || key == "elapsed_s" ||
+          !kv.second.IsScalar())
+        continue;
       try {
         m.series[key].push_back({iter, kv.second.as<double>()});
       } catch (const YAML::Exception&) {

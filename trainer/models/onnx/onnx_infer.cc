@@ -2,6 +2,7 @@
 #include "trainer/models/onnx/onnx_infer.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include "trainer/graph/executor.h"
@@ -42,6 +43,8 @@ std::vector<std::string> runOnnxInfer(const std::string& model_path,
                                       const std::vector<std::string>& input_pb_paths,
                                       const std::string& output_dir) {
   graph::Graph g = importOnnx(model_path);
+  if (g.outputs.empty())
+    SLIM_THROW(ModelError, "model '", model_path, "' has no outputs: nothing to compute or write");
   if (input_pb_paths.size() != g.inputs.size())
     SLIM_THROW(ConfigError, "model '", model_path, "' has ", g.inputs.size(),
                " inputs, got ", input_pb_paths.size(), " input files");
@@ -66,6 +69,11 @@ std::vector<std::string> runOnnxInfer(const std::string& model_path,
   ops::RunContext ctx;
   ex.forward(feeds, ctx);
   std::vector<std::string> written;
+  std::error_code ec;
+  std::filesystem::create_directories(output_dir, ec);
+  if (ec)
+    SLIM_THROW(ConfigError, "--output-dir ", output_dir, ": cannot create the folder: ",
+               ec.message());
   for (size_t i = 0; i < g.outputs.size(); ++i) {
     std::string path = output_dir + "/output_" + std::to_string(i) + ".pb";
     writeTensorProto(ex.value(g.outputs[i].name), path, g.outputs[i].name);

@@ -1,0 +1,5 @@
+# Resize/Upsample, LayerNormalization, InstanceNormalization, PRelu,
+# ReduceMax, ArgMax, ConvTranspose (norm_extra.cc, resize.cc, prelu.cc,
+# reduce_max.cc, conv_transpose.cc): one executable.
+slim_test(ops_nn_extra_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/nn_extra_test.cc
+          LIBS slim_ops LABELS unit ops TIMEOUT 120)
