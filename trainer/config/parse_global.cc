@@ -1,6 +1,7 @@
 // Parsers for slimtrain's own sections: Global (+ Data), Checkpoint,
 // Distributed (SEMANTICS.md §1).
 #include <algorithm>
+#include <cctype>
 #include <limits>
 #include <thread>
 
@@ -192,6 +193,12 @@ Checkpoint parseCheckpoint(const Node& n, const Global& g) {
   if (n.has("resume")) {
     c.resume = n["resume"].str();
     if (c.resume.empty()) n["resume"].fail("expected auto, never or a checkpoint path");
+    std::string lower = c.resume;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if ((lower == "auto" || lower == "never" || lower == "none" || lower == "false") &&
+        c.resume != "auto" && c.resume != "never")
+      n["resume"].fail("expected auto or never (lower case) or a checkpoint path, found '" +
+                       c.resume + "'");
   }
   return c;
 }

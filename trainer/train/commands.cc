@@ -58,6 +58,10 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   EvalSpec spec{io.image, io.label, io.logits, cfg.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg.global.data.decode_workers)};
   EvalResult r = evaluate(ex, spec, eval, comm);
+  if (r.stopped) {
+    log::info0("stop signal: evaluation stopped after ", r.total, " samples");
+    return kExitCheckpointed;
+  }
   int64_t bad = eval.stats->bad_samples;
   comm::CollectiveOptions o;
   o.tag = "bad image count";

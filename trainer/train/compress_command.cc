@@ -50,6 +50,7 @@ struct ExportCheck {
   int64_t samples = 0, differing = 0;
   std::string first_difference;  ///< where() of the first sample they disagree on
   std::string why;               ///< why ONNX Runtime did not run
+  bool stopped = false;          ///< a stop signal cut the evaluation short
 };
 
 ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
@@ -69,8 +70,7 @@ ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
   EvalSpec spec{run.inputs[0].name, "", logits, cfg.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg.global.data.decode_workers)};
   std::vector<int64_t> op;
-  c.slim_top1 = evaluate(ex, spec, eval, self, [&](const data::Batch& b,
-                                                    const std::vector<int64_t>& pred) {
+  auto compare = [&](const data::Batch& b, const std::vector<int64_t>& pred) {
     if (!have_ort) return;
     if (!ort.predict(b.images, &op, &c.why)) {
       have_ort = false;
@@ -85,7 +85,10 @@ ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
                              std::to_string(op[i]);
     }
     c.samples += static_cast<int64_t>(pred.size());
-  }).top1;
+  };
+  const EvalResult res = evaluate(ex, spec, eval, self, compare);
+  c.slim_top1 = res.top1;
+  c.stopped = res.stopped;
   if (have_ort && ort.finish(&c.why) && c.samples == eval.size())
     c.ort_top1 = static_cast<double>(ort_correct) / static_cast<double>(c.samples);
   return c;
@@ -204,6 +207,11 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   trainer.restoreBest();
   if (pruner) pruner->applyToWeights();
   auto r = trainer.evaluateAll(eval);
+  if (r.count("top1") && r["top1"].stopped) {
+    log::info0("stop signal during the final evaluation: the last checkpoint holds the "
+               "finished training; a restarted job evaluates and exports it");
+    return kExitCheckpointed;
+  }
   int64_t bad_images = train.stats->bad_samples + eval.stats->bad_samples;
   comm::CollectiveOptions bo;
   bo.tag = "bad image count";
@@ -223,6 +231,11 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   // ONNX Runtime runs the same file on exactly the same batches, and the two
   // are compared sample by sample.
   const ExportCheck check = checkExport(cfg, out, out_path, logits, eval);
+  if (check.stopped) {
+    log::info("stop signal during the ONNX Runtime check: ", out_path, " is written; a "
+              "restarted job repeats the check and writes report.json");
+    return kExitCheckpointed;
+  }
   const double exported = check.slim_top1, ort = check.ort_top1;
   const std::string& why = check.why;
   const int64_t fp32_bytes = compress::initializerBytes(teacher);  // the FP32 model as given

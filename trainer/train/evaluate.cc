@@ -3,6 +3,7 @@
 
 #include <numeric>
 
+#include "trainer/core/signals.h"
 #include "trainer/data/loader.h"
 #include "trainer/data/sampler.h"
 
@@ -44,8 +45,15 @@ std::vector<EvalResult> evaluateMany(graph::Executor& ex, const EvalSpec& spec,
   data::Batch batch;
   std::vector<int64_t> pred;
   const size_t nt = logits.size();
-  std::vector<int64_t> counts(2 * nt, 0);  // per target: correct, total
+  // Per target: correct, total; then whether a stop signal cut the pass
+  // short on this rank (no collective runs per batch, so a rank may leave
+  // early; the sum below tells every rank).
+  std::vector<int64_t> counts(2 * nt + 1, 0);
   while (loader.next(batch)) {
+    if (stopRequested()) {
+      counts[2 * nt] = 1;
+      break;
+    }
     const int64_t b = batch.labels.numel();
     std::map<std::string, Tensor> feeds{{spec.image_input, batch.images}};
     if (!spec.label_input.empty()) feeds[spec.label_input] = batch.labels;
@@ -70,6 +78,7 @@ std::vector<EvalResult> evaluateMany(graph::Executor& ex, const EvalSpec& spec,
   comm.allreduce(counts.data(), counts.size(), DType::kI64, comm::ReduceOp::kSum, o);
   std::vector<EvalResult> res(nt);
   for (size_t t = 0; t < nt; ++t) {
+    res[t].stopped = counts[2 * nt] > 0;
     res[t].correct = counts[2 * t];
     res[t].total = counts[2 * t + 1];
     res[t].top1 = res[t].total > 0 ? static_cast<double>(res[t].correct) / res[t].total : 0.0;

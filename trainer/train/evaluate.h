@@ -19,6 +19,9 @@ struct EvalResult {
   double top1 = 0;
   int64_t correct = 0;
   int64_t total = 0;
+  /// SIGUSR1/SIGTERM arrived during the pass on some rank: the counts are
+  /// partial, and every rank knows it.
+  bool stopped = false;
 };
 
 /// What to feed and read when evaluating a classifier graph.

@@ -438,13 +438,17 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       progress.update(it + 1, st);
     }
 
-    // 5. Evaluate; keep the best.
+    // 5. Evaluate; keep the best. A stop signal cuts the pass short (the
+    //    partial counts are dropped; the next iteration checkpoints and leaves).
     bool evaluated = false;
+    std::map<std::string, EvalResult> r;
     if (eval.size() > 0 && ((it + 1) % tc.eval_iter == 0 || last)) {
-      evaluated = true;
       const auto t_eval = std::chrono::steady_clock::now();
-      auto r = evaluateAll(eval);
+      r = evaluateAll(eval);
       eval_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_eval).count();
+      evaluated = !r["top1"].stopped;
+    }
+    if (evaluated) {
       res.eval = r["top1"];
       last_top1 = res.eval.top1;
       JsonObject line;
@@ -488,6 +492,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   if (eval.size() > 0 && res.eval.total == 0 && !res.stopped_on_signal) {
     // Resumed at the very end (nothing left to train): still report accuracy.
     res.eval = evaluateAll(eval)["top1"];
+    res.stopped_on_signal = res.eval.stopped;
     res.best_eval = res.eval;
     res.best_iter = res.iterations;
   }
