@@ -303,19 +303,6 @@ Tensor readArray(const std::string& file, const std::string& dataset) {
 
 namespace {
 
-hid_t memTypeOf(Elem e) {
-  switch (e) {
-    case Elem::kF32: return H5T_NATIVE_FLOAT;
-    case Elem::kF64: return H5T_NATIVE_DOUBLE;
-    case Elem::kI8: return H5T_NATIVE_INT8;
-    case Elem::kU8: return H5T_NATIVE_UINT8;
-    case Elem::kI32: return H5T_NATIVE_INT32;
-    case Elem::kI64: return H5T_NATIVE_INT64;
-    case Elem::kU64: return H5T_NATIVE_UINT64;
-    case Elem::kOther: break;
-  }
-  SLIM_THROW(CheckpointError, "no HDF5 memory type for element kind 'other'");
-}
 
 size_t sizeOf(Elem e) {
   switch (e) {
@@ -380,7 +367,7 @@ void readRows(const Handle& dset, int64_t first, int64_t count, Elem mem, void* 
   SLIM_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr),
                 ctx);
   Handle mspace(SLIM_H5_CHECK(H5Screate_simple(nd, extent.data(), nullptr), ctx), Handle::Kind::kDataspace);
-  SLIM_H5_CHECK(H5Dread(dset.id(), memTypeOf(mem), mspace.id(), space.id(), H5P_DEFAULT, out), ctx);
+  SLIM_H5_CHECK(H5Dread(dset.id(), detail::memType(mem), mspace.id(), space.id(), H5P_DEFAULT, out), ctx);
   detail::row_bytes_read.fetch_add(want, std::memory_order_relaxed);
 }
 

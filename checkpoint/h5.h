@@ -186,6 +186,9 @@ std::string readAttrStr(const Handle& obj, const std::string& name);
 bool libraryThreadSafe();
 
 namespace detail {
+/// The native HDF5 memory type of an element kind (throws for kOther).
+Id memType(Elem e);
+
 /// Serialises calls into a non-thread-safe HDF5 library: holds one
 /// process-wide recursive mutex from construction to destruction when
 /// libraryThreadSafe() is false, nothing otherwise. Not copyable.

@@ -62,19 +62,6 @@ hid_t fileType(Elem e) {
   SLIM_THROW(CheckpointError, "no HDF5 type for element kind 'other'");
 }
 
-hid_t memType(Elem e) {
-  switch (e) {
-    case Elem::kF32: return H5T_NATIVE_FLOAT;
-    case Elem::kF64: return H5T_NATIVE_DOUBLE;
-    case Elem::kI8: return H5T_NATIVE_INT8;
-    case Elem::kU8: return H5T_NATIVE_UINT8;
-    case Elem::kI32: return H5T_NATIVE_INT32;
-    case Elem::kI64: return H5T_NATIVE_INT64;
-    case Elem::kU64: return H5T_NATIVE_UINT64;
-    case Elem::kOther: break;
-  }
-  SLIM_THROW(CheckpointError, "no HDF5 type for element kind 'other'");
-}
 
 /// Classifies a stored type into Elem plus its class flags.
 void classify(hid_t type, DatasetInfo& info) {
@@ -117,6 +104,24 @@ Handle dataspaceFor(const Shape& shape, const std::string& ctx) {
 
 }  // namespace
 
+namespace detail {
+
+Id memType(Elem e) {
+  switch (e) {
+    case Elem::kF32: return H5T_NATIVE_FLOAT;
+    case Elem::kF64: return H5T_NATIVE_DOUBLE;
+    case Elem::kI8: return H5T_NATIVE_INT8;
+    case Elem::kU8: return H5T_NATIVE_UINT8;
+    case Elem::kI32: return H5T_NATIVE_INT32;
+    case Elem::kI64: return H5T_NATIVE_INT64;
+    case Elem::kU64: return H5T_NATIVE_UINT64;
+    case Elem::kOther: break;
+  }
+  SLIM_THROW(CheckpointError, "no HDF5 type for element kind 'other'");
+}
+
+}  // namespace detail
+
 void writeDataset(const Handle& loc, const std::string& name, Elem elem,
                   const Shape& shape, const void* data) {
   silenceAutoPrint();
@@ -138,7 +143,7 @@ void writeDataset(const Handle& loc, const std::string& name, Elem elem,
                                        H5P_DEFAULT, dcpl.id(), H5P_DEFAULT), ctx),
               Handle::Kind::kDataset);
   if (numel > 0)
-    SLIM_H5_CHECK(H5Dwrite(dset.id(), memType(elem), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), ctx);
+    SLIM_H5_CHECK(H5Dwrite(dset.id(), detail::memType(elem), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), ctx);
   dset.close(ctx);
 }
 
@@ -167,7 +172,7 @@ void readDataset(const Handle& dset, Elem mem, void* out, size_t bytes) {
   const size_t want = static_cast<size_t>(numelOf(info.shape)) * elemSize(mem);
   SLIM_ENFORCE_EQ(want, bytes, "reading dataset of shape ", shapeStr(info.shape), " as ", elemName(mem));
   if (want == 0) return;
-  SLIM_H5_CHECK(H5Dread(dset.id(), memType(mem), H5S_ALL, H5S_ALL, H5P_DEFAULT, out),
+  SLIM_H5_CHECK(H5Dread(dset.id(), detail::memType(mem), H5S_ALL, H5S_ALL, H5P_DEFAULT, out),
                 "reading ", elemName(info.elem), " data of shape ", shapeStr(info.shape));
 }
 

@@ -17,6 +17,23 @@
 namespace slim::ops {
 namespace {
 
+// Shapes the gradients of (X, Scale, Bias) a normalisation backward fills;
+// with no incoming gradient they are zeroed and false is returned.
+bool prepareGrads(const std::vector<Tensor*>& in, const std::vector<const Tensor*>& dout,
+                  const std::vector<Tensor*>& din, bool has_bias, Tensor** dx,
+                  Tensor** dscale, Tensor** dbias) {
+  *dx = din.size() > 0 ? din[0] : nullptr;
+  *dscale = din.size() > 1 ? din[1] : nullptr;
+  *dbias = din.size() > 2 && has_bias ? din[2] : nullptr;
+  if (*dx) (*dx)->resize(in[0]->shape());
+  if (*dscale) (*dscale)->resize(in[1]->shape());
+  if (*dbias) (*dbias)->resize(in[2]->shape());
+  if (dout[0]) return true;
+  for (Tensor* t : {*dx, *dscale, *dbias})
+    if (t) t->zero();
+  return false;
+}
+
 // Feature columns per task of the per-sample parameter-gradient partials.
 constexpr int64_t kColBlock = 256;
 
@@ -75,17 +92,8 @@ class LayerNormOp : public Op {
     if ((dout.size() > 1 && dout[1]) || (dout.size() > 2 && dout[2]))
       SLIM_THROW(ModelError, label, ": gradients through the Mean/InvStdDev outputs are "
                  "not supported");
-    Tensor* dx = din.size() > 0 ? din[0] : nullptr;
-    Tensor* dscale = din.size() > 1 ? din[1] : nullptr;
-    Tensor* dbias = din.size() > 2 && in.size() > 2 && in[2] ? din[2] : nullptr;
-    if (dx) dx->resize(in[0]->shape());
-    if (dscale) dscale->resize(in[1]->shape());
-    if (dbias) dbias->resize(in[2]->shape());
-    if (!dout[0]) {
-      for (Tensor* t : {dx, dscale, dbias})
-        if (t) t->zero();
-      return;
-    }
+    Tensor *dx, *dscale, *dbias;
+    if (!prepareGrads(in, dout, din, in.size() > 2 && in[2], &dx, &dscale, &dbias)) return;
     const float* x = in[0]->f32();
     const float* scale = in[1]->f32();
     const float* dy = dout[0]->f32();
@@ -209,17 +217,8 @@ class InstanceNormOp : public Op {
     setup(in);
     SLIM_ENFORCE(static_cast<int64_t>(mean_.size()) == N_ * C_, label,
                  ": backward without a matching forward");
-    Tensor* dx = din.size() > 0 ? din[0] : nullptr;
-    Tensor* dscale = din.size() > 1 ? din[1] : nullptr;
-    Tensor* dbias = din.size() > 2 ? din[2] : nullptr;
-    if (dx) dx->resize(in[0]->shape());
-    if (dscale) dscale->resize(in[1]->shape());
-    if (dbias) dbias->resize(in[2]->shape());
-    if (!dout[0]) {
-      for (Tensor* t : {dx, dscale, dbias})
-        if (t) t->zero();
-      return;
-    }
+    Tensor *dx, *dscale, *dbias;
+    if (!prepareGrads(in, dout, din, true, &dx, &dscale, &dbias)) return;
     const float* x = in[0]->f32();
     const float* scale = in[1]->f32();
     const float* dy = dout[0]->f32();

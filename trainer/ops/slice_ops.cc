@@ -104,9 +104,28 @@ void scatterAdd(const AffineMap& m, const float* g, float* dx) {
   });
 }
 
+// An op whose output is input 0 read through an affine index map (Slice,
+// Tile): forward gathers through map_, backward adds the gradient back
+// through the same map (a sum over Tile's repeats).
+class MappedOp : public Op {
+ public:
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout,
+                const std::vector<Tensor*>& din, RunContext&) override {
+    if (din.empty() || !din[0]) return;
+    requireF32(*in[0], label);
+    din[0]->resize(in[0]->shape());
+    din[0]->zero();
+    if (dout[0]) scatterAdd(map_, dout[0]->f32(), din[0]->f32());
+  }
+
+ protected:
+  AffineMap map_;
+};
+
 // Slice(data, starts, ends, axes, steps) (opset 10+; opset 1's attributes
 // are moved to inputs by the importer, and are accepted here as well).
-class SliceOp : public Op {
+class SliceOp : public MappedOp {
  public:
   explicit SliceOp(const Attrs& a)
       : starts_(a.getInts("starts", {})), ends_(a.getInts("ends", {})),
@@ -160,19 +179,8 @@ class SliceOp : public Op {
     gather(map_, x, *out[0]);
   }
 
-  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
-                const std::vector<const Tensor*>& dout,
-                const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    requireF32(*in[0], label);
-    din[0]->resize(in[0]->shape());
-    din[0]->zero();
-    if (dout[0]) scatterAdd(map_, dout[0]->f32(), din[0]->f32());
-  }
-
  private:
   std::vector<int64_t> starts_, ends_, axes_;
-  AffineMap map_;
 };
 
 // Split(input, split) along `axis`: sizes from the input (opset 13+), the
@@ -243,7 +251,7 @@ class SplitOp : public Op {
 // Tile(input, repeats): output dim d = repeats[d] * n_d, gathered as the
 // 2r-dim map (repeats[d], n_d) with strides (0, stride_d); backward sums the
 // gradient over the repeats.
-class TileOp : public Op {
+class TileOp : public MappedOp {
  public:
   std::vector<int> nonDiffInputs() const override { return {1}; }
 
@@ -267,19 +275,6 @@ class TileOp : public Op {
     map_.simplify();
     gather(map_, x, *out[0]);
   }
-
-  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
-                const std::vector<const Tensor*>& dout,
-                const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    requireF32(*in[0], label);
-    din[0]->resize(in[0]->shape());
-    din[0]->zero();
-    if (dout[0]) scatterAdd(map_, dout[0]->f32(), din[0]->f32());
-  }
-
- private:
-  AffineMap map_;
 };
 
 // Range(start, limit, delta): scalars of one dtype; element i is
