@@ -55,12 +55,16 @@ CONF_EOF
 started=()
 cleanup() {
   for d in "${started[@]}"; do
-    [ -f /run/$d.pid ] && kill "$(cat /run/$d.pid)" 2>/dev/null || true
+    if [ "$d" = munged ]; then
+      service munge stop >/dev/null 2>&1 || pkill -x munged || true
+    else
+      [ -f /run/$d.pid ] && kill "$(cat /run/$d.pid)" 2>/dev/null || true
+    fi
   done
   if [ -f "$OUT/slurm.conf.orig" ]; then cp "$OUT/slurm.conf.orig" "$CONF"; fi
 }
 trap cleanup EXIT
-pgrep -x munged >/dev/null || { service munge start >/dev/null 2>&1 || munged; }
+pgrep -x munged >/dev/null || { service munge start >/dev/null 2>&1 || munged; started+=(munged); }
 pgrep -x slurmctld >/dev/null || { slurmctld; started+=(slurmctld); }
 pgrep -x slurmd >/dev/null || { slurmd; started+=(slurmd); }
 for i in $(seq 1 30); do sinfo -h -o %t 2>/dev/null | grep -qE "idle|mix|alloc" && break; sleep 1; done

@@ -51,10 +51,10 @@ void Progress::update(int64_t done, const std::string& status) {
   }
 }
 
-void Progress::finish(const std::string& status) {
+void Progress::finish(const std::string& status, int64_t done) {
   if (!enabled_ || finished_) return;
   finished_ = true;
-  draw(total_, status, true);
+  draw(done < 0 ? total_ : done, status, true);
 }
 
 void Progress::draw(int64_t done, const std::string& status, bool final_line) {

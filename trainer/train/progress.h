@@ -20,8 +20,9 @@ class Progress {
 
   /// Marks step `done` (1-based count of finished steps) with a status text.
   void update(int64_t done, const std::string& status);
-  /// Finishes the bar (newline on a terminal).
-  void finish(const std::string& status);
+  /// Finishes the bar (newline on a terminal) at step `done` (the total when
+  /// negative: a run that stopped early shows where it stopped).
+  void finish(const std::string& status, int64_t done = -1);
 
  private:
   void draw(int64_t done, const std::string& status, bool final_line);

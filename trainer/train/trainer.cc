@@ -512,12 +512,17 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   }
   if (checkpoint_ms_ > 0) {
     char buf[96];
-    std::snprintf(buf, sizeof buf, ", checkpoints %.2f s (%.2f%% of %.1f s)", res.checkpoint_seconds,
-                  100 * res.checkpoint_seconds / secs, secs);
+    std::snprintf(buf, sizeof buf, ", checkpoints %.2f s (%.2f%% of %.2f s)",
+                  res.checkpoint_seconds, 100 * res.checkpoint_seconds / secs, secs);
     ck += buf;
   }
-  progress.finish("done: " + std::to_string(res.iterations) + " iterations, " +
-                  std::to_string(static_cast<int64_t>(res.images_per_s)) + " img/s" + ck);
+  const std::string how = res.stopped_on_signal ? "stopped on a signal: "
+                          : res.early_stopped   ? "target_metric reached: "
+                                                : "done: ";
+  char ips[32];
+  std::snprintf(ips, sizeof ips, "%.1f", res.images_per_s);
+  progress.finish(how + std::to_string(res.iterations) + " iterations, " + ips + " img/s" + ck,
+                  res.iterations);
   return res;
 }
 
