@@ -266,6 +266,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   rep.add("output", out_path).add("format", qat ? "int8 qdq onnx" : "fp32 onnx");
   rep.add("export_top1", exported);
   rep.add("onnxruntime_top1", ort).add("onnxruntime_differing_predictions", check.differing);
+  if (std::isnan(ort)) rep.add("onnxruntime_check", "not run: " + why);
   if (!check.first_difference.empty())
     rep.add("onnxruntime_first_difference", check.first_difference);
   rep.add("data_wait_share", res.step_seconds > 0 ? res.data_wait_seconds / res.step_seconds : 0.0);

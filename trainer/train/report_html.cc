@@ -195,6 +195,120 @@ Metrics readMetrics(const std::string& path) {
   return m;
 }
 
+// report.json with one key per line, indented two spaces per level (the
+// file itself stays one line for tools).
+std::string prettyJson(const std::string& json) {
+  std::string out;
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  auto newline = [&] { out += "\n" + std::string(static_cast<size_t>(2 * depth), ' '); };
+  for (char c : json) {
+    if (in_string) {
+      out += c;
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; out += c; break;
+      case '{': case '[': out += c; ++depth; newline(); break;
+      case '}': case ']': --depth; newline(); out += c; break;
+      case ',': out += c; newline(); break;
+      case ' ': break;
+      case ':': out += ": "; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// The answer first: teacher, student, export and ONNX Runtime top-1 with
+// their deltas, sparsity, size, speed, ranks. Each value cell carries its
+// report.json key (data-key) and the value as written there (data-value), so
+// a test can check the page against the file.
+std::string summaryTable(const std::string& report_json) {
+  YAML::Node r;
+  try {
+    r = YAML::Load(report_json);
+  } catch (const YAML::Exception&) {
+    return "";
+  }
+  if (!r.IsMap()) return "";
+  std::ostringstream t;
+  auto num = [&](const char* key, double* v) {
+    if (!r[key] || !r[key].IsScalar()) return false;
+    try {
+      *v = r[key].as<double>();
+    } catch (const YAML::Exception&) {
+      return false;
+    }
+    return std::isfinite(*v);
+  };
+  auto row = [&](const std::string& label, const char* key, const std::string& shown,
+                 const std::string& note) {
+    t << "<tr><th>" << esc(label) << "</th><td data-key=\"" << key << "\" data-value=\""
+      << esc(r[key] ? r[key].as<std::string>() : std::string()) << "\">" << esc(shown)
+      << "</td><td>" << esc(note) << "</td></tr>\n";
+  };
+  auto pct = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f %%", 100 * v);
+    return std::string(b);
+  };
+  auto delta = [](double v, double ref) {
+    char b[48];
+    std::snprintf(b, sizeof b, "%+.2f points vs the teacher", 100 * (v - ref));
+    return std::string(b);
+  };
+  double teacher = NAN, v = 0;
+  const bool has_teacher = num("teacher_top1", &teacher);
+  t << "<table class=\"summary\">\n";
+  if (has_teacher) row("Teacher top-1 (the model as given)", "teacher_top1", pct(teacher), "");
+  for (const auto& [key, label] :
+       std::vector<std::pair<const char*, const char*>>{
+           {"student_top1", "Student top-1 (fake-quant, masked)"},
+           {"export_top1", "Exported model in slimtrain"},
+           {"onnxruntime_top1", "Exported model in ONNX Runtime"}})
+    if (num(key, &v)) row(label, key, pct(v), has_teacher ? delta(v, teacher) : "");
+  if (!num("onnxruntime_top1", &v))
+    row("ONNX Runtime check", "onnxruntime_check", "not run",
+        r["onnxruntime_check"] ? r["onnxruntime_check"].as<std::string>() : "");
+  else if (num("onnxruntime_differing_predictions", &v))
+    row("Predictions where ONNX Runtime and slimtrain differ", "onnxruntime_differing_predictions",
+        std::to_string(static_cast<int64_t>(v)), v > 0 ? "see report.json" : "every sample agrees");
+  if (r["sparsity"] && r["sparsity"]["overall"]) {
+    const double sp = r["sparsity"]["overall"].as<double>();
+    t << "<tr><th>Sparsity of the pruned weights</th><td data-key=\"sparsity.overall\" "
+      << "data-value=\"" << esc(r["sparsity"]["overall"].as<std::string>()) << "\">" << pct(sp)
+      << "</td><td></td></tr>\n";
+  }
+  double before = 0, after = 0, ratio = 0;
+  if (num("teacher_initializer_bytes", &before) && num("export_initializer_bytes", &after) &&
+      num("size_ratio", &ratio)) {
+    char b[96];
+    std::snprintf(b, sizeof b, "%.2fx smaller (%.0f -> %.0f bytes of weights)", ratio, before,
+                  after);
+    row("Model size", "size_ratio", b, r["format"] ? r["format"].as<std::string>() : "");
+  }
+  if (num("images_per_s", &v)) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f img/s", v);
+    double wait = 0;
+    row("Training speed", "images_per_s", b,
+        num("data_wait_share", &wait) ? "waiting for data " + pct(wait) + " of step time" : "");
+  }
+  if (num("iterations", &v))
+    row("Iterations", "iterations", std::to_string(static_cast<int64_t>(v)), "");
+  if (num("world_size", &v))
+    row("Ranks", "world_size", std::to_string(static_cast<int64_t>(v)), "");
+  if (num("bad_images_skipped", &v) && v > 0)
+    row("Unreadable images skipped", "bad_images_skipped",
+        std::to_string(static_cast<int64_t>(v)), "skip_bad_images");
+  t << "</table>\n";
+  return t.str();
+}
+
 }  // namespace
 
 std::string writeReportHtml(const ReportInputs& in) {
@@ -266,8 +380,13 @@ std::string writeReportHtml(const ReportInputs& in) {
     << "<title>slimtrain report: " << esc(in.title) << "</title><style>"
     << "body{font-family:sans-serif;max-width:720px;margin:2em auto;color:#222}"
     << "figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}"
-    << "pre{background:#f5f5f5;padding:1em;overflow-x:auto;font-size:80%}</style></head><body>\n"
-    << "<h1>slimtrain compression report: " << esc(in.title) << "</h1>\n";
+    << "pre{background:#f5f5f5;padding:1em;overflow-x:auto;font-size:80%}"
+    << "table.summary{border-collapse:collapse;margin:1em 0}"
+    << "table.summary th,table.summary td{text-align:left;padding:.25em .8em;"
+    << "border-bottom:1px solid #ddd}table.summary th{font-weight:normal;color:#444}"
+    << "table.summary td:nth-child(2){font-weight:bold}</style></head><body>\n"
+    << "<h1>slimtrain compression report: " << esc(in.title) << "</h1>\n"
+    << summaryTable(in.report_json);
   for (const auto& p : plots)
     h << "<figure id=\"" << p.name << "\">" << p.svg << "<figcaption>" << esc(p.caption)
       << " (also <code>plots/" << p.name << ".svg</code>)</figcaption></figure>\n";
@@ -276,7 +395,8 @@ std::string writeReportHtml(const ReportInputs& in) {
     for (const auto& s : missing) h << "<li>" << esc(s) << "</li>";
     h << "</ul>\n";
   }
-  h << "<h2>report.json</h2><pre>" << esc(in.report_json) << "</pre>\n"
+  h << "<details><summary>report.json</summary><pre>" << esc(prettyJson(in.report_json))
+    << "</pre></details>\n"
     << "<script>/* self-check read by the headless-browser test */\n"
     << "document.body.dataset.plots = document.querySelectorAll('svg.plot').length;\n"
     << "</script>\n</body></html>\n";
