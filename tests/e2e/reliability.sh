@@ -4,6 +4,7 @@
 #     model.onnx; resuming that checkpoint with a lower rate finishes (exit 0);
 #     the same on 2 ranks (every rank agrees, mpirun exits 3);
 #  2. a checkpoint holding NaN weights is refused as a resume point (exit 2);
+#  2b. Checkpoint.resume naming a missing file or a folder exits 2;
 #  3. two jobs on one checkpoint directory: the second exits 2 naming the
 #     first's PID and host, and the first finishes untouched.
 # Usage: reliability.sh SLIMTRAIN
@@ -51,6 +52,14 @@ EOF
 expect_rc 2 "$OUT/nan.log" "$BIN" compress "$cfg" --set Global.save_dir="$OUT/nan" --set "$calm"
 grep -q "non-finite values" "$OUT/nan.log" || fail "no message about the non-finite checkpoint"
 echo "NaN checkpoint refused: $(grep -o 'checkpoint .* holds non-finite values in [^ ]*' "$OUT/nan.log")"
+
+# 2b. Checkpoint.resume naming a missing file or a folder: exit 2 naming the key.
+expect_rc 2 "$OUT/resume_missing.log" "$BIN" compress "$cfg" --set Global.save_dir="$OUT/rm" \
+  --set Checkpoint.resume="$OUT/none.h5"
+grep -q "Checkpoint.resume: .*none.h5 does not exist" "$OUT/resume_missing.log" || fail "no message naming Checkpoint.resume"
+expect_rc 2 "$OUT/resume_dir.log" "$BIN" compress "$cfg" --set Global.save_dir="$OUT/rm" \
+  --set Checkpoint.resume="$OUT"
+echo "Checkpoint.resume naming a missing file or a folder: exit 2"
 
 # 3. Two jobs, one checkpoint directory.
 "$BIN" compress "$cfg" --set Global.save_dir="$OUT/shared" > "$OUT/first.log" 2>&1 &

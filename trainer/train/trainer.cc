@@ -235,6 +235,11 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       st = ckpt.loadLatest(&from);
     } else {
       from = cfg_.checkpoint.resume;
+      if (!std::filesystem::is_regular_file(from))
+        SLIM_THROW(ConfigError, "Checkpoint.resume: ", from.string(),
+                   std::filesystem::exists(from) ? " is not a file" : " does not exist",
+                   " (give a checkpoint file, e.g. a ckpt-*.h5 in ", cfg_.checkpoint.dir,
+                   ", or auto / never)");
       st = checkpoint::CheckpointManager::load(from);
     }
     if (st) {
