@@ -125,7 +125,17 @@ def check(binary, export_dir, name):
             errors.append(f"{name}: {what}: slimtrain {a!r}, expected {b!r}")
 
     expect("inputs", got["inputs"], [{"name": "input", "shape": [-1, 3, 224, 224]}])
-    expect("outputs", got["outputs"], [{"name": "output", "shape": "[1, 1000]"}])
+    expect("outputs", got["outputs"], [{"name": "output", "shape": [1, 1000]}])
+    # Distillation proposals: one tensor per spatial resolution of the backbone
+    # (stem 112 ... 7 at 224x224), then the default nodes and the logits
+    # (marked when used by default).
+    props = got["proposed_distill_nodes"]
+    sizes = [tuple(p["shape"][2:]) for p in props if p["shape"] and len(p["shape"]) == 4]
+    if len(set(sizes)) < 4:
+        errors.append(f"{name}: proposals should cover >= 4 resolutions, got {sizes}")
+    expect("last proposal", props[-1]["name"], "output")
+    if not any(p["default"] for p in props):
+        errors.append(f"{name}: no proposal is marked as a default node")
     if "shape_inference_error" in got:
         errors.append(f"{name}: shape inference failed: {got['shape_inference_error']}")
 

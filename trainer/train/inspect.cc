@@ -3,6 +3,7 @@
 // compression passes' own selection logic applied to a copy of the graph.
 #include "trainer/train/inspect.h"
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -21,6 +22,34 @@ std::string shapeJson(const Shape& s) {
   std::string o = "[";
   for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
   return o + "]";
+}
+
+// Distillation candidates, as ACT's FAQ asks ("which nodes do I distill?"):
+// the last tensor computed at each spatial resolution of the backbone (in
+// graph order, every (H, W) of a 4-D activation; the last one written before
+// the network moves on is that stage's output), then the default nodes and
+// the model's outputs not listed yet.
+std::vector<std::string> stageOutputs(const graph::Graph& g,
+                                      const std::map<std::string, Shape>& shapes,
+                                      const std::vector<std::string>& defaults) {
+  std::vector<std::pair<std::pair<int64_t, int64_t>, std::string>> stages;  // in first-seen order
+  for (const auto& n : g.nodes)
+    for (const auto& t : n.outputs) {
+      auto it = shapes.find(t);
+      if (it == shapes.end() || it->second.size() != 4) continue;
+      const std::pair<int64_t, int64_t> hw{it->second[2], it->second[3]};
+      auto st = std::find_if(stages.begin(), stages.end(),
+                             [&](const auto& s) { return s.first == hw; });
+      if (st == stages.end()) stages.push_back({hw, t});
+      else st->second = t;
+    }
+  std::vector<std::string> out;
+  for (const auto& s : stages) out.push_back(s.second);
+  std::vector<std::string> tail = defaults;
+  for (const auto& o : g.outputs) tail.push_back(o.name);
+  for (const auto& t : tail)
+    if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  return out;
 }
 
 }  // namespace
@@ -65,6 +94,10 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
   std::vector<std::string> prune_default = compress::prunableParams(g, all);
   std::vector<std::string> prune_1x1 = compress::prunableParams(g, c1x1);
   std::vector<std::string> distill = compress::defaultDistillNodes(g);
+  const std::vector<std::string> proposals = stageOutputs(g, shapes, distill);
+  auto isDefault = [&](const std::string& n) {
+    return std::find(distill.begin(), distill.end(), n) != distill.end();
+  };
   int64_t n_params = 0;
   for (const auto& p : g.trainable) n_params += g.initializers.at(p).numel();
 
@@ -82,7 +115,9 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
              ", \"shape\": " + shapeJson(g.inputs[i].shape) + "}";
     for (size_t i = 0; i < g.outputs.size(); ++i)
       outs += std::string(i ? ", " : "") + "{\"name\": " + jsonString(g.outputs[i].name) +
-              ", \"shape\": " + jsonString(shapeOf(g.outputs[i].name)) + "}";
+              ", \"shape\": " +
+              (shapes.count(g.outputs[i].name) ? shapeJson(shapes[g.outputs[i].name]) : "null") +
+              "}";
     bool first = true;
     for (const auto& n : g.nodes)
       for (const auto& t : n.outputs) {
@@ -108,6 +143,13 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
     o.add("prunable_params", prune_default);
     o.add("prunable_params_conv1x1_only", prune_1x1);
     o.add("default_distill_nodes", distill);
+    std::string props = "[";
+    for (size_t i = 0; i < proposals.size(); ++i)
+      props += std::string(i ? ", " : "") + "{\"name\": " + jsonString(proposals[i]) +
+               ", \"shape\": " +
+               (shapes.count(proposals[i]) ? shapeJson(shapes[proposals[i]]) : "null") +
+               ", \"default\": " + (isDefault(proposals[i]) ? "true" : "false") + "}";
+    o.addRaw("proposed_distill_nodes", props + "]");
     if (!shape_error.empty()) o.add("shape_inference_error", shape_error);
     os << o.str() << "\n";
     return os.str();
@@ -142,6 +184,11 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
   for (const auto& p : prune_1x1) os << "  " << p << "\n";
   os << "\ndefault distillation nodes (teacher_<name> -> <name>):\n";
   for (const auto& n : distill) os << "  " << n << " " << shapeOf(n) << "\n";
+  os << "\nproposed distillation nodes (the output of each resolution stage, then the model's"
+     << " outputs; * = used by default;\nDistillation.node: [name, ...] pairs each with "
+     << "teacher_<name>):\n";
+  for (const auto& n : proposals)
+    os << "  " << (isDefault(n) ? "* " : "  ") << n << " " << shapeOf(n) << "\n";
   return os.str();
 }
 
