@@ -38,7 +38,7 @@ int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& c
   comm::LaunchInfo launch = comm::detectLaunch();
   log::setRank(launch.rank, launch.size);
   // Every rank parses and validates the whole config before any collective.
-  config::Config cfg = config::loadConfig(cl.positional[0], cl.sets);
+  config::Config cfg = config::loadConfig(cl.positional[0], cl.sets, cl.command == "eval");
   comm = comm::createCommunicator(
       cfg.distributed.backend,
       std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000)));

@@ -322,8 +322,11 @@ struct Config {
 ///        "Global.Data.mean=[0.5]"); an unknown key path is an error with a
 ///        suggestion. A legacy/new spelling of a key already in the file is
 ///        replaced (setting Distillation.alpha replaces distill_lambda).
+/// @param train_optional a missing TrainConfig section is allowed (the eval
+///        command reads Global only); train then holds a 1-epoch placeholder
 /// @return the validated config, defaults filled in
-Config loadConfig(const std::string& path, const std::vector<std::string>& overrides = {});
+Config loadConfig(const std::string& path, const std::vector<std::string>& overrides = {},
+                  bool train_optional = false);
 
 /// Same as loadConfig for YAML text already in memory (tests, checkpoints).
 /// @param yaml_text the document

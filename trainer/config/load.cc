@@ -123,7 +123,10 @@ Config parseDocument(const YAML::Node& root, const Source& src) {
     if (contains(seen, q)) c.quant = detail::parseQuant(top[q]);
   if (contains(seen, "Distillation")) c.distill = detail::parseDistillation(top["Distillation"]);
   if (contains(seen, "UnstructurePrune")) c.prune = detail::parsePrune(top["UnstructurePrune"]);
-  c.train = detail::parseTrain(top["TrainConfig"]);
+  if (src.train_optional && !contains(seen, "TrainConfig"))
+    c.train.epochs = 1;  // placeholder: nothing trains (eval)
+  else
+    c.train = detail::parseTrain(top["TrainConfig"]);
   return c;
 }
 
@@ -183,7 +186,8 @@ Config parseConfigString(const std::string& yaml_text, const std::string& preten
   return parseText(yaml_text, src, overrides);
 }
 
-Config loadConfig(const std::string& path, const std::vector<std::string>& overrides) {
+Config loadConfig(const std::string& path, const std::vector<std::string>& overrides,
+                  bool train_optional) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     SLIM_THROW(ConfigError, path, ": is a directory, expected a YAML config file");
@@ -195,6 +199,7 @@ Config loadConfig(const std::string& path, const std::vector<std::string>& overr
   Source src;
   src.file = path;
   src.user_file = true;
+  src.train_optional = train_optional;
   return parseText(ss.str(), src, overrides);
 }
 

@@ -23,6 +23,8 @@ struct Source {
   /// parseConfigString (a checkpoint's config may come from another machine
   /// and is parsed again on resume / export).
   bool user_file = false;
+  /// A missing TrainConfig section is allowed (the eval command needs none).
+  bool train_optional = false;
 };
 
 /// A possibly absent YAML node with its dotted key path ("Global.Data.mean",

@@ -1,8 +1,10 @@
 // Positive parsing tests: shipped configs, legacy vs newer spellings, defaults,
 // --set overrides, node forms, optimizers, GMP resolution, op-type mapping.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "trainer/config/config.h"
 #include "trainer/core/error.h"
@@ -333,6 +335,21 @@ TEST(ConfigParse, EpochsAndTrainIterBothKept) {
 
 TEST(ConfigParse, MissingFile) {
   EXPECT_THROW(loadConfig("/nonexistent/x.yaml"), slim::ConfigError);
+}
+
+// `slimtrain eval` reads Global only: TrainConfig may be missing there.
+TEST(ConfigParse, EvalNeedsNoTrainConfig) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("slim_eval_only_" + std::to_string(::getpid()) + ".yaml");
+  {
+    std::ofstream f(path);
+    f << "Global:\n  model: zoo:mobilenet_tiny\n  batch_size: 8\n"
+         "  Data: {train_images: a.gz, train_labels: b.gz}\n";
+  }
+  EXPECT_THROW(loadConfig(path.string()), slim::ConfigError);
+  const Config c = loadConfig(path.string(), {}, /*train_optional=*/true);
+  EXPECT_EQ(c.global.batch_size, 8);
+  std::filesystem::remove(path);
 }
 
 }  // namespace
