@@ -65,7 +65,10 @@ const std::vector<CommandSpec>& specs() {
        "multiplies exactly on x86 without VNNI; int8 there is faster (U8S8) but\n"
        "pairs of products may saturate in int16. Exact on VNNI and ARM CPUs."},
       {"checkpoint", "show FILE", "summarise a checkpoint file", {}, {"--json"},
-       "Usage: slimtrain checkpoint show FILE"},
+       "Usage: slimtrain checkpoint show FILE [--json]\n"
+       "Prints where the run stood (iteration, epoch, sample offset, ranks, seed) and\n"
+       "every tensor with its shape and statistics; --json: the position and each\n"
+       "group's tensors with dtype and shape."},
   };
   return kSpecs;
 }

@@ -1,15 +1,47 @@
 // Tool subcommands.
 #include "launcher/tools.h"
 
+#include <filesystem>
 #include <iostream>
 
 #include "trainer/core/error.h"
 #include "trainer/models/onnx/onnx_infer.h"
+#include "checkpoint/checkpoint_manager.h"
 #include "checkpoint/training_state.h"
+#include "trainer/train/metrics.h"
 #include "trainer/train/compress_command.h"
 #include "trainer/train/inspect.h"
 
 namespace slim::launcher {
+namespace {
+
+// `checkpoint show --json`: where the run stood and every tensor's dtype and
+// shape, group by group (the same schema conventions as inspect: shapes as
+// arrays).
+std::string checkpointJson(const std::string& file) {
+  const checkpoint::TrainingState st = checkpoint::CheckpointManager::load(file);
+  train::JsonObject o;
+  o.add("file", file).add("step", st.step).add("epoch", st.epoch);
+  o.add("sample_offset", st.sample_offset).add("world_size", st.world_size);
+  o.add("seed", static_cast<int64_t>(st.seed)).add("created_unix", st.created_unix);
+  train::JsonObject groups;
+  for (const auto& [name, g] : st.groups()) {
+    std::string tensors = "[";
+    for (const auto& [tn, t] : g->tensors) {
+      std::string shape = "[";
+      for (size_t i = 0; i < t.shape().size(); ++i)
+        shape += (i ? ", " : "") + std::to_string(t.shape()[i]);
+      tensors += std::string(tensors.size() > 1 ? ", " : "") + "{\"name\": " +
+                 train::jsonString(tn) + ", \"dtype\": " + train::jsonString(dtypeName(t.dtype())) +
+                 ", \"shape\": " + shape + "]}";
+    }
+    groups.addRaw(name, tensors + "]");
+  }
+  o.addRaw("groups", groups.str());
+  return o.str();
+}
+
+}  // namespace
 
 int runTool(const CommandLine& cl) {
   if (cl.command == "infer") {
@@ -28,8 +60,16 @@ int runTool(const CommandLine& cl) {
   }
   if (cl.command == "checkpoint") {
     if (cl.positional.size() != 2 || cl.positional[0] != "show")
-      SLIM_THROW(ConfigError, "usage: slimtrain checkpoint show FILE");
-    std::cout << checkpoint::describeCheckpointFile(cl.positional[1]);
+      SLIM_THROW(ConfigError, "usage: slimtrain checkpoint show FILE [--json]");
+    const std::string& file = cl.positional[1];
+    if (!std::filesystem::is_regular_file(file))
+      SLIM_THROW(ConfigError, "checkpoint ", file,
+                 std::filesystem::exists(file) ? " is not a file" : " does not exist");
+    if (cl.flags.count("--json") != 0) {
+      std::cout << checkpointJson(file) << "\n";
+      return kExitOk;
+    }
+    std::cout << checkpoint::describeCheckpointFile(file);
     return kExitOk;
   }
   if (cl.command == "export") {

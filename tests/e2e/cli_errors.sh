@@ -14,6 +14,7 @@ for c in train compress eval inspect infer export checkpoint; do expect 0 "usage
 expect 2 "unknown command 'trian'" "$BIN" trian
 expect 2 "unknown option '--bogus'" "$BIN" train x.yaml --bogus
 expect 2 "did you mean 'compress'" "$BIN" compres x.yaml
+expect 2 "does not exist" "$BIN" checkpoint show /nonexistent/ckpt.h5 --json
 expect 2 "did you mean '--force-resume'" "$BIN" compress x.yaml --force-resum
 expect 2 "expected debug, info, warn or error, found 'loud'" "$BIN" train x.yaml --log-level loud
 expect 2 "does not exist" "$BIN" eval "$SLIM_SOURCE_DIR/configs/fmnist_pretrain.yaml" --quiet --model /nonexistent.onnx

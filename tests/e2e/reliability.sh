@@ -39,6 +39,15 @@ expect_rc 3 "$OUT/div2.log" mpirun --allow-run-as-root --oversubscribe -np 2 -x 
   "$BIN" compress "$cfg" --set Global.save_dir="$OUT/div2" --set Global.batch_size=16 --set "$blowup"
 echo "2 ranks: mpirun exit 3, $(grep -c 'training diverged' "$OUT/div2.log") ranks reported the divergence"
 
+# `checkpoint show --json` of the checkpoint the divergence named parses and
+# says where the run stood.
+"$BIN" checkpoint show "$OUT/div2/checkpoints/ckpt-00000020.h5" --json | /usr/bin/python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+assert c["step"] == 20 and c["world_size"] == 2, c
+assert all(isinstance(t["shape"], list) for g in c["groups"].values() for t in g), "shapes"
+print("checkpoint show --json: step", c["step"], "ranks", c["world_size"], "params", len(c["groups"]["params"]))'
+
 # 2. NaN weights in a checkpoint: not a resume point.
 mkdir -p "$OUT/nan/checkpoints"
 cp "$OUT/div2/checkpoints/ckpt-00000020.h5" "$OUT/nan/checkpoints/"
