@@ -183,8 +183,14 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   // ACT exports the best evaluation; with pruning the best may come from
   // before the final sparsity, so a pruned run exports its final state.
   trainer.setKeepBest(!pruner);
-  std::vector<std::string> terms;
-  for (const auto& [loss, tensor] : dl.by_loss) terms.push_back(tensor);
+  // metrics.jsonl keys: "distill/<loss>" per loss type (its weighted share of
+  // the objective), "distill/<student tensor>" per pair, "task" when on.
+  std::vector<std::pair<std::string, std::string>> terms;
+  for (const auto& [loss, tensor] : dl.by_loss)
+    terms.emplace_back(loss == "task" ? "task" : "distill/" + loss, tensor);
+  for (const auto& t : dl.terms)
+    terms.emplace_back("distill/" + t.pair.student + (dl.groups.size() > 1 ? ":" + t.loss : ""),
+                       t.tensor);
   trainer.setLossTerms(terms);
   const std::string teacher_logits =
       tinfo.outputs.empty() ? "teacher_" + logits : tinfo.outputs[0];

@@ -416,13 +416,12 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
 
     // 4. Log.
     if ((it + 1) % tc.logging_iter == 0 || last) {
-      float fv[8] = {executor_->value(io_.loss).f32()[0]};
-      size_t nv = 1;
-      for (const auto& t : loss_terms_)
-        if (nv < 8) fv[nv++] = executor_->value(t).f32()[0];
+      std::vector<float> fv = {executor_->value(io_.loss).f32()[0]};
+      for (const auto& term : loss_terms_) fv.push_back(executor_->value(term.second).f32()[0]);
+      const size_t nv = fv.size();
       comm::CollectiveOptions o;
       o.tag = "loss logging";
-      comm_.allreduce(fv, nv, DType::kF32, comm::ReduceOp::kSum, o);
+      comm_.allreduce(fv.data(), nv, DType::kF32, comm::ReduceOp::kSum, o);
       auto now = std::chrono::steady_clock::now();
       double dt = std::chrono::duration<double>(now - t_log).count();
       double ips = dt > 0 ? images_since_log / dt : 0;
@@ -431,7 +430,8 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       res.final_loss = fv[0] / world;
       JsonObject line;
       line.add("iter", it + 1).add("epoch", pos.epoch).add("loss", res.final_loss);
-      for (size_t i = 1; i < nv; ++i) line.add(loss_terms_[i - 1], static_cast<double>(fv[i] / world));
+      for (size_t i = 1; i < nv; ++i)
+        line.add(loss_terms_[i - 1].first, static_cast<double>(fv[i] / world));
       line.add("lr", static_cast<double>(lr)).add("images_per_s", ips);
       for (auto* h : hooks_) h->addMetrics(it, line);
       metrics.write(line);

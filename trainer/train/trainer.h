@@ -81,7 +81,9 @@ class Trainer {
   /// Adds hooks (called in the order added); the trainer does not own them.
   void addHooks(TrainHooks* hooks) { hooks_.push_back(hooks); }
   /// Tensors (scalars) logged as loss terms besides the loss itself.
-  void setLossTerms(std::vector<std::string> names) { loss_terms_ = std::move(names); }
+  void setLossTerms(std::vector<std::pair<std::string, std::string>> terms) {
+    loss_terms_ = std::move(terms);
+  }
   /// Logits evaluated besides io.logits, reported under `label` (e.g. teacher).
   void addEvalTarget(const std::string& label, const std::string& logits);
 
@@ -111,7 +113,7 @@ class Trainer {
   GraphIo io_;
   comm::Communicator& comm_;
   std::vector<TrainHooks*> hooks_;
-  std::vector<std::string> loss_terms_;
+  std::vector<std::pair<std::string, std::string>> loss_terms_;  // metrics key, scalar tensor
   std::vector<std::pair<std::string, std::string>> eval_targets_;
   std::unique_ptr<graph::Executor> executor_;
   bool keep_best_ = false;
