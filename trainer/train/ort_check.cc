@@ -45,8 +45,18 @@ bool readLine(FILE* f, std::string* line) {
 
 }  // namespace
 
+// $SLIM_ORT_SCRIPT; else the installed copy next to the binary
+// (<bindir>/<SLIM_BIN_TO_DATADIR>/ort_stream.js, i.e. PREFIX/share/slimtrain);
+// else the source tree's (build-tree use). The caller checks existence.
 std::string OrtRunner::scriptPath() {
   if (const char* e = std::getenv("SLIM_ORT_SCRIPT"); e != nullptr && *e) return e;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec && !exe.empty()) {
+    const std::filesystem::path installed =
+        exe.parent_path() / SLIM_BIN_TO_DATADIR / "ort_stream.js";
+    if (std::filesystem::exists(installed, ec)) return installed.lexically_normal().string();
+  }
   return std::string(SLIM_SOURCE_DIR) + "/scripts/ort_stream.js";
 }
 
