@@ -1,41 +1,26 @@
 // Resize/Upsample, LayerNormalization, InstanceNormalization, PRelu,
-// ReduceMax/Min, ArgMax/Min and ConvTranspose: forward against naive loops,
-// backward by finite differences, the parameter gradients (sums over the
+// ReduceMax/Min and ArgMax/Min (ConvTranspose: conv_transpose_test.cc):
+// forward against naive loops, backward by finite differences, the parameter gradients (sums over the
 // batch) from two thread-ranks of half a batch each, reduced by the ops
 // themselves, bit-identical to one rank holding the whole batch, and the same
 // bits for any thread count.
 #include <gtest/gtest.h>
-#include <omp.h>
 
-#include <chrono>
 #include <cmath>
-#include <condition_variable>
-#include <cstring>
-#include <exception>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "tests/unit/ops/gradcheck.h"
-#include "trainer/ops/op.h"
+#include "tests/unit/ops/nn_extra_util.h"
 
 namespace slim {
 namespace {
 
+using test::expectNear;
+using test::expectRankExact;
+using test::floats;
+using test::grads;
+using test::make;
 using test::randomTensor;
-
-std::unique_ptr<ops::Op> make(const std::string& type, const ops::Attrs& a = {}) {
-  return ops::OpRegistry::get().create(type, a, "t");
-}
-
-Tensor floats(Shape s, std::vector<float> v) { return Tensor::fromVector(std::move(s), v); }
-
-void expectNear(const Tensor& got, const std::vector<float>& want, float tol = 1e-5f) {
-  ASSERT_EQ(got.numel(), static_cast<int64_t>(want.size()));
-  for (int64_t i = 0; i < got.numel(); ++i)
-    ASSERT_NEAR(got.f32()[i], want[i], tol) << "element " << i;
-}
 
 // ---- Resize ----------------------------------------------------------------
 
@@ -141,118 +126,6 @@ TEST(Resize, RefusesUnsupportedModes) {
   std::vector<Tensor> in{randomTensor({1, 2, 3, 3}, 5), Tensor(), Tensor(),
                          Tensor::fromInts({4}, {1, 4, 3, 3})};
   EXPECT_THROW(test::runForward(*op, in, 1, false), ModelError);
-}
-
-// ---- Exact two-rank reduction ------------------------------------------------
-
-// Threads-as-ranks StateSync adding fixed-point values exactly.
-class ExactSync : public ops::StateSync {
- public:
-  explicit ExactSync(int size) : size_(size) {}
-  void allreduce(float* data, size_t n, ops::SyncOp) override {
-    std::vector<ops::Fixed> v(n);
-    for (size_t i = 0; i < n; ++i) v[i] = static_cast<ops::Fixed>(data[i]);
-    reduce(v.data(), n);
-    for (size_t i = 0; i < n; ++i) data[i] = static_cast<float>(v[i]);
-  }
-  void sumFixed(ops::Fixed* data, size_t n) override { reduce(data, n); }
-  int size() const override { return size_; }
-
- private:
-  void reduce(ops::Fixed* data, size_t n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (arrived_ == 0) acc_.assign(data, data + n);
-    else
-      for (size_t i = 0; i < n; ++i) acc_[i] += data[i];
-    if (++arrived_ == size_) {
-      result_ = acc_;
-      arrived_ = 0;
-      ++generation_;
-      cv_.notify_all();
-    } else {
-      const int64_t gen = generation_;
-      if (!cv_.wait_for(lock, std::chrono::seconds(20), [&] { return generation_ != gen; }))
-        throw CommError("ExactSync: timed out", -1, "sumFixed");
-    }
-    std::copy(result_.begin(), result_.end(), data);
-  }
-  int size_, arrived_ = 0;
-  int64_t generation_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<ops::Fixed> acc_, result_;
-};
-
-Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
-  Shape s = t.shape();
-  const int64_t inner = t.numel() / s[0];
-  s[0] = end - begin;
-  Tensor out(s);
-  std::copy(t.f32() + begin * inner, t.f32() + end * inner, out.f32());
-  return out;
-}
-
-// Gradients of every input of `type` for inputs `in` (input 0 the batch),
-// dy = `dy`; with `sync`, the inputs `params` are reduced by the op.
-std::vector<Tensor> grads(const std::string& type, const ops::Attrs& a, std::vector<Tensor> in,
-                          const Tensor& dy, ops::StateSync* sync,
-                          const std::vector<bool>& params) {
-  auto op = make(type, a);
-  if (sync) op->setRankReducedInputs(params);
-  ops::RunContext ctx;
-  ctx.training = true;
-  ctx.sync = sync;
-  std::vector<Tensor*> pin;
-  for (auto& t : in) pin.push_back(t.defined() ? &t : nullptr);
-  Tensor y;
-  op->forward(pin, {&y}, ctx);
-  std::vector<Tensor> g(in.size());
-  std::vector<Tensor*> din;
-  for (auto& t : g) din.push_back(&t);
-  op->backward(pin, {&y}, {&dy}, din, ctx);
-  return g;
-}
-
-// Whole batch on one rank vs halves on two ranks: every parameter gradient
-// (params[i]) of each rank, times 2 (the op returns the mean over ranks), has
-// the bits of the whole batch's.
-void expectRankExact(const std::string& type, const ops::Attrs& a, std::vector<Tensor> in,
-                     const std::vector<bool>& params) {
-  const int64_t N = in[0].dim(0), half = N / 2;
-  auto probe = make(type, a);
-  std::vector<Tensor> copy;
-  for (auto& t : in) copy.push_back(t.defined() ? t.clone() : Tensor());
-  Tensor y0 = test::runForward(*probe, copy, 1, true)[0];
-  Tensor dy = randomTensor(y0.shape(), 77);
-  auto full = grads(type, a, in, dy, nullptr, params);
-  ExactSync sync(2);
-  std::vector<Tensor> res[2];
-  std::exception_ptr err[2];
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        const int64_t b = r * half, e = r == 0 ? half : N;
-        std::vector<Tensor> rin{rows(in[0], b, e)};
-        for (size_t i = 1; i < in.size(); ++i) rin.push_back(in[i]);
-        res[r] = grads(type, a, rin, rows(dy, b, e), &sync, params);
-      } catch (...) {
-        err[r] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& e : err)
-    if (e) std::rethrow_exception(e);
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (!params[i]) continue;
-    const Tensor& f = full[i];
-    for (int r = 0; r < 2; ++r) {
-      ASSERT_EQ(res[r][i].numel(), f.numel());
-      for (int64_t k = 0; k < f.numel(); ++k)
-        ASSERT_EQ(res[r][i].f32()[k] * 2.f, f.f32()[k])
-            << type << " input " << i << " element " << k << " rank " << r;
-    }
-  }
 }
 
 // ---- LayerNormalization / InstanceNormalization ------------------------------
@@ -382,138 +255,19 @@ TEST(ArgMax, KeepdimsAndLastIndex) {
   EXPECT_EQ(y.data<int64_t>()[1], 1);
 }
 
-// ---- ConvTranspose -------------------------------------------------------------
-
-struct CtCase {
-  int64_t N, C, H, W, M, kh, kw, sh, sw, dh, dw, group;
-  std::vector<int64_t> pads, out_pad;
-};
-
-ops::Attrs ctAttrs(const CtCase& c) {
-  ops::Attrs a;
-  a.set("strides", std::vector<int64_t>{c.sh, c.sw});
-  a.set("dilations", std::vector<int64_t>{c.dh, c.dw});
-  a.set("pads", c.pads);
-  a.set("output_padding", c.out_pad);
-  a.set("group", c.group);
-  return a;
-}
-
-// y (N, M, OH, OW) by scattering every x * w product to its output.
-Tensor naiveConvTranspose(const CtCase& c, const Tensor& x, const Tensor& w, const Tensor& b) {
-  const int64_t OH =
-      c.sh * (c.H - 1) + c.out_pad[0] + (c.kh - 1) * c.dh + 1 - c.pads[0] - c.pads[2];
-  const int64_t OW =
-      c.sw * (c.W - 1) + c.out_pad[1] + (c.kw - 1) * c.dw + 1 - c.pads[1] - c.pads[3];
-  const int64_t Cg = c.C / c.group, Mg = c.M / c.group;
-  Tensor y({c.N, c.M, OH, OW});
-  for (int64_t n = 0; n < c.N; ++n)
-    for (int64_t m = 0; m < c.M; ++m)
-      for (int64_t p = 0; p < OH * OW; ++p) y.f32()[(n * c.M + m) * OH * OW + p] = b.f32()[m];
-  for (int64_t n = 0; n < c.N; ++n)
-    for (int64_t ci = 0; ci < c.C; ++ci)
-      for (int64_t mg = 0; mg < Mg; ++mg)
-        for (int64_t ih = 0; ih < c.H; ++ih)
-          for (int64_t iw = 0; iw < c.W; ++iw)
-            for (int64_t kh = 0; kh < c.kh; ++kh)
-              for (int64_t kw = 0; kw < c.kw; ++kw) {
-                const int64_t oh = ih * c.sh - c.pads[0] + kh * c.dh;
-                const int64_t ow = iw * c.sw - c.pads[1] + kw * c.dw;
-                if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
-                const int64_t m = (ci / Cg) * Mg + mg;
-                y.f32()[((n * c.M + m) * OH + oh) * OW + ow] +=
-                    x.f32()[((n * c.C + ci) * c.H + ih) * c.W + iw] *
-                    w.f32()[((ci * Mg + mg) * c.kh + kh) * c.kw + kw];
-              }
-  return y;
-}
-
-const std::vector<CtCase> kCtCases = {
-    {2, 3, 4, 5, 2, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, {0, 0}},
-    {2, 4, 3, 3, 6, 3, 2, 2, 3, 1, 1, 2, {1, 0, 1, 1}, {1, 2}},
-    {1, 2, 3, 4, 4, 2, 3, 2, 1, 2, 2, 1, {0, 1, 2, 0}, {0, 0}},
-};
-
-std::vector<Tensor> ctInputs(const CtCase& c, uint64_t seed) {
-  return {randomTensor({c.N, c.C, c.H, c.W}, seed),
-          randomTensor({c.C, c.M / c.group, c.kh, c.kw}, seed + 1), randomTensor({c.M}, seed + 2)};
-}
-
-TEST(ConvTranspose, ForwardMatchesNaiveScatter) {
-  for (size_t i = 0; i < kCtCases.size(); ++i) {
-    const CtCase& c = kCtCases[i];
-    auto in = ctInputs(c, 40 + i);
-    auto op = make("ConvTranspose", ctAttrs(c));
-    Tensor y = test::runForward(*op, in, 1, false)[0];
-    Tensor want = naiveConvTranspose(c, in[0], in[1], in[2]);
-    ASSERT_EQ(y.shape(), want.shape()) << "case " << i;
-    for (int64_t k = 0; k < y.numel(); ++k)
-      ASSERT_NEAR(y.f32()[k], want.f32()[k], 1e-4) << "case " << i << " element " << k;
-  }
-}
-
-TEST(ConvTranspose, Gradients) {
-  for (size_t i = 0; i < kCtCases.size(); ++i)
-    test::gradCheck("ConvTranspose", ctAttrs(kCtCases[i]), ctInputs(kCtCases[i], 50 + i), 1);
-}
-
-TEST(ConvTranspose, WeightAndBiasGradientsAreRankExact) {
-  CtCase c = kCtCases[1];
-  c.N = 16;
-  expectRankExact("ConvTranspose", ctAttrs(c), ctInputs(c, 60), {false, true, true});
-}
-
-TEST(ConvTranspose, OutputShapeAndRefusals) {
-  ops::Attrs a;
-  a.set("strides", std::vector<int64_t>{3, 2});
-  a.set("output_shape", std::vector<int64_t>{10, 8});
-  auto op = make("ConvTranspose", a);
-  std::vector<Tensor> in{randomTensor({1, 1, 3, 3}, 70), randomTensor({1, 2, 3, 3}, 71)};
-  EXPECT_EQ(test::runForward(*op, in, 1, false)[0].shape(), (Shape{1, 2, 10, 8}));
-  auto op1d = make("ConvTranspose");
-  std::vector<Tensor> in1d{randomTensor({1, 1, 3}, 72), randomTensor({1, 2, 3}, 73)};
-  EXPECT_THROW(test::runForward(*op1d, in1d, 1, false), ModelError);
-}
-
 // Every output and gradient with one thread and with three.
 TEST(NnExtra, SameBitsForAnyThreadCount) {
-  struct Case {
-    std::string type;
-    ops::Attrs attrs;
-    std::vector<Tensor> in;
-  };
-  CtCase ct = kCtCases[1];
-  ct.N = 10;
-  std::vector<Case> cases = {
-      {"LayerNormalization", lnAttrs(-1),
-       {randomTensor({10, 5, 40}, 80), randomTensor({40}, 81), randomTensor({40}, 82)}},
-      {"InstanceNormalization", {},
-       {randomTensor({10, 3, 4, 5}, 83), randomTensor({3}, 84), randomTensor({3}, 85)}},
-      {"PRelu", {}, {randomTensor({10, 3, 4, 5}, 86), randomTensor({3, 1, 1}, 87)}},
-      {"ConvTranspose", ctAttrs(ct), ctInputs(ct, 88)},
-      {"Resize", resizeAttrs("linear", "half_pixel"),
-       {randomTensor({10, 3, 5, 6}, 89), Tensor(), floats({4}, {1, 1, 2.5f, 0.5f})}},
-  };
-  auto same = [](const Tensor& a, const Tensor& b) {
-    return a.numel() == b.numel() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
-  };
-  const int saved = omp_get_max_threads();
-  for (auto& c : cases) {
-    Tensor y[2];
-    std::vector<Tensor> g[2];
-    for (int t = 0; t < 2; ++t) {
-      omp_set_num_threads(t == 0 ? 1 : 3);
-      auto op = make(c.type, c.attrs);
-      y[t] = test::runForward(*op, c.in, 1, true)[0];
-      g[t] = grads(c.type, c.attrs, c.in, randomTensor(y[t].shape(), 90), nullptr, {});
-    }
-    omp_set_num_threads(saved);
-    EXPECT_TRUE(same(y[0], y[1])) << c.type;
-    for (size_t i = 0; i < g[0].size(); ++i)
-      if (g[0][i].defined()) {
-        EXPECT_TRUE(same(g[0][i], g[1][i])) << c.type << " input " << i;
-      }
-  }
+  test::expectSameBitsForAnyThreadCount(
+      "LayerNormalization", lnAttrs(-1),
+      {randomTensor({10, 5, 40}, 80), randomTensor({40}, 81), randomTensor({40}, 82)});
+  test::expectSameBitsForAnyThreadCount(
+      "InstanceNormalization", {},
+      {randomTensor({10, 3, 4, 5}, 83), randomTensor({3}, 84), randomTensor({3}, 85)});
+  test::expectSameBitsForAnyThreadCount(
+      "PRelu", {}, {randomTensor({10, 3, 4, 5}, 86), randomTensor({3, 1, 1}, 87)});
+  test::expectSameBitsForAnyThreadCount(
+      "Resize", resizeAttrs("linear", "half_pixel"),
+      {randomTensor({10, 3, 5, 6}, 89), Tensor(), floats({4}, {1, 1, 2.5f, 0.5f})});
 }
 
 }  // namespace
