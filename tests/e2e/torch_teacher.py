@@ -7,15 +7,17 @@ usage: torch_teacher.py OUT_DIR [EPOCHS]
 The network has mobilenet_tiny's layout (3x3 stem, four depthwise-separable
 blocks, global average pool, linear), trained with the recipe of
 configs/fmnist_pretrain.yaml (SGD momentum 0.9, lr 0.1 cosine, weight decay
-5e-4, batch 64). It is exported with torch.onnx.export (opset 13) in
-TrainingMode.PRESERVE, which keeps BatchNormalization nodes (inference mode):
-the default EVAL export folds them into the convolutions, and QAT + 75 %
-pruning of that BN-free graph lost 2.7 points here (student 0.8887 vs teacher
-0.9158) where the same network with BN stays within the 1.0-point bar; the
-folded export still loads and evaluates exactly. Tensors the ACT config names keep
+5e-4, batch 64). It is exported twice with torch.onnx.export (opset 13): in
+TrainingMode.PRESERVE, which keeps BatchNormalization nodes (inference mode),
+to OUT_DIR/model.onnx, and the default way (EVAL: BN folded into the
+convolutions, conv biases) to OUT_DIR/folded/model.onnx. Before slimtrain put
+a trainable batch norm back after folded convolutions
+(TrainConfig.renormalize_convs), QAT + 75 % pruning of the folded graph lost
+2.7 points here (student 0.8887 vs teacher 0.9158). Tensors the ACT config names keep
 PyTorch's names except two, renamed so configs/fmnist_act.yaml runs unchanged:
 the last block's ReLU output -> "pw_relu_4", the graph output -> "logits"
-(the input is "image"). Writes OUT_DIR/model.onnx and OUT_DIR/torch.json
+(the input is "image"). Writes OUT_DIR/model.onnx, OUT_DIR/folded/model.onnx
+and OUT_DIR/torch.json
 ({"top1": test accuracy by PyTorch}).
 """
 import gzip
@@ -114,19 +116,22 @@ def main():
               f"test top-1 {evaluate(model, xte, yte):.4f}", flush=True)
     model.eval()
     top1 = evaluate(model, xte, yte)
-    path = os.path.join(out, "model.onnx")
-    torch.onnx.export(model, xte[:2], path, opset_version=13, input_names=["image"],
-                      output_names=["logits"], dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}},
-                      training=torch.onnx.TrainingMode.PRESERVE)
-    m = onnx.load(path)
-    relus = [n for n in m.graph.node if n.op_type == "Relu"]
-    rename(m, relus[-1].output[0], "pw_relu_4")
-    onnx.checker.check_model(m)
-    onnx.save(m, path)
+    for path, mode in ((os.path.join(out, "model.onnx"), torch.onnx.TrainingMode.PRESERVE),
+                       (os.path.join(out, "folded", "model.onnx"), torch.onnx.TrainingMode.EVAL)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        torch.onnx.export(model, xte[:2], path, opset_version=13, input_names=["image"],
+                          output_names=["logits"],
+                          dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}}, training=mode)
+        m = onnx.load(path)
+        relus = [n for n in m.graph.node if n.op_type == "Relu"]
+        rename(m, relus[-1].output[0], "pw_relu_4")
+        onnx.checker.check_model(m)
+        onnx.save(m, path)
+        print(f"wrote {path}: PyTorch test top-1 {top1:.4f}, "
+              f"{sum(1 for n in m.graph.node if n.op_type == 'BatchNormalization')} "
+              "BatchNormalization nodes")
     with open(os.path.join(out, "torch.json"), "w") as f:
         json.dump({"top1": top1, "epochs": epochs}, f)
-    print(f"wrote {path}: PyTorch test top-1 {top1:.4f}, "
-          f"{sum(1 for n in m.graph.node if n.op_type == 'BatchNormalization')} BatchNormalization nodes")
     return 0
 
 

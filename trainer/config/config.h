@@ -297,6 +297,10 @@ struct TrainConfig {
   Optimizer optimizer;
   std::optional<double> origin_metric, target_metric;
   bool sparse_model = false;
+  /// compress: a trainable per-channel batch norm after each convolution
+  /// whose BN the exporter folded (compress/renorm/renorm.h): "auto" (when
+  /// the model has no BatchNormalization at all), "true", "false".
+  std::string renormalize_convs = "auto";
   bool operator==(const TrainConfig&) const = default;
 };
 

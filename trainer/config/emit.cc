@@ -226,6 +226,7 @@ void train(Writer& w, const TrainConfig& t) {
   if (t.origin_metric) w.d("origin_metric", *t.origin_metric);
   if (t.target_metric) w.d("target_metric", *t.target_metric);
   w.b("sparse_model", t.sparse_model);
+  if (t.renormalize_convs != "auto") w.s("renormalize_convs", t.renormalize_convs);
   w.end();
 }
 

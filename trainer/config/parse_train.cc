@@ -218,6 +218,8 @@ TrainConfig parseTrain(const Node& n) {
   if (n.has("origin_metric")) t.origin_metric = n["origin_metric"].f64();
   if (n.has("target_metric")) t.target_metric = n["target_metric"].f64();
   if (n.has("sparse_model")) t.sparse_model = n["sparse_model"].boolean();
+  if (n.has("renormalize_convs"))
+    t.renormalize_convs = n["renormalize_convs"].choice({"auto", "true", "false"});
   if (n.has("use_fleet")) {
     n["use_fleet"].boolean();
     log::info0("TrainConfig.use_fleet is ignored: the launcher detects the ranks");

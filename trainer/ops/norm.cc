@@ -24,7 +24,7 @@ class BatchNormOp : public Op {
  public:
   explicit BatchNormOp(const Attrs& a)
       : eps_(a.getFloat("epsilon", 1e-5f)), momentum_(a.getFloat("momentum", 0.9f)),
-        frozen_(a.getInt("slim_frozen", 0) != 0) {}
+        frozen_(a.getInt("slim_frozen", 0) != 0), renorm_(a.getInt("slim_renorm", 0) != 0) {}
 
   std::vector<int> stateInputs() const override { return {3, 4}; }
   bool reducesGradOverRanks(int i) const override { return i == 1 || i == 2; }
@@ -50,6 +50,7 @@ class BatchNormOp : public Op {
     trained_ = ctx.training && !frozen_;
     if (trained_) {
       batchStats(x, ctx.sync);
+      if (renorm_ && isIdentity(in)) startRenorm(in);
       for (int64_t c = 0; c < C_; ++c) {
         const double var = var_[c];
         invstd_[c] = static_cast<float>(1.0 / std::sqrt(var + eps_));
@@ -99,6 +100,33 @@ class BatchNormOp : public Op {
     visit_ = link;
     return true;
   }
+  // slim_renorm (compress/renorm/renorm.h): inserted as the identity after a
+  // convolution whose batch norm was folded away; the first training batch
+  // sets the running statistics to its own and scale/bias so that the layer
+  // stays (nearly) the identity: y = (x - m) / sqrt(v + eps) * s + m with
+  // s = sqrt(v + eps). Identity-valued state (mean 0, scale 1, bias 0, the
+  // unit variance) is what marks a renormalisation not started yet; it is
+  // part of the checkpointed tensors, so a resume restarts nothing.
+  bool isIdentity(const std::vector<Tensor*>& in) const {
+    const float unit = normUnitVariance(eps_);
+    for (int64_t c = 0; c < C_; ++c)
+      if (in[1]->f32()[c] != 1.f || in[2]->f32()[c] != 0.f || in[3]->f32()[c] != 0.f ||
+          in[4]->f32()[c] != unit)
+        return false;
+    return true;
+  }
+  void startRenorm(const std::vector<Tensor*>& in) {
+    for (int64_t c = 0; c < C_; ++c) {
+      const double var = var_[c];
+      const double unbiased = count_ > 1 ? var * count_ / (count_ - 1) : var;
+      in[1]->f32()[c] = static_cast<float>(std::sqrt(var + eps_));
+      in[2]->f32()[c] = static_cast<float>(mean_[c]);
+      // The running update below keeps these (momentum-weighted with themselves).
+      in[3]->f32()[c] = static_cast<float>(mean_[c]);
+      in[4]->f32()[c] = static_cast<float>(unbiased);
+    }
+  }
+
   bool frozenNorm(FrozenNormLink& link) const override {
     if (!frozen_) return false;
     link.eps = eps_;
@@ -258,6 +286,7 @@ class BatchNormOp : public Op {
   ActEpilogue epilogue_;  // fused Relu/Clip (executor)
   const RowSumsLink* in_sums_ = nullptr;  // x's row sums from its producer (executor)
   bool frozen_;
+  bool renorm_;  // slim_renorm: starts as the identity (isIdentity)
   bool alias_ = false;  // fused into x's producer (forwardAsAlias)
   RowVisitLink* visit_ = nullptr;  // the reader's per-row work on y (executor)
   int64_t N_ = 0, C_ = 0, S_ = 0;

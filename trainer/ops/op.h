@@ -94,6 +94,15 @@ struct ActEpilogue {
 /// Inference-mode BatchNormalization as y = fma(x, a, b) per channel: the
 /// coefficients, computed alike by the op and by a Conv that applies it.
 inline float normInvStd(float var, float eps) { return 1.f / std::sqrt(var + eps); }
+/// A variance v >= 0 with normInvStd(v, eps) == 1 exactly (a batch norm with
+/// scale 1, bias 0, mean 0 and this variance is the identity); NaN if none
+/// lies just below 1 - eps.
+inline float normUnitVariance(float eps) {
+  float v = std::max(0.f, 1.f - eps);
+  for (int k = 0; k < 8; ++k, v = std::nextafter(v, 0.f))
+    if (normInvStd(v, eps) == 1.f) return v;
+  return std::nanf("");
+}
 inline void normCoeffs(float scale, float invstd, float mean, float bias, float& a, float& b) {
   a = scale * invstd;
   b = std::fma(-mean, a, bias);

@@ -21,6 +21,7 @@
 #include "trainer/compress/export/qdq_export.h"
 #include "trainer/compress/prune/pruner.h"
 #include "trainer/compress/quant/qat_pass.h"
+#include "trainer/compress/renorm/renorm.h"
 #include "trainer/core/log.h"
 #include "trainer/models/load.h"
 #include "trainer/models/onnx/onnx_export.h"
@@ -117,6 +118,13 @@ void buildCompressGraph(const config::Config& cfg, int64_t world, int64_t train_
   cg.image = g.inputs[0].name;
   cg.logits = g.outputs[0].name;
 
+  // 1b. Convolutions whose batch norm the exporter folded get a trainable
+  // one back, starting as the identity (compress/renorm/renorm.h).
+  const std::string& rn = cfg.train.renormalize_convs;
+  if ((cfg.prune || cfg.quant || cfg.train.sparse_model) &&
+      (rn == "true" || (rn == "auto" && compress::hasFoldedConvs(g))))
+    cg.renormalized = compress::renormalizeConvs(g, cg.logits);
+
   // 2. Masks (iterations per epoch decide the automatic GMP schedule).
   const int64_t per_epoch = train_size / (cfg.global.batch_size * world);
   cg.total = totalIterations(cfg.train, per_epoch);
@@ -171,6 +179,9 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
     log::info("compress: ", original.name, ", ", pruner ? pruner->candidates().size() : 0,
               " pruned parameters, ", qat ? qat->nodes.size() : 0, " quantized ops, ",
               dl.terms.size(), " distillation pairs, ", total, " iterations");
+    if (cg.renormalized > 0)
+      log::info("renormalize: ", cg.renormalized, " convolutions get a trainable batch norm "
+                "(the model has none: folded by its exporter; TrainConfig.renormalize_convs)");
     if (qat) log::debug(compress::describeQat(*qat));  // one line per op: --verbose
     std::string pairs;
     for (const auto& p : pairStrings(dl)) pairs += (pairs.empty() ? "" : ", ") + p;
@@ -269,6 +280,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
     rep.addRaw("quantized_ops", q.str());
   }
   rep.add("distill_pairs", pairStrings(dl));
+  rep.add("renormalized_convs", static_cast<int64_t>(cg.renormalized));
   rep.add("output", out_path).add("format", qat ? "int8 qdq onnx" : "fp32 onnx");
   rep.add("export_top1", exported);
   rep.add("onnxruntime_top1", ort).add("onnxruntime_differing_predictions", check.differing);

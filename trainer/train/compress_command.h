@@ -30,6 +30,7 @@ struct CompressGraph {
   compress::TeacherInfo tinfo;
   compress::DistillLoss dl;
   std::unique_ptr<compress::QatInfo> qat;
+  int renormalized = 0;   ///< batch norms added after folded convolutions
 };
 
 /// Builds the graph of `cfg`'s compression job for `world` ranks and a

@@ -6,3 +6,6 @@ foreach(t qdq fp32)
               LIBS slim_compress slim_models LABELS unit compress TIMEOUT 120)
   endif()
 endforeach()
+# Batch norms back for folded convolutions (compress/renorm).
+slim_test(compress_renorm_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/renorm_test.cc
+          LIBS slim_compress LABELS unit compress TIMEOUT 120)

@@ -6,21 +6,9 @@
 #include <string>
 
 #include "trainer/compress/export/export_detail.h"
+#include "trainer/ops/op.h"
 
 namespace slim::compress::detail {
-namespace {
-
-// A float v >= 0 with 1 / sqrt(v + eps) == 1 in float arithmetic; NaN if
-// none lies near 1 - eps.
-float unitVariance(float eps) {
-  float v = std::max(0.f, 1.f - eps);
-  for (int k = 0; k < 8; ++k, v = std::nextafter(v, 0.f))
-    if (1.f / std::sqrt(v + eps) == 1.f) return v;
-  return NAN;
-}
-
-}  // namespace
-
 void compactBatchNorms(graph::Graph& g) {
   std::map<std::string, std::string> shared;  // (kind, C, eps) -> initializer
   auto constant = [&](const std::string& kind, int64_t C, float eps, float value) {
@@ -40,7 +28,7 @@ void compactBatchNorms(graph::Graph& g) {
     for (size_t k = 1; k < bn.outputs.size(); ++k)
       fixed = fixed && (bn.outputs[k].empty() || g.consumers(bn.outputs[k]).empty());
     const float eps = bn.attrs.getFloat("epsilon", 1e-5f);
-    const float unit = unitVariance(eps);
+    const float unit = ops::normUnitVariance(eps);
     if (!fixed || !(unit >= 0.f)) continue;
     const float* gamma = g.initializers.at(bn.inputs[1]).f32();
     const float* beta = g.initializers.at(bn.inputs[2]).f32();

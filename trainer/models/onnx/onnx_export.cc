@@ -1,5 +1,5 @@
 // ONNX exporter: Graph -> ModelProto. Nodes are written as they are except
-// for slimtrain-only attributes (coerce_2d); the model is validated with
+// for slimtrain-only attributes (coerce_2d, slim_*); the model is validated with
 // ONNX's own checker and strict shape inference before it is written.
 #include "trainer/models/onnx/onnx_export.h"
 
@@ -100,7 +100,9 @@ class Exporter {
     }
     onnx::NodeProto* p = addNode(gp, n.name, n.op_type, n.inputs, n.outputs);
     for (const auto& [name, value] : n.attrs.all()) {
-      if (name == "coerce_2d") continue;
+      // slimtrain-only: coerce_2d is written out below; slim_* attributes
+      // change training behaviour only (slim_frozen, slim_renorm).
+      if (name == "coerce_2d" || name.rfind("slim_", 0) == 0) continue;
       if (!schema->attributes().count(name)) {
         if (neutralExtraAttr(n, name)) continue;
         SLIM_THROW(ModelError, "node '", n.name, "' (", n.op_type, "): attribute '", name,
