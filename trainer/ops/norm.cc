@@ -100,18 +100,17 @@ class BatchNormOp : public Op {
     visit_ = link;
     return true;
   }
-  // slim_renorm (compress/renorm/renorm.h): inserted as the identity after a
-  // convolution whose batch norm was folded away; the first training batch
-  // sets the running statistics to its own and scale/bias so that the layer
-  // stays (nearly) the identity: y = (x - m) / sqrt(v + eps) * s + m with
-  // s = sqrt(v + eps). Identity-valued state (mean 0, scale 1, bias 0, the
-  // unit variance) is what marks a renormalisation not started yet; it is
+  // slim_renorm (compress/renorm/renorm.h): inserted after a convolution
+  // whose batch norm was folded away, as y = x + b (b: the conv's bias); the
+  // first training batch sets the running statistics to its own and scale and
+  // bias so that the layer stays (nearly) that: y = (x - m) / sqrt(v + eps) * s
+  // + (m + b) with s = sqrt(v + eps). State with scale 1, mean 0 and the unit
+  // variance on every channel marks a renormalisation not started yet; it is
   // part of the checkpointed tensors, so a resume restarts nothing.
   bool isIdentity(const std::vector<Tensor*>& in) const {
     const float unit = normUnitVariance(eps_);
     for (int64_t c = 0; c < C_; ++c)
-      if (in[1]->f32()[c] != 1.f || in[2]->f32()[c] != 0.f || in[3]->f32()[c] != 0.f ||
-          in[4]->f32()[c] != unit)
+      if (in[1]->f32()[c] != 1.f || in[3]->f32()[c] != 0.f || in[4]->f32()[c] != unit)
         return false;
     return true;
   }
@@ -120,7 +119,7 @@ class BatchNormOp : public Op {
       const double var = var_[c];
       const double unbiased = count_ > 1 ? var * count_ / (count_ - 1) : var;
       in[1]->f32()[c] = static_cast<float>(std::sqrt(var + eps_));
-      in[2]->f32()[c] = static_cast<float>(mean_[c]);
+      in[2]->f32()[c] = static_cast<float>(mean_[c] + static_cast<double>(in[2]->f32()[c]));
       // The running update below keeps these (momentum-weighted with themselves).
       in[3]->f32()[c] = static_cast<float>(mean_[c]);
       in[4]->f32()[c] = static_cast<float>(unbiased);

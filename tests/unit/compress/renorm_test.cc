@@ -74,6 +74,10 @@ TEST(Renorm, InsertsAfterHiddenConvsOnly) {
   EXPECT_EQ(g.nodes[4].op_type, "BatchNormalization");
   EXPECT_EQ(g.nodes[4].outputs[0], "c2");
   EXPECT_TRUE(g.trainable.count(g.nodes[1].inputs[1]));
+  EXPECT_EQ(g.nodes[0].inputs.size(), 2u) << "conv1's bias moves into the batch norm";
+  EXPECT_FALSE(g.isInitializer("b1"));
+  EXPECT_EQ(g.initializers.at(g.nodes[1].inputs[2]).f32()[3],
+            folded(false).initializers.at("b1").f32()[3]);
   EXPECT_TRUE(g.buffers.count(g.nodes[1].inputs[4]));
   EXPECT_FALSE(hasFoldedConvs(g)) << "a model with batch norms is not a folded export";
 
@@ -108,8 +112,9 @@ TEST(Renorm, IdentityUntilTrainedThenBatchStatistics) {
   const float* bias = g.initializers.at(bn.inputs[2]).f32();
   const float* mean = g.initializers.at(bn.inputs[3]).f32();
   const float* var = g.initializers.at(bn.inputs[4]).f32();
+  const float* b1 = base.initializers.at("b1").f32();
   for (int c = 0; c < 8; ++c) {
-    EXPECT_FLOAT_EQ(bias[c], mean[c]) << c;
+    EXPECT_FLOAT_EQ(bias[c], mean[c] + b1[c]) << c;
     EXPECT_GT(scale[c], 0.f);
     EXPECT_NE(scale[c], 1.f);
     EXPECT_GT(var[c], 0.f);

@@ -82,8 +82,20 @@ int renormalizeConvs(graph::Graph& g, const std::string& logits) {
     conv.outputs[0] = pre;
     const std::string scale = g.uniqueName(base + ".scale");
     g.addInitializer(scale, filled(C, 1.f), /*train=*/true);
+    // The conv's bias moves into the batch norm's: before a batch norm it
+    // would only train on rounding noise (the batch mean removes it).
+    Tensor b = filled(C, 0.f);
+    if (conv.inputs.size() > 2 && !conv.inputs[2].empty()) {
+      const std::string old = conv.inputs[2];
+      b = g.initializers.at(old).clone();
+      conv.inputs.resize(2);
+      if (g.consumers(old).size() <= 1) {
+        g.trainable.erase(old);
+        g.initializers.erase(old);
+      }
+    }
     const std::string bias = g.uniqueName(base + ".bias");
-    g.addInitializer(bias, filled(C, 0.f), /*train=*/true);
+    g.addInitializer(bias, b, /*train=*/true);
     const std::string mean = g.uniqueName(base + ".mean");
     g.addInitializer(mean, filled(C, 0.f), false, /*buffer=*/true);
     const std::string var = g.uniqueName(base + ".var");

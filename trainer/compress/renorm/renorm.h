@@ -8,15 +8,15 @@
 // further from its teacher than the same network exported with BN kept.
 //
 // What: renormalizeConvs inserts a BatchNormalization (attribute slim_renorm)
-// after each such convolution. It starts as the exact identity (scale 1, bias
-// 0, mean 0, a variance v with 1/sqrt(v + eps) == 1 in float), so evaluation
-// before training, the teacher comparison and the distillation targets are
-// unchanged. Its first training forward (BatchNormOp, slim_renorm) sets the
-// running mean/variance to that batch's statistics (global over ranks, sync
-// BN) and scale = sqrt(var + eps), bias = mean, so the layer still computes
-// (nearly) the identity; from then on it trains like any batch norm and the
-// QDQ export folds it into the convolution's integer weights exactly as it
-// does for models that kept their batch norms.
+// after each such convolution and moves the conv's bias into it (before a
+// batch norm a bias only trains on rounding noise). It starts as y = x + b
+// (scale 1, mean 0, a variance v with 1/sqrt(v + eps) == 1 in float), so
+// evaluation before training, the teacher comparison and the distillation
+// targets are unchanged. Its first training forward (BatchNormOp,
+// slim_renorm) sets the running mean/variance to that batch's statistics
+// (global over ranks, sync BN), scale = sqrt(var + eps) and bias = mean + b,
+// so the layer computes nearly the same; from then on it trains like any
+// batch norm and the QDQ export handles it as for models that kept theirs.
 #pragma once
 
 #include <string>
