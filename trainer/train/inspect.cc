@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <new>
 #include <sstream>
 
 #include "trainer/compress/distill/distill_nodes.h"
@@ -56,6 +57,8 @@ std::vector<std::string> stageOutputs(const graph::Graph& g,
 
 std::string inspectModel(const std::string& model_path, bool json, const std::string& cfg_path) {
   graph::Graph g = models::loadModel(model_path);
+  if (g.outputs.empty())
+    SLIM_THROW(ModelError, "model '", model_path, "' has no outputs: nothing to compute");
   config::QuantAware quant;
   config::UnstructurePrune prune;
   if (!cfg_path.empty()) {
@@ -80,10 +83,22 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
       ex.forward(feeds, ctx);
       for (const auto& name : run.tensorNames())
         if (ex.hasValue(name)) shapes[name] = ex.value(name).shape();
-    } catch (const Error& e) {
+    } catch (const std::bad_alloc&) {
+      shape_error = "a tensor of implausible size (more memory than this machine has)";
+    } catch (const std::exception& e) {
       shape_error = e.what();
     }
   }
+  // With every input dimension but the batch known, a model that cannot run
+  // on its own declared shapes is broken (a kernel_shape or group that does
+  // not fit its weights, an impossible Reshape): exit 2 like a damaged file.
+  // Guessed dimensions (a dynamic sequence length run as 1) only note it.
+  bool static_inputs = true;
+  for (const auto& in : g.inputs)
+    for (size_t i = 1; i < in.shape.size(); ++i) static_inputs &= in.shape[i] > 0;
+  if (!shape_error.empty() && static_inputs)
+    SLIM_THROW(ModelError, "model '", model_path, "' cannot run on its declared input shapes: ",
+               shape_error);
   // What the passes would select (on copies).
   graph::Graph qg = g.clone();
   compress::QatInfo qi = compress::insertQat(qg, quant);
