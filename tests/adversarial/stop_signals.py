@@ -16,6 +16,7 @@ the wrapper's) exit code must be 75.
 Usage: stop_signals.py SLIMTRAIN WORK_DIR [PHASE...]
 """
 import glob
+import gzip
 import hashlib
 import json
 import os
@@ -34,6 +35,20 @@ os.makedirs(WORK, exist_ok=True)
 if not os.path.exists(os.path.join(SRC, "node_modules/onnxruntime-node/package.json")):
     sys.exit("FAIL: onnxruntime-node missing (npm install --ignore-scripts); the export phase needs it")
 
+# 512 training and 2000 evaluation images of Fashion-MNIST: an evaluation
+# (and the export's ONNX Runtime check) lasts long enough to be signalled.
+DATA = os.path.join(WORK, "data")
+os.makedirs(DATA, exist_ok=True)
+for part, n in (("train", 512), ("t10k", 2000)):
+    for kind, head in (("images-idx3-ubyte", 16), ("labels-idx1-ubyte", 8)):
+        with gzip.open(f"{FMNIST}/{part}-{kind}.gz", "rb") as f:
+            raw = f.read()
+        row = 784 if kind.startswith("images") else 1
+        b = bytearray(raw[:head + n * row])
+        b[4:8] = n.to_bytes(4, "big")
+        with gzip.open(os.path.join(DATA, f"{part}-{kind}.gz"), "wb", compresslevel=1) as f:
+            f.write(bytes(b))
+
 config = os.path.join(WORK, "stop.yaml")
 with open(config, "w") as f:
     f.write(f"""# QAT + GMP + distillation; GMP exports the final weights, so a resumed
@@ -43,10 +58,10 @@ Global:
   batch_size: 32
   seed: 5
   Data:
-    train_images: {FMNIST}/train-images-idx3-ubyte.gz
-    train_labels: {FMNIST}/train-labels-idx1-ubyte.gz
-    eval_images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    eval_labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
+    train_images: {DATA}/train-images-idx3-ubyte.gz
+    train_labels: {DATA}/train-labels-idx1-ubyte.gz
+    eval_images: {DATA}/t10k-images-idx3-ubyte.gz
+    eval_labels: {DATA}/t10k-labels-idx1-ubyte.gz
     mean: [0.2860]
     std: [0.3530]
 Checkpoint: {{every_iters: 4, keep_last: 20}}
