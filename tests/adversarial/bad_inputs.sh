@@ -1,13 +1,13 @@
 # Inputs slimtrain once accepted silently or answered with the wrong exit
 # code; each case checks the exit code (docs/EXIT_CODES.md) and that the
 # message names the file and line, key, or data row:
-#   label 99 for a 10-class model; a non-finite row in HDF5 data (refused
-#   naming the file and row); weight_bits 1; a missing
-#   distillation node; epochs + train_iter together; every_iters 0 and
-#   keep_last -1; a config that is a folder; an empty --set value; a
-#   `latest` pointer naming an older checkpoint; a resume refused for a
-#   changed trajectory on 1 and 2 ranks; an export that cannot be written
-#   after training (exit 1, the checkpoint kept and named).
+#   label 99 for a 10-class model; a .gz IDX file with a bad CRC; a
+#   non-finite row in HDF5 data; weight_bits 1; a missing distillation node;
+#   epochs + train_iter together; every_iters 0 and keep_last -1; a config
+#   that is a folder; an empty --set value; a `latest` pointer naming an
+#   older checkpoint; a resume refused for a changed trajectory on 1 and 2
+#   ranks; an export that cannot be written after training (exit 1, the
+#   checkpoint kept and named).
 # Usage: bad_inputs.sh SLIMTRAIN
 source "$(dirname "$0")/common.sh"
 BIN=$1
@@ -23,6 +23,13 @@ mkdir -p "$OUT/data99"; tiny_idx "$OUT/data99" 17 99
 small_config "$OUT/job99.yaml" "$OUT/data99" "$OUT/run99"
 expect 2 "data99/tr-labels-idx1-ubyte.gz" "sample 17" "label 99 is outside the model's 10 classes" \
   -- "$BIN" compress "$OUT/job99.yaml"
+
+echo "== a .gz IDX file whose CRC-32 does not match"
+mkdir -p "$OUT/crc"; cp "$OUT"/data/* "$OUT/crc/"
+"$PY" -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[-6] ^= 0xFF; open(p, "wb").write(b)' \
+  "$OUT/crc/tr-images-idx3-ubyte.gz"
+small_config "$OUT/crc.yaml" "$OUT/crc" "$OUT/runcrc"
+expect 2 "crc/tr-images-idx3-ubyte.gz: .*CRC-32 does not match" -- "$BIN" compress "$OUT/crc.yaml"
 
 echo "== non-finite images in HDF5 data"
 "$PY" - "$OUT/nan.h5" <<'EOF'
