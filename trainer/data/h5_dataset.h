@@ -42,7 +42,7 @@ class Hdf5Source : public Source {
   LabelMax maxLabel() const override { return max_; }
   /// Reads row i of `x`; `seed` is ignored. Throws BadSampleError naming
   /// where(i) when HDF5 cannot read it (e.g. a checksum mismatch) or when a
-  /// float row holds a NaN or infinity (skip_bad_images counts it).
+  /// float row holds a NaN or infinity.
   void read(int64_t i, uint64_t seed, void* dst) const override;
   std::string where(int64_t i) const override;
   std::string describe() const override;

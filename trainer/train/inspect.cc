@@ -57,8 +57,8 @@ std::vector<std::string> stageOutputs(const graph::Graph& g,
 
 std::string inspectModel(const std::string& model_path, bool json, const std::string& cfg_path) {
   graph::Graph g = models::loadModel(model_path);
-  if (g.outputs.empty())
-    SLIM_THROW(ModelError, "model '", model_path, "' has no outputs: nothing to compute");
+  // No outputs, or static input shapes it cannot run on: exit 2 (load.h).
+  models::checkModelRuns(g, model_path);
   config::QuantAware quant;
   config::UnstructurePrune prune;
   if (!cfg_path.empty()) {
@@ -89,16 +89,6 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
       shape_error = e.what();
     }
   }
-  // With every input dimension but the batch known, a model that cannot run
-  // on its own declared shapes is broken (a kernel_shape or group that does
-  // not fit its weights, an impossible Reshape): exit 2 like a damaged file.
-  // Guessed dimensions (a dynamic sequence length run as 1) only note it.
-  bool static_inputs = true;
-  for (const auto& in : g.inputs)
-    for (size_t i = 1; i < in.shape.size(); ++i) static_inputs &= in.shape[i] > 0;
-  if (!shape_error.empty() && static_inputs)
-    SLIM_THROW(ModelError, "model '", model_path, "' cannot run on its declared input shapes: ",
-               shape_error);
   // What the passes would select (on copies).
   graph::Graph qg = g.clone();
   compress::QatInfo qi = compress::insertQat(qg, quant);
