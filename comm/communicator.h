@@ -97,7 +97,10 @@ class Communicator {
   /// for this rank (MPI: MPI_Abort; threads: wakes every waiting rank with a
   /// CommError). Call it before rethrowing a fatal error. Never throws.
   /// @param reason logged and, where possible, shown by peers
-  virtual void abort(const std::string& reason) noexcept = 0;
+  /// @param exit_code the job's exit status where the launcher takes it from
+  ///        the abort (mpirun returns MPI_Abort's code): the error's class, so
+  ///        a config error every rank found exits 2 under mpirun as on 1 rank
+  virtual void abort(const std::string& reason, int exit_code = 1) noexcept = 0;
 
  protected:
   explicit Communicator(std::chrono::milliseconds default_timeout)

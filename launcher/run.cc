@@ -35,6 +35,9 @@ int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& c
   if (cl.positional.size() != 1)
     SLIM_THROW(ConfigError, "`slimtrain ", cl.command, "` needs exactly one CONFIG.yaml; got ",
                cl.positional.size(), " arguments");
+  // A stop signal during startup (config, MPI, data and model loading) is
+  // kept and honoured at the first iteration (exit 75), not fatal.
+  installStopSignalHandlers();
   comm::LaunchInfo launch = comm::detectLaunch();
   log::setRank(launch.rank, launch.size);
   // Every rank parses and validates the whole config before any collective.
@@ -46,7 +49,7 @@ int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& c
   const int cores = defaultComputeThreads(localRanks(comm->size()));
   setCoresPerRank(cores);
   setComputeThreads(cfg.global.num_threads > 0 ? static_cast<int>(cfg.global.num_threads) : cores);
-  installStopSignalHandlers();
+  installStopSignalHandlers();  // again: MPI initialisation may have replaced them
   const bool force = cl.flags.count("--force-resume") != 0;
   if (cl.command == "train") return train::runTrain(cfg, *comm, force);
   if (cl.command == "eval") {
@@ -87,7 +90,7 @@ int run(int argc, char** argv) {
     // Peers must not hang; a divergence is agreed on by every rank, which all
     // leave with its exit code.
     if (comm && comm->size() > 1 && dynamic_cast<const DivergenceError*>(&e) == nullptr)
-      comm->abort(e.what());
+      comm->abort(e.what(), code);
     return code;
   }
 }

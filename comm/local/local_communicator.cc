@@ -31,7 +31,7 @@ void LocalCommunicator::allgather(const void* send, void* recv, size_t count,
     std::memmove(recv, send, count * dtypeSize(dtype));
 }
 
-void LocalCommunicator::abort(const std::string& reason) noexcept {
+void LocalCommunicator::abort(const std::string& reason, int /*exit_code*/) noexcept {
   try {
     log::error("communicator aborted: ", reason);
   } catch (...) {

@@ -34,7 +34,7 @@ class LocalCommunicator : public Communicator {
   /// No-op.
   void barrier(const CollectiveOptions& opts = {}) override {}
   /// Logs the reason; there are no peers to stop.
-  void abort(const std::string& reason) noexcept override;
+  void abort(const std::string& reason, int exit_code = 1) noexcept override;
 };
 
 }  // namespace slim::comm

@@ -86,7 +86,7 @@ class ThreadCommunicator : public Communicator {
     run(next_seq_++, sig, opts, nullptr, 0, [](const Inputs&) {});
   }
 
-  void abort(const std::string& reason) noexcept override {
+  void abort(const std::string& reason, int /*exit_code*/ = 1) noexcept override {
     try {
       rv_->abort(rank_, reason);
     } catch (...) {

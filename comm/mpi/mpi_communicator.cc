@@ -181,7 +181,7 @@ void MpiCommunicator::barrier(const CollectiveOptions& opts) {
   waitRequest(req, name, timeoutOf(opts));
 }
 
-void MpiCommunicator::abort(const std::string& reason) noexcept {
+void MpiCommunicator::abort(const std::string& reason, int exit_code) noexcept {
   try {
     log::error("rank ", rank_, " on ", host_, ": aborting the job: ", reason);
   } catch (...) {
@@ -189,7 +189,7 @@ void MpiCommunicator::abort(const std::string& reason) noexcept {
   MpiRuntime::markFailed();
   if (MpiRuntime::active())
     SLIM_MPI_CHECK_NOTHROW(
-        MPI_Abort(comm_.get() != MPI_COMM_NULL ? comm_.get() : MPI_COMM_WORLD, 1));
+        MPI_Abort(comm_.get() != MPI_COMM_NULL ? comm_.get() : MPI_COMM_WORLD, exit_code));
 }
 
 }  // namespace slim::comm

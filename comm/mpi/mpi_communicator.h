@@ -60,7 +60,7 @@ class MpiCommunicator : public Communicator {
                  const CollectiveOptions& opts = {}) override;
   void barrier(const CollectiveOptions& opts = {}) override;
   /// MPI_Abort on this communicator: every rank of the job is terminated.
-  void abort(const std::string& reason) noexcept override;
+  void abort(const std::string& reason, int exit_code = 1) noexcept override;
 
   /// Polls `req` until it completes or `timeout` passes.
   /// @throws CommError naming `op` on timeout or MPI error

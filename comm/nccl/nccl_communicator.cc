@@ -344,9 +344,9 @@ void NcclCommunicator::barrier(const CollectiveOptions& opts) {
   allreduce(&token, 1, DType::kI32, ReduceOp::kSum, o);
 }
 
-void NcclCommunicator::abort(const std::string& reason) noexcept {
+void NcclCommunicator::abort(const std::string& reason, int exit_code) noexcept {
   state_->abortComm();
-  if (bootstrap_) bootstrap_->abort(reason);
+  if (bootstrap_) bootstrap_->abort(reason, exit_code);
 }
 
 }  // namespace slim::comm

@@ -50,7 +50,7 @@ class NcclCommunicator : public Communicator {
                  const CollectiveOptions& opts = {}) override;
   void barrier(const CollectiveOptions& opts = {}) override;
   /// ncclCommAbort, then the bootstrap's abort (MPI_Abort under mpirun).
-  void abort(const std::string& reason) noexcept override;
+  void abort(const std::string& reason, int exit_code = 1) noexcept override;
 
  private:
   std::unique_ptr<Communicator> bootstrap_;

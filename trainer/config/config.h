@@ -175,7 +175,13 @@ QuantTargets quantTargets(const QuantAware& q);
 /// One teacher/student tensor pair; `teacher` carries the "teacher_" prefix.
 struct DistillPair {
   std::string teacher, student;
-  bool operator==(const DistillPair&) const = default;
+  /// Where each name was written ("file: line L, column C: Distillation.node[i]";
+  /// empty for automatic pairs), for errors found once the model is loaded.
+  /// Not part of the value: a config re-read from a checkpoint compares equal.
+  std::string teacher_where = {}, student_where = {};
+  bool operator==(const DistillPair& o) const {
+    return teacher == o.teacher && student == o.student;
+  }
 };
 
 /// One node group: one loss function and one weight for all its pairs.

@@ -57,14 +57,16 @@ std::vector<DistillPair> parseGroup(const Node& n, bool explicit_pairs) {
         items[i].fail("teacher names need the 'teacher_' prefix, found '" + names[i] + "'");
       if (teacherNamed(names[i + 1]))
         items[i + 1].fail("expected a student name here, found teacher name '" + names[i + 1] + "'");
-      pairs.push_back({names[i], names[i + 1]});
+      pairs.push_back({names[i], names[i + 1], items[i].where() + ": " + items[i].path(),
+                       items[i + 1].where() + ": " + items[i + 1].path()});
     }
   } else {
     for (size_t i = 0; i < names.size(); ++i) {
       if (teacherNamed(names[i]))
         items[i].fail("a list of student names cannot contain teacher name '" + names[i] +
                       "' (explicit pairs start with the teacher name)");
-      pairs.push_back({kPrefix + names[i], names[i]});
+      const std::string at = items[i].where() + ": " + items[i].path();
+      pairs.push_back({kPrefix + names[i], names[i], at, at});
     }
   }
   return pairs;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #if SLIM_DATA_HAVE_H5
@@ -127,6 +128,22 @@ int64_t Hdf5Source::label(int64_t i) const {
 }
 
 void Hdf5Source::read(int64_t i, uint64_t /*seed*/, void* dst) const {
+  readRow(i, dst);
+  if (pixel_ != DType::kF32) return;
+  // A non-finite pixel would make the loss NaN and stop the run as a
+  // divergence far from its cause: name the row instead.
+  const float* p = static_cast<const float*>(dst);
+  const int64_t count = numelOf(sample_);
+  for (int64_t k = 0; k < count; ++k)
+    if (!std::isfinite(p[k])) {
+      int64_t bad = 0;
+      for (int64_t j = k; j < count; ++j) bad += std::isfinite(p[j]) ? 0 : 1;
+      SLIM_THROW(BadSampleError, where(i), ": non-finite pixel value ", p[k], " at element ", k,
+                 " (", bad, " of the row's ", count, " values are NaN or infinite)");
+    }
+}
+
+void Hdf5Source::readRow(int64_t i, void* dst) const {
   if (i < 0 || i >= n_)
     SLIM_THROW(DataError, path_, ": sample index ", i, " outside [0, ", n_, ")");
   const h5::Elem mem = pixel_ == DType::kU8 ? h5::Elem::kU8 : h5::Elem::kF32;

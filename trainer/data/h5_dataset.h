@@ -41,12 +41,15 @@ class Hdf5Source : public Source {
   int64_t label(int64_t i) const override;
   LabelMax maxLabel() const override { return max_; }
   /// Reads row i of `x`; `seed` is ignored. Throws BadSampleError naming
-  /// where(i) when HDF5 cannot read it (e.g. a checksum mismatch).
+  /// where(i) when HDF5 cannot read it (e.g. a checksum mismatch) or when a
+  /// float row holds a NaN or infinity.
   void read(int64_t i, uint64_t seed, void* dst) const override;
   std::string where(int64_t i) const override;
   std::string describe() const override;
 
  private:
+  void readRow(int64_t i, void* dst) const;  // read() without the finiteness check
+
   std::string path_;
   std::unique_ptr<h5::Handle> file_;  // open read-only while the source lives
   std::unique_ptr<h5::Handle> x_;     // dataset `x`

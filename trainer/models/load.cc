@@ -2,6 +2,10 @@
 #include "trainer/models/load.h"
 
 #include <filesystem>
+#include <map>
+#include <new>
+
+#include "trainer/graph/executor.h"
 
 #include "trainer/models/onnx/onnx_import.h"
 #include "trainer/models/paddle/paddle_import.h"
@@ -49,6 +53,32 @@ graph::Graph loadModel(const std::string& path, const std::string& params_path, 
   if (endsWith(path, ".pdmodel") || p.filename() == "__model__") return loadPaddle(p, params_path);
   SLIM_THROW(ModelError, "model '", path,
              "': unknown format (expected .onnx, .pdmodel, __model__ or zoo:<name>)");
+}
+
+void checkModelRuns(const graph::Graph& g, const std::string& label) {
+  if (g.outputs.empty())
+    SLIM_THROW(ModelError, "model '", label, "' has no outputs: nothing to compute");
+  std::map<std::string, Tensor> feeds;
+  for (const auto& in : g.inputs) {
+    Shape s = in.shape;
+    for (size_t i = 1; i < s.size(); ++i)
+      if (s[i] <= 0) return;  // a dynamic dimension: no probe
+    if (!s.empty() && s[0] <= 0) s[0] = 1;
+    feeds[in.name] = Tensor(s, in.dtype);
+  }
+  std::string why;
+  try {
+    graph::Graph run = g;
+    graph::Executor ex(run);
+    ops::RunContext ctx;
+    ex.forward(feeds, ctx);
+    return;
+  } catch (const std::bad_alloc&) {
+    why = "a tensor of implausible size (more memory than this machine has)";
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  SLIM_THROW(ModelError, "model '", label, "' cannot run on its declared input shapes: ", why);
 }
 
 graph::Graph loadModelFrom(const std::string& dir, const std::string& model_filename,

@@ -50,6 +50,7 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   if (path.empty() && std::filesystem::exists(saved)) path = saved;
   graph::Graph model = path.empty() ? loadConfiguredModel(cfg.global)
                                     : models::loadModel(path, "", cfg.global.seed);
+  if (!path.empty()) models::checkModelRuns(model, path);
   checkInputName(cfg.global, model);
   checkLabels(eval, modelClasses(model), model.name);
   graph::Graph g = model;

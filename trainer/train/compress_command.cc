@@ -241,7 +241,18 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   // with its pruned zeros; then the parity gate against ONNX Runtime.
   const std::string out_path = dir + "/model.onnx";
   graph::Graph out = deployableGraph(cg, false);
-  models::exportOnnx(out, out_path);
+  try {
+    models::exportOnnx(out, out_path);
+  } catch (const ModelError&) {
+    throw;
+  } catch (const Error& e) {  // could not write: the training is not lost
+    const std::filesystem::path ck =
+        checkpoint::CheckpointManager(cfg.checkpoint.dir, 1).pathFor(res.iterations);
+    const std::string kept = std::filesystem::exists(ck) ? ck.string() : cfg.checkpoint.dir;
+    SLIM_THROW(Error, e.what(), ". The training finished and is kept in ", kept,
+               ": `slimtrain export ", kept, " --out FILE` writes the model from it, or rerun "
+               "the job (it resumes there)");
+  }
   const double student = r.count("top1") ? r["top1"].top1 : NAN;
   // The exported model run by slimtrain's own kernels (QuantizeLinear /
   // DequantizeLinear with ONNX's rounding): what the deployed file computes.

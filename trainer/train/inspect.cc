@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <new>
 #include <sstream>
 
 #include "trainer/compress/distill/distill_nodes.h"
@@ -56,6 +57,8 @@ std::vector<std::string> stageOutputs(const graph::Graph& g,
 
 std::string inspectModel(const std::string& model_path, bool json, const std::string& cfg_path) {
   graph::Graph g = models::loadModel(model_path);
+  // No outputs, or static input shapes it cannot run on: exit 2 (load.h).
+  models::checkModelRuns(g, model_path);
   config::QuantAware quant;
   config::UnstructurePrune prune;
   if (!cfg_path.empty()) {
@@ -80,7 +83,9 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
       ex.forward(feeds, ctx);
       for (const auto& name : run.tensorNames())
         if (ex.hasValue(name)) shapes[name] = ex.value(name).shape();
-    } catch (const Error& e) {
+    } catch (const std::bad_alloc&) {
+      shape_error = "a tensor of implausible size (more memory than this machine has)";
+    } catch (const std::exception& e) {
       shape_error = e.what();
     }
   }

@@ -104,8 +104,13 @@ graph::Graph loadConfiguredModel(const config::Global& g) {
   if (!g.model.empty()) return models::loadModel(g.model, "", static_cast<uint64_t>(g.seed));
   if (g.model_dir.empty() && g.model_filename.empty())
     SLIM_THROW(ConfigError, "Global: set `model` (e.g. zoo:mobilenet_tiny) or `model_dir`");
-  return models::loadModelFrom(g.model_dir, g.model_filename, g.params_filename,
-                               static_cast<uint64_t>(g.seed));
+  graph::Graph model = models::loadModelFrom(g.model_dir, g.model_filename, g.params_filename,
+                                             static_cast<uint64_t>(g.seed));
+  const std::string label = g.model_filename.empty()
+                                ? g.model_dir
+                                : (std::filesystem::path(g.model_dir) / g.model_filename).string();
+  models::checkModelRuns(model, label);  // a broken model: exit 2 before training
+  return model;
 }
 
 GraphIo addClassificationLoss(graph::Graph& g) {

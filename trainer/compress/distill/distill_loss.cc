@@ -27,10 +27,11 @@ std::vector<std::string> candidates(const graph::Graph& g, bool teacher) {
 }
 
 void requireTensor(const graph::Graph& g, const std::set<std::string>& names,
-                   const std::string& key, const std::string& t, bool teacher) {
+                   const std::string& key, const std::string& t, bool teacher,
+                   const std::string& where = "") {
   if (names.count(t)) return;
   std::ostringstream os;
-  os << key << ": tensor '" << t << "' not found in the " << (teacher ? "teacher" : "student");
+  os << (where.empty() ? key : where) << ": tensor '" << t << "' not found in the " << (teacher ? "teacher" : "student");
   const auto near = config::closestNames(t, candidates(g, teacher), kClosest);
   if (near.empty()) {
     os << (teacher ? "; the graph has no teacher tensors (was the teacher merged?)"
@@ -125,8 +126,8 @@ DistillLoss buildDistillLoss(graph::Graph& g, const config::Distillation& d,
       for (const auto& n : nodes) grp.pairs.push_back({kTeacherPrefix + n, n});
     }
     for (const auto& p : grp.pairs) {
-      requireTensor(g, names, "Distillation.node", p.student, false);
-      requireTensor(g, names, "Distillation.node", p.teacher, true);
+      requireTensor(g, names, "Distillation.node", p.student, false, p.student_where);
+      requireTensor(g, names, "Distillation.node", p.teacher, true, p.teacher_where);
       checkShapes(g, p);
     }
   }

@@ -7,6 +7,8 @@
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <set>
 
@@ -148,9 +150,13 @@ void exportOnnx(const graph::Graph& g, const std::string& path, int opset) {
     SLIM_THROW(ModelError, "export to '", path, "': the model fails ONNX's checker: ",
                e.what());
   }
+  // A write failure is the machine's (disk full, a folder in the way), not
+  // the model's: a runtime error (exit 1) with the system's reason.
+  errno = 0;
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   if (!f || !m.SerializeToOstream(&f) || !f.flush())
-    SLIM_THROW(ModelError, "export: cannot write '", path, "'");
+    SLIM_THROW(Error, "export: cannot write '", path, "': ",
+               errno != 0 ? std::strerror(errno) : "write failed");
 }
 
 }  // namespace slim::models

@@ -5,6 +5,7 @@
 #include "trainer/models/onnx/onnx_import.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -13,6 +14,7 @@
 
 #include "trainer/models/onnx/onnx_convert.h"
 #include "trainer/models/onnx/onnx_import_detail.h"
+#include "trainer/models/onnx/wire_scan.h"
 #include "trainer/ops/op.h"
 
 namespace slim::models {
@@ -181,6 +183,9 @@ class Importer {
 }  // namespace
 
 graph::Graph importOnnx(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    SLIM_THROW(ModelError, "ONNX model '", path, "' is a folder, not a file");
   std::ifstream f(path, std::ios::binary);
   if (!f) SLIM_THROW(ModelError, "cannot open ONNX model '", path, "'");
   std::stringstream ss;
@@ -191,8 +196,14 @@ graph::Graph importOnnx(const std::string& path) {
 graph::Graph importOnnxBytes(const std::string& bytes, const std::string& label) {
   try {
     onnx::ModelProto m;
-    if (!m.ParseFromString(bytes))
-      SLIM_THROW(ModelError, "not a valid ONNX model (truncated or corrupt protobuf)");
+    if (!m.ParseFromString(bytes)) {
+      // Name the damaged field and its byte offset (protobuf only says "failed").
+      const WireFault f = findWireFault(bytes, onnx::ModelProto::descriptor());
+      if (f.offset >= 0)
+        SLIM_THROW(ModelError, "not a valid ONNX model: ", describeWireFault(f, bytes.size()));
+      SLIM_THROW(ModelError, "not a valid ONNX model (protobuf rejected it; every field is "
+                 "well-formed at the wire level, so a value inside one is invalid)");
+    }
     if (!m.has_graph() || m.graph().node_size() == 0)
       SLIM_THROW(ModelError, "no graph or an empty graph (truncated, or not an ONNX model)");
     return Importer(m).run();

@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <new>
+#include <stdexcept>
 
 #include "trainer/graph/executor.h"
 #include "trainer/models/onnx/onnx_import.h"
@@ -65,9 +68,26 @@ std::vector<std::string> runOnnxInfer(const std::string& model_path,
                 : g.inputs[i];
     feeds[in.name] = toDType(tensors[i], in.dtype, "input file '" + input_pb_paths[i] + "'");
   }
-  graph::Executor ex(g);
-  ops::RunContext ctx;
-  ex.forward(feeds, ctx);
+  // A model that imports but cannot run (a kernel_shape or group that does
+  // not fit its weights, a Reshape to an impossible size) is the model's
+  // fault, like one that does not parse: exit 2 naming the file.
+  std::unique_ptr<graph::Executor> ex;
+  try {
+    ex = std::make_unique<graph::Executor>(g);
+    ops::RunContext ctx;
+    ex->forward(feeds, ctx);
+  } catch (const ModelError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    SLIM_THROW(ModelError, "model '", model_path, "' asks for more memory than this machine "
+               "has (a tensor of implausible size; damaged shapes?)");
+  } catch (const std::length_error& e) {
+    SLIM_THROW(ModelError, "model '", model_path, "' asks for a tensor too large to allocate ("
+               , e.what(), ")");
+  } catch (const Error& e) {
+    if (dynamic_cast<const ConfigError*>(&e) || dynamic_cast<const DataError*>(&e)) throw;
+    SLIM_THROW(ModelError, "model '", model_path, "' cannot run on these inputs: ", e.what());
+  }
   std::vector<std::string> written;
   std::error_code ec;
   std::filesystem::create_directories(output_dir, ec);
@@ -76,7 +96,7 @@ std::vector<std::string> runOnnxInfer(const std::string& model_path,
                ec.message());
   for (size_t i = 0; i < g.outputs.size(); ++i) {
     std::string path = output_dir + "/output_" + std::to_string(i) + ".pb";
-    writeTensorProto(ex.value(g.outputs[i].name), path, g.outputs[i].name);
+    writeTensorProto(ex->value(g.outputs[i].name), path, g.outputs[i].name);
     written.push_back(path);
   }
   return written;

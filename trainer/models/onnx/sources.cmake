@@ -3,6 +3,7 @@
 list(APPEND SLIM_MODELS_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/onnx/onnx_convert.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/onnx/tensor_proto.cc
+  ${CMAKE_CURRENT_SOURCE_DIR}/onnx/wire_scan.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/onnx/onnx_normalize.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/onnx/onnx_fold.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/onnx/onnx_import.cc

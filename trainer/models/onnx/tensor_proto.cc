@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "trainer/models/onnx/onnx_convert.h"
+#include "trainer/models/onnx/wire_scan.h"
 
 namespace slim::models {
 
@@ -17,7 +18,9 @@ Tensor readTensorProto(const std::string& path, std::string* name) {
   onnx::TensorProto p;
   if (!p.ParseFromString(bytes))
     SLIM_THROW(ModelError, "'", path, "' (", bytes.size(),
-               " bytes) is not a valid TensorProto (truncated or corrupt)");
+               " bytes) is not a valid TensorProto (truncated or corrupt): ",
+               describeWireFault(findWireFault(bytes, onnx::TensorProto::descriptor()),
+                                 bytes.size()));
   if (name) *name = p.name();
   try {
     return detail::tensorFromProto(p, detail::IntPolicy::kKeep,
