@@ -4,7 +4,6 @@
 // through DequantizeLinear; add exact output Q/DQ; finally replace the
 // FakeQuantAct nodes by Q/DQ pairs and drop what nothing reads any more.
 #include <algorithm>
-#include <climits>
 #include <limits>
 #include <cmath>
 #include <map>

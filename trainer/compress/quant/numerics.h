@@ -37,10 +37,10 @@ float exportActivationStep(float scale, int bits);
 float biasStep(float act_step, float weight_step);
 
 /// The int32 level of bias b (a float, or a folded bias in double) on
-/// `step` (biasStep): round_half_even(b /
-/// step) computed in double, saturated to the int32 range; 0 for NaN. The
-/// export stores it; the fake-quant bias is level * step in float, what
-/// DequantizeLinear gives back.
+/// `step` (biasStep): round_half_even(b / step) computed in double,
+/// saturated to the int32 range; 0 for NaN. The export stores it; the
+/// fake-quant bias is level * step in float, what DequantizeLinear gives
+/// back.
 int32_t quantizeBias(double b, float step);
 
 /// Fake-quantizes n values with one scale: y = q * step. A zero scale (or a
