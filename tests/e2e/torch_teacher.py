@@ -2,7 +2,7 @@
 """Trains a small CNN on Fashion-MNIST with PyTorch and exports it to ONNX, as
 a user bringing a PyTorch model to `slimtrain compress` would.
 
-usage: torch_teacher.py OUT_DIR [EPOCHS]
+usage: torch_teacher.py OUT_DIR [EPOCHS] [fold]    (EPOCHS may be a fraction)
 
 The network has mobilenet_tiny's layout (3x3 stem, four depthwise-separable
 blocks, global average pool, linear), trained with the recipe of
@@ -17,8 +17,8 @@ a trainable batch norm back after folded convolutions
 PyTorch's names except two, renamed so configs/fmnist_act.yaml runs unchanged:
 the last block's ReLU output -> "pw_relu_4", the graph output -> "logits"
 (the input is "image"). Writes OUT_DIR/model.onnx, OUT_DIR/folded/model.onnx
-and OUT_DIR/torch.json
-({"top1": test accuracy by PyTorch}).
+and OUT_DIR/torch.json ({"top1": test accuracy by PyTorch}); with a third
+argument "fold" only the folded export, as OUT_DIR/model.onnx.
 """
 import gzip
 import json
@@ -90,7 +90,8 @@ def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    out, epochs = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    out, epochs = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 3
+    fold = len(sys.argv) > 3 and sys.argv[3] == "fold"
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -98,26 +99,30 @@ def main():
     xte, yte = load("t10k")
     model = TinyNet()
     batch = 64
-    steps = epochs * (len(xtr) // batch)
+    per_epoch = len(xtr) // batch
+    steps = max(1, round(epochs * per_epoch))  # EPOCHS may be a fraction
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(0)
-    for epoch in range(epochs):
+    for epoch in range((steps + per_epoch - 1) // per_epoch):
         model.train()
         perm = torch.randperm(len(xtr), generator=gen)
-        for s in range(len(xtr) // batch):
+        for s in range(min(per_epoch, steps - epoch * per_epoch)):
             i = perm[s * batch:(s + 1) * batch]
             loss = nn.functional.cross_entropy(model(xtr[i]), ytr[i])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-        print(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}, "
+        print(f"epoch {epoch + 1}: loss {loss.item():.4f}, "
               f"test top-1 {evaluate(model, xte, yte):.4f}", flush=True)
     model.eval()
     top1 = evaluate(model, xte, yte)
-    for path, mode in ((os.path.join(out, "model.onnx"), torch.onnx.TrainingMode.PRESERVE),
-                       (os.path.join(out, "folded", "model.onnx"), torch.onnx.TrainingMode.EVAL)):
+    exports = ((os.path.join(out, "model.onnx"), torch.onnx.TrainingMode.PRESERVE),
+               (os.path.join(out, "folded", "model.onnx"), torch.onnx.TrainingMode.EVAL))
+    if fold:
+        exports = ((os.path.join(out, "model.onnx"), torch.onnx.TrainingMode.EVAL),)
+    for path, mode in exports:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         torch.onnx.export(model, xte[:2], path, opset_version=13, input_names=["image"],
                           output_names=["logits"],

@@ -1,7 +1,7 @@
 // The QDQ export tests' student (export_qdq_test.cc): a small
 // trained-looking CNN (Conv+BN+Relu, depthwise Conv+BN+Relu, 1x1 Conv+BN+Relu,
 // GAP, Flatten, Gemm; negative BN gammas, pruned zeros; optionally a residual
-// Add), merged with a teacher node and a loss, fake-quantized and run a few
+// Add; or BN folded: convs with biases), merged with a teacher node and a loss, fake-quantized and run a few
 // training steps; plus running a graph in slimtrain's executor.
 #pragma once
 
@@ -29,7 +29,9 @@ inline Node node(std::string name, std::string op, std::vector<std::string> in,
 // (some negative) look trained; ~30% of the conv/fc weights are pruned to 0.
 // `residual` inserts after pw: -pw2(16, 1x1)+bn (no relu)-> res = Add(pw.relu,
 // pw2.bn) -pw3(16, 1x1)+bn+relu-> gap.
-inline Graph buildStudent(bool trans_b = true, bool residual = false) {
+// `folded`: every conv carries a bias and has no BN (a model exported with
+// BN folded, as torch.onnx.export does by default).
+inline Graph buildStudent(bool trans_b = true, bool residual = false, bool folded = false) {
   Graph g;
   g.name = "student";
   g.inputs = {{"x", {-1, 3, 8, 8}, DType::kF32}};
@@ -48,8 +50,16 @@ inline Graph buildStudent(bool trans_b = true, bool residual = false) {
     c.attrs.set("group", group);
     c.attrs.set("strides", std::vector<int64_t>{stride, stride});
     c.attrs.set("pads", std::vector<int64_t>{pad, pad, pad, pad});
-    g.nodes.push_back(c);
     const int64_t C = w[0];
+    if (folded) {
+      param(n + ".b", {C}, -0.4f, 0.4f);
+      c.inputs.push_back(n + ".b");
+      g.nodes.push_back(c);
+      if (!relu) return n;
+      g.nodes.push_back(node(n + ".relu", "Relu", {n}, {n + ".relu"}));
+      return n + ".relu";
+    }
+    g.nodes.push_back(c);
     param(n + ".bn.scale", {C}, -1.5f, 1.5f);
     param(n + ".bn.bias", {C}, -0.5f, 0.5f);
     g.addInitializer(n + ".bn.mean", test::randomTensor({C}, seed++, -0.3f, 0.3f), false, true);

@@ -223,5 +223,50 @@ TEST_F(FakeQuantWeightTest, RegistrationIsIdempotent) {
   EXPECT_TRUE(ops::OpRegistry::get().has(kPactOp));
 }
 
+// The int32 bias of the QDQ export: ties to even in double, saturation at the
+// int32 range, NaN -> 0; a zero weight step counts as 1 (the stored step).
+TEST(QuantNumerics, BiasLevels) {
+  EXPECT_EQ(quantizeBias(2.5, 1.f), 2);
+  EXPECT_EQ(quantizeBias(3.5, 1.f), 4);
+  EXPECT_EQ(quantizeBias(-2.5, 1.f), -2);
+  EXPECT_EQ(quantizeBias(0.75f, 0.25f), 3);
+  EXPECT_EQ(quantizeBias(1e30, 1.f), std::numeric_limits<int32_t>::max());
+  EXPECT_EQ(quantizeBias(-1e30, 1.f), std::numeric_limits<int32_t>::min());
+  EXPECT_EQ(quantizeBias(std::nan(""), 1.f), 0);
+  // Rounded in double: 16777217 is not a float, the quotient is exact.
+  EXPECT_EQ(quantizeBias(16777217.0, 1.f), 16777217);
+  EXPECT_EQ(biasStep(0.5f, 0.25f), 0.125f);
+  EXPECT_EQ(biasStep(0.5f, 0.f), 0.5f);
+  EXPECT_EQ(exportActivationStep(127.f, 8), 1.f);
+  EXPECT_EQ(exportActivationStep(0.f, 8), 1e-30f);
+}
+
+// FakeQuantBias: level * step per channel from the weight's own abs-max
+// steps and the activation step; straight-through to the bias only.
+TEST(QuantNumerics, FakeQuantBiasOp) {
+  registerQuantOps(ops::OpRegistry::get());
+  ops::Attrs a;
+  a.set("activation_bits", int64_t{8});
+  a.set("bits", int64_t{8});
+  a.set("mode", std::string("channel_wise_abs_max"));
+  a.set("axis", int64_t{0});
+  auto op = ops::OpRegistry::get().create(kFakeQuantBiasOp, a, "bias");
+  // w: (2, 2); channel steps 254/127 = 2 and 0 (an all-zero channel -> 1).
+  Tensor w = Tensor::fromVector({2, 2}, {254.f, -3.f, 0.f, 0.f});
+  Tensor s = Tensor::fromVector({1}, {127.f});  // activation step 1
+  Tensor b = Tensor::fromVector({2}, {5.f, 2.5f}), y;
+  ops::RunContext ctx;
+  op->forward({&b, &w, &s}, {&y}, ctx);
+  ASSERT_EQ(y.numel(), 2);
+  EXPECT_EQ(y.f32()[0], 4.f);  // 5 / 2 = 2.5 -> level 2, step 2
+  EXPECT_EQ(y.f32()[1], 2.f);  // 2.5 / 1 -> level 2 (ties to even)
+  Tensor dy = Tensor::fromVector({2}, {0.5f, -1.f}), db;
+  op->backward({&b, &w, &s}, {&y}, {&dy}, {&db, nullptr, nullptr}, ctx);
+  EXPECT_EQ(db.f32()[0], 0.5f);
+  EXPECT_EQ(db.f32()[1], -1.f);
+  Tensor b3 = Tensor::fromVector({3}, {1.f, 2.f, 3.f});
+  EXPECT_THROW(op->forward({&b3, &w, &s}, {&y}, ctx), Error);  // 3 biases, 2 channels
+}
+
 }  // namespace
 }  // namespace slim::compress

@@ -4,7 +4,6 @@
 // through DequantizeLinear; add exact output Q/DQ; finally replace the
 // FakeQuantAct nodes by Q/DQ pairs and drop what nothing reads any more.
 #include <algorithm>
-#include <climits>
 #include <limits>
 #include <cmath>
 #include <map>
@@ -107,6 +106,9 @@ class QdqBuilder {
 
   void run() {
     detail::bypassNodes(g_, kPactOp);
+    // The int32 bias is computed below from the float bias the simulation
+    // rounds (FakeQuantBias), with the same numerics.h functions.
+    detail::bypassNodes(g_, kFakeQuantBiasOp);
     Tensor zp(Shape{}, DType::kU8);
     zp.data<uint8_t>()[0] = static_cast<uint8_t>(kActZeroPoint);
     zp_name_ = g_.uniqueName("qdq_zero_point");
@@ -142,12 +144,10 @@ class QdqBuilder {
     if (aq.mode == "abs_max")
       log::warn("QDQ export: activation quantizer of '", aq.tensor, "' is abs_max (dynamic "
                 "batch abs-max at inference); exporting its last stored scale ", s.f32()[0]);
-    float step = quantStep(s.f32()[0], qat_.activation_bits);
-    if (!(step > 0.f)) {
+    const float step = exportActivationStep(s.f32()[0], qat_.activation_bits);
+    if (!(quantStep(s.f32()[0], qat_.activation_bits) > 0.f))
       log::warn("QDQ export: activation scale of '", aq.tensor, "' is ", s.f32()[0],
                 "; using the smallest positive step (training outputs zeros there)");
-      step = 1e-30f;
-    }
     ActStep a{g_.uniqueName(aq.tensor + ".qdq_step"), step};
     g_.addInitializer(a.step_name, Tensor::scalar(step));
     by_output_[aq.quantized] = a;
@@ -245,8 +245,16 @@ class QdqBuilder {
       if (int_bias) {
         nd.inputs[2] = int32Bias(nd.name, bias, xs->second, steps, ws_name, pre);
       } else {
+        // A bias the simulation rounds (FakeQuantBias) keeps its rounded
+        // value when stored as float (QdqOptions::int32_bias false).
+        const bool rounded = !qn.bias.empty() && bn < 0 && xs != by_output_.end();
         Tensor b({cout});
-        for (int64_t c = 0; c < cout; ++c) b.f32()[c] = static_cast<float>(bias[c]);
+        for (int64_t c = 0; c < cout; ++c) {
+          b.f32()[c] = static_cast<float>(bias[c]);
+          if (!rounded) continue;
+          const float st = biasStep(xs->second.step, steps.f32()[steps.ndim() == 1 ? c : 0]);
+          b.f32()[c] = static_cast<float>(quantizeBias(bias[c], st)) * st;
+        }
         nd.inputs[2] = addInit(nd.name + ".bias", b);
       }
     }
@@ -295,11 +303,10 @@ class QdqBuilder {
     const int64_t C = static_cast<int64_t>(bias.size());
     const bool per = w_steps.ndim() == 1;
     Tensor bq({C}, DType::kI32);
-    for (int64_t c = 0; c < C; ++c) {
-      const float st = x.step * w_steps.f32()[per ? c : 0];
-      const double v = std::nearbyint(bias[static_cast<size_t>(c)] / st);
-      bq.data<int32_t>()[c] = static_cast<int32_t>(std::clamp(v, double{INT_MIN}, double{INT_MAX}));
-    }
+    // Stored steps are > 0 (a zero channel's is 1), so biasStep is the Mul.
+    for (int64_t c = 0; c < C; ++c)
+      bq.data<int32_t>()[c] = quantizeBias(bias[static_cast<size_t>(c)],
+                                           biasStep(x.step, w_steps.f32()[per ? c : 0]));
     const std::string qn = addInit(node + ".bias_int32", bq);
     const std::string sn = g_.uniqueName(node + ".bias_step");
     pre.push_back(makeNode(node + ".bias_step_Mul", "Mul", {x.step_name, w_steps_name}, {sn}));

@@ -15,7 +15,8 @@
 //           QdqOptions::uint8_weights)
 //   bias:   INT32 initializer -> DequantizeLinear(step_x * step_w[c], axis 0),
 //           the bias QLinearConv / QGemm consume directly; its scale is a Mul
-//           of the two step initializers (not stored twice; ORT folds it)
+//           of the two step initializers (not stored twice; ORT folds it).
+//           Training's FakeQuantBias computes the same value (exact).
 //   output: op -> Q -> Clip(uint8 levels) -> DQ -> next quantized op when
 //           only Relu / Clip lie between (QdqOptions::integer_clip; zero
 //           point 0, levels 0..127, where they clip at >= 0), else

@@ -89,6 +89,7 @@ graph::Graph exportFp32Student(const graph::Graph& trained,
   graph::Graph g = extractSubgraph(trained, student_outputs);
   detail::bypassNodes(g, kPactOp);
   detail::bypassNodes(g, kFakeQuantActOp);
+  detail::bypassNodes(g, kFakeQuantBiasOp);  // the float bias
   // Fake-quantized weights become plain initializers holding their values.
   for (size_t i = 0; i < g.nodes.size();) {
     graph::Node nd = g.nodes[i];

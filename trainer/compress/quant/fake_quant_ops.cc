@@ -205,6 +205,7 @@ class FakeQuantActOp : public ops::Op {
 void registerQuantOps(ops::OpRegistry& r) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
+  detail::registerBiasQuantOp(r);
   if (r.has(kFakeQuantWeightOp) && r.has(kFakeQuantActOp) && r.has(kPactOp)) return;
   r.add(kFakeQuantWeightOp,
         [](const ops::Attrs& a) { return std::make_unique<FakeQuantWeightOp>(a); });

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -28,6 +29,21 @@ int32_t quantizeValue(float x, float step, int bits) {
   const float bin = static_cast<float>(quantBinCount(bits));
   const float q = std::nearbyint(x / step);
   return static_cast<int32_t>(std::min(bin, std::max(-bin - 1.f, q)));
+}
+
+float exportActivationStep(float scale, int bits) {
+  const float step = quantStep(scale, bits);
+  return step > 0.f ? step : 1e-30f;
+}
+
+float biasStep(float act_step, float weight_step) {
+  return act_step * (weight_step > 0.f ? weight_step : 1.f);
+}
+
+int32_t quantizeBias(double b, float step) {
+  const double v = std::nearbyint(b / static_cast<double>(step));
+  if (v != v) return 0;
+  return static_cast<int32_t>(std::clamp(v, double{INT32_MIN}, double{INT32_MAX}));
 }
 
 void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits, const float* clip) {

@@ -26,6 +26,23 @@ float quantStep(float scale, int bits);
 /// @param bits 2..16
 int32_t quantizeValue(float x, float step, int bits);
 
+/// The activation step the QDQ export writes for clip range `scale`:
+/// quantStep(scale, bits), or 1e-30 when that is not > 0 (an all-zero or
+/// NaN observer; the quantized values are 0 there anyway).
+float exportActivationStep(float scale, int bits);
+
+/// The step of an int32 bias as QLinearConv / QGemm add it: the float
+/// product act_step * weight_step, a zero weight step (an all-zero
+/// channel) counted as 1, as the export stores it.
+float biasStep(float act_step, float weight_step);
+
+/// The int32 level of bias b (a float, or a folded bias in double) on
+/// `step` (biasStep): round_half_even(b / step) computed in double,
+/// saturated to the int32 range; 0 for NaN. The export stores it; the
+/// fake-quant bias is level * step in float, what DequantizeLinear gives
+/// back.
+int32_t quantizeBias(double b, float step);
+
 /// Fake-quantizes n values with one scale: y = q * step. A zero scale (or a
 /// step that underflows to 0) gives zeros, never NaN; a NaN scale gives NaNs.
 /// `x` and `y` may alias.

@@ -136,6 +136,21 @@ Candidate classify(const Graph& g, const Node& nd, const config::QuantTargets& t
   return c;
 }
 
+// True when the QDQ export stores node nd's bias as int32 (qdq_build.cc):
+// a Conv (not transposed) or a Gemm with alpha = beta = 1 whose bias is a
+// 1-D initializer with one value per output channel.
+bool intBias(const Graph& g, const Node& nd, const Candidate& c) {
+  if (c.kind != "conv2d" && c.kind != "depthwise_conv2d" && c.kind != "mul") return false;
+  if (nd.inputs.size() < 3 || nd.inputs[2].empty() || !g.isInitializer(nd.inputs[2])) return false;
+  if (c.kind == "mul" &&
+      (nd.attrs.getFloat("alpha", 1.f) != 1.f || nd.attrs.getFloat("beta", 1.f) != 1.f))
+    return false;
+  const Tensor& w = g.initializers.at(nd.inputs[1]);
+  const Tensor& b = g.initializers.at(nd.inputs[2]);
+  const int64_t cout = c.kind == "mul" ? w.dim(c.axis) : w.dim(0);
+  return b.ndim() == 1 && b.numel() == cout && b.dtype() == DType::kF32;
+}
+
 std::string skipReason(const Node& nd, const config::QuantAware& q, const QatOptions& o) {
   if (startsWith(nd.name, o.teacher_prefix)) return "teacher node";
   for (const auto& in : nd.inputs)
@@ -235,6 +250,28 @@ class Builder {
     return info_.activations.back().quantized;
   }
 
+  // The fake-quantized bias `b` of a node reading weight quantizer `wq_out`
+  // and activation quantizer `x_q` (both built by this Builder), emitting
+  // its FakeQuantBias into out.
+  std::string bias(const std::string& b, const std::string& wq_out, const std::string& x_q,
+                   std::vector<Node>& out) {
+    const WeightQuant* wq = nullptr;
+    for (const auto& w : info_.weights)
+      if (w.quantized == wq_out) wq = &w;
+    const ActQuant* aq = nullptr;
+    for (const auto& a : info_.activations)
+      if (a.quantized == x_q) aq = &a;
+    SLIM_ENFORCE(wq && aq, "QAT pass: quantizers of '", wq_out, "' / '", x_q, "' not found");
+    const std::string y = unique(b + ".quantized.dequantized");
+    Node n{unique(b + ".fake_quant"), kFakeQuantBiasOp, {b, wq->param, aq->scale}, {y}, {}};
+    n.attrs.set("activation_bits", q_.activation_bits);
+    n.attrs.set("bits", int64_t{wq->bits});
+    n.attrs.set("mode", wq->mode);
+    n.attrs.set("axis", int64_t{wq->axis < 0 ? 0 : wq->axis});
+    out.push_back(std::move(n));
+    return y;
+  }
+
  private:
   std::string unique(const std::string& base) {
     std::string n = base;
@@ -262,7 +299,7 @@ QatInfo insertQat(graph::Graph& g, const config::QuantAware& q, const QatOptions
   info.weight_bits = static_cast<int>(q.weight_bits);
   info.activation_bits = static_cast<int>(q.activation_bits);
   Builder b(g, q, q.use_pact && opts.allow_pact, info);
-  std::vector<Node> out;
+  std::vector<Node> out, biases;  // biases: FakeQuantBias nodes, placed first
   out.reserve(g.nodes.size() * 2);
   for (Node nd : g.nodes) {
     const Candidate c =
@@ -276,25 +313,31 @@ QatInfo insertQat(graph::Graph& g, const config::QuantAware& q, const QatOptions
     }
     if (c.kind == "elementwise_add" || c.kind == "pool2d") {  // activation-only
       const int n_in = c.kind == "pool2d" ? 1 : 2;
-      QuantizedNode qn{nd.name, c.kind, "", nd.inputs[0], n_in > 1 ? nd.inputs[1] : ""};
+      QuantizedNode qn{nd.name, c.kind, "", nd.inputs[0], n_in > 1 ? nd.inputs[1] : "", ""};
       for (int k = 0; k < n_in; ++k) nd.inputs[k] = b.activation(nd.inputs[k], out, false);
       info.nodes.push_back(std::move(qn));
       out.push_back(std::move(nd));
       continue;
     }
-    QuantizedNode qn{nd.name, c.kind, nd.inputs[1], "", ""};
+    QuantizedNode qn{nd.name, c.kind, nd.inputs[1], "", "", ""};
     const std::string& x = nd.inputs[0];
     const bool signed_input = !x.empty() && !g.isInitializer(x) && !nonNegative(g, x);
     const int64_t bits = signed_input && q.signed_input_weight_bits ? q.signed_input_weight_bits
                                                                     : q.weight_bits;
+    const bool int_bias = intBias(g, nd, c);
     nd.inputs[1] = b.weight(nd.inputs[1], c.axis, static_cast<int>(bits), out);
     if (!x.empty() && !g.isInitializer(x)) {
       qn.activation = x;
       nd.inputs[0] = b.activation(x, out);
+      if (int_bias) {
+        qn.bias = nd.inputs[2];
+        nd.inputs[2] = b.bias(nd.inputs[2], nd.inputs[1], nd.inputs[0], biases);
+      }
     }
     info.nodes.push_back(std::move(qn));
     out.push_back(std::move(nd));
   }
+  out.insert(out.begin(), biases.begin(), biases.end());
   g.nodes = std::move(out);
   g.topoSort();
   return info;

@@ -35,6 +35,8 @@ struct QuantizedNode {
                            ///< "" for the activation-only kinds
   std::string activation;  ///< activation tensor it reads (through the quantizer)
   std::string activation2; ///< elementwise_add: the second input's tensor
+  std::string bias;        ///< bias parameter it reads through FakeQuantBias
+                           ///< (the export's int32 bias); "" when none
 };
 
 /// One weight quantizer (FakeQuantWeight node).
@@ -94,6 +96,14 @@ struct QatInfo {
 /// activation-only: its input gets such a quantizer. A node is skipped when
 /// its name contains any not_quant_pattern substring (slimtrain matches the
 /// node name: ONNX has no Paddle name scope) or it belongs to the teacher.
+///
+/// A conv2d / depthwise_conv2d / mul (Gemm with alpha = beta = 1) whose
+/// bias is a 1-D initializer of one value per output channel reads it
+/// through a FakeQuantBias node ("<b>.quantized.dequantized", node
+/// "<b>.fake_quant"): the int32 bias the QDQ export stores, simulated.
+/// These nodes read initializers only and are placed first in the node
+/// list, so in training they round on the activation scales stored at the
+/// start of the iteration (at inference: the stored scales, as exported).
 ///
 /// Weight axis for channel_wise_abs_max: 0 for Conv; 1 for ConvTranspose;
 /// Gemm: 0 with transB=1 ([N, K]), 1 otherwise ([K, N]); MatMul: the last

@@ -6,6 +6,7 @@
 //   FakeQuantWeight  inputs [w, scale]            attrs bits, mode, axis
 //   FakeQuantAct     inputs [x, scale, state...]  attrs bits, mode, moving_rate, window_size
 //   Pact             inputs [x, alpha]            (no attrs)
+//   FakeQuantBias    inputs [b, w, act_scale]     attrs activation_bits, bits, mode, axis
 #pragma once
 
 #include "trainer/ops/op.h"
@@ -16,6 +17,7 @@ namespace slim::compress {
 inline constexpr const char* kFakeQuantWeightOp = "FakeQuantWeight";
 inline constexpr const char* kFakeQuantActOp = "FakeQuantAct";
 inline constexpr const char* kPactOp = "Pact";
+inline constexpr const char* kFakeQuantBiasOp = "FakeQuantBias";
 
 /// PACT constants (act-reference §4.6). The op only clips; the trainer applies
 /// the L2 decay on alpha and updates alpha with its own Momentum optimizer
@@ -30,7 +32,7 @@ inline constexpr float kActScaleInit = 0.001f;
 /// Initial value of the moving-average `state` and `accum` buffers (ACT: 1.0).
 inline constexpr float kEmaInit = 1.0f;
 
-/// Registers FakeQuantWeight, FakeQuantAct and Pact (idempotent; concurrent
+/// Registers FakeQuantWeight, FakeQuantAct, Pact and FakeQuantBias (idempotent; concurrent
 /// calls are safe, but do not call it while other threads create ops).
 ///
 /// FakeQuantWeight: y = fake-quantized w, recomputing the scale(s) from w on
@@ -58,12 +60,20 @@ inline constexpr float kEmaInit = 1.0f;
 ///   <= alpha, else 0; dalpha = sum(dy | x > alpha) - sum(dy | x < -alpha).
 ///   At inference Pact is the identity (ACT builds its eval/export program
 ///   without PACT), with backward passing dy through.
+/// FakeQuantBias: y[c] = quantizeBias(b[c], st_c) * st_c with st_c =
+///   biasStep(exportActivationStep(act_scale, activation_bits), step_w[c]),
+///   step_w the steps FakeQuantWeight computes from w (attrs bits, mode,
+///   axis as its own); the int32 bias of the QDQ export, in training and at
+///   inference alike (act_scale is read as stored when the op runs).
+///   Backward: straight-through to b; w and act_scale get no gradient.
 /// @param r the registry (usually ops::OpRegistry::get())
 void registerQuantOps(ops::OpRegistry& r);
 
 namespace detail {
 /// Registers Pact only (part of registerQuantOps; defined in pact_op.cc).
 void registerPactOp(ops::OpRegistry& r);
+/// Registers FakeQuantBias only (part of registerQuantOps; bias_quant_op.cc).
+void registerBiasQuantOp(ops::OpRegistry& r);
 }  // namespace detail
 
 }  // namespace slim::compress

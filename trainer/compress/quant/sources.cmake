@@ -4,6 +4,7 @@ list(APPEND SLIM_COMPRESS_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/quant/numerics.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/quant/fake_quant_ops.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/quant/pact_op.cc
+  ${CMAKE_CURRENT_SOURCE_DIR}/quant/bias_quant_op.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/quant/qat_pass.cc)
 # The gradient masks in pact_op.cc (float selects) stay scalar under GCC's
 # default -ftrapping-math; results do not depend on it.
