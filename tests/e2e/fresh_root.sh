@@ -95,7 +95,8 @@ os.makedirs("resnet18", exist_ok=True)
 torch.manual_seed(0)
 m = torchvision.models.resnet18(num_classes=10)
 m.eval()
-torch.onnx.export(m, torch.randn(1, 3, 224, 224), "resnet18/model.onnx", opset_version=13,
+x = torch.randn(1, 3, 64, 64)  # the README: "the image size you train at"; 64 here
+torch.onnx.export(m, x, "resnet18/model.onnx", opset_version=13,
                   input_names=["inputs"], output_names=["logits"],
                   dynamic_axes={"inputs": {0: "N"}, "logits": {0: "N"}})
 EOF
