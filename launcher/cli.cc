@@ -45,9 +45,11 @@ const std::vector<CommandSpec>& specs() {
        {"--set", "--model"}, {},
        "--model PATH evaluates that ONNX/Paddle model instead of the configured one."},
       {"inspect", "MODEL", "list inputs, outputs, tensors, parameters and what ACT would touch",
-       {"--config"}, {"--json"},
+       {"--config"}, {"--json", "--ops"},
        "MODEL is an .onnx file, a Paddle .pdmodel/__model__ or a folder holding one.\n"
-       "--json prints machine-readable output."},
+       "--json prints machine-readable output.\n"
+       "`slimtrain inspect --ops [--json]` (no MODEL) lists the op types a model may\n"
+       "contain: every op in this binary's op registry."},
       {"infer", "MODEL", "run a model on TensorProto inputs and write output_<i>.pb",
        {"--input", "--output-dir"}, {},
        "Usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] --output-dir DIR"},

@@ -6,6 +6,7 @@
 
 #include "trainer/core/error.h"
 #include "trainer/models/onnx/onnx_infer.h"
+#include "trainer/ops/op.h"
 #include "checkpoint/checkpoint_manager.h"
 #include "checkpoint/training_state.h"
 #include "trainer/train/metrics.h"
@@ -41,6 +42,19 @@ std::string checkpointJson(const std::string& file) {
   return o.str();
 }
 
+// `inspect --ops`: the registry's op types, sorted (one a line, or
+// {"ops": [...]}). docs/MODELS.md's op list is generated from it.
+std::string opsList(bool json) {
+  const std::vector<std::string> types = ops::OpRegistry::get().types();
+  std::string out;
+  if (!json) {
+    for (const auto& t : types) out += t + "\n";
+    return out;
+  }
+  for (const auto& t : types) out += std::string(out.empty() ? "" : ", ") + train::jsonString(t);
+  return "{\"ops\": [" + out + "]}\n";
+}
+
 }  // namespace
 
 int runTool(const CommandLine& cl) {
@@ -49,6 +63,13 @@ int runTool(const CommandLine& cl) {
       SLIM_THROW(ConfigError, "usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] "
                  "--output-dir DIR");
     models::runOnnxInfer(cl.positional[0], cl.inputs, cl.options.at("--output-dir"));
+    return kExitOk;
+  }
+  if (cl.command == "inspect" && cl.flags.count("--ops") != 0) {
+    if (!cl.positional.empty())
+      SLIM_THROW(ConfigError, "usage: slimtrain inspect --ops [--json] (no MODEL; found '",
+                 cl.positional[0], "')");
+    std::cout << opsList(cl.flags.count("--json") != 0);
     return kExitOk;
   }
   if (cl.command == "inspect") {
