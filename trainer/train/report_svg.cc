@@ -21,8 +21,8 @@ struct Frame {
   double plotBottom() const { return h - bottom; }
   double plotWidth() const { return w - left - right; }
 };
-constexpr Frame kLineFrame{640, 340, 78, 20, 36, 78};
-constexpr Frame kBarFrame{640, 420, 78, 20, 36, 160};
+constexpr Frame kLineFrame{640, 356, 78, 20, 36, 96};  // 3 legend rows
+constexpr Frame kBarFrame{640, 390, 78, 20, 36, 130};
 
 std::string num(double v) {
   char b[32];
@@ -173,8 +173,8 @@ std::string lineChart(const ChartSpec& spec, const std::vector<Series>& series) 
     for (size_t k = i % every; k < n; k += every)
       o << marker(i, px(series[i].points[k].first), ya.px(series[i].points[k].second), color);
     o << "</g>";
-    const double lx = f.left + 10 + 150 * static_cast<double>(i % 4);
-    const double ly = f.plotBottom() + 52 + 15 * static_cast<double>(i / 4);
+    const double lx = f.left + 10 + 180 * static_cast<double>(i % 3);
+    const double ly = f.plotBottom() + 52 + 15 * static_cast<double>(i / 3);
     o << "<line x1=\"" << lx << "\" x2=\"" << lx + 24 << "\" y1=\"" << ly - 4 << "\" y2=\""
       << ly - 4 << "\" stroke=\"" << color << "\" stroke-width=\"" << width << "\"";
     if (*dash) o << " stroke-dasharray=\"" << dash << "\"";
