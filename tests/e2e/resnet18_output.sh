@@ -2,7 +2,8 @@
 # with a config in ACT's form: the default output holds fewer than 20 lines
 # before the first progress line (one summary line for the quantized ops and
 # one for the distillation pairs, not one per op), and --quiet prints nothing
-# but the final JSON summary. Usage: resnet18_output.sh SLIMTRAIN (label long)
+# but the final JSON summary; report.html's charts name layers, not the
+# exporter's onnx::Conv_N weights. Usage: resnet18_output.sh SLIMTRAIN (label long)
 source "$(dirname "$0")/common.sh"
 BIN=$1
 need_data
@@ -62,4 +63,10 @@ rm -rf "$OUT/run"
 "$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["command"] == "compress"' "$OUT/quiet.out" ||
   fail "--quiet stdout is not the JSON summary"
 echo "--quiet: stderr empty, stdout one JSON line"
+# The torch export names its folded weights onnx::Conv_N: the report's
+# charts name the layers instead.
+labels=$(grep -o 'class="\(bar-label\|legend\)"[^>]*><title>[^<]*' "$OUT/run/report.html" | sed 's/.*<title>//')
+[ -n "$labels" ] || fail "no chart labels in report.html"
+if grep -q '^onnx::' <<< "$labels"; then fail "chart labels with exporter names: $(grep '^onnx::' <<< "$labels" | head -3)"; fi
+echo "report.html: $(wc -l <<< "$labels") chart labels, none an onnx:: name (e.g. $(sed -n 2p <<< "$labels"))"
 echo "PASS"
