@@ -23,16 +23,18 @@ struct CommandSpec {
 const std::vector<CommandSpec>& specs() {
   static const std::vector<CommandSpec> kSpecs = {
       {"train", "CONFIG.yaml", "train a model (FP32) with cross-entropy on labels",
-       {"--set"}, {"--force-resume"},
+       {"--set"}, {"--force-resume", "--json"},
        "Trains Global.model (zoo:mobilenet_tiny, zoo:lenet5) or the model in\n"
        "Global.model_dir on Global.Data, evaluating top-1 every TrainConfig.eval_iter\n"
        "iterations. Writes <save_dir>/model.onnx (FP32) and <save_dir>/metrics.jsonl.\n"
        "Runs on N ranks under mpirun/srun (data parallel; batch_size is per rank).\n"
        "Checkpoints to Checkpoint.dir (default <save_dir>/checkpoints) every\n"
        "Checkpoint.every_iters and resumes from the newest one (Checkpoint.resume:\n"
-       "auto|never|FILE). --force-resume resumes even when the config changed."},
+       "auto|never|FILE). --force-resume resumes even when the config changed.\n"
+       "stdout: one JSON object (top1, iterations, images_per_s, loss, model) at the\n"
+       "end, with or without --json; logs and the progress bar go to stderr."},
       {"compress", "CONFIG.yaml", "ACT compression: QAT (+PACT), GMP pruning, distillation",
-       {"--set"}, {"--force-resume"},
+       {"--set"}, {"--force-resume", "--json"},
        "Compresses the model in Global.model_dir with the Quantization/QuantAware,\n"
        "Distillation, UnstructurePrune and TrainConfig sections (PaddleSlim ACT\n"
        "semantics). Data: Global.data_dir (ACT's train_list.txt/val_list.txt of JPEG\n"
@@ -40,22 +42,35 @@ const std::vector<CommandSpec>& specs() {
        "Writes <save_dir>/model.onnx, report.json and metrics.jsonl; ONNX Runtime\n"
        "checks the export on the evaluated batches; checkpoints to Checkpoint.dir\n"
        "and resumes automatically.\n"
-       "--force-resume resumes even when the config changed the trajectory."},
+       "--force-resume resumes even when the config changed the trajectory.\n"
+       "stdout: report.json's object at the end, with or without --json; logs and\n"
+       "the progress bar go to stderr."},
       {"eval", "CONFIG.yaml", "evaluate top-1 on Global.Data.eval_*; prints {\"top1\": ...}",
-       {"--set", "--model"}, {},
-       "--model PATH evaluates that ONNX/Paddle model instead of the configured one."},
+       {"--set", "--model"}, {"--json"},
+       "--model PATH evaluates that ONNX/Paddle model instead of the configured one.\n"
+       "stdout: one JSON object (top1, correct, total, bad_images_skipped, model),\n"
+       "with or without --json."},
       {"inspect", "MODEL", "list inputs, outputs, tensors, parameters and what ACT would touch",
        {"--config"}, {"--json", "--ops"},
-       "MODEL is an .onnx file, a Paddle .pdmodel/__model__ or a folder holding one.\n"
-       "--json prints machine-readable output.\n"
-       "`slimtrain inspect --ops [--json]` (no MODEL) lists the op types a model may\n"
+       "MODEL is an .onnx file, a Paddle .pdmodel/__model__, a folder holding one
+"
+       "or zoo:<name>.
+"
+       "--config CONFIG.yaml applies its Quantization/UnstructurePrune sections.
+"
+       "--json prints machine-readable output (docs/CLI.md has the schema).
+"
+       "`slimtrain inspect --ops [--json]` (no MODEL) lists the op types a model may
+"
        "contain: every op in this binary's op registry."},
       {"infer", "MODEL", "run a model on TensorProto inputs and write output_<i>.pb",
-       {"--input", "--output-dir"}, {},
-       "Usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] --output-dir DIR"},
+       {"--input", "--output-dir"}, {"--json"},
+       "Usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] --output-dir DIR [--json]\n"
+       "Prints each output written (file, name, shape, dtype); --json: as JSON."},
       {"export", "CHECKPOINT_OR_SAVE_DIR", "write the ONNX model of a checkpoint or save_dir",
-       {"--out"}, {"--fp32", "--int8-weights"},
+       {"--out"}, {"--fp32", "--int8-weights", "--json"},
        "Usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx [--fp32 | --int8-weights]\n"
+       "       [--json]\n"
        "Rebuilds the run's graph from the config stored in the checkpoint (run it\n"
        "where that run's relative model/data paths resolve), loads the state and\n"
        "writes what compress would: INT8 QDQ for quantized jobs (--fp32: the float\n"
@@ -65,7 +80,8 @@ const std::vector<CommandSpec>& specs() {
        "--int8-weights: int8 weights on every quantized op. By default ops with a\n"
        "signed input (uint8 zero point 128) get uint8 weights, which ONNX Runtime\n"
        "multiplies exactly on x86 without VNNI; int8 there is faster (U8S8) but\n"
-       "pairs of products may saturate in int16. Exact on VNNI and ARM CPUs."},
+       "pairs of products may saturate in int16. Exact on VNNI and ARM CPUs.\n"
+       "--json: prints what was written (output, format, checkpoint, iteration, bytes)."},
       {"checkpoint", "show FILE", "summarise a checkpoint file", {}, {"--json"},
        "Usage: slimtrain checkpoint show FILE [--json]\n"
        "Prints where the run stood (iteration, epoch, sample offset, ranks, seed) and\n"
@@ -108,7 +124,9 @@ std::string usage(const std::string& command) {
        "checkpoint directory in use, 3 training diverged (NaN/Inf; the message names\n"
        "the last good checkpoint), 75 checkpointed and stopped on SIGUSR1/SIGTERM\n"
        "(requeue me).\n"
-       "`slimtrain COMMAND --help` describes a command. Every command takes\n"
+       "`slimtrain COMMAND --help` describes a command. Every command takes --json:\n"
+       "one JSON object on stdout with \"command\" and \"schema_version\" keys\n"
+       "(train, compress and eval always print theirs). Every command also takes\n"
        "--quiet (errors and the final result only), --verbose (debug lines: every\n"
        "quantized op, every teacher node) or --log-level debug|info|warn|error.\n";
   return u;

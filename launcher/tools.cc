@@ -6,6 +6,7 @@
 
 #include "trainer/core/error.h"
 #include "trainer/models/onnx/onnx_infer.h"
+#include "trainer/models/onnx/tensor_proto.h"
 #include "trainer/ops/op.h"
 #include "checkpoint/checkpoint_manager.h"
 #include "checkpoint/training_state.h"
@@ -21,21 +22,17 @@ namespace {
 // arrays).
 std::string checkpointJson(const std::string& file) {
   const checkpoint::TrainingState st = checkpoint::CheckpointManager::load(file);
-  train::JsonObject o;
+  train::JsonObject o = train::commandJson("checkpoint show");
   o.add("file", file).add("step", st.step).add("epoch", st.epoch);
   o.add("sample_offset", st.sample_offset).add("world_size", st.world_size);
   o.add("seed", static_cast<int64_t>(st.seed)).add("created_unix", st.created_unix);
   train::JsonObject groups;
   for (const auto& [name, g] : st.groups()) {
     std::string tensors = "[";
-    for (const auto& [tn, t] : g->tensors) {
-      std::string shape = "[";
-      for (size_t i = 0; i < t.shape().size(); ++i)
-        shape += (i ? ", " : "") + std::to_string(t.shape()[i]);
+    for (const auto& [tn, t] : g->tensors)
       tensors += std::string(tensors.size() > 1 ? ", " : "") + "{\"name\": " +
                  train::jsonString(tn) + ", \"dtype\": " + train::jsonString(dtypeName(t.dtype())) +
-                 ", \"shape\": " + shape + "]}";
-    }
+                 ", \"shape\": " + train::jsonShape(t.shape()) + "}";
     groups.addRaw(name, tensors + "]");
   }
   o.addRaw("groups", groups.str());
@@ -55,6 +52,26 @@ std::string opsList(bool json) {
   return "{\"ops\": [" + out + "]}\n";
 }
 
+// What infer wrote, read back from the files: one line per output (text) or
+// {"outputs": [{"name", "file", "dtype", "shape"}]}.
+std::string inferSummary(const std::string& model, const std::vector<std::string>& written,
+                         bool json) {
+  std::string text, list = "[";
+  for (size_t i = 0; i < written.size(); ++i) {
+    std::string name;
+    const Tensor t = models::readTensorProto(written[i], &name);
+    text += written[i] + ": " + name + " " + shapeStr(t.shape()) + " " + dtypeName(t.dtype()) + "\n";
+    list += std::string(i ? ", " : "") + "{\"name\": " + train::jsonString(name) +
+            ", \"file\": " + train::jsonString(written[i]) + ", \"dtype\": " +
+            train::jsonString(dtypeName(t.dtype())) + ", \"shape\": " + train::jsonShape(t.shape()) +
+            "}";
+  }
+  if (!json) return text;
+  train::JsonObject o = train::commandJson("infer");
+  o.add("model", model).addRaw("outputs", list + "]");
+  return o.str() + "\n";
+}
+
 }  // namespace
 
 int runTool(const CommandLine& cl) {
@@ -62,7 +79,9 @@ int runTool(const CommandLine& cl) {
     if (cl.positional.size() != 1 || cl.inputs.empty() || !cl.options.count("--output-dir"))
       SLIM_THROW(ConfigError, "usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] "
                  "--output-dir DIR");
-    models::runOnnxInfer(cl.positional[0], cl.inputs, cl.options.at("--output-dir"));
+    const std::vector<std::string> written =
+        models::runOnnxInfer(cl.positional[0], cl.inputs, cl.options.at("--output-dir"));
+    std::cout << inferSummary(cl.positional[0], written, cl.flags.count("--json") != 0);
     return kExitOk;
   }
   if (cl.command == "inspect" && cl.flags.count("--ops") != 0) {
@@ -98,8 +117,16 @@ int runTool(const CommandLine& cl) {
     if (cl.positional.size() != 1 || out == cl.options.end())
       SLIM_THROW(ConfigError, "usage: slimtrain export CHECKPOINT_OR_SAVE_DIR --out model.onnx "
                  "[--fp32 | --int8-weights]");
-    return train::runExport(cl.positional[0], out->second, cl.flags.count("--fp32") != 0,
-                            cl.flags.count("--int8-weights") != 0);
+    train::ExportSummary sum;
+    const int rc = train::runExport(cl.positional[0], out->second, cl.flags.count("--fp32") != 0,
+                                    cl.flags.count("--int8-weights") != 0, &sum);
+    if (cl.flags.count("--json") != 0) {
+      train::JsonObject o = train::commandJson("export");
+      o.add("output", out->second).add("format", sum.format).add("checkpoint", sum.checkpoint);
+      o.add("iteration", sum.iteration).add("bytes", sum.bytes);
+      std::cout << o.str() << "\n";
+    }
+    return rc;
   }
   SLIM_THROW(ConfigError, "unknown command `", cl.command, "`");
 }

@@ -7,6 +7,7 @@
 #include "trainer/core/log.h"
 #include "trainer/models/load.h"
 #include "trainer/models/onnx/onnx_export.h"
+#include "trainer/train/metrics.h"
 #include "trainer/train/trainer.h"
 
 namespace slim::train {
@@ -31,10 +32,10 @@ int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_res
     const std::string out = cfg.global.save_dir + "/model.onnx";
     models::exportOnnx(model, out);
     log::info("wrote ", out);
-    std::printf("{\"top1\": %.6f, \"iterations\": %lld, \"images_per_s\": %.1f, \"loss\": %.6f, "
-                "\"model\": \"%s\"}\n",
-                res.eval.top1, static_cast<long long>(res.iterations), res.images_per_s,
-                res.final_loss, out.c_str());
+    JsonObject o = commandJson("train");
+    o.add("top1", res.eval.top1).add("iterations", res.iterations);
+    o.add("images_per_s", res.images_per_s).add("loss", res.final_loss).add("model", out);
+    std::printf("%s\n", o.str().c_str());
     std::fflush(stdout);
   }
   return kExitOk;
@@ -68,10 +69,10 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   o.tag = "bad image count";
   comm.allreduce(&bad, 1, DType::kI64, comm::ReduceOp::kSum, o);
   if (comm.rank() == 0) {
-    std::printf("{\"top1\": %.6f, \"correct\": %lld, \"total\": %lld, "
-                "\"bad_images_skipped\": %lld, \"model\": \"%s\"}\n",
-                r.top1, static_cast<long long>(r.correct), static_cast<long long>(r.total),
-                static_cast<long long>(bad), path.empty() ? "(configured)" : path.c_str());
+    JsonObject o = commandJson("eval");
+    o.add("top1", r.top1).add("correct", r.correct).add("total", r.total);
+    o.add("bad_images_skipped", bad).add("model", path.empty() ? model.name : path);
+    std::printf("%s\n", o.str().c_str());
     std::fflush(stdout);
   }
   return kExitOk;

@@ -269,7 +269,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   const int64_t fp32_bytes = compress::initializerBytes(teacher);  // the FP32 model as given
   const int64_t out_bytes = compress::initializerBytes(out);
 
-  JsonObject rep;
+  JsonObject rep = commandJson("compress");
   rep.add("model", original.name);
   rep.add("teacher_top1", r.count("teacher_top1") ? r["teacher_top1"].top1 : NAN);
   rep.add("student_top1", r.count("top1") ? r["top1"].top1 : NAN);
@@ -313,12 +313,14 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   page.title = original.name;
   page.report_json = rep.str();
   if (pruner)
-    for (const auto& [name, sp] : pruner->paramSparsity()) page.layer_sparsity.push_back({name, sp});
+    for (const auto& [name, sp] : pruner->paramSparsity())
+      page.layer_sparsity.push_back({layerName(original, name), sp});
   if (qat)
     for (const auto& aq : qat->activations) {
-      page.act_scales.push_back({aq.tensor, g.initializers.at(aq.scale).f32()[0]});
+      const std::string layer = layerName(original, aq.tensor);
+      page.act_scales.push_back({layer, g.initializers.at(aq.scale).f32()[0]});
       if (!aq.pact_alpha.empty())
-        page.pact_alphas.push_back({aq.tensor, g.initializers.at(aq.pact_alpha).f32()[0]});
+        page.pact_alphas.push_back({layer, g.initializers.at(aq.pact_alpha).f32()[0]});
     }
   log::info("report: ", writeReportHtml(page));
   std::printf("%s\n", rep.str().c_str());
@@ -337,7 +339,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
 }
 
 int runExport(const std::string& from, const std::string& out_path, bool fp32,
-              bool int8_weights) {
+              bool int8_weights, ExportSummary* summary) {
   namespace fs = std::filesystem;
   SLIM_ENFORCE(!out_path.empty(), "export: --out model.onnx is required");
   // A checkpoint file, a checkpoint folder, or a save_dir holding checkpoints/.
@@ -374,6 +376,9 @@ int runExport(const std::string& from, const std::string& out_path, bool fp32,
   models::exportOnnx(out, out_path);
   log::info("export: wrote ", out_path, " (", what, " onnx) from ", file.string(), " (iteration ",
             st->step, ")");
+  if (summary != nullptr)
+    *summary = {file.string(), st->step, what + " onnx",
+                static_cast<int64_t>(fs::file_size(out_path))};
   return kExitOk;
 }
 

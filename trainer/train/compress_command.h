@@ -48,8 +48,15 @@ graph::Graph deployableGraph(CompressGraph& cg, bool fp32, bool int8_weights = f
 /// graph of the run that wrote the checkpoint (its stored config; model and
 /// data paths resolve as in that run), loads the state and writes the
 /// deployable ONNX model. Train checkpoints give the FP32 model.
+struct ExportSummary {
+  std::string checkpoint;  ///< the checkpoint file read
+  int64_t iteration = 0;   ///< its training iteration
+  std::string format;      ///< "int8 qdq onnx" or "fp32 onnx"
+  int64_t bytes = 0;       ///< size of the written file
+};
+/// @param summary when set, receives what was written (export --json)
 int runExport(const std::string& from, const std::string& out_path, bool fp32,
-              bool int8_weights = false);
+              bool int8_weights = false, ExportSummary* summary = nullptr);
 
 /// Runs the compression job on this rank; returns the process exit code
 /// (kExitCheckpointed when stopped by a signal after checkpointing).

@@ -19,11 +19,7 @@
 namespace slim::train {
 namespace {
 
-std::string shapeJson(const Shape& s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-  return o + "]";
-}
+std::string shapeJson(const Shape& s) { return jsonShape(s); }
 
 // Distillation candidates, as ACT's FAQ asks ("which nodes do I distill?"):
 // the last tensor computed at each spatial resolution of the backbone (in
@@ -61,10 +57,14 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
   models::checkModelRuns(g, model_path);
   config::QuantAware quant;
   config::UnstructurePrune prune;
+  std::vector<std::string> configured;  // student nodes the config's Distillation names
   if (!cfg_path.empty()) {
     config::Config c = config::loadConfig(cfg_path);
     if (c.quant) quant = *c.quant;
     if (c.prune) prune = *c.prune;
+    if (c.distill)
+      for (const auto& grp : c.distill->groups)
+        for (const auto& p : grp.pairs) configured.push_back(p.student);
   }
   // Shapes: run once with batch 1 (dynamic dims -> 1) in inference mode.
   std::map<std::string, Shape> shapes;
@@ -99,9 +99,17 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
   std::vector<std::string> prune_default = compress::prunableParams(g, all);
   std::vector<std::string> prune_1x1 = compress::prunableParams(g, c1x1);
   std::vector<std::string> distill = compress::defaultDistillNodes(g);
-  const std::vector<std::string> proposals = stageOutputs(g, shapes, distill);
+  // The nodes the config in effect distils: its Distillation's, or the
+  // default ones (no --config, or a config that names no node).
+  const std::vector<std::string>& used = configured.empty() ? distill : configured;
+  std::vector<std::string> proposals = stageOutputs(g, shapes, distill);
+  for (const auto& n : used)
+    if (std::find(proposals.begin(), proposals.end(), n) == proposals.end()) proposals.push_back(n);
   auto isDefault = [&](const std::string& n) {
     return std::find(distill.begin(), distill.end(), n) != distill.end();
+  };
+  auto isUsed = [&](const std::string& n) {
+    return std::find(used.begin(), used.end(), n) != used.end();
   };
   int64_t n_params = 0;
   for (const auto& p : g.trainable) n_params += g.initializers.at(p).numel();
@@ -112,7 +120,7 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
   };
   std::ostringstream os;
   if (json) {
-    JsonObject o;
+    JsonObject o = commandJson("inspect");
     o.add("model", model_path).add("name", g.name);
     std::string ins = "[", outs = "[", tensors = "[", params = "[", qops = "[";
     for (size_t i = 0; i < g.inputs.size(); ++i)
@@ -153,7 +161,8 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
       props += std::string(i ? ", " : "") + "{\"name\": " + jsonString(proposals[i]) +
                ", \"shape\": " +
                (shapes.count(proposals[i]) ? shapeJson(shapes[proposals[i]]) : "null") +
-               ", \"default\": " + (isDefault(proposals[i]) ? "true" : "false") + "}";
+               ", \"default\": " + (isDefault(proposals[i]) ? "true" : "false") +
+               ", \"used\": " + (isUsed(proposals[i]) ? "true" : "false") + "}";
     o.addRaw("proposed_distill_nodes", props + "]");
     if (!shape_error.empty()) o.add("shape_inference_error", shape_error);
     os << o.str() << "\n";
@@ -190,10 +199,10 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
   os << "\ndefault distillation nodes (teacher_<name> -> <name>):\n";
   for (const auto& n : distill) os << "  " << n << " " << shapeOf(n) << "\n";
   os << "\nproposed distillation nodes (the output of each resolution stage, then the model's"
-     << " outputs; * = used by default;\nDistillation.node: [name, ...] pairs each with "
-     << "teacher_<name>):\n";
+     << " outputs; * = used by " << (configured.empty() ? "default" : cfg_path)
+     << ";\nDistillation.node: [name, ...] pairs each with teacher_<name>):\n";
   for (const auto& n : proposals)
-    os << "  " << (isDefault(n) ? "* " : "  ") << n << " " << shapeOf(n) << "\n";
+    os << "  " << (isUsed(n) ? "* " : "  ") << n << " " << shapeOf(n) << "\n";
   return os.str();
 }
 

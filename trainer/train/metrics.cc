@@ -37,6 +37,18 @@ std::string jsonNumber(double v) {
   return buf;
 }
 
+JsonObject commandJson(const std::string& command) {
+  JsonObject o;
+  o.add("command", command).add("schema_version", kJsonSchemaVersion);
+  return o;
+}
+
+std::string jsonShape(const std::vector<int64_t>& shape) {
+  std::string o = "[";
+  for (size_t i = 0; i < shape.size(); ++i) o += (i ? ", " : "") + std::to_string(shape[i]);
+  return o + "]";
+}
+
 JsonObject& JsonObject::add(const std::string& k, double v) {
   items_.emplace_back(k, jsonNumber(v));
   return *this;

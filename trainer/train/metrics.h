@@ -30,6 +30,16 @@ class JsonObject {
   std::vector<std::pair<std::string, std::string>> items_;
 };
 
+/// Version of the JSON that commands print (stdout, report.json); raised when
+/// a key changes meaning or goes away (docs/CLI.md).
+constexpr int64_t kJsonSchemaVersion = 1;
+
+/// The start of every object a command prints: {"command": ..., "schema_version": ...}.
+JsonObject commandJson(const std::string& command);
+
+/// A shape as a JSON integer array ("[1, 3, 224, 224]"; unknown dims are -1).
+std::string jsonShape(const std::vector<int64_t>& shape);
+
 /// Escapes a string as a JSON string literal (with quotes).
 std::string jsonString(const std::string& s);
 /// A JSON number; NaN/inf become null.

@@ -1,5 +1,5 @@
-// The compression report page: hand-written SVG charts (line and bar) from
-// metrics.jsonl and the final state, embedded in one HTML file.
+// The compression report page: the summary table, then SVG charts
+// (report_svg.h) from metrics.jsonl and the final state, in one HTML file.
 #include "trainer/train/report_html.h"
 
 #include <yaml-cpp/yaml.h>
@@ -15,149 +15,10 @@
 
 #include "trainer/core/error.h"
 #include "trainer/core/log.h"
+#include "trainer/train/report_svg.h"
 
 namespace slim::train {
 namespace {
-
-using Points = std::vector<std::pair<double, double>>;
-struct Series {
-  std::string name;
-  Points points;
-};
-
-const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                               "#8c564b", "#e377c2", "#17becf"};
-constexpr double kW = 640, kH = 320, kLeft = 70, kRight = 20, kTop = 36, kBottom = 60;
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
-
-std::string num(double v) {
-  char b[32];
-  if (v != 0 && (std::fabs(v) < 1e-3 || std::fabs(v) >= 1e5)) std::snprintf(b, sizeof b, "%.2g", v);
-  else std::snprintf(b, sizeof b, "%.4g", v);
-  return b;
-}
-
-// [lo, hi] widened to round tick steps; returns the step.
-double niceRange(double& lo, double& hi) {
-  if (!(hi > lo)) {
-    const double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
-    lo -= pad;
-    hi += pad;
-  }
-  const double raw = (hi - lo) / 5;
-  const double mag = std::pow(10, std::floor(std::log10(raw)));
-  double step = mag;
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (raw <= m * mag) {
-      step = m * mag;
-      break;
-    }
-  lo = std::floor(lo / step) * step;
-  hi = std::ceil(hi / step) * step;
-  return step;
-}
-
-std::string svgOpen(const std::string& title) {
-  std::ostringstream o;
-  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" width=\"" << kW << "\" height=\""
-    << kH << "\" viewBox=\"0 0 " << kW << " " << kH << "\" font-family=\"sans-serif\" "
-    << "font-size=\"11\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
-    << "<text x=\"" << kW / 2 << "\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">"
-    << esc(title) << "</text>";
-  return o.str();
-}
-
-// Y axis with grid lines; maps value -> pixel.
-struct YAxis {
-  double lo, hi, step;
-  double px(double v) const { return kH - kBottom - (v - lo) / (hi - lo) * (kH - kTop - kBottom); }
-  std::string draw() const {
-    std::ostringstream o;
-    for (double v = lo; v <= hi + step / 2; v += step) {
-      const double y = px(v);
-      o << "<line x1=\"" << kLeft << "\" x2=\"" << kW - kRight << "\" y1=\"" << y << "\" y2=\"" << y
-        << "\" stroke=\"#ddd\"/><text x=\"" << kLeft - 6 << "\" y=\"" << y + 4
-        << "\" text-anchor=\"end\">" << num(v) << "</text>";
-    }
-    return o.str();
-  }
-};
-
-std::string lineChart(const std::string& title, const std::string& xlabel,
-                      const std::vector<Series>& series) {
-  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-  for (const auto& s : series)
-    for (auto [x, y] : s.points) {
-      x0 = std::min(x0, x);
-      x1 = std::max(x1, x);
-      y0 = std::min(y0, y);
-      y1 = std::max(y1, y);
-    }
-  YAxis ya{y0, y1, 0};
-  ya.step = niceRange(ya.lo, ya.hi);
-  double xlo = x0, xhi = x1;
-  const double xstep = niceRange(xlo, xhi);
-  auto px = [&](double x) { return kLeft + (x - xlo) / (xhi - xlo) * (kW - kLeft - kRight); };
-  std::ostringstream o;
-  o << svgOpen(title) << ya.draw();
-  for (double v = xlo; v <= xhi + xstep / 2; v += xstep)
-    o << "<text x=\"" << px(v) << "\" y=\"" << kH - kBottom + 16 << "\" text-anchor=\"middle\">"
-      << num(v) << "</text>";
-  o << "<text x=\"" << (kLeft + kW - kRight) / 2 << "\" y=\"" << kH - kBottom + 32
-    << "\" text-anchor=\"middle\">" << esc(xlabel) << "</text>";
-  for (size_t i = 0; i < series.size(); ++i) {
-    const char* color = kColors[i % 8];
-    o << "<polyline class=\"series\" fill=\"none\" stroke-width=\"1.5\" stroke=\"" << color
-      << "\" points=\"";
-    for (auto [x, y] : series[i].points) o << px(x) << "," << ya.px(y) << " ";
-    o << "\"/>";
-    if (series[i].points.size() == 1) {
-      auto [x, y] = series[i].points[0];
-      o << "<circle cx=\"" << px(x) << "\" cy=\"" << ya.px(y) << "\" r=\"3\" fill=\"" << color << "\"/>";
-    }
-    const double lx = kLeft + 10 + 150 * static_cast<double>(i % 4);
-    const double ly = kH - 12 - 14 * static_cast<double>(i / 4);
-    o << "<rect x=\"" << lx << "\" y=\"" << ly - 8 << "\" width=\"10\" height=\"10\" fill=\"" << color
-      << "\"/><text x=\"" << lx + 14 << "\" y=\"" << ly + 1 << "\">" << esc(series[i].name) << "</text>";
-  }
-  o << "</svg>";
-  return o.str();
-}
-
-std::string barChart(const std::string& title,
-                     const std::vector<std::pair<std::string, double>>& bars) {
-  double y1 = 0;
-  for (const auto& b : bars) y1 = std::max(y1, b.second);
-  YAxis ya{0, y1, 0};
-  ya.step = niceRange(ya.lo, ya.hi);
-  const double slot = (kW - kLeft - kRight) / static_cast<double>(bars.size());
-  std::ostringstream o;
-  o << svgOpen(title) << ya.draw();
-  for (size_t i = 0; i < bars.size(); ++i) {
-    const double x = kLeft + slot * static_cast<double>(i), y = ya.px(bars[i].second);
-    o << "<rect class=\"bar\" x=\"" << x + slot * 0.15 << "\" y=\"" << y << "\" width=\""
-      << slot * 0.7 << "\" height=\"" << ya.px(0) - y << "\" fill=\"" << kColors[0]
-      << "\"><title>" << esc(bars[i].first) << ": " << num(bars[i].second) << "</title></rect>";
-    const double cx = x + slot / 2, cy = kH - kBottom + 10;
-    o << "<text x=\"" << cx << "\" y=\"" << cy << "\" text-anchor=\"end\" transform=\"rotate(-35 "
-      << cx << " " << cy << ")\" font-size=\"9\">" << esc(bars[i].first) << "</text>";
-  }
-  o << "</svg>";
-  return o.str();
-}
 
 // metrics.jsonl: training lines (iter, loss, terms, lr, ...) and eval lines.
 struct Metrics {
@@ -311,6 +172,22 @@ std::string summaryTable(const std::string& report_json) {
 
 }  // namespace
 
+std::string layerName(const graph::Graph& g, const std::string& tensor) {
+  auto label = [](const graph::Node& n) { return n.name.empty() ? n.outputs.at(0) : n.name; };
+  if (g.isInitializer(tensor)) {
+    for (const auto& n : g.nodes)
+      if (std::find(n.inputs.begin(), n.inputs.end(), tensor) != n.inputs.end() &&
+          !n.outputs.empty())
+        return label(n);
+    return tensor;
+  }
+  if (tensor.rfind("onnx::", 0) == 0)
+    for (const auto& n : g.nodes)
+      if (std::find(n.outputs.begin(), n.outputs.end(), tensor) != n.outputs.end())
+        return label(n);
+  return tensor;
+}
+
 std::string writeReportHtml(const ReportInputs& in) {
   namespace fs = std::filesystem;
   const Metrics m = readMetrics(in.save_dir + "/metrics.jsonl");
@@ -323,6 +200,10 @@ std::string writeReportHtml(const ReportInputs& in) {
   };
   std::vector<Plot> plots;
   std::vector<std::string> missing;
+  auto percent = [](Points p) {
+    for (auto& xy : p) xy.second *= 100;
+    return p;
+  };
   // Loss terms: "loss" plus every other per-iteration key that is not
   // bookkeeping or an evaluation.
   static const std::set<std::string> kNotLoss = {"lr", "images_per_s", "prune_ratio", "sparsity"};
@@ -333,38 +214,50 @@ std::string writeReportHtml(const ReportInputs& in) {
     return std::make_pair(a.name != "loss", a.name) < std::make_pair(b.name != "loss", b.name);
   });
   if (!loss.empty())
-    plots.push_back({"loss", "Objective and its terms (mean over ranks, per logging interval).",
-                     lineChart("Loss terms", "iteration", loss)});
+    plots.push_back({"loss", "Objective and its terms (mean over ranks, per logging interval); "
+                             "a term equal to the objective runs along its line, dashed.",
+                     lineChart({"Loss terms", "iteration", "loss (dimensionless)"}, loss)});
   else
     missing.push_back("loss (no training lines in metrics.jsonl)");
   if (auto lr = get("lr"); !lr.empty())
     plots.push_back({"lr", "Learning rate of the student's optimizer.",
-                     lineChart("Learning rate", "iteration", {{"lr", lr}})});
+                     lineChart({"Learning rate", "iteration", "learning rate (per step)", 0},
+                               {{"lr", lr}})});
   if (auto planned = get("prune_ratio"); !planned.empty())
-    plots.push_back({"gmp", "GMP schedule: the ratio planned for each iteration and the share of "
-                            "zeros actually in the pruned weights.",
-                     lineChart("GMP sparsity: planned vs achieved", "iteration",
-                               {{"planned ratio", planned}, {"achieved sparsity", get("sparsity")}})});
+    plots.push_back({"gmp", "GMP schedule: the ratio planned for each iteration (dashed) and the "
+                            "share of zeros actually in the pruned weights (solid).",
+                     lineChart({"GMP sparsity: planned vs achieved", "iteration",
+                                "zeros in the pruned weights (%)", 0, 100},
+                               {{"achieved sparsity", percent(get("sparsity"))},
+                                {"planned ratio", percent(planned)}})});
   else
     missing.push_back("GMP schedule (no pruning in this run)");
-  if (!in.layer_sparsity.empty())
-    plots.push_back({"layer_sparsity", "Share of zeros per pruned parameter at the end.",
-                     barChart("Per-layer sparsity", in.layer_sparsity)});
+  if (!in.layer_sparsity.empty()) {
+    std::vector<std::pair<std::string, double>> bars = in.layer_sparsity;
+    for (auto& b : bars) b.second *= 100;
+    plots.push_back({"layer_sparsity", "Share of zeros in each pruned layer's weight at the end "
+                                       "(hover a bar or label for the full name).",
+                     barChart({"Per-layer sparsity", "layer (node)", "zeros in the weight (%)", 0,
+                               100}, bars)});
+  }
   if (!in.act_scales.empty())
-    plots.push_back({"act_scales", "Activation quantizer scales (abs-max range) at the end, per "
-                                   "quantized input tensor.",
-                     barChart("Per-layer activation scales", in.act_scales)});
+    plots.push_back({"act_scales", "Activation quantizer ranges (abs-max, in the tensor's own "
+                                   "units) at the end, per quantized input tensor.",
+                     barChart({"Per-layer activation ranges", "quantized input tensor",
+                               "abs-max range (activation units)", 0}, in.act_scales)});
   else
     missing.push_back("activation scales (no quantization in this run)");
   if (!in.pact_alphas.empty())
     plots.push_back({"pact_alphas", "PACT clipping thresholds (alpha) at the end.",
-                     barChart("PACT alphas", in.pact_alphas)});
+                     barChart({"PACT alphas", "quantized input tensor",
+                               "alpha (activation units)", 0}, in.pact_alphas)});
   std::vector<Series> top1;
-  if (auto s = get("eval_teacher_top1"); !s.empty()) top1.push_back({"teacher", s});
-  if (auto s = get("eval_top1"); !s.empty()) top1.push_back({"student", s});
+  if (auto s = get("eval_teacher_top1"); !s.empty()) top1.push_back({"teacher", percent(s)});
+  if (auto s = get("eval_top1"); !s.empty()) top1.push_back({"student", percent(s)});
   if (!top1.empty())
     plots.push_back({"top1", "Top-1 on the evaluation set (student: fake-quant, masked).",
-                     lineChart("Eval top-1: teacher vs student", "iteration", top1)});
+                     lineChart({"Eval top-1: teacher vs student", "iteration", "top-1 accuracy (%)",
+                                0, 100}, top1)});
   else
     missing.push_back("eval top-1 (no evaluation set)");
 

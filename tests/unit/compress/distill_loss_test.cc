@@ -226,17 +226,33 @@ TEST(DistillLoss, MissingNamesListClosest) {
   Distillation d;
   d.groups = {group("l2", 1.0, {{"teacher_relu_9", "relu_9"}})};
   std::string msg = configErrorOf(d);
-  EXPECT_NE(msg.find("Distillation.node: tensor 'relu_9' not found in the student; closest: "
-                     "relu_1"), std::string::npos) << msg;
+  // Neither side exists: the nearest name, then the tensors of its shape.
+  EXPECT_NE(msg.find("Distillation.node: tensor 'relu_9' not found in the student; closest "
+                     "(shaped [1, 6] like the nearest name first): relu_1 [1, 6], fc_1 [1, 6], "
+                     "image [1, 6], logits [1, 4]"), std::string::npos) << msg;
   d.groups = {group("l2", 1.0, {{"teacher_relu_9", "relu_1"}})};
   msg = configErrorOf(d);
-  EXPECT_NE(msg.find("tensor 'teacher_relu_9' not found in the teacher; closest: teacher_relu_1"),
-            std::string::npos) << msg;
+  EXPECT_NE(msg.find("tensor 'teacher_relu_9' not found in the teacher; closest (shaped [1, 6] "
+                     "like 'relu_1' first): teacher_relu_1 [1, 6]"), std::string::npos) << msg;
   Distillation task;
   task.task_loss = "cross_entropy";
   msg = configErrorOf(task, "logitz");
   EXPECT_NE(msg.find("'logitz'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("logits"), std::string::npos) << msg;
+}
+
+TEST(DistillLoss, MissingNameSuggestsThePartnersShapeFirst) {
+  // relu_1 is nearer to 'relu_9' by spelling, but the teacher side of the
+  // pair is [1, 4]: the student tensors of that shape come first.
+  Distillation d;
+  d.groups = {group("l2", 1.0, {{"teacher_logits", "relu_9"}})};
+  std::string msg = configErrorOf(d);
+  EXPECT_NE(msg.find("closest (shaped [1, 4] like 'teacher_logits' first): logits [1, 4], "
+                     "relu_1 [1, 6]"), std::string::npos) << msg;
+  d.groups = {group("l2", 1.0, {{"teacher_lgits", "fc_1"}})};
+  msg = configErrorOf(d);
+  EXPECT_NE(msg.find("'teacher_lgits' not found in the teacher; closest (shaped [1, 6] like "
+                     "'fc_1' first): teacher_fc_1 [1, 6]"), std::string::npos) << msg;
 }
 
 TEST(DistillLoss, ShapeMismatchAndUnsupportedLoss) {

@@ -3,6 +3,8 @@
 // (alphas, task weight) are plain non-trainable initializers.
 #include "trainer/compress/distill/distill_loss.h"
 
+#include <algorithm>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -10,6 +12,7 @@
 #include "trainer/compress/distill/distill_ops.h"
 #include "trainer/compress/distill/teacher_merge.h"
 #include "trainer/config/suggest.h"
+#include "trainer/graph/executor.h"
 
 namespace slim::compress {
 namespace {
@@ -26,21 +29,79 @@ std::vector<std::string> candidates(const graph::Graph& g, bool teacher) {
   return out;
 }
 
+// Every tensor's shape at batch 1 (dynamic dims -> 1), from one inference
+// pass on zeros; declared shapes only when the graph does not run so. Only
+// computed for an error message.
+std::map<std::string, Shape> inferShapes(const graph::Graph& g) {
+  std::map<std::string, Shape> shapes;
+  for (const auto* list : {&g.inputs, &g.outputs})
+    for (const auto& v : *list) shapes[v.name] = v.shape;
+  graph::Graph run = g;  // shallow: the executor may annotate its graph
+  try {
+    graph::Executor ex(run);
+    std::map<std::string, Tensor> feeds;
+    for (const auto& in : run.inputs) {
+      Shape s = in.shape;
+      for (auto& d : s) d = d < 0 ? 1 : d;
+      feeds[in.name] = Tensor(s, in.dtype);
+    }
+    ops::RunContext ctx;
+    ex.forward(feeds, ctx);
+    for (const auto& name : run.tensorNames())
+      if (ex.hasValue(name)) shapes[name] = ex.value(name).shape();
+  } catch (const Error&) {
+  }
+  return shapes;
+}
+
+// Suggestions for a missing name: tensors with the shape the name should
+// have first (its pair partner's when that exists, else the shape of the
+// nearest name), nearest first, then the nearest others; each with its shape.
+std::string suggest(const graph::Graph& g, const std::string& t, bool teacher,
+                    const std::string& partner) {
+  const auto cands = candidates(g, teacher);
+  if (cands.empty())
+    return teacher ? "; the graph has no teacher tensors (was the teacher merged?)"
+                   : "; the graph has no student tensors";
+  const auto by_distance = config::closestNames(t, cands, cands.size());
+  const auto shapes = inferShapes(g);
+  auto shapeOf = [&](const std::string& n) -> const Shape* {
+    auto it = shapes.find(n);
+    return it == shapes.end() ? nullptr : &it->second;
+  };
+  const Shape* want = shapeOf(partner);
+  std::string ref = want ? "'" + partner + "'" : "";
+  if (want == nullptr) {
+    want = shapeOf(by_distance.front());
+    ref = "the nearest name";
+  }
+  std::vector<std::string> order;
+  if (want != nullptr)
+    for (const auto& c : by_distance)
+      if (const Shape* s = shapeOf(c); s != nullptr && *s == *want) order.push_back(c);
+  const size_t same = order.size();
+  for (const auto& c : by_distance)
+    if (std::find(order.begin(), order.end(), c) == order.end()) order.push_back(c);
+  order.resize(std::min(order.size(), kClosest));
+  std::ostringstream os;
+  os << "; closest";
+  if (want != nullptr && same > 0) os << " (shaped " << shapeStr(*want) << " like " << ref << " first)";
+  os << ": ";
+  for (size_t i = 0; i < order.size(); ++i) {
+    os << (i ? ", " : "") << order[i];
+    if (const Shape* s = shapeOf(order[i])) os << " " << shapeStr(*s);
+  }
+  return os.str();
+}
+
+// `partner`: the other tensor of the pair (its shape ranks the suggestions);
+// `where`: the config position of the name (file:line:column: key), else `key`.
 void requireTensor(const graph::Graph& g, const std::set<std::string>& names,
                    const std::string& key, const std::string& t, bool teacher,
-                   const std::string& where = "") {
+                   const std::string& partner = "", const std::string& where = "") {
   if (names.count(t)) return;
-  std::ostringstream os;
-  os << (where.empty() ? key : where) << ": tensor '" << t << "' not found in the " << (teacher ? "teacher" : "student");
-  const auto near = config::closestNames(t, candidates(g, teacher), kClosest);
-  if (near.empty()) {
-    os << (teacher ? "; the graph has no teacher tensors (was the teacher merged?)"
-                   : "; the graph has no student tensors");
-  } else {
-    os << "; closest: ";
-    for (size_t i = 0; i < near.size(); ++i) os << (i ? ", " : "") << near[i];
-  }
-  SLIM_THROW(ConfigError, os.str());
+  SLIM_THROW(ConfigError, where.empty() ? key : where, ": tensor '", t, "' not found in the ",
+             teacher ? "teacher" : "student", suggest(g, t, teacher, partner));
 }
 
 // Shape of `t` where the graph declares one (inputs, outputs, initializers).
@@ -126,8 +187,8 @@ DistillLoss buildDistillLoss(graph::Graph& g, const config::Distillation& d,
       for (const auto& n : nodes) grp.pairs.push_back({kTeacherPrefix + n, n});
     }
     for (const auto& p : grp.pairs) {
-      requireTensor(g, names, "Distillation.node", p.student, false, p.student_where);
-      requireTensor(g, names, "Distillation.node", p.teacher, true, p.teacher_where);
+      requireTensor(g, names, "Distillation.node", p.student, false, p.teacher, p.student_where);
+      requireTensor(g, names, "Distillation.node", p.teacher, true, p.student, p.teacher_where);
       checkShapes(g, p);
     }
   }
