@@ -296,6 +296,9 @@ struct TrainConfig {
   LrSchedule learning_rate;
   Optimizer optimizer;
   std::optional<double> origin_metric, target_metric;
+  /// What evaluation scores: auto (from the model's output and the labels:
+  /// top1, miou or distill_loss), top1, miou, pixel_acc, distill_loss.
+  std::string eval_metric = "auto";
   bool sparse_model = false;
   bool operator==(const TrainConfig&) const = default;
 };

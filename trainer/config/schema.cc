@@ -54,7 +54,7 @@ const std::map<std::string, std::vector<std::string>>& tables() {
                                        "pruning_steps", "initial_ratio"}},
       {"TrainConfig", {"epochs", "train_iter", "eval_iter", "logging_iter", "learning_rate",
                        "optimizer_builder", "optimizer", "optim_args", "origin_metric",
-                       "target_metric", "sparse_model", "use_fleet", "amp_config",
+                       "target_metric", "eval_metric", "sparse_model", "use_fleet", "amp_config",
                        "recompute_config", "sharding_config"}},
       {"TrainConfig.learning_rate", kLrKeys},
       {"TrainConfig.optimizer_builder", {"optimizer", "weight_decay", "regularizer", "grad_clip"}},

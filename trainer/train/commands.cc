@@ -16,6 +16,9 @@ int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_res
   data::Dataset eval = loadData(cfg.global, true);
   graph::Graph model = loadConfiguredModel(cfg.global);
   checkInputName(cfg.global, model);
+  if (train.source && !train.source->hasLabels())
+    SLIM_THROW(ConfigError, "train: ", train.describe(), " has no labels to train on (`compress` "
+               "distils from the model itself without them)");
   checkLabels(train, modelClasses(model), model.name);
   checkLabels(eval, modelClasses(model), model.name);
   graph::Graph tg = model;  // shallow: shares parameter storage with `model`
@@ -31,10 +34,12 @@ int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_res
     const std::string out = cfg.global.save_dir + "/model.onnx";
     models::exportOnnx(model, out);
     log::info("wrote ", out);
-    std::printf("{\"top1\": %.6f, \"iterations\": %lld, \"images_per_s\": %.1f, \"loss\": %.6f, "
-                "\"model\": \"%s\"}\n",
-                res.eval.top1, static_cast<long long>(res.iterations), res.images_per_s,
-                res.final_loss, out.c_str());
+    JsonObject o;
+    o.add("metric", metricName(res.eval.metric));
+    addEvalFields(o, "", res.eval);
+    o.add("iterations", res.iterations).add("images_per_s", res.images_per_s);
+    o.add("loss", res.final_loss).add("model", out);
+    std::printf("%s\n", o.str().c_str());
     std::fflush(stdout);
   }
   return kExitOk;
@@ -57,6 +62,10 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   graph::Executor ex(g);
   EvalSpec spec{io.image, io.label, io.logits, cfg.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg.global.data.decode_workers)};
+  spec.metric = cfg.train.eval_metric;  // "auto" when the config has no TrainConfig
+  if (metricFor(spec, eval) == Metric::kDistillLoss)
+    SLIM_THROW(ConfigError, "eval: ", eval.describe(), " has no labels; its only score is the "
+               "distillation loss against a teacher, which `compress` reports (distill_loss)");
   EvalResult r = evaluate(ex, spec, eval, comm);
   if (r.stopped) {
     log::info0("stop signal: evaluation stopped after ", r.total, " samples");
@@ -67,10 +76,14 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   o.tag = "bad image count";
   comm.allreduce(&bad, 1, DType::kI64, comm::ReduceOp::kSum, o);
   if (comm.rank() == 0) {
-    std::printf("{\"top1\": %.6f, \"correct\": %lld, \"total\": %lld, "
-                "\"bad_images_skipped\": %lld, \"model\": \"%s\"}\n",
-                r.top1, static_cast<long long>(r.correct), static_cast<long long>(r.total),
-                static_cast<long long>(bad), path.empty() ? "(configured)" : path.c_str());
+    // Classification keeps its keys (top1, correct, total samples);
+    // segmentation adds miou/pixel_acc and counts pixels.
+    JsonObject o;
+    addEvalFields(o, "", r);
+    o.add("correct", r.correct).add("total", r.total);
+    if (r.metric != Metric::kTop1) o.add("metric", metricName(r.metric));
+    o.add("bad_images_skipped", bad).add("model", path.empty() ? "(configured)" : path);
+    std::printf("%s\n", o.str().c_str());
     std::fflush(stdout);
   }
   return kExitOk;
