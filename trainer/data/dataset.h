@@ -54,7 +54,7 @@ class TensorSource : public Source {
  public:
   /// Validates shapes and dtypes; throws DataError naming `name`.
   TensorSource(Tensor images, Tensor labels, std::string name);
-  int64_t size() const override { return labels_.numel(); }
+  int64_t size() const override { return labels_.dim(0); }
   Shape sampleShape() const override;
   DType pixelType() const override { return images_.dtype(); }
   int64_t label(int64_t i) const override { return labels_.data<int64_t>()[i * label_size_]; }

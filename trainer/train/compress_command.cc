@@ -95,7 +95,8 @@ ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
     }
     const int64_t n = static_cast<int64_t>(b.indices.size());
     const int64_t per = static_cast<int64_t>(pred.size()) / n;
-    const int64_t w = b.labels.ndim() == 3 ? b.labels.dim(2) : 1;
+    const Tensor& out = ex.value(logits);
+    const int64_t w = out.ndim() == 4 ? out.dim(3) : 1;  // pixels are (h, w) within a sample
     const int64_t* y = b.labels.data<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
       bool differs = false;
@@ -115,7 +116,7 @@ ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
       if (metric == Metric::kTop1) ort_correct += op[i] == y[i];
     }
     if (masks) {
-      if (ort_cm.classes() == 0) ort_cm.resize(ex.value(logits).dim(1));
+      if (ort_cm.classes() == 0) ort_cm.resize(out.dim(1));
       // Labels were checked against the classes by the slimtrain pass.
       ort_cm.add(y, op.data(), static_cast<int64_t>(op.size()));
     }

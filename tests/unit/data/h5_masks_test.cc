@@ -74,9 +74,11 @@ TEST(Hdf5Masks, Int64MasksAndErrors) {
   const std::vector<float> x(8, 0.5f);
   f.write(h5::Elem::kF32, {2, 1, 2, 2}, x, h5::Elem::kI64, {2, 2, 2},
           std::vector<int64_t>{0, 1, 0, 1, 4, 0, 0, 0});
-  SourcePtr s = openHdf5(f.path);
-  EXPECT_EQ(s->maxLabel().value, 4);
-  EXPECT_EQ(s->maxLabel().where, f.path + ":y[1][0][0]");
+  {
+    SourcePtr s = openHdf5(f.path);
+    EXPECT_EQ(s->maxLabel().value, 4);
+    EXPECT_EQ(s->maxLabel().where, f.path + ":y[1][0][0]");
+  }  // closed before the file is rewritten
   // A negative class id names the sample and the pixel.
   f.write(h5::Elem::kF32, {2, 1, 2, 2}, x, h5::Elem::kI64, {2, 2, 2},
           std::vector<int64_t>{0, 1, 0, 1, 0, 0, -2, 0});
