@@ -5,7 +5,8 @@
 # PACT, GMP (50 % of every conv weight) and l2 distillation on the logits:
 # report.json names the metric (miou), the fake-quant student's mIoU is
 # within 2 points of the teacher's, and ONNX Runtime running the INT8 export
-# agrees with slimtrain pixel by pixel (per-pixel argmax).
+# agrees with slimtrain pixel by pixel (per-pixel argmax). Then the same
+# data without labels (HDF5 x only): a short compress scores distill_loss.
 # Usage: seg_compress.sh SLIMTRAIN
 source "$(dirname "$0")/common.sh"
 BIN=$1
@@ -103,5 +104,33 @@ for k in ("eval_miou", "eval_pixel_acc", "eval_teacher_miou"):
 assert "eval_top1" not in keys
 html = open(f"{out}/act/report.html").read()
 assert 'data-key="student_miou"' in html and "mIoU" in html, "report.html does not name mIoU"
+PY
+# Unlabelled data (HDF5 with x only): compress distils without labels and
+# scores the distillation loss (lower is better); a short run.
+/usr/bin/python3 - "$OUT" <<'PY'
+import h5py, sys
+out = sys.argv[1]
+for split in ("train", "eval"):
+    with h5py.File(f"{out}/teacher/{split}.h5") as f, h5py.File(f"{out}/{split}_x.h5", "w") as g:
+        g.create_dataset("x", data=f["x"][:256])
+PY
+sed -e "s#$OUT/teacher/train.h5#$OUT/train_x.h5#; s#$OUT/teacher/eval.h5#$OUT/eval_x.h5#" \
+    -e "s#save_dir: .*#save_dir: $OUT/unlabelled#; s#epochs: 4#train_iter: 24#; s#eval_iter: 64#eval_iter: 8#" \
+    -e "s#pruning_iterations: 128#pruning_iterations: 22#; s#tunning_iterations: 128#tunning_iterations: 2#" \
+    -e "s#pruning_steps: 8#pruning_steps: 2#" "$OUT/seg.yaml" > "$OUT/unlabelled.yaml"
+"$BIN" compress "$OUT/unlabelled.yaml" > "$OUT/unlabelled.log"
+/usr/bin/python3 - "$OUT" <<'PY'
+import json, math, sys
+out = sys.argv[1]
+rep = json.load(open(f"{out}/unlabelled/report.json"))
+print(f"unlabelled: metric {rep['metric']}, student distill_loss {rep['student_distill_loss']:.6f}, "
+      f"teacher {rep['teacher_distill_loss']}, ONNX Runtime differing pixels "
+      f"{rep['onnxruntime_differing_predictions']}")
+assert rep["metric"] == "distill_loss"
+assert rep["teacher_distill_loss"] == 0
+assert math.isfinite(rep["student_distill_loss"]) and rep["student_distill_loss"] > 0
+assert "onnxruntime_check" not in rep and rep["onnxruntime_differing_predictions"] == 0
+lines = [json.loads(l) for l in open(f"{out}/unlabelled/metrics.jsonl")]
+assert any("eval_distill_loss" in l for l in lines), "metrics.jsonl has no eval_distill_loss"
 print("PASS")
 PY
