@@ -7,8 +7,8 @@
 // Protocol (little-endian), repeated on stdin:
 //   int32 ndim, int32 dims[ndim], float32 data[prod(dims)]
 // a frame with ndim 0 ends the stream. For every frame one line goes to
-// stdout: the argmax of each row of the model's first output, comma
-// separated. The first line written, before any frame is read, is
+// stdout: the argmax of each row of the model's first output, or of each
+// pixel over dim 1 for an (N, classes, H, W) output, comma separated. The first line written, before any frame is read, is
 // "ready <input name> <output name>". Errors go to stderr, exit status 1.
 'use strict';
 const fs = require('fs');
@@ -73,12 +73,21 @@ async function main() {
     const x = new Float32Array(data.buffer, data.byteOffset, count);
     const out = await session.run({ [input]: new ort.Tensor('float32', x, dims) });
     const y = out[output];
-    const rows = y.dims[0], c = y.data.length / rows;
-    const pred = new Array(rows);
+    const rows = y.dims[0];
+    // (N, classes, H, W): a segmentation output, one argmax over the classes
+    // per pixel, in (n, h, w) order; otherwise one argmax per row.
+    const seg = y.dims.length === 4;
+    const c = seg ? y.dims[1] : y.data.length / rows;
+    const hw = seg ? y.dims[2] * y.dims[3] : 1;
+    const pred = new Array(rows * hw);
     for (let i = 0; i < rows; i++) {
-      let best = 0;
-      for (let k = 1; k < c; k++) if (y.data[i * c + k] > y.data[i * c + best]) best = k;
-      pred[i] = best;
+      const base = i * c * hw;
+      for (let p = 0; p < hw; p++) {
+        let best = 0;
+        for (let k = 1; k < c; k++)
+          if (y.data[base + k * hw + p] > y.data[base + best * hw + p]) best = k;
+        pred[i * hw + p] = best;
+      }
     }
     writeLine(pred.join(','));
   }

@@ -302,6 +302,9 @@ struct TrainConfig {
   LrSchedule learning_rate;
   Optimizer optimizer;
   std::optional<double> origin_metric, target_metric;
+  /// What evaluation scores: auto (from the model's output and the labels:
+  /// top1, miou or distill_loss), top1, miou, pixel_acc, distill_loss.
+  std::string eval_metric = "auto";
   bool sparse_model = false;
   /// compress: a trainable per-channel batch norm after each convolution
   /// whose BN the exporter folded (compress/renorm/renorm.h): "auto" (when

@@ -225,6 +225,7 @@ void train(Writer& w, const TrainConfig& t) {
   w.end();
   if (t.origin_metric) w.d("origin_metric", *t.origin_metric);
   if (t.target_metric) w.d("target_metric", *t.target_metric);
+  w.s("eval_metric", t.eval_metric);
   w.b("sparse_model", t.sparse_model);
   if (t.renormalize_convs != "auto") w.s("renormalize_convs", t.renormalize_convs);
   w.end();
@@ -258,7 +259,7 @@ const std::vector<std::string> kNonTrajectoryKeys = {
     "Global.Data.skip_bad_images", "Global.Data.decode_workers", "Global.Data.prefetch_batches",
     "Checkpoint.", "Distributed.",
     "TrainConfig.logging_iter", "TrainConfig.eval_iter", "TrainConfig.origin_metric",
-    "TrainConfig.target_metric"};
+    "TrainConfig.target_metric", "TrainConfig.eval_metric"};
 
 std::string resolvedYaml(const Config& c) {
   Writer w;

@@ -16,7 +16,9 @@ int64_t maxThreads() {
   return 4 * std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
 }
 
-bool isImageFormat(const std::string& f) { return f == "list" || f == "imagefolder"; }
+bool isImageFormat(const std::string& f) {
+  return f == "list" || f == "imagefolder" || f == "seglist";
+}
 
 // Image keys (list, imagefolder): transform, sizes, augmentation, decoding.
 void parseImageKeys(const Node& n, Data& d) {
@@ -25,12 +27,12 @@ void parseImageKeys(const Node& n, Data& d) {
                         "ratio", "random_flip", "channel_order", "max_image_pixels",
                         "jpeg_dct_scaling", "skip_bad_images"})
     if (n.has(k) && !image)
-      n[k].fail("applies to image data only (format list or imagefolder), found format '" +
+      n[k].fail("applies to image data only (format list, imagefolder or seglist), found format '" +
                 d.format + "'");
   if (!image) return;
   if (n.has("root")) d.root = n["root"].str();
   if (d.format == "imagefolder" && n.has("root"))
-    n["root"].fail("applies to format list only (ImageFolder paths are the folders)");
+    n["root"].fail("applies to formats list and seglist only (ImageFolder paths are the folders)");
   d.transform = n.has("transform") ? n["transform"].choice({"act", "torchvision"})
                                    : (d.format == "list" ? "act" : "torchvision");
   if (n.has("img_size")) d.img_size = n["img_size"].i64In(1, 8192);
@@ -66,7 +68,8 @@ Data parseData(const Node& n) {
     n.fail("required section is missing (give Global.data_dir with train_list.txt and "
            "val_list.txt, or a Global.Data section: format, train_images, ...)");
   n.checkKeys(*knownKeysAt("Global.Data"));
-  if (n.has("format")) d.format = n["format"].choice({"idx", "hdf5", "list", "imagefolder"});
+  if (n.has("format"))
+    d.format = n["format"].choice({"idx", "hdf5", "list", "imagefolder", "seglist"});
   const bool image = isImageFormat(d.format);
   if (!n.has("train_images")) n["train_images"].fail("required key is missing");
   d.train_images = n["train_images"].str();
@@ -74,7 +77,8 @@ Data parseData(const Node& n) {
   for (const char* k : {"train_labels", "eval_labels"})
     if (n.has(k) && image)
       n[k].fail("format " + d.format + " takes its labels from " +
-                (d.format == "list" ? "the list lines" : "the class folders") + "; remove it");
+                (d.format == "imagefolder" ? "the class folders" : "the list lines") +
+                "; remove it");
   if (n.has("train_labels")) d.train_labels = n["train_labels"].str();
   else if (d.format == "hdf5") d.train_labels = d.train_images;
   else if (d.format == "idx") n["train_labels"].fail("required key is missing (format idx)");

@@ -217,6 +217,8 @@ TrainConfig parseTrain(const Node& n) {
                                            : parseLegacyOptimizer(n);
   if (n.has("origin_metric")) t.origin_metric = n["origin_metric"].f64();
   if (n.has("target_metric")) t.target_metric = n["target_metric"].f64();
+  if (n.has("eval_metric"))
+    t.eval_metric = n["eval_metric"].choice({"auto", "top1", "miou", "pixel_acc", "distill_loss"});
   if (n.has("sparse_model")) t.sparse_model = n["sparse_model"].boolean();
   if (n.has("renormalize_convs"))
     t.renormalize_convs = n["renormalize_convs"].choice({"auto", "true", "false"});

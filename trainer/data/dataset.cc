@@ -19,16 +19,18 @@ float channelValue(const std::vector<float>& v, int64_t c, float dflt) {
 // a data set that bad is a configuration problem, not a few broken files.
 constexpr int64_t kMaxConsecutiveBad = 1000;
 
-// Reads sample `i` into `dst`; with d.skip_bad an unreadable sample is
-// replaced by the next readable one (same random key), counted and logged.
-// Returns the index actually read.
-int64_t readSample(const Dataset& d, int64_t i, uint64_t seed, void* dst) {
+// Reads sample `i` into `dst` and its labels into `labels` (null: none);
+// with d.skip_bad an unreadable sample (image or mask) is replaced by the
+// next readable one (same random key), counted and logged. Returns the
+// index actually read.
+int64_t readSample(const Dataset& d, int64_t i, uint64_t seed, void* dst, int64_t* labels) {
   const Source& s = *d.source;
   const int64_t n = s.size();
   for (int64_t k = 0;; ++k) {
     const int64_t j = (i + k) % n;
     try {
       s.read(j, seed, dst);
+      if (labels != nullptr) s.readLabel(j, seed, labels);
       return j;
     } catch (const BadSampleError& e) {
       if (!d.skip_bad) throw;
@@ -54,14 +56,29 @@ TensorSource::TensorSource(Tensor images, Tensor labels, std::string name)
   if (images_.dtype() != DType::kU8 && images_.dtype() != DType::kF32)
     SLIM_THROW(DataError, name_, ": images must be uint8 or float32, got ",
                dtypeName(images_.dtype()));
-  if (!labels_.defined() || labels_.ndim() != 1 || labels_.dtype() != DType::kI64)
-    SLIM_THROW(DataError, name_, ": labels must be a 1-D int64 tensor");
-  if (labels_.numel() != images_.dim(0))
-    SLIM_THROW(DataError, name_, ": ", images_.dim(0), " images but ", labels_.numel(),
+  if (!labels_.defined() || (labels_.ndim() != 1 && labels_.ndim() != 3) ||
+      labels_.dtype() != DType::kI64)
+    SLIM_THROW(DataError, name_, ": labels must be an int64 tensor (N) or (N, H, W) masks");
+  if (labels_.dim(0) != images_.dim(0))
+    SLIM_THROW(DataError, name_, ": ", images_.dim(0), " images but ", labels_.dim(0),
                " labels");
+  if (labels_.ndim() == 3 && (labels_.dim(1) != images_.dim(2) || labels_.dim(2) != images_.dim(3)))
+    SLIM_THROW(DataError, name_, ": masks ", shapeStr(labels_.shape()), " do not match images ",
+               shapeStr(images_.shape()));
+  label_size_ = labels_.ndim() == 3 ? labels_.dim(1) * labels_.dim(2) : 1;
   const int64_t* y = labels_.data<int64_t>();
   for (int64_t i = 0; i < labels_.numel(); ++i)
-    if (y[i] < 0) SLIM_THROW(DataError, name_, ": negative label ", y[i], " at sample ", i);
+    if (y[i] < 0)
+      SLIM_THROW(DataError, name_, ": negative label ", y[i], " at sample ", i / label_size_);
+}
+
+Shape TensorSource::labelShape() const {
+  return labels_.ndim() == 3 ? Shape{labels_.dim(1), labels_.dim(2)} : Shape{};
+}
+
+void TensorSource::readLabel(int64_t i, uint64_t, int64_t* dst) const {
+  const int64_t* y = labels_.data<int64_t>() + i * label_size_;
+  std::copy(y, y + label_size_, dst);
 }
 
 Shape TensorSource::sampleShape() const {
@@ -72,7 +89,8 @@ LabelMax TensorSource::maxLabel() const {
   LabelMax m;
   const int64_t* y = labels_.data<int64_t>();
   for (int64_t i = 0; i < labels_.numel(); ++i)
-    if (y[i] > m.value) m = {y[i], where(i)};
+    if (y[i] > m.value && (label_size_ == 1 || y[i] != kIgnoreLabel))
+      m = {y[i], where(i / label_size_)};
   return m;
 }
 
@@ -121,9 +139,14 @@ void fillBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t ep
   const Source& src = *d.source;
   const bool u8 = src.pixelType() == DType::kU8;
   images.resize({B, s[0], s[1], s[2]}, DType::kF32);
-  labels.resize({B}, DType::kI64);
-  float* out = images.f32();                // (B, C, H, W)
-  int64_t* out_y = labels.data<int64_t>();  // (B)
+  // (B) class labels, or (B, H, W) masks (labelShape {H, W}).
+  Shape ls = src.labelShape();
+  const int64_t per_label = numelOf(ls);
+  ls.insert(ls.begin(), B);
+  labels.resize(ls, DType::kI64);
+  float* out = images.f32();
+  int64_t* out_y = labels.data<int64_t>();
+  const bool labelled = src.hasLabels();
 
   // Per-channel affine map out = x * a[c] + b[c] would round differently from
   // (x * scale - mean) / std; keep the documented formula exactly (three
@@ -152,8 +175,8 @@ void fillBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t ep
       SLIM_THROW(DataError, d.describe(), ": sample index ", i, " out of range [0, ", N,
                  ") at batch position ", b);
     const uint64_t seed = d.augment ? sampleSeed(d.seed, epoch, i) : kNoAugment;
-    const int64_t got = readSample(d, i, seed, scratch.data());
-    out_y[b] = src.label(got);
+    readSample(d, i, seed, scratch.data(), labelled ? out_y + b * per_label : nullptr);
+    if (!labelled) std::fill(out_y + b * per_label, out_y + (b + 1) * per_label, int64_t{0});
     float* dst = out + b * CHW;
     if (u8) {
       const uint8_t* px = scratch.data();

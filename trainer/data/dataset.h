@@ -49,16 +49,18 @@ struct Dataset {
 };
 
 /// An in-memory source over (N, C, H, W) images (uint8 or float32) and (N)
-/// int64 labels (IDX files, tests).
+/// int64 labels, or (N, H, W) int64 masks (IDX files, tests).
 class TensorSource : public Source {
  public:
   /// Validates shapes and dtypes; throws DataError naming `name`.
   TensorSource(Tensor images, Tensor labels, std::string name);
-  int64_t size() const override { return labels_.numel(); }
+  int64_t size() const override { return labels_.dim(0); }
   Shape sampleShape() const override;
   DType pixelType() const override { return images_.dtype(); }
-  int64_t label(int64_t i) const override { return labels_.data<int64_t>()[i]; }
+  int64_t label(int64_t i) const override { return labels_.data<int64_t>()[i * label_size_]; }
   LabelMax maxLabel() const override;
+  Shape labelShape() const override;
+  void readLabel(int64_t i, uint64_t seed, int64_t* dst) const override;
   void read(int64_t i, uint64_t seed, void* dst) const override;
   std::string where(int64_t i) const override;
   std::string describe() const override { return name_; }
@@ -67,6 +69,7 @@ class TensorSource : public Source {
  private:
   Tensor images_, labels_;
   std::string name_;
+  int64_t label_size_ = 1;  // values per sample: 1, or H*W for masks
 };
 
 /// A Dataset over in-memory tensors with pixel_scale 1/255 for uint8 and 1

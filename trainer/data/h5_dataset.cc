@@ -26,7 +26,7 @@ using ::slim::detail::str;
 namespace {
 
 constexpr const char* kLayout =
-    "needs datasets 'x' (N,C,H,W) or (N,H,W) and 'y' (N)";
+    "needs dataset 'x' (N,C,H,W) or (N,H,W) and optionally 'y' (N) or (N,H,W)";
 // HDF5's chunk cache for `x`: a few chunks of the writer's ~1 MiB.
 constexpr size_t kChunkCacheBytes = size_t{4} << 20;
 // Sequential reads fetch this many bytes of rows at once per thread.
@@ -74,7 +74,6 @@ Hdf5Source::Hdf5Source(const std::string& path)
     SLIM_THROW(DataError, path, ": cannot open HDF5 data set (", kLayout, "): ", e.what());
   }
   x_ = std::make_unique<h5::Handle>(openChecked(*file_, path, "x", kChunkCacheBytes));
-  h5::Handle y = openChecked(*file_, path, "y", 0);
 
   // x: uint8 pixels stay uint8, floats of any width are read as float32.
   const h5::StoredType xt = h5::storedType(*x_);
@@ -90,33 +89,47 @@ Hdf5Source::Hdf5Source(const std::string& path)
                shapeStr(h5::datasetInfo(*x_).shape));
   n_ = xs[0];
   sample_ = {xs[1], xs[2], xs[3]};
+  const size_t row = static_cast<size_t>(numelOf(sample_)) * (u8 ? 1 : sizeof(float));
+  block_rows_ = row == 0 ? 1 : std::max<int64_t>(1, static_cast<int64_t>(kBlockBytes / row));
+  max_.where = path;
+  if (!h5::hasLink(*file_, "y")) {  // unlabelled: evaluation scores the distillation loss
+    return;
+  }
+  y_ = std::make_unique<h5::Handle>(openChecked(*file_, path, "y", 0));
 
-  // y: any integer type, (N) or (N, 1); read whole (8 bytes per sample).
-  const h5::StoredType yt = h5::storedType(y);
+  // y: any integer type; (N) or (N, 1) class labels read whole (8 bytes per
+  // sample), or (N, H, W) masks read row by row.
+  const h5::StoredType yt = h5::storedType(*y_);
   if (yt.cls != h5::StoredType::Class::kInteger)
     SLIM_THROW(DataError, path, ": dataset 'y' must hold integer labels, got ", yt.name);
-  const Shape ys = h5::datasetInfo(y).shape;
-  if (!(ys.size() == 1 || (ys.size() == 2 && ys[1] == 1)))
-    SLIM_THROW(DataError, path, ": dataset 'y' must be (N) or (N,1), got ", shapeStr(ys));
+  const Shape ys = h5::datasetInfo(*y_).shape;
+  const bool masks = ys.size() == 3;
+  if (!(ys.size() == 1 || (ys.size() == 2 && ys[1] == 1) || masks))
+    SLIM_THROW(DataError, path, ": dataset 'y' must be (N), (N,1) or (N,H,W), got ",
+               shapeStr(ys));
   if (ys[0] != n_)
     SLIM_THROW(DataError, path, ": 'x' holds ", n_, " samples but 'y' holds ", ys[0],
                " labels");
-  labels_.resize(static_cast<size_t>(n_));
-  try {
-    h5::readDataset(y, h5::Elem::kI64, labels_.data(), labels_.size() * sizeof(int64_t));
-  } catch (const Error& e) {
-    SLIM_THROW(DataError, path, ": cannot read dataset 'y': ", e.what());
+  if (masks) {
+    if (ys[1] != sample_[1] || ys[2] != sample_[2])
+      SLIM_THROW(DataError, path, ": masks 'y' are ", ys[1], "x", ys[2], " but images 'x' are ",
+                 sample_[1], "x", sample_[2], " (H x W must match)");
+    label_shape_ = {ys[1], ys[2]};
+    scanMasks();
+  } else {
+    labels_.resize(static_cast<size_t>(n_));
+    try {
+      h5::readDataset(*y_, h5::Elem::kI64, labels_.data(), labels_.size() * sizeof(int64_t));
+    } catch (const Error& e) {
+      SLIM_THROW(DataError, path, ": cannot read dataset 'y': ", e.what());
+    }
+    for (int64_t i = 0; i < n_; ++i) {
+      const int64_t v = labels_[static_cast<size_t>(i)];
+      if (v < 0)
+        SLIM_THROW(DataError, path, ": negative label ", v, " at sample ", i, " (y[", i, "])");
+      if (v > max_.value) max_ = {v, str(path, ":y[", i, "]")};
+    }
   }
-  max_.where = path;
-  for (int64_t i = 0; i < n_; ++i) {
-    const int64_t v = labels_[static_cast<size_t>(i)];
-    if (v < 0)
-      SLIM_THROW(DataError, path, ": negative label ", v, " at sample ", i, " (y[", i, "])");
-    if (v > max_.value) max_ = {v, str(path, ":y[", i, "]")};
-  }
-
-  const size_t row = static_cast<size_t>(numelOf(sample_)) * (u8 ? 1 : sizeof(float));
-  block_rows_ = row == 0 ? 1 : std::max<int64_t>(1, static_cast<int64_t>(kBlockBytes / row));
 }
 
 Hdf5Source::~Hdf5Source() = default;
@@ -124,7 +137,50 @@ Hdf5Source::~Hdf5Source() = default;
 int64_t Hdf5Source::label(int64_t i) const {
   if (i < 0 || i >= n_)
     SLIM_THROW(DataError, path_, ": sample index ", i, " outside [0, ", n_, ")");
-  return labels_[static_cast<size_t>(i)];
+  return labels_.empty() ? 0 : labels_[static_cast<size_t>(i)];
+}
+
+// Masks: every value must be >= 0; the largest one other than the ignore
+// index (kIgnoreLabel) is checked against the model's classes. Read in
+// blocks of about kBlockBytes, so memory stays bounded.
+void Hdf5Source::scanMasks() {
+  const int64_t hw = numelOf(label_shape_);
+  const int64_t rows = std::max<int64_t>(1, static_cast<int64_t>(kBlockBytes / 8) / std::max<int64_t>(hw, 1));
+  std::vector<int64_t> buf;
+  for (int64_t first = 0; first < n_; first += rows) {
+    const int64_t count = std::min(rows, n_ - first);
+    buf.resize(static_cast<size_t>(count * hw));
+    try {
+      h5::readRows(*y_, first, count, h5::Elem::kI64, buf.data(), buf.size() * sizeof(int64_t));
+    } catch (const Error& e) {
+      SLIM_THROW(DataError, path_, ": cannot read masks 'y' rows ", first, "..",
+                 first + count - 1, ": ", e.what());
+    }
+    for (int64_t k = 0; k < count * hw; ++k) {
+      const int64_t v = buf[static_cast<size_t>(k)];
+      const int64_t i = first + k / hw, p = k % hw;
+      if (v < 0)
+        SLIM_THROW(DataError, path_, ": negative label ", v, " in mask y[", i, "] at (",
+                   p / label_shape_[1], ", ", p % label_shape_[1], ")");
+      if (v != kIgnoreLabel && v > max_.value)
+        max_ = {v, str(path_, ":y[", i, "][", p / label_shape_[1], "][", p % label_shape_[1], "]")};
+    }
+  }
+}
+
+void Hdf5Source::readLabel(int64_t i, uint64_t /*seed*/, int64_t* dst) const {
+  if (label_shape_.empty()) {
+    dst[0] = label(i);
+    return;
+  }
+  if (i < 0 || i >= n_)
+    SLIM_THROW(DataError, path_, ": sample index ", i, " outside [0, ", n_, ")");
+  try {
+    h5::readRows(*y_, i, 1, h5::Elem::kI64, dst,
+                 static_cast<size_t>(numelOf(label_shape_)) * sizeof(int64_t));
+  } catch (const Error& e) {
+    SLIM_THROW(BadSampleError, str(path_, ":y[", i, "]"), ": ", e.what());
+  }
 }
 
 void Hdf5Source::read(int64_t i, uint64_t /*seed*/, void* dst) const {
@@ -186,7 +242,8 @@ std::string Hdf5Source::where(int64_t i) const { return str(path_, ":x[", i, "]"
 std::string Hdf5Source::describe() const {
   const char* type = dtypeName(pixel_);
   return str("HDF5 ", path_, " (", n_, " samples, ", sample_[0], "x", sample_[1], "x",
-             sample_[2], " ", type, stored_ == type ? "" : str(" from ", stored_), ")");
+             sample_[2], " ", type, stored_ == type ? "" : str(" from ", stored_),
+             !y_ ? ", no labels" : label_shape_.empty() ? "" : ", masks", ")");
 }
 
 SourcePtr openHdf5(const std::string& path) { return std::make_shared<Hdf5Source>(path); }

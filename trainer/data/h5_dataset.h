@@ -1,6 +1,8 @@
-// Image classification data from an HDF5 file with two datasets: `x`
-// (N, C, H, W) or (N, H, W) of uint8 or float pixels, and `y` (N) or (N, 1)
-// integer labels. Labels are read at open; pixel rows are read on demand
+// Image data from an HDF5 file with the dataset `x` (N, C, H, W) or
+// (N, H, W) of uint8 or float pixels and, optionally, `y`: (N) or (N, 1)
+// integer class labels, or (N, H, W) integer masks (a class per pixel,
+// segmentation; 255 = ignored). Without `y` the set is unlabelled. Class
+// labels are read at open, masks and pixel rows on demand
 // through checkpoint/h5.h (slim::h5::readRows), so memory does not grow with
 // N beyond the labels, and this layer makes no H5* calls of its own.
 #pragma once
@@ -40,6 +42,10 @@ class Hdf5Source : public Source {
   DType pixelType() const override { return pixel_; }
   int64_t label(int64_t i) const override;
   LabelMax maxLabel() const override { return max_; }
+  Shape labelShape() const override { return label_shape_; }
+  bool hasLabels() const override { return y_ != nullptr; }
+  /// Class label, or row i of the (N, H, W) masks (`seed` is ignored).
+  void readLabel(int64_t i, uint64_t seed, int64_t* dst) const override;
   /// Reads row i of `x`; `seed` is ignored. Throws BadSampleError naming
   /// where(i) when HDF5 cannot read it (e.g. a checksum mismatch) or when a
   /// float row holds a NaN or infinity.
@@ -49,6 +55,7 @@ class Hdf5Source : public Source {
 
  private:
   void readRow(int64_t i, void* dst) const;  // read() without the finiteness check
+  void scanMasks();
 
   std::string path_;
   std::unique_ptr<h5::Handle> file_;  // open read-only while the source lives
@@ -57,7 +64,9 @@ class Hdf5Source : public Source {
   Shape sample_;                      // {C, H, W}
   DType pixel_ = DType::kU8;          // kU8 or kF32
   std::string stored_;                // x's stored type, e.g. "float64"
-  std::vector<int64_t> labels_;       // y: (N)
+  std::unique_ptr<h5::Handle> y_;     // dataset `y`; null when unlabelled
+  Shape label_shape_;                 // {} (class labels) or {H, W} (masks)
+  std::vector<int64_t> labels_;       // y: (N) class labels (empty for masks)
   LabelMax max_;
   int64_t block_rows_ = 1;            // rows per sequential-read block
   uint64_t serial_ = 0;               // this source in per-thread caches

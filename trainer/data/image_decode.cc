@@ -299,6 +299,72 @@ RgbRegion decodeImageRegion(const uint8_t* bytes, size_t n, const std::string& p
   fail(path, "unsupported or corrupt image (neither JPEG nor PNG)");
 }
 
+void imageSize(const uint8_t* bytes, size_t n, const std::string& path, int64_t* width,
+               int64_t* height) {
+  if (sniffImageFormat(bytes, n) == ImageFormat::kJpeg) {
+    JpegDecoder d;
+    if (!jpegReadHeader(&d, bytes, n))
+      fail(path, std::string("unsupported or corrupt image (JPEG: ") + d.msg + ")");
+    *width = d.cinfo.image_width;
+    *height = d.cinfo.image_height;
+    return;
+  }
+  if (sniffImageFormat(bytes, n) != ImageFormat::kPng)
+    fail(path, "unsupported or corrupt image (neither JPEG nor PNG)");
+  SpngCtx s;
+  spng_ihdr ihdr{};
+  if (s.ctx == nullptr || spng_set_png_buffer(s.ctx, bytes, n) != 0 ||
+      spng_get_ihdr(s.ctx, &ihdr) != 0)
+    fail(path, "unsupported or corrupt image (PNG header)");
+  *width = ihdr.width;
+  *height = ihdr.height;
+}
+
+MaskImage decodeMaskPng(const uint8_t* bytes, size_t n, const std::string& path,
+                        int64_t max_pixels) {
+  if (sniffImageFormat(bytes, n) != ImageFormat::kPng)
+    fail(path, "a segmentation mask must be a PNG (palette or grayscale; JPEG is lossy and "
+               "would change the class ids)");
+  SpngCtx s;
+  auto check = [&](int rc, const char* what) {
+    if (rc != 0) fail(path, detail::str(what, " (PNG: ", spng_strerror(rc), ")"));
+  };
+  if (s.ctx == nullptr) fail(path, "cannot create a PNG decoder");
+  check(spng_set_png_buffer(s.ctx, bytes, n), "corrupt mask");
+  spng_ihdr ihdr{};
+  check(spng_get_ihdr(s.ctx, &ihdr), "unsupported or corrupt mask");
+  const int64_t w = ihdr.width, h = ihdr.height;
+  checkSize(path, w, h, max_pixels);
+  const int ct = ihdr.color_type, bits = ihdr.bit_depth;
+  if (ct != SPNG_COLOR_TYPE_GRAYSCALE && ct != SPNG_COLOR_TYPE_INDEXED)
+    fail(path, detail::str("a segmentation mask must be a palette or grayscale PNG (class id = "
+                           "palette index or gray value), this one has PNG colour type ", ct));
+  size_t raw_size = 0;
+  check(spng_decoded_image_size(s.ctx, SPNG_FMT_RAW, &raw_size), "unsupported mask");
+  std::vector<uint8_t> raw(raw_size);
+  const int rc = spng_decode_image(s.ctx, raw.data(), raw_size, SPNG_FMT_RAW, 0);
+  if (rc == SPNG_EOF) fail(path, "mask file is truncated (PNG)");
+  check(rc, "corrupt mask");
+  const size_t row_bytes = raw_size / static_cast<size_t>(h);
+  MaskImage m;
+  m.width = w;
+  m.height = h;
+  m.values.resize(static_cast<size_t>(w * h));
+  for (int64_t y = 0; y < h; ++y) {
+    const uint8_t* row = raw.data() + y * row_bytes;
+    uint16_t* out = m.values.data() + y * w;
+    for (int64_t x = 0; x < w; ++x) {
+      if (bits == 16) {
+        out[x] = static_cast<uint16_t>(row[2 * x] << 8 | row[2 * x + 1]);  // big-endian
+      } else {  // 1, 2, 4, 8 bits, most significant bits first
+        const int64_t bit = x * bits;
+        out[x] = static_cast<uint16_t>((row[bit / 8] >> (8 - bits - bit % 8)) & ((1 << bits) - 1));
+      }
+    }
+  }
+  return m;
+}
+
 RgbImage decodeImage(const uint8_t* bytes, size_t n, const std::string& path,
                      int64_t max_pixels) {
   std::vector<uint8_t> scratch;

@@ -67,6 +67,26 @@ RgbRegion decodeImageRegion(const uint8_t* bytes, size_t n, const std::string& p
                             int64_t max_pixels, const DecodePlanner& planner,
                             std::vector<uint8_t>& scratch);
 
+/// Width and height from an image's header (JPEG or PNG), no pixels
+/// decoded. Throws BadSampleError naming `path` for anything else.
+void imageSize(const uint8_t* bytes, size_t n, const std::string& path, int64_t* width,
+               int64_t* height);
+
+/// A segmentation mask: one class id per pixel, rows packed.
+struct MaskImage {
+  int64_t width = 0;
+  int64_t height = 0;
+  std::vector<uint16_t> values;
+};
+
+/// Decodes a PNG segmentation mask as PaddleSeg and torchvision read one
+/// (`np.asarray(Image.open(f))`): palette images give their palette
+/// indices, grayscale images (1 to 16 bits) their gray values. Other PNG
+/// colour types and JPEG (lossy: class ids would not survive) are errors.
+/// Throws BadSampleError naming `path`.
+MaskImage decodeMaskPng(const uint8_t* bytes, size_t n, const std::string& path,
+                        int64_t max_pixels);
+
 /// Decodes a whole image at full size (no DCT scaling).
 /// @return the image as Pillow's convert('RGB') yields it
 /// Throws BadSampleError as decodeImageRegion does.

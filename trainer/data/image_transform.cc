@@ -219,6 +219,33 @@ void transformImageBytes(const uint8_t* bytes, size_t n, const std::string& path
   resizeRgbToChw(src, p.box, p.out_w, p.out_h, t.interp, p.win, out);
 }
 
+void transformMask(const uint16_t* mask, int64_t W, int64_t H, const ImageTransform& t,
+                   uint64_t seed, int64_t fill, int64_t* dst) {
+  // The image's plan without DCT scaling (random draws do not depend on it).
+  ImageTransform nt = t;
+  nt.interp = Interp::kNearest;
+  nt.dct_scaling = false;
+  const Plan p = makePlan(nt, seed, W, H, false);
+  const int64_t S = t.img_size;
+  std::fill(dst, dst + S * S, fill);
+  // Pillow's NEAREST resize: source = int(box0 + (o + 0.5) * scale), in double.
+  const double sx = (double(p.box.x1) - p.box.x0) / double(p.out_w);
+  const double sy = (double(p.box.y1) - p.box.y0) / double(p.out_h);
+  for (int64_t y = 0; y < p.win.h; ++y) {
+    const int64_t oy = p.win.y + y;
+    const int64_t yin = std::clamp<int64_t>(
+        p.in_y + static_cast<int64_t>(p.box.y0 + (double(oy) + 0.5) * sy), 0, H - 1);
+    int64_t* row = dst + (p.dst_y + y) * S;
+    for (int64_t x = 0; x < p.win.w; ++x) {
+      const int64_t ox = p.win.x + x;
+      const int64_t xin = std::clamp<int64_t>(
+          p.in_x + static_cast<int64_t>(p.box.x0 + (double(ox) + 0.5) * sx), 0, W - 1);
+      const int64_t col = p.dst_x + x;
+      row[p.flip ? S - 1 - col : col] = mask[yin * W + xin];
+    }
+  }
+}
+
 void loadImageSample(const std::string& path, const ImageTransform& t, uint64_t seed,
                      uint8_t* dst) {
   thread_local std::vector<uint8_t> bytes;

@@ -56,4 +56,14 @@ void loadImageSample(const std::string& path, const ImageTransform& t, uint64_t 
 void transformImageBytes(const uint8_t* bytes, size_t n, const std::string& path,
                          const ImageTransform& t, uint64_t seed, uint8_t* dst);
 
+/// The geometry `t` applies to an image of W x H with `seed` (the same crop
+/// and flip as loadImageSample draws, or the evaluation resize + center
+/// crop), applied to a mask of the same size with NEAREST resampling (as
+/// Pillow's resize(NEAREST) samples): img_size x img_size class ids in
+/// `dst`; pixels outside the image (a center crop larger than the resized
+/// image) get `fill` (the ignore index).
+/// @param mask W x H values, rows packed
+void transformMask(const uint16_t* mask, int64_t W, int64_t H, const ImageTransform& t,
+                   uint64_t seed, int64_t fill, int64_t* dst);
+
 }  // namespace slim::data

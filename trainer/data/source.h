@@ -30,6 +30,11 @@ class BadSampleError : public DataError {
   using DataError::DataError;
 };
 
+/// The mask value that marks pixels no class is scored on (borders,
+/// "void"), as torchvision's and PaddleSeg's segmentation losses and
+/// metrics use.
+constexpr int64_t kIgnoreLabel = 255;
+
 /// Seed value meaning "no augmentation: use the evaluation transform".
 constexpr uint64_t kNoAugment = ~uint64_t{0};
 
@@ -54,8 +59,22 @@ class Source {
   virtual Shape sampleShape() const = 0;
   /// DType::kU8 (pixels 0..255) or DType::kF32 (values as stored).
   virtual DType pixelType() const = 0;
-  /// Label of sample i (0 <= i < N), >= 0.
+  /// Label of sample i (0 <= i < N), >= 0. For dense labels (labelShape()
+  /// not empty) and unlabelled sets the value is not used.
   virtual int64_t label(int64_t i) const = 0;
+  /// Shape of one sample's labels: {} for one class per sample
+  /// (classification), {H, W} for a class per pixel (segmentation masks).
+  virtual Shape labelShape() const { return {}; }
+  /// False for a data set without labels (HDF5 with `x` only): the
+  /// batches' labels are zeros and evaluation scores something else.
+  virtual bool hasLabels() const { return true; }
+  /// Writes the labels of sample i (numelOf(labelShape()) values, 1 when it
+  /// is {}) to `dst` under the same transform read(i, seed) applies (the
+  /// same crop and flip for a mask). The default writes label(i).
+  virtual void readLabel(int64_t i, uint64_t seed, int64_t* dst) const {
+    (void)seed;
+    dst[0] = label(i);
+  }
   /// The largest label and where it is written.
   virtual LabelMax maxLabel() const = 0;
   /// Writes sample i, C*H*W values of pixelType() in CHW order, to `dst`.

@@ -17,6 +17,9 @@ int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_res
   data::Dataset eval = loadData(cfg.global, true);
   graph::Graph model = loadConfiguredModel(cfg.global);
   checkInputName(cfg.global, model);
+  if (train.source && !train.source->hasLabels())
+    SLIM_THROW(ConfigError, "train: ", train.describe(), " has no labels to train on (`compress` "
+               "distils from the model itself without them)");
   checkLabels(train, modelClasses(model), model.name);
   checkLabels(eval, modelClasses(model), model.name);
   graph::Graph tg = model;  // shallow: shares parameter storage with `model`
@@ -33,8 +36,10 @@ int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_res
     models::exportOnnx(model, out);
     log::info("wrote ", out);
     JsonObject o = commandJson("train");
-    o.add("top1", res.eval.top1).add("iterations", res.iterations);
-    o.add("images_per_s", res.images_per_s).add("loss", res.final_loss).add("model", out);
+    o.add("metric", metricName(res.eval.metric));
+    addEvalFields(o, "", res.eval);
+    o.add("iterations", res.iterations).add("images_per_s", res.images_per_s);
+    o.add("loss", res.final_loss).add("model", out);
     std::printf("%s\n", o.str().c_str());
     std::fflush(stdout);
   }
@@ -59,6 +64,10 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   graph::Executor ex(g);
   EvalSpec spec{io.image, io.label, io.logits, cfg.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg.global.data.decode_workers)};
+  spec.metric = cfg.train.eval_metric;  // "auto" when the config has no TrainConfig
+  if (metricFor(spec, eval) == Metric::kDistillLoss)
+    SLIM_THROW(ConfigError, "eval: ", eval.describe(), " has no labels; its only score is the "
+               "distillation loss against a teacher, which `compress` reports (distill_loss)");
   EvalResult r = evaluate(ex, spec, eval, comm);
   if (r.stopped) {
     log::info0("stop signal: evaluation stopped after ", r.total, " samples");
@@ -69,8 +78,12 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   o.tag = "bad image count";
   comm.allreduce(&bad, 1, DType::kI64, comm::ReduceOp::kSum, o);
   if (comm.rank() == 0) {
+    // Classification keeps its keys (top1, correct, total samples);
+    // segmentation adds miou/pixel_acc and counts pixels.
     JsonObject o = commandJson("eval");
-    o.add("top1", r.top1).add("correct", r.correct).add("total", r.total);
+    addEvalFields(o, "", r);
+    o.add("correct", r.correct).add("total", r.total);
+    if (r.metric != Metric::kTop1) o.add("metric", metricName(r.metric));
     o.add("bad_images_skipped", bad).add("model", path.empty() ? model.name : path);
     std::printf("%s\n", o.str().c_str());
     std::fflush(stdout);

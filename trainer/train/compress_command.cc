@@ -47,8 +47,12 @@ graph::Graph loadTeacher(const config::Config& cfg, const graph::Graph& student)
 // Evaluates the exported graph with slimtrain's kernels on the eval set (all
 // of it, on rank 0) and streams the same batches to ONNX Runtime.
 struct ExportCheck {
-  double slim_top1 = NAN, ort_top1 = NAN;
-  int64_t samples = 0, differing = 0;
+  EvalResult slim;  ///< the exported model run by slimtrain
+  EvalResult ort;   ///< ONNX Runtime's predictions scored the same way
+  bool ran = false;  ///< ONNX Runtime answered for every sample
+  /// Predictions compared (samples, or pixels of a segmentation output),
+  /// those that differ, and the samples with any difference.
+  int64_t samples = 0, predictions = 0, differing = 0, differing_samples = 0;
   std::string first_difference;  ///< where() of the first sample they disagree on
   std::string why;               ///< why ONNX Runtime did not run
   bool stopped = false;          ///< a stop signal cut the evaluation short
@@ -58,6 +62,7 @@ ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
                         const std::string& out_path, const std::string& logits,
                         const data::Dataset& eval) {
   ExportCheck c;
+  c.slim.top1 = c.ort.top1 = NAN;
   if (eval.size() == 0) {
     c.why = "no evaluation data";
     return c;
@@ -70,28 +75,72 @@ ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
   comm::LocalCommunicator self;
   EvalSpec spec{run.inputs[0].name, "", logits, cfg.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg.global.data.decode_workers)};
+  spec.metric = cfg.train.eval_metric;  // no teacher here: distill_loss stays NaN
+  const Metric metric = metricFor(spec, eval);
+  const bool masks = metric == Metric::kMiou || metric == Metric::kPixelAcc;
+  ConfusionMatrix ort_cm;
   std::vector<int64_t> op;
+  // Per-sample predictions (classification) or per-pixel ones (segmentation:
+  // `per` of them per sample, (h, w) order), compared one by one.
   auto compare = [&](const data::Batch& b, const std::vector<int64_t>& pred) {
     if (!have_ort) return;
     if (!ort.predict(b.images, &op, &c.why)) {
       have_ort = false;
       return;
     }
-    const int64_t* y = b.labels.data<int64_t>();
-    for (size_t i = 0; i < pred.size(); ++i) {
-      ort_correct += op[i] == y[i];
-      if (op[i] != pred[i] && c.differing++ == 0)
-        c.first_difference = eval.source->where(b.indices[i]) + ": slimtrain class " +
-                             std::to_string(pred[i]) + ", ONNX Runtime class " +
-                             std::to_string(op[i]);
+    if (op.size() != pred.size()) {
+      c.why = "ONNX Runtime answered " + std::to_string(op.size()) + " predictions for a batch "
+              "where slimtrain has " + std::to_string(pred.size());
+      have_ort = false;
+      return;
     }
-    c.samples += static_cast<int64_t>(pred.size());
+    const int64_t n = static_cast<int64_t>(b.indices.size());
+    const int64_t per = static_cast<int64_t>(pred.size()) / n;
+    const Tensor& out = ex.value(logits);
+    const int64_t w = out.ndim() == 4 ? out.dim(3) : 1;  // pixels are (h, w) within a sample
+    const int64_t* y = b.labels.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      bool differs = false;
+      for (int64_t p = i * per; p < (i + 1) * per; ++p) {
+        if (op[p] == pred[p]) continue;
+        differs = true;
+        if (c.differing++ == 0)
+          c.first_difference =
+              eval.source->where(b.indices[i]) +
+              (per > 1 ? " pixel (" + std::to_string((p - i * per) / w) + ", " +
+                             std::to_string((p - i * per) % w) + ")"
+                       : std::string()) +
+              ": slimtrain class " + std::to_string(pred[p]) + ", ONNX Runtime class " +
+              std::to_string(op[p]);
+      }
+      c.differing_samples += differs;
+      if (metric == Metric::kTop1) ort_correct += op[i] == y[i];
+    }
+    if (masks) {
+      if (ort_cm.classes() == 0) ort_cm.resize(out.dim(1));
+      // Labels were checked against the classes by the slimtrain pass.
+      ort_cm.add(y, op.data(), static_cast<int64_t>(op.size()));
+    }
+    c.samples += n;
+    c.predictions += static_cast<int64_t>(pred.size());
   };
-  const EvalResult res = evaluate(ex, spec, eval, self, compare);
-  c.slim_top1 = res.top1;
-  c.stopped = res.stopped;
-  if (have_ort && ort.finish(&c.why) && c.samples == eval.size())
-    c.ort_top1 = static_cast<double>(ort_correct) / static_cast<double>(c.samples);
+  c.slim = evaluate(ex, spec, eval, self, compare);
+  c.stopped = c.slim.stopped;
+  c.ort.metric = metric;
+  if (have_ort && ort.finish(&c.why) && c.samples == eval.size()) {
+    c.ran = true;
+    if (metric == Metric::kTop1) {
+      c.ort.top1 = static_cast<double>(ort_correct) / static_cast<double>(c.samples);
+      c.ort.correct = ort_correct;
+      c.ort.total = c.samples;
+    } else if (masks) {
+      c.ort.miou = ort_cm.meanIou();
+      c.ort.pixel_acc = ort_cm.pixelAccuracy();
+      c.ort.correct = ort_cm.correct();
+      c.ort.total = ort_cm.total();
+      c.ort.confusion = ort_cm;
+    }
+  }
   return c;
 }
 
@@ -188,6 +237,9 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
     log::info("distill: ", pairs);
   }
 
+  if (dl.needs_labels && train.source && !train.source->hasLabels())
+    SLIM_THROW(ConfigError, "Distillation.task_loss needs labels, but ", train.describe(),
+               " has none (remove task_loss to distil from the teacher alone)");
   GraphIo io{image, dl.needs_labels ? dl.label_input : "", logits, dl.objective};
   Trainer trainer(cfg, g, io, comm);
   trainer.setForceResume(force_resume);
@@ -224,7 +276,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   trainer.restoreBest();
   if (pruner) pruner->applyToWeights();
   auto r = trainer.evaluateAll(eval);
-  if (r.count("top1") && r["top1"].stopped) {
+  if (r.count("student") && r["student"].stopped) {
     log::info0("stop signal during the final evaluation: the last checkpoint holds the "
                "finished training; a restarted job evaluates and exports it");
     return kExitCheckpointed;
@@ -253,7 +305,19 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
                ": `slimtrain export ", kept, " --out FILE` writes the model from it, or rerun "
                "the job (it resumes there)");
   }
-  const double student = r.count("top1") ? r["top1"].top1 : NAN;
+  // Scores by name ("student", "teacher"); NaN ones when nothing was evaluated.
+  auto score = [&](const char* who) {
+    EvalResult e;
+    e.top1 = NAN;
+    if (r.count(who)) e = r[who];
+    return e;
+  };
+  const EvalResult st = score("student");
+  // Without evaluation data: the configured metric's keys (top1 for auto).
+  Metric metric = st.metric;
+  if (!r.count("student") && !parseMetricName(cfg.train.eval_metric, &metric))
+    metric = Metric::kTop1;
+  const double student = st.value();
   // The exported model run by slimtrain's own kernels (QuantizeLinear /
   // DequantizeLinear with ONNX's rounding): what the deployed file computes.
   // ONNX Runtime runs the same file on exactly the same batches, and the two
@@ -264,15 +328,23 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
               "restarted job repeats the check and writes report.json");
     return kExitCheckpointed;
   }
-  const double exported = check.slim_top1, ort = check.ort_top1;
+  const double exported = check.slim.value(), ort = check.ort.value();
   const std::string& why = check.why;
   const int64_t fp32_bytes = compress::initializerBytes(teacher);  // the FP32 model as given
   const int64_t out_bytes = compress::initializerBytes(out);
 
   JsonObject rep = commandJson("compress");
   rep.add("model", original.name);
-  rep.add("teacher_top1", r.count("teacher_top1") ? r["teacher_top1"].top1 : NAN);
-  rep.add("student_top1", r.count("top1") ? r["top1"].top1 : NAN);
+  // The metric names the keys: teacher_top1 / student_top1 for classifiers
+  // (as always), teacher_miou, teacher_pixel_acc, ... for segmentation,
+  // student_distill_loss for unlabelled data.
+  rep.add("metric", metricName(metric));
+  EvalResult teacher_score = score("teacher"), export_score = check.slim, ort_score = check.ort;
+  for (EvalResult* e : {&teacher_score, &export_score, &ort_score}) e->metric = metric;
+  EvalResult student_score = st;
+  student_score.metric = metric;
+  addEvalFields(rep, "teacher_", teacher_score);
+  addEvalFields(rep, "student_", student_score);
   rep.add("best_iter", res.best_iter).add("iterations", res.iterations);
   rep.add("images_per_s", res.images_per_s).add("world_size", static_cast<int64_t>(world));
   rep.add("early_stopped", res.early_stopped).add("final_loss", res.final_loss);
@@ -293,9 +365,13 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   rep.add("distill_pairs", pairStrings(dl));
   rep.add("renormalized_convs", static_cast<int64_t>(cg.renormalized));
   rep.add("output", out_path).add("format", qat ? "int8 qdq onnx" : "fp32 onnx");
-  rep.add("export_top1", exported);
-  rep.add("onnxruntime_top1", ort).add("onnxruntime_differing_predictions", check.differing);
-  if (std::isnan(ort)) rep.add("onnxruntime_check", "not run: " + why);
+  addEvalFields(rep, "export_", export_score);
+  addEvalFields(rep, "onnxruntime_", ort_score);
+  rep.add("onnxruntime_differing_predictions", check.differing);
+  if (metric == Metric::kMiou || metric == Metric::kPixelAcc)
+    rep.add("onnxruntime_differing_samples", check.differing_samples)
+        .add("onnxruntime_compared_pixels", check.predictions);
+  if (!check.ran) rep.add("onnxruntime_check", "not run: " + why);
   if (!check.first_difference.empty())
     rep.add("onnxruntime_first_difference", check.first_difference);
   rep.add("data_wait_share", res.step_seconds > 0 ? res.data_wait_seconds / res.step_seconds : 0.0);
@@ -303,7 +379,7 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   rep.add("teacher_initializer_bytes", fp32_bytes);
   rep.add("export_initializer_bytes", out_bytes);
   rep.add("size_ratio", out_bytes > 0 ? static_cast<double>(fp32_bytes) / out_bytes : NAN);
-  if (std::isnan(ort)) log::warn("ONNX Runtime check skipped: ", why);
+  if (!check.ran) log::warn("ONNX Runtime check skipped: ", why);
   else if (check.differing > 0)
     log::warn("ONNX Runtime and slimtrain running ", out_path, " disagree on ", check.differing,
               " of ", check.samples, " predictions; first: ", check.first_difference);
@@ -331,7 +407,8 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   // boundaries and, for convs that carry a bias, its int32 rounding. A gap
   // is reported, never turned into a failure of the finished job.
   if (!std::isnan(ort) && std::fabs(ort - student) > 0.001 + 1e-9)
-    log::warn("ONNX Runtime top-1 of ", out_path, " is ", ort, ", slimtrain's fake-quant "
+    log::warn("ONNX Runtime ", metricLabel(metric), " of ", out_path, " is ", ort,
+              ", slimtrain's fake-quant "
               "evaluation gave ", student, " (", 100 * std::fabs(ort - student), " points; "
               "slimtrain running the same file: ", exported, "); the deployed accuracy is "
               "ONNX Runtime's");

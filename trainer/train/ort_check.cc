@@ -152,7 +152,8 @@ bool OrtRunner::predict(const Tensor& images, std::vector<int64_t>* pred, std::s
     if (end == p) break;
     p = *end == ',' ? end + 1 : end;
   }
-  if (static_cast<int64_t>(pred->size()) != images.dim(0)) {
+  const int64_t n = static_cast<int64_t>(pred->size());
+  if (n == 0 || n % images.dim(0) != 0) {
     *why = "ONNX Runtime answered " + std::to_string(pred->size()) + " predictions for " +
            std::to_string(images.dim(0)) + " samples";
     return false;

@@ -36,7 +36,8 @@ class OrtRunner {
   bool start(const std::string& model, const std::string& log_path, std::string* why);
 
   /// Runs one batch; `pred` receives the argmax of each row of the model's
-  /// first output. False (with `why`) when the child failed.
+  /// first output, or of each pixel ((n, h, w) order) of an (N, classes, H,
+  /// W) output. False (with `why`) when the child failed.
   bool predict(const Tensor& images, std::vector<int64_t>* pred, std::string* why);
 
   /// Ends the stream and waits for the child; false if it failed.

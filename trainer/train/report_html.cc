@@ -88,6 +88,25 @@ std::string prettyJson(const std::string& json) {
 // their deltas, sparsity, size, speed, ranks. Each value cell carries its
 // report.json key (data-key) and the value as written there (data-value), so
 // a test can check the page against the file.
+// The evaluation metric report.json names ("metric"; top1 when absent) and
+// how the page labels it.
+struct MetricNames {
+  std::string key = "top1", label = "top-1";
+  bool fraction = true;  // shown as a percentage
+};
+
+MetricNames metricNames(const YAML::Node& r) {
+  MetricNames n;
+  if (r.IsMap() && r["metric"] && r["metric"].IsScalar()) n.key = r["metric"].as<std::string>();
+  if (n.key == "miou") n.label = "mIoU";
+  if (n.key == "pixel_acc") n.label = "pixel accuracy";
+  if (n.key == "distill_loss") {
+    n.label = "distillation loss";
+    n.fraction = false;
+  }
+  return n;
+}
+
 std::string summaryTable(const std::string& report_json) {
   YAML::Node r;
   try {
@@ -97,7 +116,8 @@ std::string summaryTable(const std::string& report_json) {
   }
   if (!r.IsMap()) return "";
   std::ostringstream t;
-  auto num = [&](const char* key, double* v) {
+  const MetricNames mn = metricNames(r);
+  auto num = [&](const std::string& key, double* v) {
     if (!r[key] || !r[key].IsScalar()) return false;
     try {
       *v = r[key].as<double>();
@@ -106,7 +126,7 @@ std::string summaryTable(const std::string& report_json) {
     }
     return std::isfinite(*v);
   };
-  auto row = [&](const std::string& label, const char* key, const std::string& shown,
+  auto row = [&](const std::string& label, const std::string& key, const std::string& shown,
                  const std::string& note) {
     t << "<tr><th>" << esc(label) << "</th><td data-key=\"" << key << "\" data-value=\""
       << esc(r[key] ? r[key].as<std::string>() : std::string()) << "\">" << esc(shown)
@@ -117,27 +137,38 @@ std::string summaryTable(const std::string& report_json) {
     std::snprintf(b, sizeof b, "%.2f %%", 100 * v);
     return std::string(b);
   };
-  auto delta = [](double v, double ref) {
+  auto delta = [&](double v, double ref) {
     char b[48];
-    std::snprintf(b, sizeof b, "%+.2f points vs the teacher", 100 * (v - ref));
+    if (mn.fraction) std::snprintf(b, sizeof b, "%+.2f points vs the teacher", 100 * (v - ref));
+    else std::snprintf(b, sizeof b, "%+.4g vs the teacher", v - ref);
+    return std::string(b);
+  };
+  auto shown = [&](double v) {
+    if (mn.fraction) return pct(v);
+    char b[32];
+    std::snprintf(b, sizeof b, "%.6g", v);
     return std::string(b);
   };
   double teacher = NAN, v = 0;
-  const bool has_teacher = num("teacher_top1", &teacher);
+  const bool has_teacher = num("teacher_" + mn.key, &teacher);
   t << "<table class=\"summary\">\n";
-  if (has_teacher) row("Teacher top-1 (the model as given)", "teacher_top1", pct(teacher), "");
+  if (has_teacher)
+    row("Teacher " + mn.label + " (the model as given)", "teacher_" + mn.key, shown(teacher), "");
   for (const auto& [key, label] :
-       std::vector<std::pair<const char*, const char*>>{
-           {"student_top1", "Student top-1 (fake-quant, masked)"},
-           {"export_top1", "Exported model in slimtrain"},
-           {"onnxruntime_top1", "Exported model in ONNX Runtime"}})
-    if (num(key, &v)) row(label, key, pct(v), has_teacher ? delta(v, teacher) : "");
-  if (!num("onnxruntime_top1", &v))
+       std::vector<std::pair<std::string, std::string>>{
+           {"student_" + mn.key, "Student " + mn.label + " (fake-quant, masked)"},
+           {"export_" + mn.key, "Exported model in slimtrain"},
+           {"onnxruntime_" + mn.key, "Exported model in ONNX Runtime"}})
+    if (num(key, &v)) row(label, key, shown(v), has_teacher ? delta(v, teacher) : "");
+  if (!r["onnxruntime_differing_predictions"] || r["onnxruntime_check"])
     row("ONNX Runtime check", "onnxruntime_check", "not run",
         r["onnxruntime_check"] ? r["onnxruntime_check"].as<std::string>() : "");
   else if (num("onnxruntime_differing_predictions", &v))
     row("Predictions where ONNX Runtime and slimtrain differ", "onnxruntime_differing_predictions",
         std::to_string(static_cast<int64_t>(v)), v > 0 ? "see report.json" : "every sample agrees");
+  if (!r["onnxruntime_check"] && num("onnxruntime_differing_samples", &v))
+    row("Samples with a pixel where they differ", "onnxruntime_differing_samples",
+        std::to_string(static_cast<int64_t>(v)), "segmentation: predictions are per pixel");
   if (r["sparsity"] && r["sparsity"]["overall"]) {
     const double sp = r["sparsity"]["overall"].as<double>();
     t << "<tr><th>Sparsity of the pruned weights</th><td data-key=\"sparsity.overall\" "
@@ -251,15 +282,25 @@ std::string writeReportHtml(const ReportInputs& in) {
     plots.push_back({"pact_alphas", "PACT clipping thresholds (alpha) at the end.",
                      barChart({"PACT alphas", "quantized input tensor",
                                "alpha (activation units)", 0}, in.pact_alphas)});
+  YAML::Node rj;
+  try {
+    rj = YAML::Load(in.report_json);
+  } catch (const YAML::Exception&) {
+  }
+  const MetricNames mn = metricNames(rj);
+  auto scaled = [&](Points p) { return mn.fraction ? percent(std::move(p)) : p; };
   std::vector<Series> top1;
-  if (auto s = get("eval_teacher_top1"); !s.empty()) top1.push_back({"teacher", percent(s)});
-  if (auto s = get("eval_top1"); !s.empty()) top1.push_back({"student", percent(s)});
+  if (auto s = get("eval_teacher_" + mn.key); !s.empty()) top1.push_back({"teacher", scaled(s)});
+  if (auto s = get("eval_" + mn.key); !s.empty()) top1.push_back({"student", scaled(s)});
   if (!top1.empty())
-    plots.push_back({"top1", "Top-1 on the evaluation set (student: fake-quant, masked).",
-                     lineChart({"Eval top-1: teacher vs student", "iteration", "top-1 accuracy (%)",
-                                0, 100}, top1)});
+    plots.push_back({"top1", "Eval " + mn.label + " on the evaluation set (student: fake-quant, "
+                             "masked).",
+                     lineChart({"Eval " + mn.label + ": teacher vs student", "iteration",
+                                mn.fraction ? mn.label + " (%)" : mn.label, 0,
+                                mn.fraction ? 100.0 : INFINITY},
+                               top1)});
   else
-    missing.push_back("eval top-1 (no evaluation set)");
+    missing.push_back("eval " + mn.label + " (no evaluation set)");
 
   fs::create_directories(fs::path(in.save_dir) / "plots");
   for (const auto& p : plots) {

@@ -8,6 +8,7 @@
 #include "trainer/data/h5_dataset.h"
 #include "trainer/data/idx.h"
 #include "trainer/data/image_list.h"
+#include "trainer/data/seg_list.h"
 #include "trainer/models/load.h"
 
 namespace slim::train {
@@ -55,6 +56,8 @@ data::Dataset loadData(const config::Global& g, bool eval) {
     ds.source = data::openHdf5(images);
   } else if (d.format == "list") {
     ds.source = data::openImageList(images, d.root, imageTransform(d, eval));
+  } else if (d.format == "seglist") {
+    ds.source = data::openSegList(images, d.root, imageTransform(d, eval));
   } else if (d.format == "imagefolder") {
     std::vector<std::string> classes;
     if (eval) classes = classFolders(d.train_images);
@@ -77,7 +80,7 @@ data::Dataset loadData(const config::Global& g, bool eval) {
 int64_t modelClasses(const graph::Graph& g) {
   if (g.outputs.empty()) return 0;
   const Shape& s = g.outputs[0].shape;
-  return s.size() == 2 && s[1] > 0 ? s[1] : 0;
+  return (s.size() == 2 || s.size() == 4) && s[1] > 0 ? s[1] : 0;
 }
 
 void checkInputName(const config::Global& g, const graph::Graph& model) {
@@ -96,8 +99,9 @@ void checkLabels(const data::Dataset& ds, int64_t classes, const std::string& mo
   const data::LabelMax m = ds.source->maxLabel();
   if (m.value >= classes)
     SLIM_THROW(DataError, m.where, ": label ", m.value, " is outside the model's ", classes,
-               " classes (", model, " outputs [N, ", classes, "]; labels must be 0..",
-               classes - 1, ")");
+               " classes (", model, " outputs [N, ", classes,
+               ds.source->labelShape().empty() ? "" : ", H, W", "]; labels must be 0..",
+               classes - 1, ds.source->labelShape().empty() ? "" : " or 255 (ignored)", ")");
 }
 
 graph::Graph loadConfiguredModel(const config::Global& g) {
@@ -123,9 +127,14 @@ GraphIo addClassificationLoss(graph::Graph& g) {
   io.logits = g.outputs[0].name;
   io.label = g.uniqueName("label");
   io.loss = g.uniqueName("loss");
-  g.inputs.push_back({io.label, {-1}, DType::kI64});
-  g.nodes.push_back(graph::Node{g.uniqueName("cross_entropy"), "SoftmaxCrossEntropyLoss",
-                                {io.logits, io.label}, {io.loss}, {}});
+  // A (N, classes, H, W) output is a segmentation net: (N, H, W) masks, the
+  // per-pixel loss leaves out data::kIgnoreLabel as torchvision and PaddleSeg do.
+  const bool seg = g.outputs[0].shape.size() == 4;
+  g.inputs.push_back({io.label, seg ? Shape{-1, -1, -1} : Shape{-1}, DType::kI64});
+  graph::Node ce{g.uniqueName("cross_entropy"), "SoftmaxCrossEntropyLoss",
+                 {io.logits, io.label}, {io.loss}, {}};
+  if (seg) ce.attrs.set("ignore_index", data::kIgnoreLabel);
+  g.nodes.push_back(std::move(ce));
   g.outputs.push_back({io.loss, {}, DType::kF32});
   return io;
 }

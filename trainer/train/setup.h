@@ -31,8 +31,9 @@ data::ImageTransform imageTransform(const config::Data& d, bool eval);
 /// not below `classes` (the model's output width; <= 0 skips the check).
 void checkLabels(const data::Dataset& ds, int64_t classes, const std::string& model);
 
-/// Classes of a classifier: dim 1 of its first output when that is (N, K)
-/// with K known, else 0 (unknown: no label check).
+/// Classes of a classifier or segmentation net: dim 1 of its first output
+/// when that is (N, K) or (N, K, H, W) with K known, else 0 (unknown: no
+/// label check).
 int64_t modelClasses(const graph::Graph& g);
 
 /// Throws ConfigError when Global.input_name is set and names no input of
@@ -51,7 +52,9 @@ struct GraphIo {
 };
 
 /// Adds a label input and SoftmaxCrossEntropyLoss(logits, label) -> "loss" to
-/// a classifier graph with one image input and one logits output.
+/// a classifier graph with one image input and one logits output; for a
+/// (N, classes, H, W) output the labels are (N, H, W) masks and pixels
+/// labelled 255 are ignored.
 GraphIo addClassificationLoss(graph::Graph& g);
 
 optim::OptimizerSpec toOptimizerSpec(const config::Optimizer& o);

@@ -47,12 +47,15 @@ std::map<std::string, EvalResult> Trainer::evaluateAll(const data::Dataset& eval
   if (eval.size() == 0) return out;
   EvalSpec spec{io_.image, io_.label, io_.logits, cfg_.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg_.global.data.decode_workers)};
+  spec.metric = cfg_.train.eval_metric;
   std::vector<std::string> logits = {io_.logits};
-  for (const auto& target : eval_targets_) logits.push_back(target.second);
+  for (const auto& target : eval_targets_) {
+    logits.push_back(target.second);
+    if (target.first == "teacher") spec.reference = target.second;
+  }
   const std::vector<EvalResult> r = evaluateMany(*executor_, spec, logits, eval, comm_);
-  out["top1"] = r[0];
-  for (size_t k = 0; k < eval_targets_.size(); ++k)
-    out[eval_targets_[k].first + "_top1"] = r[k + 1];
+  out["student"] = r[0];
+  for (size_t k = 0; k < eval_targets_.size(); ++k) out[eval_targets_[k].first] = r[k + 1];
   return out;
 }
 
@@ -283,7 +286,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   auto t_start = std::chrono::steady_clock::now();
   auto t_log = t_start;
   int64_t images_since_log = 0;
-  double last_top1 = NAN;
+  double last_score = NAN;  // the last evaluation's metric value
   double eval_s = 0;  // loop time spent evaluating
   res.iterations = start;
 
@@ -368,7 +371,9 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       std::snprintf(status, sizeof status, "loss %.4f lr %.4g %.0f img/s", res.final_loss,
                     static_cast<double>(lr), ips);
       std::string st = status;
-      if (!std::isnan(last_top1)) st += " top1 " + std::to_string(last_top1).substr(0, 6);
+      if (!std::isnan(last_score))
+        st += std::string(" ") + metricName(res.eval.metric) + " " +
+              std::to_string(last_score).substr(0, 6);
       progress.update(it + 1, st);
     }
 
@@ -380,16 +385,16 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       const auto t_eval = std::chrono::steady_clock::now();
       r = evaluateAll(eval);
       eval_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_eval).count();
-      evaluated = !r["top1"].stopped;
+      evaluated = !r["student"].stopped;
     }
     if (evaluated) {
-      res.eval = r["top1"];
-      last_top1 = res.eval.top1;
+      res.eval = r["student"];
+      last_score = res.eval.value();
       JsonObject line;
       line.add("iter", it + 1);
-      for (const auto& [k, v] : r) line.add("eval_" + k, v.top1);
+      for (const auto& [k, v] : r) addEvalFields(line, k == "student" ? "eval_" : "eval_" + k + "_", v);
       metrics.write(line);
-      if (res.best_iter < 0 || res.eval.top1 > res.best_eval.top1) {
+      if (res.best_iter < 0 || isBetter(res.eval.metric, res.eval.value(), res.best_eval.value())) {
         res.best_eval = res.eval;
         res.best_iter = it + 1;
         if (keep_best_) {
@@ -398,7 +403,8 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
         }
       }
       std::string msg = "iter " + std::to_string(it + 1) + ": eval";
-      for (const auto& [k, v] : r) msg += " " + k + " " + std::to_string(v.top1);
+      for (const auto& [k, v] : r)
+        msg += " " + k + " " + metricName(v.metric) + " " + std::to_string(v.value());
       log::info0(msg);
     }
 
@@ -406,8 +412,10 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     const int64_t every = cfg_.checkpoint.every_iters;
     if ((every > 0 && (it + 1) % every == 0) || last) saveCheckpoint(it + 1);
 
-    // Every rank holds the same allreduced accuracy, so all stop together.
-    if (evaluated && tc.target_metric && res.eval.top1 > *tc.target_metric) {
+    // Every rank holds the same allreduced score, so all stop together
+    // (distill_loss: below the target).
+    if (evaluated && tc.target_metric &&
+        isBetter(res.eval.metric, res.eval.value(), *tc.target_metric)) {
       log::info0("target_metric ", *tc.target_metric, " reached at iteration ", it + 1,
                  "; stopping early");
       res.early_stopped = true;
@@ -425,7 +433,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   }
   if (eval.size() > 0 && res.eval.total == 0 && !res.stopped_on_signal) {
     // Resumed at the very end (nothing left to train): still report accuracy.
-    res.eval = evaluateAll(eval)["top1"];
+    res.eval = evaluateAll(eval)["student"];
     res.stopped_on_signal = res.eval.stopped;
     res.best_eval = res.eval;
     res.best_iter = res.iterations;

@@ -90,7 +90,9 @@ class Trainer {
   /// Runs the whole schedule on `train`, evaluating on `eval` (may be empty).
   TrainResult run(const data::Dataset& train, const data::Dataset& eval);
 
-  /// Evaluates io.logits (and extra targets) now; keys "top1", "<label>_top1".
+  /// Evaluates io.logits (and extra targets) now, with the metric
+  /// TrainConfig.eval_metric asks for (the "teacher" target is distill_loss's
+  /// reference); keys "student" and each target's label.
   std::map<std::string, EvalResult> evaluateAll(const data::Dataset& eval);
 
   graph::Executor& executor() { return *executor_; }

@@ -239,7 +239,7 @@ TEST(Hdf5Source, BadFilesNameTheFile) {
   expectError("integer");
   writeH5(f.path, {arr<uint8_t>("x", h5::Elem::kU8, {2, 1, 1}, {1, 2}),
                    arr<int64_t>("y", h5::Elem::kI64, {1, 2}, {0, 1})});
-  expectError("'y' must be (N)");
+  expectError("'y' must be (N), (N,1) or (N,H,W)");
   writeH5(f.path, {arr<int32_t>("x", h5::Elem::kI32, {2, 1, 1}, {1, 2}), y2});
   expectError("'x' must be float or uint8, got int32");
   writeH5(f.path, {arr<int8_t>("x", h5::Elem::kI8, {2, 1, 1}, {1, 2}), y2});
@@ -247,8 +247,9 @@ TEST(Hdf5Source, BadFilesNameTheFile) {
   writeH5(f.path, {arr<uint8_t>("x", h5::Elem::kU8, {2, 1, 1}, {1, 2}),
                    arr<int64_t>("y", h5::Elem::kI64, {2}, {0, -3})});
   expectError("negative label -3 at sample 1");
-  writeH5(f.path, {arr<uint8_t>("x", h5::Elem::kU8, {2, 1, 1}, {1, 2})});
-  expectError("'y'");
+  writeH5(f.path, {arr<uint8_t>("x", h5::Elem::kU8, {2, 1, 1}, {1, 2}),
+                   arr<int64_t>("y", h5::Elem::kI64, {2, 1, 2}, {0, 1, 1, 0})});
+  expectError("masks 'y' are 1x2 but images 'x' are 1x1");
   writeH5(f.path, {y2});
   expectError("'x'");
   fs::remove(f.path);
