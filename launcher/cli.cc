@@ -52,16 +52,11 @@ const std::vector<CommandSpec>& specs() {
        "with or without --json."},
       {"inspect", "MODEL", "list inputs, outputs, tensors, parameters and what ACT would touch",
        {"--config"}, {"--json", "--ops"},
-       "MODEL is an .onnx file, a Paddle .pdmodel/__model__, a folder holding one
-"
-       "or zoo:<name>.
-"
-       "--config CONFIG.yaml applies its Quantization/UnstructurePrune sections.
-"
-       "--json prints machine-readable output (docs/CLI.md has the schema).
-"
-       "`slimtrain inspect --ops [--json]` (no MODEL) lists the op types a model may
-"
+       "MODEL is an .onnx file, a Paddle .pdmodel/__model__, a folder holding one\n"
+       "or zoo:<name>.\n"
+       "--config CONFIG.yaml applies its Quantization/UnstructurePrune sections.\n"
+       "--json prints machine-readable output (docs/CLI.md has the schema).\n"
+       "`slimtrain inspect --ops [--json]` (no MODEL) lists the op types a model may\n"
        "contain: every op in this binary's op registry."},
       {"infer", "MODEL", "run a model on TensorProto inputs and write output_<i>.pb",
        {"--input", "--output-dir"}, {"--json"},
