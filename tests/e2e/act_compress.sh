@@ -14,7 +14,9 @@ need_data; need_ort
 rm -rf "$OUT"
 "$BIN" compress "$SLIM_SOURCE_DIR/configs/fmnist_act.yaml" --set Global.model_dir="$TEACHER_DIR" \
   --set Global.save_dir="$OUT" > "$OUT.log"
-/usr/bin/python3 - "$OUT/report.json" "$OUT/model.onnx" <<'PY'
+# MIN_SIZE_RATIO: 3.2 for a teacher with batch norms (4 floats a channel); a
+# BN-folded teacher stores one bias a channel instead, so its ratio is lower.
+/usr/bin/python3 - "$OUT/report.json" "$OUT/model.onnx" "${MIN_SIZE_RATIO:-3.2}" <<'PY'
 import json, sys
 import numpy as np
 import onnx
@@ -30,7 +32,8 @@ print(f"INT8 QDQ export in ONNX Runtime: top-1 {o:.4f} ({100 * abs(o - s):.2f} p
       f"initializers {rep['teacher_initializer_bytes']} -> {rep['export_initializer_bytes']} bytes "
       f"({rep['size_ratio']:.2f}x)")
 assert abs(o - s) <= 0.001 + 1e-9, "ONNX Runtime top-1 more than 0.1 point from the fake-quant eval"
-assert rep["size_ratio"] >= 3.2, f"size ratio {rep['size_ratio']:.2f} < 3.2"
+min_ratio = float(sys.argv[3])
+assert rep["size_ratio"] >= min_ratio, f"size ratio {rep['size_ratio']:.2f} < {min_ratio}"
 m = onnx.load(sys.argv[2])
 inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
 producer = {o: n for n in m.graph.node for o in n.output}

@@ -18,6 +18,8 @@ OUT=$PWD/torch_teacher; rm -rf "$OUT"; mkdir -p "$OUT"
 bash "$SLIM_SOURCE_DIR/tests/e2e/act_compress.sh" "$BIN" "$OUT/teacher" "$OUT/act"
 "$BIN" eval "$SLIM_SOURCE_DIR/configs/fmnist_act.yaml" --model "$OUT/teacher/folded/model.onnx" |
   tee "$OUT/eval_folded.log"
-bash "$SLIM_SOURCE_DIR/tests/e2e/act_compress.sh" "$BIN" "$OUT/teacher/folded" "$OUT/act_folded"
+# The folded teacher has 142 376 initializer bytes (one bias a channel) where
+# the BN-kept one has 150 824; the same 45 475-byte export is then 3.13x.
+MIN_SIZE_RATIO=3.1 bash "$SLIM_SOURCE_DIR/tests/e2e/act_compress.sh" "$BIN" "$OUT/teacher/folded" "$OUT/act_folded"
 /usr/bin/python3 -c 'import json, sys; n = json.load(open(sys.argv[1]))["renormalized_convs"]; print(f"renormalized convolutions: {n}"); sys.exit(n != 9)' \
   "$OUT/act_folded/report.json" || fail "the folded teacher's run did not renormalise its 9 hidden convolutions"
