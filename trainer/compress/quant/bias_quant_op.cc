@@ -53,17 +53,11 @@ class FakeQuantBiasOp : public ops::Op {
     // Weight steps: the FakeQuantWeight forward's, from the same weights.
     steps_.assign(1, 0.f);
     if (mode_ == "channel_wise_abs_max") {
-      const int r = w.ndim();
-      const int axis = axis_ < 0 ? static_cast<int>(axis_) + r : static_cast<int>(axis_);
-      SLIM_ENFORCE(axis >= 0 && axis < r, label, ": axis ", axis_, " out of range for weight ",
-                   shapeStr(w.shape()));
-      int64_t outer = 1, inner = 1;
-      for (int d = 0; d < axis; ++d) outer *= w.dim(d);
-      for (int d = axis + 1; d < r; ++d) inner *= w.dim(d);
-      SLIM_ENFORCE(w.dim(axis) == C, label, ": bias has ", C, " values, weight ",
-                   shapeStr(w.shape()), " has ", w.dim(axis), " channels along axis ", axis);
+      const detail::ChannelView v = detail::channelView(w, axis_, label);
+      SLIM_ENFORCE(v.channels == C, label, ": bias has ", C, " values, weight ",
+                   shapeStr(w.shape()), " has ", v.channels, " channels along axis ", v.axis);
       steps_.resize(static_cast<size_t>(C));
-      channelAbsMax(w.f32(), outer, C, inner, steps_.data());
+      channelAbsMax(w.f32(), v.outer, C, v.inner, steps_.data());
     } else {
       steps_[0] = absMax(w.f32(), w.numel());
     }

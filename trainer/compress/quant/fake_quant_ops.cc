@@ -67,18 +67,10 @@ class FakeQuantWeightOp : public ops::Op {
       fakeQuantize(w.f32(), y.f32(), w.numel(), s[0], bits_);
       return;
     }
-    // w viewed as (outer, C, inner) around the quantization axis.
-    const int r = w.ndim();
-    const int axis = axis_ < 0 ? static_cast<int>(axis_) + r : static_cast<int>(axis_);
-    SLIM_ENFORCE(axis >= 0 && axis < r, label, ": axis ", axis_, " out of range for weight ",
-                 shapeStr(w.shape()));
-    int64_t outer = 1, inner = 1;
-    for (int d = 0; d < axis; ++d) outer *= w.dim(d);
-    for (int d = axis + 1; d < r; ++d) inner *= w.dim(d);
-    const int64_t C = w.dim(axis);
-    float* s = stateTensor(in, 1, C, label, "per-channel scale").f32();
-    channelAbsMax(w.f32(), outer, C, inner, s);
-    fakeQuantizeChannels(w.f32(), y.f32(), outer, C, inner, s, bits_);
+    const detail::ChannelView v = detail::channelView(w, axis_, label);
+    float* s = stateTensor(in, 1, v.channels, label, "per-channel scale").f32();
+    channelAbsMax(w.f32(), v.outer, v.channels, v.inner, s);
+    fakeQuantizeChannels(w.f32(), y.f32(), v.outer, v.channels, v.inner, s, bits_);
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -201,6 +193,18 @@ class FakeQuantActOp : public ops::Op {
 };
 
 }  // namespace
+
+detail::ChannelView detail::channelView(const Tensor& w, int64_t axis, const std::string& label) {
+  ChannelView v;
+  const int r = w.ndim();
+  v.axis = axis < 0 ? static_cast<int>(axis) + r : static_cast<int>(axis);
+  SLIM_ENFORCE(v.axis >= 0 && v.axis < r, label, ": axis ", axis, " out of range for weight ",
+               shapeStr(w.shape()));
+  for (int d = 0; d < v.axis; ++d) v.outer *= w.dim(d);
+  for (int d = v.axis + 1; d < r; ++d) v.inner *= w.dim(d);
+  v.channels = w.dim(v.axis);
+  return v;
+}
 
 void registerQuantOps(ops::OpRegistry& r) {
   static std::mutex mu;

@@ -74,6 +74,15 @@ namespace detail {
 void registerPactOp(ops::OpRegistry& r);
 /// Registers FakeQuantBias only (part of registerQuantOps; bias_quant_op.cc).
 void registerBiasQuantOp(ops::OpRegistry& r);
+
+/// A weight viewed as (outer, channels, inner) around its quantization axis
+/// (negative counts from the end), as FakeQuantWeight and FakeQuantBias see
+/// it; an axis out of range is an internal error naming `label`.
+struct ChannelView {
+  int axis = 0;
+  int64_t outer = 1, channels = 1, inner = 1;
+};
+ChannelView channelView(const Tensor& w, int64_t axis, const std::string& label);
 }  // namespace detail
 
 }  // namespace slim::compress
