@@ -306,9 +306,9 @@ struct TrainConfig {
   /// top1, miou or distill_loss), top1, miou, pixel_acc, distill_loss.
   std::string eval_metric = "auto";
   bool sparse_model = false;
-  /// compress: a trainable per-channel batch norm after each convolution
-  /// whose BN the exporter folded (compress/renorm/renorm.h): "auto" (when
-  /// the model has no BatchNormalization at all), "true", "false".
+  /// compress: a trainable per-channel batch norm after each hidden
+  /// convolution whose BN the exporter folded (compress/renorm/renorm.h):
+  /// "auto" (a CNN with no normalisation op: hasFoldedConvs), "true", "false".
   std::string renormalize_convs = "auto";
   bool operator==(const TrainConfig&) const = default;
 };

@@ -156,11 +156,14 @@ TEST(SaveDirLock, ChildrenOfTheHolderDoNotKeepTheLock) {
     SaveDirLock lock(scratch.path);
     const pid_t worker = ::fork();
     if (worker == 0) {
+      // Reported from the child itself: its fork handler (which closes the
+      // lock's descriptor) has run by the time it executes this.
+      const pid_t me = ::getpid();
+      (void)!::write(pipefd[1], &me, sizeof me);
       ::close(pipefd[1]);
       for (int i = 0; i < 300; ++i) ::usleep(100000);  // 30 s at most
       ::_exit(0);
     }
-    (void)!::write(pipefd[1], &worker, sizeof worker);
     ::raise(SIGKILL);
   }
   ::close(pipefd[1]);
