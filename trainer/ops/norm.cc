@@ -50,7 +50,7 @@ class BatchNormOp : public Op {
     trained_ = ctx.training && !frozen_;
     if (trained_) {
       batchStats(x, ctx.sync);
-      if (renorm_ && isIdentity(in)) startRenorm(in);
+      if (renorm_ && renormNotStarted(in)) startRenorm(in);
       for (int64_t c = 0; c < C_; ++c) {
         const double var = var_[c];
         invstd_[c] = static_cast<float>(1.0 / std::sqrt(var + eps_));
@@ -107,7 +107,7 @@ class BatchNormOp : public Op {
   // + (m + b) with s = sqrt(v + eps). State with scale 1, mean 0 and the unit
   // variance on every channel marks a renormalisation not started yet; it is
   // part of the checkpointed tensors, so a resume restarts nothing.
-  bool isIdentity(const std::vector<Tensor*>& in) const {
+  bool renormNotStarted(const std::vector<Tensor*>& in) const {
     const float unit = normUnitVariance(eps_);
     for (int64_t c = 0; c < C_; ++c)
       if (in[1]->f32()[c] != 1.f || in[3]->f32()[c] != 0.f || in[4]->f32()[c] != unit)
@@ -285,7 +285,7 @@ class BatchNormOp : public Op {
   ActEpilogue epilogue_;  // fused Relu/Clip (executor)
   const RowSumsLink* in_sums_ = nullptr;  // x's row sums from its producer (executor)
   bool frozen_;
-  bool renorm_;  // slim_renorm: starts as the identity (isIdentity)
+  bool renorm_;  // slim_renorm (renormNotStarted, startRenorm)
   bool alias_ = false;  // fused into x's producer (forwardAsAlias)
   RowVisitLink* visit_ = nullptr;  // the reader's per-row work on y (executor)
   int64_t N_ = 0, C_ = 0, S_ = 0;

@@ -1,6 +1,5 @@
 #include "trainer/compress/renorm/renorm.h"
 
-#include <algorithm>
 #include <set>
 #include <vector>
 
@@ -38,7 +37,7 @@ bool feedsLogitsDirectly(const graph::Graph& g, const std::string& tensor,
 
 Tensor filled(int64_t c, float v) {
   Tensor t({c});
-  std::fill(t.f32(), t.f32() + c, v);
+  t.fill(v);
   return t;
 }
 
@@ -84,7 +83,7 @@ int renormalizeConvs(graph::Graph& g, const std::string& logits) {
     g.addInitializer(scale, filled(C, 1.f), /*train=*/true);
     // The conv's bias moves into the batch norm's: before a batch norm it
     // would only train on rounding noise (the batch mean removes it).
-    Tensor b = filled(C, 0.f);
+    Tensor b({C});
     if (conv.inputs.size() > 2 && !conv.inputs[2].empty()) {
       const std::string old = conv.inputs[2];
       b = g.initializers.at(old).clone();
@@ -97,7 +96,7 @@ int renormalizeConvs(graph::Graph& g, const std::string& logits) {
     const std::string bias = g.uniqueName(base + ".bias");
     g.addInitializer(bias, b, /*train=*/true);
     const std::string mean = g.uniqueName(base + ".mean");
-    g.addInitializer(mean, filled(C, 0.f), false, /*buffer=*/true);
+    g.addInitializer(mean, Tensor({C}), false, /*buffer=*/true);
     const std::string var = g.uniqueName(base + ".var");
     g.addInitializer(var, filled(C, unit), false, /*buffer=*/true);
     graph::Node bn{g.uniqueName(base), "BatchNormalization", {pre, scale, bias, mean, var},
