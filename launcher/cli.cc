@@ -61,6 +61,8 @@ const std::vector<CommandSpec>& specs() {
       {"infer", "MODEL", "run a model on TensorProto inputs and write output_<i>.pb",
        {"--input", "--output-dir"}, {"--json"},
        "Usage: slimtrain infer MODEL --input a.pb [--input b.pb ...] --output-dir DIR [--json]\n"
+       "MODEL: an .onnx file, a Paddle .pdmodel/__model__ (params beside it) or a\n"
+       "folder holding one, or zoo:<name> -- what inspect reads.\n"
        "Prints each output written (file, name, shape, dtype); --json: as JSON."},
       {"export", "CHECKPOINT_OR_SAVE_DIR", "write the ONNX model of a checkpoint or save_dir",
        {"--out"}, {"--fp32", "--int8-weights", "--json"},

@@ -13,7 +13,14 @@ scripts/slurm/slimtrain-mpirun, SIGTERM to the wrapper (mpirun forwards it
 as SIGUSR1), or SIGTERM to every rank as SLURM's scancel does; mpirun's (and
 the wrapper's) exit code must be 75.
 
-Usage: stop_signals.py SLIMTRAIN WORK_DIR [PHASE...]
+With --quant-only: quantization + distillation without pruning, evaluated
+every 4 iterations. Such a run exports the weights of its best evaluation,
+so the checkpoints carry that best (schedule/best_*) and a resumed run must
+export the same best weights as the uninterrupted one; the training stop
+comes after an evaluation (iteration 14), and an evaluation cut short by the
+signal runs again on resume.
+
+Usage: stop_signals.py SLIMTRAIN WORK_DIR [--quant-only] [PHASE...]
 """
 import glob
 import gzip
@@ -27,7 +34,8 @@ import sys
 import time
 
 BIN, WORK = sys.argv[1], os.path.abspath(sys.argv[2])
-ONLY = sys.argv[3:]
+QUANT_ONLY = "--quant-only" in sys.argv[3:]
+ONLY = [a for a in sys.argv[3:] if a != "--quant-only"]
 SRC = os.environ.get("SLIM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 WRAPPER = os.path.join(SRC, "scripts/slurm/slimtrain-mpirun")
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -50,9 +58,20 @@ for part, n in (("train", 512), ("t10k", 2000)):
         with gzip.open(os.path.join(DATA, f"{part}-{kind}.gz"), "wb", compresslevel=1) as f:
             f.write(bytes(b))
 
-config = os.path.join(WORK, "stop.yaml")
+config = os.path.join(WORK, "stop_quant.yaml" if QUANT_ONLY else "stop.yaml")
+PRUNE = """UnstructurePrune:
+  prune_strategy: gmp
+  pruned_ratio: 0.5
+  gmp_config: {stable_iterations: 0, pruning_iterations: 16, tunning_iterations: 8,
+               resume_iteration: -1, pruning_steps: 1, initial_ratio: 0.15}
+  prune_params_type: conv1x1_only
+"""
+# The training stop lands after the evaluation at iteration 12 in quant-only
+# mode, so the best evaluation is state the stop must carry over.
+EVAL_ITER, TRAIN_STOP_AT = (4, 14) if QUANT_ONLY else (12, 3)
 with open(config, "w") as f:
-    f.write(f"""# QAT + GMP + distillation; GMP exports the final weights, so a resumed
+    f.write(f"""# {"QAT + distillation: exports the best evaluation's weights" if QUANT_ONLY else
+      "QAT + GMP + distillation; GMP exports the final weights"}, so a resumed
 # run must reproduce the uninterrupted run's model.onnx byte for byte.
 Global:
   model: zoo:mobilenet_tiny
@@ -68,15 +87,9 @@ Global:
 Checkpoint: {{every_iters: 4, keep_last: 20}}
 Quantization: {{use_pact: true, weight_bits: 8, activation_bits: 8}}
 Distillation: {{distill_loss: l2_loss, distill_node_pair: [teacher_logits, logits]}}
-UnstructurePrune:
-  prune_strategy: gmp
-  pruned_ratio: 0.5
-  gmp_config: {{stable_iterations: 0, pruning_iterations: 16, tunning_iterations: 8,
-               resume_iteration: -1, pruning_steps: 1, initial_ratio: 0.15}}
-  prune_params_type: conv1x1_only
-TrainConfig:
+{"" if QUANT_ONLY else PRUNE}TrainConfig:
   train_iter: {TOTAL}
-  eval_iter: 12
+  eval_iter: {EVAL_ITER}
   logging_iter: 1
   learning_rate: {{type: CosineAnnealingDecay, learning_rate: 0.01, T_max: {TOTAL}}}
 """)
@@ -123,7 +136,7 @@ def checkpoints(save_dir):
 # is inside the phase.
 PHASES = {
     "startup": lambda d, log: "compress:" in log,
-    "training": lambda d, log: any(i >= 3 for i in metrics_iters(d)),
+    "training": lambda d, log: any(i >= TRAIN_STOP_AT for i in metrics_iters(d)),
     "mid-eval": lambda d, log: 12 in metrics_iters(d),
     "final-eval": lambda d, log: os.path.exists(os.path.join(d, f"checkpoints/ckpt-{TOTAL:08d}.h5")),
     "export": lambda d, log: os.path.exists(os.path.join(d, "model.onnx")),
@@ -162,11 +175,16 @@ def compare_to_reference(np, save_dir, name):
     last = f"checkpoints/ckpt-{TOTAL:08d}.h5"
     subprocess.run(["/usr/bin/python3", os.path.join(SRC, "tests/e2e/h5compare.py"),
                     os.path.join(ref, last), os.path.join(save_dir, last), "--exact",
-                    "--groups", "params,buffers,masks,quant,optimizer"], check=True,
+                    "--groups", "params,buffers,masks,quant,optimizer,schedule"], check=True,
                    stdout=subprocess.DEVNULL)
     if open(os.path.join(ref, "model.onnx"), "rb").read() != \
             open(os.path.join(save_dir, "model.onnx"), "rb").read():
         fail(f"{name}: model.onnx differs from the uninterrupted run's")
+    reports = [json.load(open(os.path.join(x, "report.json"))) for x in (ref, save_dir)]
+    for key in ("best_iter", "student_top1"):
+        if reports[0].get(key) != reports[1].get(key):
+            fail(f"{name}: report.json {key} {reports[1].get(key)}, the uninterrupted run's "
+                 f"{reports[0].get(key)}")
 
 
 def stop_case(np, phase, how):
@@ -231,6 +249,16 @@ def stop_case(np, phase, how):
 t0 = time.monotonic()
 for np in (1, 2):
     run_to_end(np, os.path.join(WORK, f"ref_np{np}"), f"ref_np{np}")
+    best = json.load(open(os.path.join(WORK, f"ref_np{np}", "report.json")))["best_iter"]
+    print(f"uninterrupted run on {np} rank(s): best evaluation at iteration {best} of {TOTAL}",
+          flush=True)
+    # `slimtrain export` of the final checkpoint writes what compress wrote
+    # (the best evaluation's weights in quant-only mode, the final ones with GMP).
+    ref = os.path.join(WORK, f"ref_np{np}")
+    subprocess.run([BIN, "export", ref, "--out", ref + ".export.onnx"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if open(ref + ".export.onnx", "rb").read() != open(os.path.join(ref, "model.onnx"), "rb").read():
+        fail(f"slimtrain export {ref} differs from its model.onnx")
     ways = {1: [signal.SIGTERM, signal.SIGUSR1], 2: ["wrapper", "ranks"]}[np]
     for i, phase in enumerate(PHASES):
         if not ONLY or phase in ONLY:

@@ -152,8 +152,9 @@ def input_desc(spec):
     return f"float32 [N,3,{size},{size}]" if kind == "image" else f"int64 [N,{size}]"
 
 
-def export(name, d):
-    """Builds the model, exports it and writes a batch-2 input. Returns (path, input.pb)."""
+def export(name, d, opset=13):
+    """Builds the model, exports it at `opset` and writes a batch-2 input.
+    Returns (path, input.pb)."""
     ctor, spec, _ = MODELS[name]
     torch.manual_seed(0)
     model = ctor().eval()
@@ -175,7 +176,7 @@ def export(name, d):
     path = os.path.join(d, "model.onnx")
     # Not under torch.no_grad(): with grad disabled, eval-mode TransformerEncoderLayer
     # and MultiheadAttention take PyTorch's fused fast path, which has no ONNX export.
-    torch.onnx.export(model, x, path, opset_version=13, input_names=["input"],
+    torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"],
                       output_names=["output"],
                       dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
     pb = os.path.join(d, "input.pb")

@@ -442,7 +442,16 @@ int runExport(const std::string& from, const std::string& out_path, bool fp32,
     CompressGraph cg;
     buildCompressGraph(cfg, st->world_size, train.size(), cg);
     restoreModelState(*st, cg.g, file.string());
-    if (cg.pruner) PruneHooks::restore(*cg.pruner, *st);
+    if (cg.pruner) {
+      PruneHooks::restore(*cg.pruner, *st);
+    } else {  // quantization only: compress exports the best evaluation's weights
+      BestState best(true);
+      best.load(*st, cg.g, file.string());
+      best.restoreInto(cg.g);
+      if (best.iter() >= 0)
+        log::info("export: the weights of the best evaluation (iteration ", best.iter(),
+                  "), as compress exports them");
+    }
     out = deployableGraph(cg, fp32, int8_weights);
     what = cg.qat && !fp32 ? "int8 qdq" : "fp32";
   } else {            // a train checkpoint: the FP32 model

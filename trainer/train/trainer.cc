@@ -59,9 +59,7 @@ std::map<std::string, EvalResult> Trainer::evaluateAll(const data::Dataset& eval
   return out;
 }
 
-void Trainer::restoreBest() {
-  for (auto& [name, t] : best_) graph_.initializers.at(name).copyFrom(t);
-}
+void Trainer::restoreBest() { best_.restoreInto(graph_); }
 
 namespace {
 
@@ -205,6 +203,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
                    "\nresume with --force-resume to accept, or set Checkpoint.resume: never");
       }
       restoreState(*st, graph_, ls, hooks_, from.string());
+      best_.load(*st, graph_, from.string());
       res_from = from.string();
       start = st->step;
       res.resumed_from = start;
@@ -242,6 +241,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     comm_.allreduce(&bad, 1, DType::kI32, comm::ReduceOp::kMax, fo);
     if (bad) diverged(iter, bad == 1 ? "the loss is not finite" : "a parameter is not finite");
     checkpoint::TrainingState st = captureState(cfg_, graph_, ls, iter, world, hooks_);
+    best_.save(st);
     if (kill.iter == iter - 1 && kill.phase == "checkpoint") {
       // What a kill in the middle of CheckpointManager::save leaves behind.
       std::filesystem::create_directories(cfg_.checkpoint.dir);
@@ -290,7 +290,40 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   double eval_s = 0;  // loop time spent evaluating
   res.iterations = start;
 
-  for (int64_t it = start; it < total; ++it) {
+  // Evaluates after `done` iterations and keeps the best; false when a stop
+  // signal cut the pass short (the partial counts are dropped; the loop's
+  // next stop agreement checkpoints and leaves).
+  auto evaluateAt = [&](int64_t done) {
+    const auto t_eval = std::chrono::steady_clock::now();
+    std::map<std::string, EvalResult> r = evaluateAll(eval);
+    eval_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_eval).count();
+    if (r["student"].stopped) return false;
+    res.eval = r["student"];
+    last_score = res.eval.value();
+    JsonObject line;
+    line.add("iter", done);
+    for (const auto& [k, v] : r) addEvalFields(line, k == "student" ? "eval_" : "eval_" + k + "_", v);
+    metrics.write(line);
+    best_.offer(res.eval, done, graph_);
+    std::string msg = "iter " + std::to_string(done) + ": eval";
+    for (const auto& [k, v] : r)
+      msg += " " + k + " " + metricName(v.metric) + " " + std::to_string(v.value());
+    log::info0(msg);
+    return true;
+  };
+  auto targetReached = [&] {
+    return tc.target_metric && isBetter(res.eval.metric, res.eval.value(), *tc.target_metric);
+  };
+  // An evaluation due at the iteration resumed from that a stop signal cut
+  // short runs now, as it did in a run that went through.
+  if (start > 0 && eval.size() > 0 && best_.lastEvalIter() < start &&
+      (start % tc.eval_iter == 0 || start == total) && evaluateAt(start) && targetReached()) {
+    log::info0("target_metric ", *tc.target_metric, " reached at iteration ", start,
+               "; stopping early");
+    res.early_stopped = true;
+  }
+
+  for (int64_t it = start; it < total && !res.early_stopped; ++it) {
     const bool last = it + 1 == total;
     // 0. Stop requested on any rank (SIGUSR1/SIGTERM)? All agree, checkpoint,
     //    leave. The same allreduce tells whether the last loss was finite.
@@ -377,36 +410,9 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       progress.update(it + 1, st);
     }
 
-    // 5. Evaluate; keep the best. A stop signal cuts the pass short (the
-    //    partial counts are dropped; the next iteration checkpoints and leaves).
-    bool evaluated = false;
-    std::map<std::string, EvalResult> r;
-    if (eval.size() > 0 && ((it + 1) % tc.eval_iter == 0 || last)) {
-      const auto t_eval = std::chrono::steady_clock::now();
-      r = evaluateAll(eval);
-      eval_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_eval).count();
-      evaluated = !r["student"].stopped;
-    }
-    if (evaluated) {
-      res.eval = r["student"];
-      last_score = res.eval.value();
-      JsonObject line;
-      line.add("iter", it + 1);
-      for (const auto& [k, v] : r) addEvalFields(line, k == "student" ? "eval_" : "eval_" + k + "_", v);
-      metrics.write(line);
-      if (res.best_iter < 0 || isBetter(res.eval.metric, res.eval.value(), res.best_eval.value())) {
-        res.best_eval = res.eval;
-        res.best_iter = it + 1;
-        if (keep_best_) {
-          for (const auto& n : graph_.trainable) best_[n] = graph_.initializers.at(n).clone();
-          for (const auto& n : graph_.buffers) best_[n] = graph_.initializers.at(n).clone();
-        }
-      }
-      std::string msg = "iter " + std::to_string(it + 1) + ": eval";
-      for (const auto& [k, v] : r)
-        msg += " " + k + " " + metricName(v.metric) + " " + std::to_string(v.value());
-      log::info0(msg);
-    }
+    // 5. Evaluate; keep the best.
+    const bool evaluated =
+        eval.size() > 0 && ((it + 1) % tc.eval_iter == 0 || last) && evaluateAt(it + 1);
 
     // 6. Checkpoint.
     const int64_t every = cfg_.checkpoint.every_iters;
@@ -414,8 +420,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
 
     // Every rank holds the same allreduced score, so all stop together
     // (distill_loss: below the target).
-    if (evaluated && tc.target_metric &&
-        isBetter(res.eval.metric, res.eval.value(), *tc.target_metric)) {
+    if (evaluated && targetReached()) {
       log::info0("target_metric ", *tc.target_metric, " reached at iteration ", it + 1,
                  "; stopping early");
       res.early_stopped = true;
@@ -428,6 +433,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     // tests can check that replicated state is bit-identical across ranks.
     checkpoint::CheckpointManager mine(std::filesystem::path(dump) / ("rank" + std::to_string(comm_.rank())), 1);
     checkpoint::TrainingState st = captureState(cfg_, graph_, ls, res.iterations, world, hooks_);
+    best_.save(st);
     st.created_unix = 1;
     mine.save(st);
   }
@@ -435,9 +441,10 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     // Resumed at the very end (nothing left to train): still report accuracy.
     res.eval = evaluateAll(eval)["student"];
     res.stopped_on_signal = res.eval.stopped;
-    res.best_eval = res.eval;
-    res.best_iter = res.iterations;
+    if (!res.stopped_on_signal && best_.iter() < 0) best_.offer(res.eval, res.iterations, graph_);
   }
+  res.best_eval = best_.eval();
+  res.best_iter = best_.iter();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   res.images_per_s = secs > 0 ? (res.iterations - start) * global_batch / secs : 0;
   res.seconds = secs;

@@ -15,6 +15,7 @@
 #include "trainer/config/config.h"
 #include "trainer/data/dataset.h"
 #include "trainer/graph/executor.h"
+#include "trainer/train/best_state.h"
 #include "trainer/train/evaluate.h"
 #include "trainer/train/metrics.h"
 #include "trainer/train/setup.h"
@@ -101,8 +102,9 @@ class Trainer {
   /// exported model); run/evaluateAll may not be called afterwards.
   void freeBuffers() { executor_.reset(); }
 
-  /// Keeps a copy of the parameters and buffers at the best evaluation.
-  void setKeepBest(bool keep) { keep_best_ = keep; }
+  /// Keeps a copy of the parameters and buffers at the best evaluation
+  /// (in memory and in every checkpoint: best_state.h).
+  void setKeepBest(bool keep) { best_.setKeepWeights(keep); }
   /// Copies the best evaluation's parameters and buffers back into the graph
   /// (no-op when none was kept).
   void restoreBest();
@@ -118,10 +120,9 @@ class Trainer {
   std::vector<std::pair<std::string, std::string>> loss_terms_;  // metrics key, scalar tensor
   std::vector<std::pair<std::string, std::string>> eval_targets_;
   std::unique_ptr<graph::Executor> executor_;
-  bool keep_best_ = false;
   bool force_resume_ = false;
   double checkpoint_ms_ = 0;  // time spent in CheckpointManager::save this run
-  std::map<std::string, Tensor> best_;
+  BestState best_;
 };
 
 }  // namespace slim::train

@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "trainer/graph/executor.h"
-#include "trainer/models/onnx/onnx_import.h"
+#include "trainer/models/load.h"
 #include "trainer/models/onnx/tensor_proto.h"
 
 namespace slim::models {
@@ -45,7 +45,7 @@ Tensor toDType(const Tensor& t, DType want, const std::string& what) {
 std::vector<std::string> runOnnxInfer(const std::string& model_path,
                                       const std::vector<std::string>& input_pb_paths,
                                       const std::string& output_dir) {
-  graph::Graph g = importOnnx(model_path);
+  graph::Graph g = loadModel(model_path);
   if (g.outputs.empty())
     SLIM_THROW(ModelError, "model '", model_path, "' has no outputs: nothing to compute or write");
   if (input_pb_paths.size() != g.inputs.size())

@@ -1,5 +1,7 @@
-// `slimtrain infer`: run an ONNX model on TensorProto (.pb) inputs and write
-// its outputs as output_<i>.pb, the layout of ONNX's test data sets.
+// `slimtrain infer`: run a model (whatever loadModel reads: an .onnx file, a
+// Paddle inference model or its folder, a zoo name) on ONNX TensorProto (.pb)
+// inputs and write its outputs as output_<i>.pb, the layout of ONNX's test
+// data sets.
 #pragma once
 
 #include <string>
@@ -7,12 +9,13 @@
 
 namespace slim::models {
 
-/// Imports `model_path`, runs one eval-mode forward pass and writes output i
+/// Loads `model_path` (models::loadModel), runs one eval-mode forward pass and writes output i
 /// to `output_dir`/output_<i>.pb (named after the graph output).
 /// Inputs are matched to graph inputs by the TensorProto's name when every
 /// file carries a graph input's name, otherwise by position. A double input
 /// feeds a float input; int32 feeds int64 and vice versa.
-/// @param model_path      the .onnx file
+/// @param model_path      the .onnx file, Paddle .pdmodel/__model__ (params
+///                        beside it) or a folder holding one, or zoo:<name>
 /// @param input_pb_paths  one .pb per graph input
 /// @param output_dir      existing folder for output_<i>.pb
 /// @return the paths written, in graph output order
