@@ -1,7 +1,11 @@
 // Gemm (Y = alpha*op(A)*op(B) + beta*C, C unidirectionally broadcast) and
 // MatMul (numpy semantics: 1-D promotion, broadcast batch dimensions), both
 // on the GEMM of conv_kernels. MatMul folds the batch into the rows when
-// B has no batch dimensions (x[B,T,K] @ w[K,N]: one large GEMM).
+// B has no batch dimensions (x[B,T,K] @ w[K,N]: one large GEMM). A weight
+// B's gradient is a reduction over the samples; where the executor asks for
+// it (Op::reducesGradOverRanks) Gemm adds float partials over chunks of
+// kSumChunk rows (samples), MatMul every row's products, in fixed point
+// (exact_sum.h).
 #include <algorithm>
 #include <vector>
 
@@ -149,7 +153,7 @@ class MatMulOp : public Op {
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
-                RunContext&) override {
+                RunContext& ctx) override {
     setup(in);
     Tensor* da = din.size() > 0 ? din[0] : nullptr;
     Tensor* db = din.size() > 1 ? din[1] : nullptr;
@@ -159,6 +163,10 @@ class MatMulOp : public Op {
     const float* dy = dout[0]->f32();
     const float* a = in[0]->f32();
     const float* b = in[1]->f32();
+    if (db && rankReduced(1)) {  // B is a weight: exact, world-size invariant
+      weightGradient(a, dy, ctx, db->f32());
+      db = nullptr;
+    }
     if (fold_) {
       if (da)  // dA (batch*M, K) = dY * B^T
         gemm(false, true, batch_ * M_, K_, N_, 1.f, dy, N_, b, N_, 0.f, da->f32(), K_);
@@ -178,7 +186,42 @@ class MatMulOp : public Op {
     }
   }
 
+  bool reducesGradOverRanks(int i) const override { return i == 1; }
+
  private:
+  // dB of a weight B, world-size invariant: every product A[r, k] * dY[r, n]
+  // of every row r is added to dB[k, n] in fixed point. Rows are not
+  // assumed to be samples (a batch_first transformer's projections see
+  // [T, N, K]), so no float partial ever mixes two samples; threads split k.
+  void weightGradient(const float* a, const float* dy, RunContext& ctx, float* db) {
+    const int64_t entries = fold_ ? 1 : batch_;  // output batch entries
+    const int64_t rows = fold_ ? batch_ * M_ : M_;  // rows of each entry
+    bsum_.reset(static_cast<size_t>(numelOf(b_shape_)));
+    Fixed* s = bsum_.data();
+    std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
+    detail::parallelRange(K_, 1, [&](int64_t k0, int64_t k1) {
+      bool my_bad = false;
+      for (int64_t i = 0; i < entries; ++i) {
+        const float* ai = a + (fold_ ? 0 : a_off_[i]);
+        const float* dyi = dy + i * rows * N_;
+        Fixed* si = s + (fold_ ? 0 : b_off_[i]);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* ar = ai + r * K_;
+          const float* dr = dyi + r * N_;
+          for (int64_t k = k0; k < k1; ++k) {
+            const float av = ar[k];
+            Fixed* sk = si + k * N_;
+            for (int64_t n = 0; n < N_; ++n) sk[n] += detail::toFixed(av * dr[n], &my_bad);
+          }
+        }
+      }
+      if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
+    });
+    for (char x : bad)
+      if (x) bsum_.setBad();
+    finishSum(1, bsum_, ctx, db);
+  }
+
   void setup(const std::vector<Tensor*>& in) {
     SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs inputs A and B");
     const Shape& as = in[0]->shape();
@@ -207,6 +250,7 @@ class MatMulOp : public Op {
       ob[d] = ab[d] == 1 ? bb[d] : ab[d];
     }
     out_shape_ = ob;
+    b_shape_ = bs;
     if (as.size() > 1) out_shape_.push_back(M_);
     if (bs.size() > 1) out_shape_.push_back(N_);
     batch_ = numelOf(ob);
@@ -231,8 +275,9 @@ class MatMulOp : public Op {
 
   int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
   bool fold_ = false;
-  Shape out_shape_;
+  Shape out_shape_, b_shape_;
   std::vector<int64_t> a_off_, b_off_;
+  FixedSum bsum_;  // weightGradient's sums
 };
 
 }  // namespace
