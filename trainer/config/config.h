@@ -155,7 +155,7 @@ struct QuantTargets {
   bool depthwise_conv = false;  ///< Conv with group == input channels
   bool conv_transpose = false;  ///< ConvTranspose
   bool gemm = false;            ///< Gemm (Paddle mul / matmul / matmul_v2)
-  bool matmul = false;          ///< MatMul with a constant weight input
+  bool matmul = false;          ///< MatMul with a constant weight input, or of two activations
   bool add = false;             ///< Add of two activations (Paddle elementwise_add)
   bool pool = false;            ///< MaxPool / AveragePool / Global* (Paddle pool2d)
   bool operator==(const QuantTargets&) const = default;
