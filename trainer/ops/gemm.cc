@@ -3,9 +3,8 @@
 // on the GEMM of conv_kernels. MatMul folds the batch into the rows when
 // B has no batch dimensions (x[B,T,K] @ w[K,N]: one large GEMM). A weight
 // B's gradient is a reduction over the samples; where the executor asks for
-// it (Op::reducesGradOverRanks) Gemm adds float partials over chunks of
-// kSumChunk rows (samples), MatMul every row's products, in fixed point
-// (exact_sum.h).
+// it (Op::reducesGradOverRanks) both add float partials over chunks of
+// kSumChunk rows in fixed point (exact_sum.h).
 #include <algorithm>
 #include <vector>
 
@@ -189,34 +188,37 @@ class MatMulOp : public Op {
   bool reducesGradOverRanks(int i) const override { return i == 1; }
 
  private:
-  // dB of a weight B, world-size invariant: every product A[r, k] * dY[r, n]
-  // of every row r is added to dB[k, n] in fixed point. Rows are not
-  // assumed to be samples (a batch_first transformer's projections see
-  // [T, N, K]), so no float partial ever mixes two samples; threads split k.
+  // dB of a weight B, world-size invariant: one float partial A^T dY per
+  // chunk of kSumChunk consecutive rows of each output batch entry, added in
+  // fixed point. With a per-rank batch that is a multiple of kSumChunk,
+  // every rank's rows start on a chunk boundary of the whole batch's,
+  // whichever dimension holds the samples ([N, T, K], or batch_first
+  // attention's projections on [T, N, K]), so the chunks, their partials and
+  // the sums are those of one rank with the whole batch.
   void weightGradient(const float* a, const float* dy, RunContext& ctx, float* db) {
     const int64_t entries = fold_ ? 1 : batch_;  // output batch entries
     const int64_t rows = fold_ ? batch_ * M_ : M_;  // rows of each entry
+    const int64_t bsize = K_ * N_;
     bsum_.reset(static_cast<size_t>(numelOf(b_shape_)));
-    Fixed* s = bsum_.data();
+    part_.resize(static_cast<size_t>(bsize));
     std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
-    detail::parallelRange(K_, 1, [&](int64_t k0, int64_t k1) {
-      bool my_bad = false;
-      for (int64_t i = 0; i < entries; ++i) {
-        const float* ai = a + (fold_ ? 0 : a_off_[i]);
-        const float* dyi = dy + i * rows * N_;
-        Fixed* si = s + (fold_ ? 0 : b_off_[i]);
-        for (int64_t r = 0; r < rows; ++r) {
-          const float* ar = ai + r * K_;
-          const float* dr = dyi + r * N_;
-          for (int64_t k = k0; k < k1; ++k) {
-            const float av = ar[k];
-            Fixed* sk = si + k * N_;
-            for (int64_t n = 0; n < N_; ++n) sk[n] += detail::toFixed(av * dr[n], &my_bad);
-          }
-        }
+    const SumChunks chunks(rows);
+    for (int64_t i = 0; i < entries; ++i) {
+      const float* ai = a + (fold_ ? 0 : a_off_[i]);
+      const float* dyi = dy + i * rows * N_;
+      Fixed* si = bsum_.data() + (fold_ ? 0 : b_off_[i]);
+      for (int64_t c = 0; c < chunks.count; ++c) {
+        const int64_t r0 = chunks.begin(c), n = chunks.end(c) - r0;
+        gemm(true, false, K_, N_, n, 1.f, ai + r0 * K_, K_, dyi + r0 * N_, N_, 0.f,
+             part_.data(), N_);
+        detail::parallelRange(bsize, 4096, [&](int64_t b, int64_t e) {
+          bool my_bad = false;
+          const float* pk = part_.data();
+          for (int64_t k = b; k < e; ++k) si[k] += detail::toFixed(pk[k], &my_bad);
+          if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
+        });
       }
-      if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
-    });
+    }
     for (char x : bad)
       if (x) bsum_.setBad();
     finishSum(1, bsum_, ctx, db);
@@ -277,7 +279,8 @@ class MatMulOp : public Op {
   bool fold_ = false;
   Shape out_shape_, b_shape_;
   std::vector<int64_t> a_off_, b_off_;
-  FixedSum bsum_;  // weightGradient's sums
+  std::vector<float> part_;  // weightGradient's partial of one chunk
+  FixedSum bsum_;            // weightGradient's sums
 };
 
 }  // namespace

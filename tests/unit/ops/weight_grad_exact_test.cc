@@ -6,6 +6,7 @@
 // batch on one rank gives the bits of its halves on two thread-ranks.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <exception>
 #include <thread>
 #include <vector>
@@ -45,6 +46,47 @@ TEST(WeightGradExact, MatMulWeightIsRankExact) {
                   {false, true});
   expectRankExact("MatMul", {}, {randomTensor({16, 2, 3, 6}, 11), randomTensor({2, 6, 5}, 12)},
                   {false, true});
+}
+
+// batch_first attention projects x transposed to [T, N, K]: the samples are
+// dimension 1. Halves of N on two thread-ranks still give the whole batch's
+// bits (per-rank batch a multiple of kSumChunk), for T = 3 and T = 12.
+TEST(WeightGradExact, MatMulWeightIsRankExactWithSamplesInDimension1) {
+  for (int64_t T : {3, 12}) {
+    SCOPED_TRACE(T);
+    const int64_t N = 16, K = 6, M = 5;
+    const Tensor x = randomTensor({T, N, K}, 30 + static_cast<uint64_t>(T));
+    const Tensor w = randomTensor({K, M}, 31);
+    const Tensor dy = randomTensor({T, N, M}, 32);
+    auto half = [&](const Tensor& t, int r) {  // samples [8r, 8r + 8) of dimension 1
+      const int64_t inner = t.dim(2);
+      Tensor out({T, N / 2, inner});
+      for (int64_t i = 0; i < T; ++i)
+        std::memcpy(out.f32() + i * (N / 2) * inner, t.f32() + (i * N + r * N / 2) * inner,
+                    sizeof(float) * static_cast<size_t>(N / 2 * inner));
+      return out;
+    };
+    const std::vector<bool> params{false, true};
+    const auto full = test::grads("MatMul", {}, {x, w}, dy, nullptr, params);
+    test::ExactSync sync(2);
+    std::vector<Tensor> res[2];
+    std::exception_ptr err[2];
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 2; ++r)
+      threads.emplace_back([&, r] {
+        try {
+          res[r] = test::grads("MatMul", {}, {half(x, r), w}, half(dy, r), &sync, params);
+        } catch (...) {
+          err[r] = std::current_exception();
+        }
+      });
+    for (auto& t : threads) t.join();
+    for (auto& e : err)
+      if (e) std::rethrow_exception(e);
+    for (int r = 0; r < 2; ++r)
+      for (int64_t k = 0; k < w.numel(); ++k)
+        ASSERT_EQ(res[r][1].f32()[k] * 2.f, full[1].f32()[k]) << "rank " << r << " element " << k;
+  }
 }
 
 TEST(WeightGradExact, BroadcastBinaryGradients) {
