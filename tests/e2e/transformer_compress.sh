@@ -5,8 +5,9 @@
 # encoder's output (a hidden state). Checks: exit 0 on 1 rank x 16 and on
 # 2 ranks x 8; every Q.K^T and attn.V MatMul of the INT8 export reads two
 # DequantizeLinear'd activations; ONNX Runtime's top-1 equals slimtrain's
-# (fake quant and the export) with 0 differing predictions; the final
-# checkpoints of both runs are bit-identical and so are the exports.
+# (fake quant and the export) with 0 differing predictions; the Embedding's
+# table trained; the final checkpoints of both runs are bit-identical and so
+# are the exports.
 # Usage: transformer_compress.sh SLIMTRAIN
 source "$(dirname "$0")/common.sh"
 BIN=$1
@@ -103,6 +104,29 @@ assert len(act_act) == 4, "expected Q.K^T and attn.V in each of the 2 layers"
 assert all(all(act_dq(i) for i in n.input) for n in act_act), "an act x act MatMul is float"
 PY
 done
+# What trains: the Embedding's table (changed from the exported one), the
+# biases and the decomposed LayerNorms' gamma/beta; no scalar constant (eps).
+/usr/bin/python3 - "$OUT" <<'PY'
+import sys
+import h5py
+import numpy as np
+import onnx
+import onnx.numpy_helper
+d = sys.argv[1]
+init = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(f"{d}/model/model.onnx").graph.initializer}
+with h5py.File(f"{d}/np1/checkpoints/ckpt-00000008.h5", "r") as f:
+    got = f["params"]["emb.weight"][()]
+    params = {f["params"][k].attrs["name"].decode(): f["params"][k].shape for k in f["params"]}
+changed = int((got != init["emb.weight"]).sum())
+print(f"emb.weight: {changed} of {got.size} values trained; {len(params)} trained tensors")
+assert changed > got.size // 2, "the Embedding table did not train"
+for layer in (0, 1):
+    for p in ("norm1.weight", "norm1.bias", "norm2.weight", "linear1.bias",
+              "self_attn.in_proj_bias", "self_attn.out_proj.weight"):
+        assert f"enc.layers.{layer}.{p}" in params, f"enc.layers.{layer}.{p} is not trained"
+scalars = [n for n, s in params.items() if int(np.prod(s)) == 1 and not n.endswith("_pact")]
+assert not scalars, f"constants trained: {scalars}"
+PY
 /usr/bin/python3 "$SLIM_SOURCE_DIR/tests/e2e/h5compare.py" "$OUT/np1/checkpoints/ckpt-00000008.h5" \
   "$OUT/np2/checkpoints/ckpt-00000008.h5" --exact
 cmp "$OUT/np1/model.onnx" "$OUT/np2/model.onnx" || fail "model.onnx differs between 1 and 2 ranks"
