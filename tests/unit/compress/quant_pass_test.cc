@@ -220,8 +220,8 @@ TEST(InsertQat, ElementwiseAddQuantizesBothInputs) {
   EXPECT_EQ(countOps(g, kFakeQuantActOp), 4);  // x, r1, d1, p1
 }
 
-// Attention's MatMuls of two activations (matmul / matmul_v2 / mul, or the
-// ONNX name MatMul; not Gemm): both inputs get an EMA quantizer without
+// Attention's MatMuls of two activations (matmul / matmul_v2, or the ONNX
+// name MatMul; not mul, not Gemm): both inputs get an EMA quantizer without
 // PACT, as Paddle's quant-dequant pass does; a tensor already quantized is
 // shared; the projection with a weight keeps weight + PACT input; a MatMul
 // whose first input is the constant is skipped with the reason.
@@ -239,7 +239,7 @@ TEST(InsertQat, MatmulOfTwoActivationsQuantizesBoth) {
     g.outputs = {{"y", {-1, 3, 4}, DType::kF32}};
     return g;
   };
-  for (const char* type : {"matmul_v2", "matmul", "mul", "MatMul"}) {
+  for (const char* type : {"matmul_v2", "matmul", "MatMul"}) {
     SCOPED_TRACE(type);
     Graph g = build();
     QatInfo info = insertQat(g, quantConfig({type}, true));
@@ -277,6 +277,12 @@ TEST(InsertQat, MatmulOfTwoActivationsQuantizesBoth) {
   }
   Graph g = build();  // Gemm selects no MatMul
   EXPECT_TRUE(insertQat(g, quantConfig({"Gemm"})).nodes.empty());
+  g = build();  // mul: the projection only (Paddle's mul has a weight), a reason for the others
+  QatInfo info = insertQat(g, quantConfig({"mul"}));
+  EXPECT_EQ(info.nodeNames(), (std::vector<std::string>{"proj"}));
+  ASSERT_EQ(info.skipped.size(), 3u);
+  EXPECT_EQ(info.skipped[0].first, "qk");
+  EXPECT_NE(info.skipped[0].second.find("not by mul"), std::string::npos) << info.skipped[0].second;
 }
 
 // pool2d (activation-only): GlobalAveragePool's input "s" gets an EMA

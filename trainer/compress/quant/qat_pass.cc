@@ -106,9 +106,13 @@ Candidate classify(const Graph& g, const Node& nd, const config::QuantTargets& t
   const std::string w = nd.inputs.size() > 1 ? nd.inputs[1] : "";
   // MatMul of two activations (attention's Q.K^T and attn.V): Paddle's
   // quant-dequant pass gives both inputs an EMA quantizer, no PACT
-  // (act-reference §4.1: matmul / matmul_v2 / mul are activation ops too).
+  // (act-reference §4.1: matmul / matmul_v2 are activation ops too; Paddle's
+  // mul always has a weight, so it does not select them).
   const std::string a = nd.inputs.empty() ? "" : nd.inputs[0];
   if (matmul && !w.empty() && !g.isInitializer(w) && !a.empty() && !g.isInitializer(a)) {
+    if (!t.matmul_act)
+      return Candidate{"?", 0, "MatMul of two activations: selected by matmul, matmul_v2 or "
+                       "MatMul in quantize_op_types, not by mul (a weight op in Paddle)"};
     c.kind = "matmul";
     c.act_only = true;
     return c;

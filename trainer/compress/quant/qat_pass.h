@@ -92,8 +92,9 @@ struct QatInfo {
 /// MatMul whose second input is an initializer -> matmul. Only nodes whose
 /// weight (input 1) is an initializer are quantized, except a MatMul of two
 /// activations (attention's Q.K^T, attn.V) -> matmul as an activation-only
-/// op: both inputs get an EMA quantizer and no PACT, as Paddle's
-/// quant-dequant pass quantizes matmul / matmul_v2 (act-reference §4.1);
+/// op where QuantTargets::matmul_act (matmul, matmul_v2, MatMul; not mul):
+/// both inputs get an EMA quantizer and no PACT, as Paddle's quant-dequant
+/// pass quantizes matmul / matmul_v2 (act-reference §4.1);
 /// QuantizedNode::weight is "" and activation2 names the second input.
 /// Add of two activations
 /// -> elementwise_add, an activation-only op (act-reference §4.1): both
