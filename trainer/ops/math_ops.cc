@@ -5,7 +5,7 @@
 
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
-#include "trainer/ops/unary_backward.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
-#include "trainer/ops/unary_backward.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {
@@ -273,9 +273,7 @@ class PadOp : public Op {
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
-    SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
-    const Tensor& x = *in[0];
-    requireF32(x, label);
+    const Tensor& x = requireF32Input(in, label);
     const int r = x.ndim();
     value_ = attr_value_;
     if (in.size() > 2 && in[2] && in[2]->numel() > 0) value_ = in[2]->f32()[0];
