@@ -7,8 +7,8 @@
 
 #include "trainer/ops/fast_math.h"
 #include "trainer/ops/op.h"
-#include "trainer/ops/parallel.h"
 #include "trainer/ops/op_preamble.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::ops {
 namespace {

@@ -142,8 +142,8 @@ void forEachTap(int64_t c, const Axis& ah, const Axis& aw, F&& f) {
 
 void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* col) {
   const int64_t H = ah.in, W = aw.in, OH = ah.out, OW = aw.out, sW = aw.stride;
-  forEachTap(c, ah, aw, [&](int64_t ci, int64_t kh, int64_t h_lo, int64_t h_hi, int64_t w_lo,
-                            int64_t w_hi, int64_t w_off) {
+  auto tap = [&](int64_t ci, int64_t kh, int64_t h_lo, int64_t h_hi, int64_t w_lo, int64_t w_hi,
+                 int64_t w_off) {
     const float* xc = x + ci * H * W;
     std::memset(col, 0, sizeof(float) * h_lo * OW);
     for (int64_t oh = h_lo; oh < h_hi; ++oh) {
@@ -159,13 +159,14 @@ void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* co
     }
     std::memset(col + h_hi * OW, 0, sizeof(float) * (OH - h_hi) * OW);
     col += OH * OW;
-  });
+  };
+  forEachTap(c, ah, aw, tap);
 }
 
 void col2im(const float* col, int64_t c, const Axis& ah, const Axis& aw, float* dx) {
   const int64_t H = ah.in, W = aw.in, OH = ah.out, OW = aw.out, sW = aw.stride;
-  forEachTap(c, ah, aw, [&](int64_t ci, int64_t kh, int64_t h_lo, int64_t h_hi, int64_t w_lo,
-                            int64_t w_hi, int64_t w_off) {
+  auto tap = [&](int64_t ci, int64_t kh, int64_t h_lo, int64_t h_hi, int64_t w_lo, int64_t w_hi,
+                 int64_t w_off) {
     float* dxc = dx + ci * H * W;
     for (int64_t oh = h_lo; oh < h_hi; ++oh) {
       const float* src = col + oh * OW;
@@ -177,7 +178,8 @@ void col2im(const float* col, int64_t c, const Axis& ah, const Axis& aw, float* 
       }
     }
     col += OH * OW;
-  });
+  };
+  forEachTap(c, ah, aw, tap);
 }
 
 }  // namespace slim::ops::detail

@@ -175,8 +175,8 @@ inline void sumDyDyx(const float* __restrict dy, const float* __restrict x, floa
 /// the row's mean `m`, mean(dy) `mdy` and mean(dy * xhat) `mdyx`,
 /// dx = a * (dy - mdy - (x - m) * is * mdyx), element by element.
 inline void normInputGradRow(const float* __restrict dy, const float* __restrict x,
-                             float* __restrict dx, int64_t n, float a, float mdy, float m,
-                             float is, float mdyx) {
+                             float* __restrict dx, int64_t n, float a, float mdy, float m, float is,
+                             float mdyx) {
   for (int64_t s = 0; s < n; ++s) dx[s] = a * (dy[s] - mdy - (x[s] - m) * is * mdyx);
 }
 

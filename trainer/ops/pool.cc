@@ -110,7 +110,10 @@ class MaxPoolOp : public WindowPool {
           const int64_t iw = coord(aw_, ow, kw);
           if (iw < 0 || iw >= W) continue;
           const float v = xp[ih * W + iw];
-          if (arg < 0 || v > best) { best = v; arg = ih * W + iw; }
+          if (arg < 0 || v > best) {
+            best = v;
+            arg = ih * W + iw;
+          }
         }
       }
       arg_[o] = static_cast<int32_t>(arg);
