@@ -3,8 +3,8 @@
 // Reading validates everything and names the file and object on failure.
 #include "checkpoint/state_io.h"
 
-#include "checkpoint/h5.h"
 #include "checkpoint/schema.h"
+#include "h5/h5.h"
 #include "slim_config.h"
 
 namespace slim::checkpoint {

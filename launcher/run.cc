@@ -9,9 +9,10 @@
 
 #include "comm/registry.h"
 #include "launcher/cli.h"
-#include "trainer/compress/export/qdq_ops.h"
+#include "launcher/test_seams.h"
 #include "launcher/tools.h"
 #include "slim_config.h"
+#include "trainer/compress/export/qdq_ops.h"
 #include "trainer/config/config.h"
 #include "trainer/core/log.h"
 #include "trainer/core/signals.h"
@@ -46,6 +47,7 @@ int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& c
       cfg.distributed.backend,
       std::chrono::milliseconds(static_cast<int64_t>(cfg.distributed.timeout_s * 1000)));
   log::setRank(comm->rank(), comm->size());
+  installTestSeams(comm->rank());
   const int cores = defaultComputeThreads(localRanks(comm->size()));
   setCoresPerRank(cores);
   setComputeThreads(cfg.global.num_threads > 0 ? static_cast<int>(cfg.global.num_threads) : cores);

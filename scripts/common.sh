@@ -15,6 +15,7 @@ SLIM_PACKAGES=(
   python3 python3-onnx python3-h5py python3-torch python3-torchvision
   libjpeg62-turbo-dev libturbojpeg0-dev libspng-dev python3-pil
   dpkg-dev file  # dpkg-shlibdeps and file: the .deb's dependencies (cpack -G DEB, e2e_install)
+  clang-format  # scripts/check_format (ctest format_check)
 )
 
 slim_log() { printf '==> %s\n' "$*" >&2; }

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #if SLIM_DATA_HAVE_H5
-#include "checkpoint/h5.h"
+#include "h5/h5.h"
 #endif
 
 namespace slim::data {
@@ -17,7 +17,7 @@ namespace slim::data {
 // Built without the checkpoint layer's HDF5 reader (see CMakeLists.txt).
 SourcePtr openHdf5(const std::string& path) {
   SLIM_THROW(DataError, path, ": HDF5 data sets are not available in this ",
-             "build (checkpoint/h5.h was missing at configure time)");
+             "build (h5/h5.h was missing at configure time)");
 }
 #else
 

@@ -3,7 +3,7 @@
 // integer class labels, or (N, H, W) integer masks (a class per pixel,
 // segmentation; 255 = ignored). Without `y` the set is unlabelled. Class
 // labels are read at open, masks and pixel rows on demand
-// through checkpoint/h5.h (slim::h5::readRows), so memory does not grow with
+// through h5/h5.h (slim::h5::readRows), so memory does not grow with
 // N beyond the labels, and this layer makes no H5* calls of its own.
 #pragma once
 
@@ -26,7 +26,7 @@ namespace slim::data {
 /// sequential reads (i, i+1, ...). Random-order reads fetch one row each.
 /// Pixels keep their stored type: uint8 as kU8 (0..255), float32/float64 as
 /// kF32 (values as stored, e.g. already in [0, 1]). No augmentation: read()
-/// ignores its seed. Thread-safe as Source requires (see checkpoint/h5.h).
+/// ignores its seed. Thread-safe as Source requires (see h5/h5.h).
 class Hdf5Source : public Source {
  public:
   /// Opens and validates the file and reads all labels.

@@ -7,6 +7,7 @@
 
 #include "trainer/ops/fast_math.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/op_preamble.h"
 #include "trainer/ops/parallel.h"
 
 namespace slim::ops {
@@ -41,13 +42,8 @@ class PointwiseOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
+    if (!beginUnaryBackward(in, dout, din)) return;
     const Tensor& x = *in[0];
-    din[0]->resize(x.shape());
-    if (!dout[0]) {
-      din[0]->zero();
-      return;
-    }
     const float* xp = x.f32();
     const float* yp = out[0]->f32();
     const float* g = dout[0]->f32();

@@ -95,12 +95,7 @@ class ConvOp : public Op {
         rowSums(n, yn);
         return;
       }
-      const float* col = xn;
-      if (!pointwise_) {
-        float* buf = scratch_->get(colSize());
-        detail::im2col(xn, C_, ah_, aw_, buf);
-        col = buf;
-      }
+      const float* col = columns(xn);
       for (int64_t g = 0; g < group_; ++g) {
         // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P)
         detail::gemmPacked(Mg_, P, Kg_, 1.f, wpack_.data() + g * packed_group_, col + g * Kg_ * P,
@@ -256,6 +251,15 @@ class ConvOp : public Op {
   // Floats of one image's im2col buffer (C*kH*kW, OH*OW).
   size_t colSize() const { return static_cast<size_t>(Kg_ * group_ * ah_.out * aw_.out); }
 
+  // One image's columns: the image itself for a pointwise conv, otherwise
+  // its im2col in the calling thread's scratch buffer.
+  const float* columns(const float* xn) {
+    if (pointwise_) return xn;
+    float* buf = scratch_->get(colSize());
+    detail::im2col(xn, C_, ah_, aw_, buf);
+    return buf;
+  }
+
   // group == 1: dw (M, K) = sum over images [n0, n1) of dy_n (M, P) col_n^T,
   // as one GEMM over the chunk side by side: A = the dy blocks packed
   // straight from the batch, B (L, K) = the col blocks transposed.
@@ -310,12 +314,7 @@ class ConvOp : public Op {
                      bool first) {
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in;
     if (dw) {
-      const float* col = xn;
-      if (!pointwise_) {
-        float* buf = scratch_->get(colSize());
-        detail::im2col(xn, C_, ah_, aw_, buf);
-        col = buf;
-      }
+      const float* col = columns(xn);
       for (int64_t g = 0; g < group_; ++g) {
         // dw_g (Mg, Kg) += dy_g (Mg, P) * col_g^T (P, Kg)
         detail::gemm(false, true, Mg_, Kg_, P, 1.f, dyn + g * Mg_ * P, P, col + g * Kg_ * P,

@@ -117,58 +117,69 @@ void tapRange(const Axis& a, int64_t t, int64_t& lo, int64_t& hi) {
   if (hi < lo) hi = lo;
 }
 
-void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* col) {
-  const int64_t H = ah.in, W = aw.in, OH = ah.out, OW = aw.out, sW = aw.stride;
-  for (int64_t ci = 0; ci < c; ++ci) {
-    const float* xc = x + ci * H * W;
+namespace {
+
+// The loop nest im2col and col2im share: for every channel ci and kernel tap
+// (kh, kw), in the col buffer's block order, f(ci, kh, h_lo, h_hi, w_lo, w_hi,
+// w_off) with the output rows [h_lo, h_hi) and columns [w_lo, w_hi) whose
+// input lies inside the image (tapRange), and w_off the input column of
+// output column 0 before striding.
+template <class F>
+void forEachTap(int64_t c, const Axis& ah, const Axis& aw, F&& f) {
+  for (int64_t ci = 0; ci < c; ++ci)
     for (int64_t kh = 0; kh < ah.kernel; ++kh) {
       int64_t h_lo, h_hi;
       tapRange(ah, kh, h_lo, h_hi);
-      for (int64_t kw = 0; kw < aw.kernel; ++kw, col += OH * OW) {
+      for (int64_t kw = 0; kw < aw.kernel; ++kw) {
         int64_t w_lo, w_hi;
         tapRange(aw, kw, w_lo, w_hi);
-        const int64_t w_off = kw * aw.dilation - aw.pad_begin;
-        std::memset(col, 0, sizeof(float) * h_lo * OW);
-        for (int64_t oh = h_lo; oh < h_hi; ++oh) {
-          float* dst = col + oh * OW;
-          const float* src = xc + (oh * ah.stride - ah.pad_begin + kh * ah.dilation) * W + w_off;
-          std::fill(dst, dst + w_lo, 0.f);
-          if (sW == 1) {
-            std::memcpy(dst + w_lo, src + w_lo, sizeof(float) * (w_hi - w_lo));
-          } else {
-            for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] = src[ow * sW];
-          }
-          std::fill(dst + w_hi, dst + OW, 0.f);
-        }
-        std::memset(col + h_hi * OW, 0, sizeof(float) * (OH - h_hi) * OW);
+        f(ci, kh, h_lo, h_hi, w_lo, w_hi, kw * aw.dilation - aw.pad_begin);
       }
     }
-  }
+}
+
+}  // namespace
+
+void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* col) {
+  const int64_t H = ah.in, W = aw.in, OH = ah.out, OW = aw.out, sW = aw.stride;
+  auto tap = [&](int64_t ci, int64_t kh, int64_t h_lo, int64_t h_hi, int64_t w_lo, int64_t w_hi,
+                 int64_t w_off) {
+    const float* xc = x + ci * H * W;
+    std::memset(col, 0, sizeof(float) * h_lo * OW);
+    for (int64_t oh = h_lo; oh < h_hi; ++oh) {
+      float* dst = col + oh * OW;
+      const float* src = xc + (oh * ah.stride - ah.pad_begin + kh * ah.dilation) * W + w_off;
+      std::fill(dst, dst + w_lo, 0.f);
+      if (sW == 1) {
+        std::memcpy(dst + w_lo, src + w_lo, sizeof(float) * (w_hi - w_lo));
+      } else {
+        for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] = src[ow * sW];
+      }
+      std::fill(dst + w_hi, dst + OW, 0.f);
+    }
+    std::memset(col + h_hi * OW, 0, sizeof(float) * (OH - h_hi) * OW);
+    col += OH * OW;
+  };
+  forEachTap(c, ah, aw, tap);
 }
 
 void col2im(const float* col, int64_t c, const Axis& ah, const Axis& aw, float* dx) {
   const int64_t H = ah.in, W = aw.in, OH = ah.out, OW = aw.out, sW = aw.stride;
-  for (int64_t ci = 0; ci < c; ++ci) {
+  auto tap = [&](int64_t ci, int64_t kh, int64_t h_lo, int64_t h_hi, int64_t w_lo, int64_t w_hi,
+                 int64_t w_off) {
     float* dxc = dx + ci * H * W;
-    for (int64_t kh = 0; kh < ah.kernel; ++kh) {
-      int64_t h_lo, h_hi;
-      tapRange(ah, kh, h_lo, h_hi);
-      for (int64_t kw = 0; kw < aw.kernel; ++kw, col += OH * OW) {
-        int64_t w_lo, w_hi;
-        tapRange(aw, kw, w_lo, w_hi);
-        const int64_t w_off = kw * aw.dilation - aw.pad_begin;
-        for (int64_t oh = h_lo; oh < h_hi; ++oh) {
-          const float* src = col + oh * OW;
-          float* dst = dxc + (oh * ah.stride - ah.pad_begin + kh * ah.dilation) * W + w_off;
-          if (sW == 1) {
-            for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] += src[ow];
-          } else {
-            for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow * sW] += src[ow];
-          }
-        }
+    for (int64_t oh = h_lo; oh < h_hi; ++oh) {
+      const float* src = col + oh * OW;
+      float* dst = dxc + (oh * ah.stride - ah.pad_begin + kh * ah.dilation) * W + w_off;
+      if (sW == 1) {
+        for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] += src[ow];
+      } else {
+        for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow * sW] += src[ow];
       }
     }
-  }
+    col += OH * OW;
+  };
+  forEachTap(c, ah, aw, tap);
 }
 
 }  // namespace slim::ops::detail

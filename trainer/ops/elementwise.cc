@@ -5,6 +5,7 @@
 
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {
@@ -27,11 +28,9 @@ class BinaryOp : public Op {
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
-    SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs two inputs");
+    requireTwoInputsOfOneDtype(in, label);
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
-    SLIM_ENFORCE(a.dtype() == b.dtype(), label, ": input dtypes differ (",
-                 dtypeName(a.dtype()), " vs ", dtypeName(b.dtype()), ")");
     if (!plan_.matches(a.shape(), b.shape())) plan_.init(a.shape(), b.shape());
     out[0]->resize(plan_.outShape(), a.dtype());
     if (a.dtype() == DType::kF32) {

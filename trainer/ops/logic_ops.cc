@@ -9,6 +9,7 @@
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/dtype_dispatch.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {
@@ -40,11 +41,9 @@ class CompareOp : public Op {
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
-    SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs two inputs");
+    requireTwoInputsOfOneDtype(in, label);
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
-    SLIM_ENFORCE(a.dtype() == b.dtype(), label, ": input dtypes differ (",
-                 dtypeName(a.dtype()), " vs ", dtypeName(b.dtype()), ")");
     if (cmp_ >= Cmp::kAnd)
       SLIM_ENFORCE(a.dtype() == DType::kU8, label, ": inputs must be bool, got ",
                    dtypeName(a.dtype()));

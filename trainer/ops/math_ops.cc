@@ -5,6 +5,7 @@
 
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {
@@ -25,12 +26,7 @@ class UnaryOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    din[0]->resize(in[0]->shape());
-    if (!dout[0]) {
-      din[0]->zero();
-      return;
-    }
+    if (!beginUnaryBackward(in, dout, din)) return;
     const float* xp = in[0]->f32();
     const float* yp = out[0]->f32();
     const float* g = dout[0]->f32();
@@ -168,13 +164,8 @@ class ReduceOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
+    if (!beginUnaryBackward(in, dout, din)) return;
     const Tensor& x = *in[0];
-    din[0]->resize(x.shape());
-    if (!dout[0]) {
-      din[0]->zero();
-      return;
-    }
     if (identity_) {
       din[0]->copyFrom(*dout[0]);
       return;

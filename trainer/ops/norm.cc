@@ -215,10 +215,7 @@ class BatchNormOp : public Op {
       const float mdy = static_cast<float>(sums[c] / count);
       const float mdyx = static_cast<float>(sums[C + c] / count);
       const float m = mean[c];
-      const float* __restrict dyr = dy + r * S;
-      const float* __restrict xr = x + r * S;
-      float* __restrict dxr = dxp + r * S;
-      for (int64_t s = 0; s < S; ++s) dxr[s] = a * (dyr[s] - mdy - (xr[s] - m) * is * mdyx);
+      detail::normInputGradRow(dy + r * S, x + r * S, dxp + r * S, S, a, mdy, m, is, mdyx);
     });
   }
 

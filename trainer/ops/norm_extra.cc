@@ -37,12 +37,17 @@ bool prepareGrads(const std::vector<Tensor*>& in, const std::vector<const Tensor
 // Feature columns per task of the per-sample parameter-gradient partials.
 constexpr int64_t kColBlock = 256;
 
-class LayerNormOp : public Op {
+// A normalisation with a scale (input 1) and bias (input 2) per channel,
+// whose gradients are batch reductions the op sums over ranks itself.
+class ScaleBiasNormOp : public Op {
+ public:
+  bool reducesGradOverRanks(int i) const override { return i == 1 || i == 2; }
+};
+
+class LayerNormOp : public ScaleBiasNormOp {
  public:
   explicit LayerNormOp(const Attrs& a)
       : axis_(a.getInt("axis", -1)), eps_(a.getFloat("epsilon", 1e-5f)) {}
-
-  bool reducesGradOverRanks(int i) const override { return i == 1 || i == 2; }
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
@@ -179,11 +184,9 @@ class LayerNormOp : public Op {
   FixedSum ssum_, bsum_;
 };
 
-class InstanceNormOp : public Op {
+class InstanceNormOp : public ScaleBiasNormOp {
  public:
   explicit InstanceNormOp(const Attrs& a) : eps_(a.getFloat("epsilon", 1e-5f)) {}
-
-  bool reducesGradOverRanks(int i) const override { return i == 1 || i == 2; }
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
@@ -252,10 +255,7 @@ class InstanceNormOp : public Op {
       const float m = mean_[r], is = invstd_[r], a = scale[r % C] * is;
       const float mdy = rs[2 * r] / static_cast<float>(S);
       const float mdyx = rs[2 * r + 1] / static_cast<float>(S);
-      const float* __restrict dyr = dy + r * S;
-      const float* __restrict xr = x + r * S;
-      float* __restrict dxr = dxp + r * S;
-      for (int64_t s = 0; s < S; ++s) dxr[s] = a * (dyr[s] - mdy - (xr[s] - m) * is * mdyx);
+      detail::normInputGradRow(dy + r * S, x + r * S, dxp + r * S, S, a, mdy, m, is, mdyx);
     });
   }
 

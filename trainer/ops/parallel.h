@@ -170,6 +170,16 @@ inline void sumDyDyx(const float* __restrict dy, const float* __restrict x, floa
   sdyx = fold16(b0, b1);
 }
 
+/// The normalisation input gradient of one row of n values (BatchNormalization,
+/// InstanceNormalization, LayerNormalization): with a = scale * invstd `is`,
+/// the row's mean `m`, mean(dy) `mdy` and mean(dy * xhat) `mdyx`,
+/// dx = a * (dy - mdy - (x - m) * is * mdyx), element by element.
+inline void normInputGradRow(const float* __restrict dy, const float* __restrict x,
+                             float* __restrict dx, int64_t n, float a, float mdy, float m, float is,
+                             float mdyx) {
+  for (int64_t s = 0; s < n; ++s) dx[s] = a * (dy[s] - mdy - (x[s] - m) * is * mdyx);
+}
+
 // Transposes the 8 x 8 block rows r[0..8) in place: r[i][k] = old r[k][i].
 struct Block8 {
 #if defined(__AVX__)

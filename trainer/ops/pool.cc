@@ -32,6 +32,39 @@ class WindowPool : public Op {
     detail::resolveAxes(wa_, x.dim(2), x.dim(3), wa_.kernel[0], wa_.kernel[1], label, ah_,
                         aw_);
   }
+
+ public:
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                RunContext&) override {
+    Tensor* dx = zeroedInputGrad(in, dout, din);
+    if (dx == nullptr) return;
+    addInputGrad(dout[0]->f32(), dx->f32());
+  }
+
+ protected:
+  // Adds the output gradient dy (NC, OH, OW) into dx (NC, H, W), zeroed.
+  virtual void addInputGrad(const float* dy, float* dx) = 0;
+
+  // The forward loop after setup(): sizes y (N, C, OH, OW) and writes
+  // y[o] = f(xp, oh, ow, o) for every output o = (p * OH + oh) * OW + ow,
+  // with xp the (H, W) plane p of x.
+  template <class F>
+  void forEachOutput(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out, F&& f) {
+    const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
+    Tensor& y = *out[0];
+    y.resize({in[0]->dim(0), in[0]->dim(1), OH, OW});
+    const float* x = in[0]->f32();
+    float* yp = y.f32();
+    for (int64_t p = 0; p < NC_; ++p) {
+      const float* xp = x + p * H * W;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t o = (p * OH + oh) * OW + ow;
+          yp[o] = f(xp, oh, ow, o);
+        }
+    }
+  }
   // Start of backward: the zeroed input gradient, or null when none is wanted
   // or no output gradient flows (dx stays zero then).
   Tensor* zeroedInputGrad(const std::vector<Tensor*>& in,
@@ -64,47 +97,34 @@ class MaxPoolOp : public WindowPool {
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
     setup(in);
-    const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
-    Tensor& y = *out[0];
-    y.resize({in[0]->dim(0), in[0]->dim(1), OH, OW});
+    const int64_t H = ah_.in, W = aw_.in;
     // x: (NC, H, W) -> y: (NC, OH, OW); arg_: flat h*W+w of the max, -1 if none
-    arg_.resize(static_cast<size_t>(NC_ * OH * OW));
-    const float* x = in[0]->f32();
-    float* yp = y.f32();
-    for (int64_t p = 0; p < NC_; ++p) {
-      const float* xp = x + p * H * W;
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          float best = -std::numeric_limits<float>::infinity();
-          int64_t arg = -1;
-          for (int64_t kh = 0; kh < ah_.kernel; ++kh) {
-            const int64_t ih = coord(ah_, oh, kh);
-            if (ih < 0 || ih >= H) continue;
-            for (int64_t kw = 0; kw < aw_.kernel; ++kw) {
-              const int64_t iw = coord(aw_, ow, kw);
-              if (iw < 0 || iw >= W) continue;
-              const float v = xp[ih * W + iw];
-              if (arg < 0 || v > best) { best = v; arg = ih * W + iw; }
-            }
+    arg_.resize(static_cast<size_t>(NC_ * ah_.out * aw_.out));
+    forEachOutput(in, out, [&](const float* xp, int64_t oh, int64_t ow, int64_t o) {
+      float best = -std::numeric_limits<float>::infinity();
+      int64_t arg = -1;
+      for (int64_t kh = 0; kh < ah_.kernel; ++kh) {
+        const int64_t ih = coord(ah_, oh, kh);
+        if (ih < 0 || ih >= H) continue;
+        for (int64_t kw = 0; kw < aw_.kernel; ++kw) {
+          const int64_t iw = coord(aw_, ow, kw);
+          if (iw < 0 || iw >= W) continue;
+          const float v = xp[ih * W + iw];
+          if (arg < 0 || v > best) {
+            best = v;
+            arg = ih * W + iw;
           }
-          const int64_t o = (p * OH + oh) * OW + ow;
-          yp[o] = best;
-          arg_[o] = static_cast<int32_t>(arg);
         }
-    }
+      }
+      arg_[o] = static_cast<int32_t>(arg);
+      return best;
+    });
   }
 
-  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
-                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
-                RunContext&) override {
-    Tensor* dxt = zeroedInputGrad(in, dout, din);
-    if (dxt == nullptr) return;
-    Tensor& dx = *dxt;
+  void addInputGrad(const float* dy, float* dxp) override {
     const int64_t HW = ah_.in * aw_.in, P = ah_.out * aw_.out;
     SLIM_ENFORCE_EQ(static_cast<int64_t>(arg_.size()), NC_ * P, label,
                     ": backward without a matching forward");
-    const float* dy = dout[0]->f32();
-    float* dxp = dx.f32();
     for (int64_t p = 0; p < NC_; ++p)
       for (int64_t o = 0; o < P; ++o) {
         const int32_t a = arg_[p * P + o];
@@ -124,31 +144,16 @@ class AveragePoolOp : public WindowPool {
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
     setup(in);
-    const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
-    Tensor& y = *out[0];
-    y.resize({in[0]->dim(0), in[0]->dim(1), OH, OW});
-    const float* x = in[0]->f32();
-    float* yp = y.f32();
-    for (int64_t p = 0; p < NC_; ++p) {
-      const float* xp = x + p * H * W;
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          float s = 0.f;
-          forTaps(oh, ow, [&](int64_t ih, int64_t iw) { s += xp[ih * W + iw]; });
-          yp[(p * OH + oh) * OW + ow] = s * invCount(oh, ow);
-        }
-    }
+    const int64_t W = aw_.in;
+    forEachOutput(in, out, [&](const float* xp, int64_t oh, int64_t ow, int64_t) {
+      float s = 0.f;
+      forTaps(oh, ow, [&](int64_t ih, int64_t iw) { s += xp[ih * W + iw]; });
+      return s * invCount(oh, ow);
+    });
   }
 
-  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
-                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
-                RunContext&) override {
-    Tensor* dxt = zeroedInputGrad(in, dout, din);
-    if (dxt == nullptr) return;
-    Tensor& dx = *dxt;
+  void addInputGrad(const float* dy, float* dxp) override {
     const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
-    const float* dy = dout[0]->f32();
-    float* dxp = dx.f32();
     for (int64_t p = 0; p < NC_; ++p) {
       float* dxc = dxp + p * H * W;
       for (int64_t oh = 0; oh < OH; ++oh)

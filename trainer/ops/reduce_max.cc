@@ -8,6 +8,7 @@
 
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {
@@ -24,9 +25,7 @@ class ReduceMaxOp : public Op {
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
-    SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
-    const Tensor& x = *in[0];
-    requireF32(x, label);
+    const Tensor& x = requireF32Input(in, label);
     const int r = x.ndim();
     std::vector<int64_t> axes = attr_axes_;
     if (in.size() > 1 && in[1]) {
@@ -109,9 +108,7 @@ class ArgMaxOp : public Op {
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
-    SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
-    const Tensor& x = *in[0];
-    requireF32(x, label);
+    const Tensor& x = requireF32Input(in, label);
     const int r = x.ndim();
     const int ax = normalizeAxis(axis_, r, label.c_str());
     // x: (outer, L, inner) -> y: (outer, inner)

@@ -12,6 +12,7 @@
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/dtype_dispatch.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {
@@ -112,11 +113,8 @@ class MappedOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    requireF32(*in[0], label);
-    din[0]->resize(in[0]->shape());
-    din[0]->zero();
-    if (dout[0]) scatterAdd(map_, dout[0]->f32(), din[0]->f32());
+    Tensor* dx = zeroedF32InputGrad(in, din, label);
+    if (dx && dout[0]) scatterAdd(map_, dout[0]->f32(), dx->f32());
   }
 
  protected:
@@ -233,12 +231,10 @@ class SplitOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    requireF32(*in[0], label);
-    din[0]->resize(in[0]->shape());
-    din[0]->zero();
+    Tensor* dx = zeroedF32InputGrad(in, din, label);
+    if (!dx) return;
     for (size_t j = 0; j < maps_.size() && j < dout.size(); ++j)
-      if (dout[j]) scatterAdd(maps_[j], dout[j]->f32(), din[0]->f32());
+      if (dout[j]) scatterAdd(maps_[j], dout[j]->f32(), dx->f32());
   }
 
  private:

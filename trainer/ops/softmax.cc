@@ -9,6 +9,7 @@
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/fast_math.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {
@@ -135,12 +136,7 @@ class SoftmaxOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    din[0]->resize(in[0]->shape());
-    if (!dout[0]) {
-      din[0]->zero();
-      return;
-    }
+    if (!beginUnaryBackward(in, dout, din)) return;
     softmaxBwd(out[0]->f32(), dout[0]->f32(), din[0]->f32(), view_, log_, m_);
   }
 

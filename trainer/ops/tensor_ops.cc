@@ -6,6 +6,7 @@
 
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/op_preamble.h"
 
 namespace slim::ops {
 namespace {
@@ -199,10 +200,7 @@ class GatherOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext& ctx) override {
-    if (din.empty() || !din[0]) return;
-    din[0]->resize(in[0]->shape());
-    din[0]->zero();
-    if (!dout[0]) return;
+    if (!beginScatterBackward(in, dout, din)) return;
     const float* g = dout[0]->f32();
     float* d = din[0]->f32();
     const int64_t m = static_cast<int64_t>(idx_.size());
@@ -290,9 +288,7 @@ class PadOp : public Op {
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
-    SLIM_ENFORCE(!in.empty() && in[0], label, ": missing input");
-    const Tensor& x = *in[0];
-    requireF32(x, label);
+    const Tensor& x = requireF32Input(in, label);
     const int r = x.ndim();
     value_ = attr_value_;
     if (in.size() > 2 && in[2] && in[2]->numel() > 0) value_ = in[2]->f32()[0];
@@ -342,10 +338,7 @@ class PadOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    if (din.empty() || !din[0]) return;
-    din[0]->resize(in[0]->shape());
-    din[0]->zero();
-    if (!dout[0]) return;
+    if (!beginScatterBackward(in, dout, din)) return;
     const float* g = dout[0]->f32();
     float* d = din[0]->f32();
     walk(out[0]->shape(), [&](int64_t o, int64_t base, const int64_t* m, int64_t n) {

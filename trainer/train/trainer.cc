@@ -4,32 +4,43 @@
 #include "trainer/train/trainer.h"
 
 #include <chrono>
-#include <cstdio>
-#include <csignal>
-#include <fstream>
-#include <cstdlib>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <set>
 
 #include "checkpoint/checkpoint_manager.h"
+#include "checkpoint/resume.h"
 #include "checkpoint/save_dir_lock.h"
 #include "comm/grad_reducer.h"
-#include "trainer/core/signals.h"
 #include "trainer/core/log.h"
+#include "trainer/core/signals.h"
 #include "trainer/data/loader.h"
 #include "trainer/data/sampler.h"
 #include "trainer/optim/grad_clip.h"
 #include "trainer/train/loop_state.h"
 #include "trainer/train/progress.h"
+#include "trainer/train/resume.h"
 #include "trainer/train/state_sync.h"
 
 namespace slim::train {
+namespace {
+
+std::vector<TrainHooks*>& processHooks() {
+  static std::vector<TrainHooks*> hooks;
+  return hooks;
+}
+
+}  // namespace
+
+void addProcessHooks(TrainHooks* hooks) { processHooks().push_back(hooks); }
 
 Trainer::Trainer(const config::Config& cfg, graph::Graph& graph, GraphIo io,
                  comm::Communicator& comm)
-    : cfg_(cfg), graph_(graph), io_(std::move(io)), comm_(comm) {
+    : cfg_(cfg), graph_(graph), io_(std::move(io)), comm_(comm), hooks_(processHooks()),
+      process_hooks_(hooks_.size()) {
   executor_ = std::make_unique<graph::Executor>(graph_);
   // A frozen teacher's activations are dead once its forward moved on.
   executor_->releaseForwardValues(true);
@@ -60,39 +71,6 @@ std::map<std::string, EvalResult> Trainer::evaluateAll(const data::Dataset& eval
 }
 
 void Trainer::restoreBest() { best_.restoreInto(graph_); }
-
-namespace {
-
-// Test hook SLIM_TEST_KILL_AT="ITER:PHASE": the process kills itself with
-// SIGKILL at iteration ITER (0-based) in PHASE: "forward" (after the forward
-// pass), "step" (after the optimizer and mask updates) or "checkpoint" (with
-// a half-written temporary checkpoint file on disk). Exact-resume tests use it
-// to interrupt a run at precise points.
-struct KillPoint {
-  int64_t iter = -1;
-  std::string phase;
-};
-
-KillPoint killPointFromEnv(int rank) {
-  KillPoint k;
-  const char* v = std::getenv("SLIM_TEST_KILL_AT");
-  const char* r = std::getenv("SLIM_TEST_KILL_RANK");
-  if (v == nullptr || (r != nullptr && std::atoi(r) != rank)) return k;
-  std::string s = v;
-  auto colon = s.find(':');
-  k.iter = std::stoll(s.substr(0, colon));
-  k.phase = colon == std::string::npos ? "step" : s.substr(colon + 1);
-  return k;
-}
-
-void maybeKill(const KillPoint& k, int64_t iter, const char* phase) {
-  if (k.iter == iter && k.phase == phase) {
-    log::warn("SLIM_TEST_KILL_AT: killing myself at iteration ", iter, " (", phase, ")");
-    std::raise(SIGKILL);
-  }
-}
-
-}  // namespace
 
 TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) {
   const config::TrainConfig& tc = cfg_.train;
@@ -160,48 +138,10 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   std::string res_from;  // the checkpoint resumed from
   if (cfg_.checkpoint.resume != "never") {
     std::filesystem::path from;
-    std::optional<checkpoint::TrainingState> st;
-    if (cfg_.checkpoint.resume == "auto") {
-      st = ckpt.loadLatest(&from);
-    } else {
-      from = cfg_.checkpoint.resume;
-      if (!std::filesystem::is_regular_file(from))
-        SLIM_THROW(ConfigError, "Checkpoint.resume: ", from.string(),
-                   std::filesystem::exists(from) ? " is not a file" : " does not exist",
-                   " (give a checkpoint file, e.g. a ckpt-*.h5 in ", cfg_.checkpoint.dir,
-                   ", or auto / never)");
-      st = checkpoint::CheckpointManager::load(from);
-    }
+    std::optional<checkpoint::TrainingState> st =
+        checkpoint::loadResumePoint(ckpt, cfg_.checkpoint.resume, &from);
     if (st) {
-      for (const auto* grp : {&st->params, &st->buffers})
-        for (const auto& [name, t] : grp->tensors)
-          if (t.dtype() == DType::kF32 && !allFinite(t))
-            SLIM_THROW(ConfigError, "checkpoint ", from.string(), " holds non-finite values in '",
-                       name, "' (a diverged run); resume from an earlier checkpoint with "
-                       "Checkpoint.resume: PATH, or start over with Checkpoint.resume: never");
-      config::Config saved = config::parseConfigString(st->config_yaml, from.string() + ":/config_yaml");
-      // The trajectory depends on the global batch, not on how it is split:
-      // a resume on another world size that keeps batch_size x ranks equal
-      // continues the same run (the sampler position is world-size free).
-      const int64_t saved_global = saved.global.batch_size * st->world_size;
-      if (st->world_size != world && saved_global == global_batch) {
-        log::info0("checkpoint was written by ", st->world_size, " rank(s) x batch ",
-                   saved.global.batch_size, "; continuing on ", world, " rank(s) x batch ",
-                   cfg_.global.batch_size, " (global batch ", global_batch, ")");
-        saved.global.batch_size = cfg_.global.batch_size;
-      }
-      std::vector<std::string> diff = config::trajectoryDiff(saved, cfg_);
-      if (saved_global != global_batch)
-        diff.push_back("global batch (Global.batch_size x ranks): " + std::to_string(saved_global) +
-                       " (" + std::to_string(st->world_size) + " rank(s)) -> " +
-                       std::to_string(global_batch) + " (" + std::to_string(world) + " rank(s))");
-      if (!diff.empty() && !force_resume_) {
-        std::string msg;
-        for (const auto& d : diff) msg += "\n  " + d;
-        SLIM_THROW(ConfigError, "checkpoint ", from.string(),
-                   " was written with a config that leads to a different training run:", msg,
-                   "\nresume with --force-resume to accept, or set Checkpoint.resume: never");
-      }
+      checkResumeCompatible(cfg_, world, *st, from.string(), force_resume_);
       restoreState(*st, graph_, ls, hooks_, from.string());
       best_.load(*st, graph_, from.string());
       res_from = from.string();
@@ -216,7 +156,6 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   if (root) std::filesystem::create_directories(save_dir);
   MetricsWriter metrics(root ? save_dir + "/metrics.jsonl" : "", start > 0);
   Progress progress(total, "train", root, tc.logging_iter);
-  const KillPoint kill = killPointFromEnv(comm_.rank());
   // Divergence: a non-finite loss is agreed on at the next iteration's stop
   // allreduce (no extra collective); a checkpoint is only written after all
   // ranks agree that the loss and every parameter are finite, so no
@@ -242,12 +181,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     if (bad) diverged(iter, bad == 1 ? "the loss is not finite" : "a parameter is not finite");
     checkpoint::TrainingState st = captureState(cfg_, graph_, ls, iter, world, hooks_);
     best_.save(st);
-    if (kill.iter == iter - 1 && kill.phase == "checkpoint") {
-      // What a kill in the middle of CheckpointManager::save leaves behind.
-      std::filesystem::create_directories(cfg_.checkpoint.dir);
-      std::ofstream(ckpt.tempPathFor(iter)) << "\x89HDF\r\n partial";
-      maybeKill(kill, iter - 1, "checkpoint");
-    }
+    for (auto* h : hooks_) h->beforeCheckpoint(iter, ckpt.tempPathFor(iter));
     if (root) {
       const auto t0 = std::chrono::steady_clock::now();
       auto path = ckpt.save(st);
@@ -355,7 +289,7 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     if (!io_.label.empty()) feeds[io_.label] = labels;
     executor_->forward(feeds, ctx);
     loss_bad = !std::isfinite(executor_->value(io_.loss).f32()[0]);
-    maybeKill(kill, it, "forward");
+    for (auto* h : hooks_) h->afterForward(it, *executor_);
     executor_->backward({{io_.loss, seed}}, ctx, [&](const std::string& name, Tensor& g) {
       // Weight gradients the ops already reduced over ranks (exactly) skip
       // the bucketed float allreduce (Executor::gradReducedOverRanks).
@@ -375,7 +309,6 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     const float lr = lr_schedule->lr(it);
     optimizer->step(params, lr);
     for (auto* h : hooks_) h->afterStep(it, *executor_);
-    maybeKill(kill, it, "step");
     images_since_log += global_batch;
     res.iterations = it + 1;
 
@@ -428,15 +361,12 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
       break;
     }
   }
-  if (const char* dump = std::getenv("SLIM_DUMP_RANK_STATE"); dump != nullptr && *dump) {
-    // Test hook: every rank writes its own final state to <dump>/rank<N>/ so
-    // tests can check that replicated state is bit-identical across ranks.
-    checkpoint::CheckpointManager mine(std::filesystem::path(dump) / ("rank" + std::to_string(comm_.rank())), 1);
-    checkpoint::TrainingState st = captureState(cfg_, graph_, ls, res.iterations, world, hooks_);
-    best_.save(st);
-    st.created_unix = 1;
-    mine.save(st);
-  }
+  for (auto* h : hooks_)
+    h->afterTraining(res.iterations, [&] {
+      checkpoint::TrainingState st = captureState(cfg_, graph_, ls, res.iterations, world, hooks_);
+      best_.save(st);
+      return st;
+    });
   if (eval.size() > 0 && res.eval.total == 0 && !res.stopped_on_signal) {
     // Resumed at the very end (nothing left to train): still report accuracy.
     res.eval = evaluateAll(eval)["student"];

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,6 +31,8 @@ class TrainHooks {
   virtual ~TrainHooks() = default;
   /// Before each forward pass (e.g. re-apply pruning masks to the weights).
   virtual void beforeForward(int64_t iter, graph::Executor& ex) {}
+  /// After the forward pass, before the backward pass.
+  virtual void afterForward(int64_t iter, graph::Executor& ex) {}
   /// After gradients are averaged over ranks, before the optimizer step
   /// (e.g. zero the gradients of pruned weights).
   virtual void afterBackward(int64_t iter, graph::Executor& ex) {}
@@ -44,7 +48,19 @@ class TrainHooks {
   /// checkpoint, and restores it on resume.
   virtual void saveState(checkpoint::TrainingState& st) const {}
   virtual void loadState(const checkpoint::TrainingState& st) {}
+  /// Before the checkpoint of `iter` finished iterations is written (on every
+  /// rank; rank 0 writes `temp_file` and renames it).
+  virtual void beforeCheckpoint(int64_t iter, const std::filesystem::path& temp_file) {}
+  /// After the last iteration of run(); `capture` returns the full training
+  /// state at that point (as a checkpoint would hold it).
+  virtual void afterTraining(int64_t iterations,
+                             const std::function<checkpoint::TrainingState()>& capture) {}
 };
+
+/// Hooks every Trainer of this process runs after its own (addHooks), e.g. the
+/// test seams the launcher installs (launcher/test_seams.h). Not owned; they
+/// must outlive every Trainer constructed after this call.
+void addProcessHooks(TrainHooks* hooks);
 
 /// Final numbers of a run.
 struct TrainResult {
@@ -79,8 +95,11 @@ class Trainer {
           comm::Communicator& comm);
   ~Trainer();
 
-  /// Adds hooks (called in the order added); the trainer does not own them.
-  void addHooks(TrainHooks* hooks) { hooks_.push_back(hooks); }
+  /// Adds hooks (called in the order added, before the process hooks); the
+  /// trainer does not own them.
+  void addHooks(TrainHooks* hooks) {
+    hooks_.insert(hooks_.end() - static_cast<std::ptrdiff_t>(process_hooks_), hooks);
+  }
   /// Tensors (scalars) logged as loss terms besides the loss itself.
   void setLossTerms(std::vector<std::pair<std::string, std::string>> terms) {
     loss_terms_ = std::move(terms);
@@ -116,7 +135,8 @@ class Trainer {
   graph::Graph& graph_;
   GraphIo io_;
   comm::Communicator& comm_;
-  std::vector<TrainHooks*> hooks_;
+  std::vector<TrainHooks*> hooks_;  // addHooks' ones, then the process hooks
+  size_t process_hooks_ = 0;        // how many of hooks_ are process hooks
   std::vector<std::pair<std::string, std::string>> loss_terms_;  // metrics key, scalar tensor
   std::vector<std::pair<std::string, std::string>> eval_targets_;
   std::unique_ptr<graph::Executor> executor_;

@@ -1,6 +1,6 @@
 // Tests of the HDF5 wrapper: readArray for data sets, attributes, error text,
 // silenced HDF5 stderr output and reversible name escaping.
-#include "checkpoint/h5.h"
+#include "h5/h5.h"
 
 #include <gtest/gtest.h>
 

@@ -7,9 +7,9 @@
 #include <fstream>
 
 #include "checkpoint/checkpoint_manager.h"
-#include "checkpoint/h5.h"
 #include "checkpoint/schema.h"
 #include "checkpoint/state_io.h"
+#include "h5/h5.h"
 #include "state_fixture.h"
 
 namespace slim {

@@ -15,7 +15,7 @@
 
 #include <unistd.h>
 
-#include "checkpoint/h5.h"
+#include "h5/h5.h"
 #include "trainer/data/dataset.h"
 #include "trainer/data/h5_dataset.h"
 

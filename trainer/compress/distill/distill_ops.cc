@@ -10,7 +10,11 @@
 namespace slim::compress {
 namespace {
 
-void checkSameShape(const std::string& label, const Tensor& t, const Tensor& s) {
+// Inputs (teacher, student): both there, float32, of one shape.
+void checkTeacherStudent(const std::string& label, const std::vector<Tensor*>& in) {
+  SLIM_ENFORCE(in.size() == 2 && in[0] && in[1], label, ": needs (teacher, student)");
+  const Tensor& t = *in[0];
+  const Tensor& s = *in[1];
   if (t.shape() != s.shape())
     SLIM_THROW(ShapeError, label, ": teacher tensor has shape ", shapeStr(t.shape()),
                " but student tensor has shape ", shapeStr(s.shape()),
@@ -24,10 +28,9 @@ class L2LossOp : public ops::Op {
  public:
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                ops::RunContext&) override {
-    SLIM_ENFORCE(in.size() == 2 && in[0] && in[1], label, ": needs (teacher, student)");
+    checkTeacherStudent(label, in);
     const Tensor& t = *in[0];
     const Tensor& s = *in[1];
-    checkSameShape(label, t, s);
     const int64_t n = s.numel();
     SLIM_ENFORCE_GT(n, 0, label, ": empty tensors");
     const float* tp = t.f32();
@@ -96,10 +99,9 @@ class SoftLabelLossOp : public ops::Op {
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                ops::RunContext&) override {
-    SLIM_ENFORCE(in.size() == 2 && in[0] && in[1], label, ": needs (teacher, student)");
+    checkTeacherStudent(label, in);
     const Tensor& t = *in[0];
     const Tensor& s = *in[1];
-    checkSameShape(label, t, s);
     SLIM_ENFORCE_GE(s.ndim(), 1, label, ": logits need a class axis");
     C_ = s.dim(-1);
     SLIM_ENFORCE_GT(C_, 0, label, ": no classes in ", shapeStr(s.shape()));

@@ -48,16 +48,33 @@ int64_t zeroPoint(const Tensor* zp, int64_t c) {
   }
 }
 
-class QuantizeLinearOp : public ops::Op {
+// What QuantizeLinear and DequantizeLinear share: the axis attribute, no
+// gradient, and the inputs x, scale and the optional zero point.
+class QdqOp : public ops::Op {
  public:
-  explicit QuantizeLinearOp(const ops::Attrs& a) : axis_(a.getInt("axis", 1)) {}
+  explicit QdqOp(const ops::Attrs& a) : axis_(a.getInt("axis", 1)) {}
   bool differentiable() const override { return false; }
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                ops::RunContext&) override {
-    const Tensor& x = *in[0];
-    const Tensor& scale = *in[1];
-    const Tensor* zp = in.size() > 2 ? in[2] : nullptr;
+    run(*in[0], *in[1], in.size() > 2 ? in[2] : nullptr, out);
+  }
+
+ protected:
+  /// The kernel: y = out[0] from x, scale and zp (null when absent).
+  virtual void run(const Tensor& x, const Tensor& scale, const Tensor* zp,
+                   const std::vector<Tensor*>& out) = 0;
+
+  int64_t axis_;
+};
+
+class QuantizeLinearOp : public QdqOp {
+ public:
+  using QdqOp::QdqOp;
+
+ protected:
+  void run(const Tensor& x, const Tensor& scale, const Tensor* zp,
+           const std::vector<Tensor*>& out) override {
     ops::requireF32(x, label);
     ops::requireF32(scale, label, "scale");
     const DType dt = zp ? zp->dtype() : DType::kU8;
@@ -86,20 +103,15 @@ class QuantizeLinearOp : public ops::Op {
           q[base + i] = static_cast<T>(std::clamp(std::nearbyint(xp[base + i] / s) + z, lo, hi));
       }
   }
-
-  int64_t axis_;
 };
 
-class DequantizeLinearOp : public ops::Op {
+class DequantizeLinearOp : public QdqOp {
  public:
-  explicit DequantizeLinearOp(const ops::Attrs& a) : axis_(a.getInt("axis", 1)) {}
-  bool differentiable() const override { return false; }
+  using QdqOp::QdqOp;
 
-  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
-               ops::RunContext&) override {
-    const Tensor& x = *in[0];
-    const Tensor& scale = *in[1];
-    const Tensor* zp = in.size() > 2 ? in[2] : nullptr;
+ protected:
+  void run(const Tensor& x, const Tensor& scale, const Tensor* zp,
+           const std::vector<Tensor*>& out) override {
     ops::requireF32(scale, label, "scale");
     const AxisView v = axisView(x, scale, axis_, label);
     out[0]->resize(x.shape(), DType::kF32);
@@ -130,7 +142,6 @@ class DequantizeLinearOp : public ops::Op {
           y[base + i] = static_cast<float>(static_cast<int64_t>(x[base + i]) - z) * s;
       }
   }
-  int64_t axis_;
 };
 
 }  // namespace

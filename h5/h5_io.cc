@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "checkpoint/h5.h"
+#include "h5/h5.h"
 
 namespace slim::h5 {
 
@@ -286,28 +286,32 @@ bool isStringAttr(const Handle& obj, const std::string& name) {
   return H5Tget_class(attrType(attr, name).id()) == H5T_STRING;
 }
 
-int64_t readAttrI64(const Handle& obj, const std::string& name) {
+namespace {
+
+// A scalar attribute of class `cls` (`what` names it in errors) read as
+// `mem_type`, HDF5 converting.
+template <class T>
+T readScalarAttr(const Handle& obj, const std::string& name, H5T_class_t cls, const char* what,
+                 hid_t mem_type) {
   Handle attr = openAttr(obj, name);
-  expectClass(attrType(attr, name), H5T_INTEGER, "an integer", name);
-  int64_t v = 0;
-  SLIM_H5_CHECK(H5Aread(attr.id(), H5T_NATIVE_INT64, &v), "reading attribute ", name);
+  expectClass(attrType(attr, name), cls, what, name);
+  T v = 0;
+  SLIM_H5_CHECK(H5Aread(attr.id(), mem_type, &v), "reading attribute ", name);
   return v;
+}
+
+}  // namespace
+
+int64_t readAttrI64(const Handle& obj, const std::string& name) {
+  return readScalarAttr<int64_t>(obj, name, H5T_INTEGER, "an integer", H5T_NATIVE_INT64);
 }
 
 uint64_t readAttrU64(const Handle& obj, const std::string& name) {
-  Handle attr = openAttr(obj, name);
-  expectClass(attrType(attr, name), H5T_INTEGER, "an integer", name);
-  uint64_t v = 0;
-  SLIM_H5_CHECK(H5Aread(attr.id(), H5T_NATIVE_UINT64, &v), "reading attribute ", name);
-  return v;
+  return readScalarAttr<uint64_t>(obj, name, H5T_INTEGER, "an integer", H5T_NATIVE_UINT64);
 }
 
 double readAttrF64(const Handle& obj, const std::string& name) {
-  Handle attr = openAttr(obj, name);
-  expectClass(attrType(attr, name), H5T_FLOAT, "a float", name);
-  double v = 0;
-  SLIM_H5_CHECK(H5Aread(attr.id(), H5T_NATIVE_DOUBLE, &v), "reading attribute ", name);
-  return v;
+  return readScalarAttr<double>(obj, name, H5T_FLOAT, "a float", H5T_NATIVE_DOUBLE);
 }
 
 std::string readAttrStr(const Handle& obj, const std::string& name) {

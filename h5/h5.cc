@@ -1,7 +1,7 @@
 // HDF5 wrapper, part 1: error handling, the API lock, handles, files, groups,
 // links, and reading data sets (readArray, row ranges). Writing datasets and
 // attributes is in h5_io.cc.
-#include "checkpoint/h5.h"
+#include "h5/h5.h"
 
 #include <hdf5.h>
 
