@@ -14,10 +14,14 @@
 //
 // Backward (one and two operands): the gradient of an operand is the Einsum
 // of the output gradient with the other operand, summed over what the operand
-// lacks, then spread over the operand's broadcast letters and diagonals. When
-// the other operand's first axis (the batch) is summed in that gradient — a
-// weight — it is summed as per-chunk partials over kSumChunk samples added in
-// fixed point, as Gemm's weight gradient (exact_sum.h): exact over ranks.
+// lacks, then spread over the operand's broadcast letters and diagonals. The
+// gradient of a weight the executor asks this op to reduce over ranks
+// (Op::reducesGradOverRanks) is, as Gemm's, a sum of float partials over
+// chunks of kSumChunk consecutive summed indices added in fixed point
+// (exact_sum.h). The summed letters are flattened in the data operand's
+// axis order, so with a per-rank batch that is a multiple of kSumChunk every
+// rank's samples start on a chunk boundary of the whole batch's — whichever
+// axis holds the samples — and 1 and N ranks compute the same bits.
 #include <algorithm>
 #include <array>
 #include <string>
@@ -179,14 +183,14 @@ class EinsumOp : public Op {
         for (int l : views[j].labels) keep[l] = true;
       Labelled next;
       if (last) {
-        contract(acc, views[k], keep, out_labels_, y.f32(), nullptr, nullptr);
+        contract(acc, views[k], keep, out_labels_, y.f32(), nullptr);
         return;
       }
       next.labels = contractLabels(acc, views[k], keep);
       Shape s;
       for (int l : next.labels) s.push_back(size_[l]);
       next.t = Tensor(s);
-      contract(acc, views[k], keep, next.labels, next.t.f32(), nullptr, nullptr);
+      contract(acc, views[k], keep, next.labels, next.t.f32(), nullptr);
       cur = std::move(next);
       acc = cur.view();
     }
@@ -232,12 +236,7 @@ class EinsumOp : public Op {
         reduceInto(g_view, g_labels, g.f32());
       } else {
         // The other operand's batch axis, when this gradient sums over it.
-        // A gradient reduced over ranks is finished by finishPartials
-        // whether or not it is chunked (one partial then).
-        const int b = batchLabel(1 - i);
-        const bool chunked = b >= 0 && g_view.has(b) && !views[i].has(b) && other->has(b);
-        contract(g_view, *other, keep, g_labels, g.f32(),
-                 chunked || rankReduced(i) ? &ctx : nullptr, chunked ? &b : nullptr, i);
+        contract(g_view, *other, keep, g_labels, g.f32(), rankReduced(i) ? &ctx : nullptr, i);
       }
       // Spread G over the operand: broadcast where it lacks a label, onto
       // the diagonal of a repeated letter (elsewhere 0).
@@ -260,16 +259,17 @@ class EinsumOp : public Op {
   }
 
   bool reducesGradOverRanks(int i) const override {
-    // The other operand's first axis is a letter this operand lacks and the
-    // output keeps: its gradient is a sum over the batch, done in chunks.
+    // Two operands, and the other has a letter (or "...") that this one
+    // lacks and the output keeps: where the samples can be, summed in this
+    // operand's gradient.
     if (terms_.size() != 2 || i < 0 || i > 1) return false;
-    const Term& o = terms_[1 - i];
-    if (o.labels.empty() || o.labels[0] == kEllipsis) return false;
-    const int l = o.labels[0];
     const auto& mine = terms_[i].labels;
     const auto& outl = out_term_.labels;
-    return std::find(mine.begin(), mine.end(), l) == mine.end() &&
-           std::find(outl.begin(), outl.end(), l) != outl.end();
+    for (int l : terms_[1 - i].labels)
+      if (std::find(mine.begin(), mine.end(), l) == mine.end() &&
+          std::find(outl.begin(), outl.end(), l) != outl.end())
+        return true;
+    return false;
   }
 
  private:
@@ -410,15 +410,7 @@ class EinsumOp : public Op {
     return ax;
   }
 
-  // Label of input i's first axis, -1 when it has none.
-  int batchLabel(size_t i) const {
-    if (i >= last_in_ndim_.size() || last_in_ndim_[i] == 0) return -1;
-    return axisLabels(i, last_in_ndim_[i])[0];
-  }
-
-  View viewOf(const Tensor& x, size_t i) {
-    if (last_in_ndim_.size() <= i) last_in_ndim_.resize(i + 1);
-    last_in_ndim_[i] = x.ndim();
+  View viewOf(const Tensor& x, size_t i) const {
     const std::vector<int> ax = axisLabels(i, x.ndim());
     View v;
     v.data = x.f32();
@@ -545,13 +537,13 @@ class EinsumOp : public Op {
   }
 
   // dst (dense over `out`, a subset of the kept labels of a and b) = the
-  // contraction of a and b, as a batched GEMM. With `ctx`, the result is
-  // finished by finishPartials (input `grad_input`: a weight gradient, exact
-  // over ranks): the K label `*chunk` (a batch axis) goes first and the sum
-  // over it is taken as partials of kSumChunk samples (one partial without
-  // `chunk`).
+  // contraction of a and b, as a batched GEMM. With `ctx` (the gradient of
+  // weight input `grad_input`, b the data operand), the summed (K) labels
+  // are flattened in b's axis order and summed as float partials over chunks
+  // of kSumChunk consecutive indices, added in fixed point and finished over
+  // ranks by finishSum.
   void contract(const View& a, const View& b, const std::array<bool, kMaxLabels>& keep,
-                const std::vector<int>& out, float* dst, RunContext* ctx, const int* chunk,
+                const std::vector<int>& out, float* dst, RunContext* ctx,
                 size_t grad_input = 0) {
     std::vector<int> bt, m, n, k;
     for (int l : out) {
@@ -559,9 +551,8 @@ class EinsumOp : public Op {
       else if (a.has(l)) m.push_back(l);
       else n.push_back(l);
     }
-    if (chunk) k.push_back(*chunk);
-    for (int l : a.labels)
-      if (!keep[l] && b.has(l) && !(chunk && l == *chunk)) k.push_back(l);
+    for (int l : (ctx ? b : a).labels)
+      if (!keep[l] && a.has(l) && b.has(l)) k.push_back(l);
     auto prod = [&](const std::vector<int>& ls) {
       int64_t p = 1;
       for (int l : ls) p *= size_[l];
@@ -574,7 +565,7 @@ class EinsumOp : public Op {
     std::vector<int> natural = bt;
     natural.insert(natural.end(), m.begin(), m.end());
     natural.insert(natural.end(), n.begin(), n.end());
-    const bool direct = natural == out && !ctx;
+    const bool direct = natural == out;
     const int64_t csize = B * M * N;
     float* c = dst;
     if (!direct) {
@@ -602,13 +593,25 @@ class EinsumOp : public Op {
     if (!ctx) {
       run(0, K, c);
     } else {
-      const SumChunks chunks(chunk ? size_[*chunk] : 1);
-      const int64_t per = chunk ? K / std::max<int64_t>(1, size_[*chunk]) : K;
-      partial_.resize(static_cast<size_t>(std::max<int64_t>(chunks.count * csize, 1)));
-      for (int64_t q = 0; q < chunks.count; ++q)
-        run(chunks.begin(q) * per, (chunks.end(q) - chunks.begin(q)) * per,
-            partial_.data() + q * csize);
-      finishPartials(grad_input, partial_.data(), chunks.count, csize, sum_, *ctx, c);
+      // Each chunk's partial is added as soon as it is computed (the
+      // partials of all chunks would be K / kSumChunk times the weight).
+      const SumChunks chunks(K);
+      partial_.resize(static_cast<size_t>(std::max<int64_t>(csize, 1)));
+      sum_.reset(static_cast<size_t>(csize));
+      Fixed* acc = sum_.data();
+      std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
+      for (int64_t q = 0; q < chunks.count; ++q) {
+        run(chunks.begin(q), chunks.end(q) - chunks.begin(q), partial_.data());
+        const float* p = partial_.data();
+        detail::parallelRange(csize, 4096, [&](int64_t lo, int64_t hi) {
+          bool my_bad = false;
+          for (int64_t j = lo; j < hi; ++j) acc[j] += detail::toFixed(p[j], &my_bad);
+          if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
+        });
+      }
+      for (char x : bad)
+        if (x) sum_.setBad();
+      finishSum(grad_input, sum_, *ctx, c);
     }
     if (c == dst) return;
     // Permute [bt, M, N] into `out`'s order.
@@ -638,7 +641,6 @@ class EinsumOp : public Op {
   std::array<int64_t, kMaxLabels> size_{};
   int ell_rank_ = 0;
   std::vector<int> out_labels_;
-  std::vector<int> last_in_ndim_;
   // Scratch, grown only.
   std::vector<float> abuf_, bbuf_, cbuf_, partial_;
   FixedSum sum_;
