@@ -231,13 +231,19 @@ class EinsumOp : public Op {
         }
       Shape gs;
       for (int l : g_labels) gs.push_back(size_[l]);
-      Tensor g(gs);
+      // G is the gradient itself when the operand has each of its labels
+      // once, on its own axis.
+      const bool whole = g_labels == views[i].labels && in[i]->ndim() == static_cast<int>(gs.size());
+      Tensor g;
+      if (!whole) g = Tensor(gs);
+      float* gp = whole ? d.f32() : g.f32();
       if (!other) {
-        reduceInto(g_view, g_labels, g.f32());
+        reduceInto(g_view, g_labels, gp);
       } else {
-        // The other operand's batch axis, when this gradient sums over it.
-        contract(g_view, *other, keep, g_labels, g.f32(), rankReduced(i) ? &ctx : nullptr, i);
+        // A weight's gradient (rank-reduced) is summed in chunks, exactly.
+        contract(g_view, *other, keep, g_labels, gp, rankReduced(i) ? &ctx : nullptr, i);
       }
+      if (whole) continue;
       // Spread G over the operand: broadcast where it lacks a label, onto
       // the diagonal of a repeated letter (elsewhere 0).
       std::vector<Dim> dims;
