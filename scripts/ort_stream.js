@@ -5,7 +5,8 @@
 //
 // Usage: node scripts/ort_stream.js MODEL.onnx [--threads N]
 // Protocol (little-endian), repeated on stdin:
-//   int32 ndim, int32 dims[ndim], float32 data[prod(dims)]
+//   int32 ndim, int32 dims[|ndim|], data[prod(dims)]: float32 when ndim > 0,
+//   int64 (token ids) when ndim < 0;
 // a frame with ndim 0 ends the stream. For every frame one line goes to
 // stdout: the argmax of each row of the model's first output, or of each
 // pixel over dim 1 for an (N, classes, H, W) output, comma separated. The first line written, before any frame is read, is
@@ -62,16 +63,19 @@ async function main() {
   for (;;) {
     const head = readExact(4);
     if (head === null) break;
-    const ndim = head.readInt32LE(0);
-    if (ndim === 0) break;
-    if (ndim < 0 || ndim > 8) throw new Error(`bad frame: ${ndim} dimensions`);
+    const field = head.readInt32LE(0);
+    if (field === 0) break;
+    const int64 = field < 0, ndim = Math.abs(field);
+    if (ndim > 8) throw new Error(`bad frame: ${ndim} dimensions`);
     const dimsBuf = readExact(4 * ndim);
     const dims = [];
     for (let i = 0; i < ndim; i++) dims.push(dimsBuf.readInt32LE(4 * i));
     const count = dims.reduce((a, b) => a * b, 1);
-    const data = readExact(4 * count);
-    const x = new Float32Array(data.buffer, data.byteOffset, count);
-    const out = await session.run({ [input]: new ort.Tensor('float32', x, dims) });
+    const data = readExact((int64 ? 8 : 4) * count);
+    // A copy: BigInt64Array needs 8-byte alignment, which a Buffer slice lacks.
+    const x = int64 ? new BigInt64Array(data.buffer.slice(data.byteOffset, data.byteOffset + 8 * count))
+                    : new Float32Array(data.buffer, data.byteOffset, count);
+    const out = await session.run({ [input]: new ort.Tensor(int64 ? 'int64' : 'float32', x, dims) });
     const y = out[output];
     const rows = y.dims[0];
     // (N, classes, H, W): a segmentation output, one argmax over the classes

@@ -8,16 +8,20 @@ mode, torch.onnx.export opset 13 with a dynamic batch axis, small inputs):
   1. infer: a random input written as an ONNX TensorProto, run by
      `slimtrain infer` and by ONNX Runtime (scripts/ort_run.js); passes when
      max |slimtrain - ORT| / max |ORT| <= 1e-4.
-  2. compress (image classifiers only): an HDF5 data set of random uint8
-     images, a config in ACT's form (Quantization with PACT, l2 Distillation,
-     GMP UnstructurePrune 0.5 on every weight, 4 training iterations, batch 8,
-     16 evaluation images), `slimtrain compress`; passes when it exits 0 and
-     ONNX Runtime ran the INT8 export (onnxruntime_top1 not null). The number
-     of predictions ONNX Runtime and slimtrain disagree on is recorded, not
-     judged: random models have near-tied logits.
+  2. compress: an HDF5 data set (random uint8 images with class labels for
+     classifiers, with random (N, H, W) masks for segmentation nets; random
+     int64 token ids with class labels for the text model), a config in
+     ACT's form (Quantization with PACT, l2 Distillation — for the text model
+     of the logits and of the encoder's output, a hidden state — GMP
+     UnstructurePrune 0.5 on every weight, 4 training iterations, batch 8,
+     16 evaluation samples), `slimtrain compress`; passes when it exits 0 and
+     ONNX Runtime ran the INT8 export (onnxruntime_top1 / onnxruntime_miou
+     not null). The number of predictions (pixels for segmentation) ONNX
+     Runtime and slimtrain disagree on is recorded, not judged: random models
+     have near-tied logits.
 A failing model or stage is recorded with the first error line and the script
 goes on. Prints one line per model and stage and a markdown table (to FILE
-with --table). Exit status 0 when every infer stage passed and every attempted
+with --table). Exit status 0 when every infer stage passed and every
 compress stage exited 0, else 1; 77 (ctest: skipped) without the Python
 packages or onnxruntime-node.
 """
@@ -118,12 +122,26 @@ MODELS = {
     "text_transformer": (TextClassifier, ("tokens", 16), "text"),
 }
 
-NOT_ATTEMPTED = {
-    "segmentation": "not attempted: per-pixel [N, 4, H, W] output; compress evaluates "
-                    "top-1 on [N, classes] logits and its data sets hold one label per image",
-    "text": "not attempted: int64 token-id input; compress's data readers (idx, hdf5, "
-            "list, imagefolder) feed float images",
-}
+SEG_CLASSES = 4
+EVAL_SAMPLES = 16
+HIDDEN = "hidden"  # the text model's encoder output, distilled besides the logits
+
+
+def name_hidden_state(path, name=HIDDEN):
+    """Names the encoder output of an exported TextClassifier `name`: the input
+    of the ReduceMean over the tokens (axes [1]), so a config can distil it."""
+    g = onnx.load(path)
+    means = [n for n in g.graph.node if n.op_type == "ReduceMean" and any(
+        a.name == "axes" and list(a.ints) == [1] for a in n.attribute)]
+    assert means, "no ReduceMean over the tokens in " + path
+    old = means[-1].input[0]
+    for n in g.graph.node:
+        n.input[:] = [name if i == old else i for i in n.input]
+        n.output[:] = [name if o == old else o for o in n.output]
+    for v in g.graph.value_info:
+        if v.name == old:
+            v.name = name
+    onnx.save(g, path)
 
 
 def first_error_line(text):
@@ -180,6 +198,8 @@ def export(name, d, opset=13):
     torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"],
                       output_names=["output"],
                       dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    if kind == "tokens":
+        name_hidden_state(path)
     pb = os.path.join(d, "input.pb")
     write_pb(pb, x.numpy(), "input")
     return path, pb
@@ -238,11 +258,20 @@ def infer_stage(binary, name, d, model, pb, timeout):
     return r
 
 
-def write_h5(path, n, size, seed):
+def write_h5(path, n, spec, kind, seed):
+    """Random samples for `spec` with labels for `kind`: class ids, or (N, H, W)
+    masks of SEG_CLASSES classes for segmentation; int64 token ids for text."""
     rng = np.random.default_rng(seed)
+    what, size = spec
     with h5py.File(path, "w") as f:
-        f.create_dataset("x", data=rng.integers(0, 256, (n, 3, size, size), dtype=np.uint8))
-        f.create_dataset("y", data=rng.integers(0, CLASSES, (n,), dtype=np.int64))
+        if what == "tokens":
+            f.create_dataset("x", data=rng.integers(0, 1000, (n, size), dtype=np.int64))
+        else:
+            f.create_dataset("x", data=rng.integers(0, 256, (n, 3, size, size), dtype=np.uint8))
+        if kind == "segmentation":
+            f.create_dataset("y", data=rng.integers(0, SEG_CLASSES, (n, size, size), dtype=np.uint8))
+        else:
+            f.create_dataset("y", data=rng.integers(0, CLASSES, (n,), dtype=np.int64))
 
 
 CONFIG = """\
@@ -255,9 +284,7 @@ Global:
   Data:
     format: hdf5
     train_images: {d}/train.h5
-    eval_images: {d}/eval.h5
-    mean: {mean}
-    std: {std}
+    eval_images: {d}/eval.h5{norm}
 Checkpoint:
   every_iters: 0
   resume: never
@@ -266,7 +293,7 @@ Quantization:
   activation_quantize_type: moving_average_abs_max
   weight_quantize_type: channel_wise_abs_max
 Distillation:
-  loss: l2
+  loss: l2{nodes}
 UnstructurePrune:
   prune_strategy: gmp
   ratio: 0.5
@@ -282,16 +309,16 @@ TrainConfig:
 
 def compress_stage(binary, name, d, timeout):
     _, spec, kind = MODELS[name]
-    r = {"stage": "compress", "attempted": kind == "classifier", "pass": False}
-    if kind != "classifier":
-        r["reason"] = NOT_ATTEMPTED[kind]
-        return r
-    size = spec[1]
-    write_h5(os.path.join(d, "train.h5"), 64, size, 1)
-    write_h5(os.path.join(d, "eval.h5"), 16, size, 2)
+    r = {"stage": "compress", "attempted": True, "pass": False,
+         "metric": "miou" if kind == "segmentation" else "top1"}
+    write_h5(os.path.join(d, "train.h5"), 64, spec, kind, 1)
+    write_h5(os.path.join(d, "eval.h5"), EVAL_SAMPLES, spec, kind, 2)
     cfg = os.path.join(d, "act.yaml")
+    norm = "" if kind == "text" else f"\n    mean: {IMAGENET_MEAN}\n    std: {IMAGENET_STD}"
+    # The text model also distils its encoder output (a hidden state).
+    nodes = f"\n  node: [{HIDDEN}, output]" if kind == "text" else ""
     with open(cfg, "w") as f:
-        f.write(CONFIG.format(d=d, mean=IMAGENET_MEAN, std=IMAGENET_STD))
+        f.write(CONFIG.format(d=d, norm=norm, nodes=nodes))
     shutil.rmtree(os.path.join(d, "run"), ignore_errors=True)
     rc, _, err, secs = run([binary, "compress", cfg], timeout, os.path.join(d, "compress.log"))
     r["exit"], r["seconds"] = rc, secs
@@ -300,16 +327,20 @@ def compress_stage(binary, name, d, timeout):
     if os.path.exists(rep_path):
         with open(rep_path) as f:
             rep = json.load(f)
-    for k in ("student_top1", "export_top1", "onnxruntime_top1",
-              "onnxruntime_differing_predictions", "onnxruntime_first_difference"):
+    m = r["metric"]
+    for k in ("student_" + m, "export_" + m, "onnxruntime_" + m, "teacher_" + m,
+              "onnxruntime_differing_predictions", "onnxruntime_differing_samples",
+              "onnxruntime_compared_pixels", "onnxruntime_first_difference", "distill_pairs"):
         r[k] = rep.get(k)
     r["quantized_ops"] = (rep.get("quantized_ops") or {}).get("count")
+    # Predictions compared: samples, or pixels of a segmentation output.
+    r["compared"] = r["onnxruntime_compared_pixels"] or EVAL_SAMPLES
     if rc != 0:
         r["reason"] = f"exit {rc}: " + first_error_line(err)
-    elif r["onnxruntime_top1"] is None:
+    elif r["onnxruntime_" + m] is None:
         r["reason"] = "ONNX Runtime check did not run: " + next(
             (ln.strip() for ln in err.splitlines() if "ONNX Runtime check skipped" in ln),
-            "no onnxruntime_top1 in report.json")
+            f"no onnxruntime_{m} in report.json")
     elif r["onnxruntime_differing_predictions"] is None:
         r["reason"] = "report.json lacks onnxruntime_differing_predictions"
     else:
@@ -333,11 +364,12 @@ def line(name, r):
     elif not r.get("attempted", True):
         return f"{name} compress: {r['reason']}"
     else:
+        m = r.get("metric", "top1")
         detail = (f"exit {r.get('exit')}, {fmt(r.get('seconds'), '.1f')} s, quantized ops "
-                  f"{r.get('quantized_ops')}, student_top1 {fmt(r.get('student_top1'))}, "
-                  f"export_top1 {fmt(r.get('export_top1'))}, onnxruntime_top1 "
-                  f"{fmt(r.get('onnxruntime_top1'))}, differing "
-                  f"{r.get('onnxruntime_differing_predictions')}/16")
+                  f"{r.get('quantized_ops')}, student_{m} {fmt(r.get('student_' + m))}, "
+                  f"export_{m} {fmt(r.get('export_' + m))}, onnxruntime_{m} "
+                  f"{fmt(r.get('onnxruntime_' + m))}, differing "
+                  f"{r.get('onnxruntime_differing_predictions')}/{r.get('compared')}")
         if not r["pass"]:
             detail += f"; {r['reason']}"
     return f"{name} {r['stage']}: {'PASS' if r['pass'] else 'FAIL'}: {detail}"
@@ -361,9 +393,21 @@ def table(results):
             if not comp["pass"]:
                 c += f": {comp.get('reason', '')}"
             dp = comp.get("onnxruntime_differing_predictions")
-            a = "—" if dp is None else f"{dp} / 16"
+            a = "—" if dp is None else f"{dp} / {comp.get('compared')}"
+            if dp is not None and comp.get("onnxruntime_compared_pixels"):
+                a += " pixels"
         rows.append(f"| {name} | {input_desc(MODELS[name][1])} | {i.replace('|', '/')} | "
                     f"{c.replace('|', '/')} | {a} |")
+    # Details: infer's numbers and each compress run's metric (teacher, fake-quant
+    # student, slimtrain running the export, ONNX Runtime running it).
+    rows += ["", "| model | infer max abs diff | max \\|out\\| | output | metric: teacher / "
+             "student / export / ORT |", "|---|---|---|---|---|"]
+    for name, (inf, comp) in results.items():
+        m = (comp or {}).get("metric", "top1")
+        vals = "—" if not comp else f"{m}: " + " / ".join(
+            fmt(comp.get(k + m), ".4g") for k in ("teacher_", "student_", "export_", "onnxruntime_"))
+        rows.append(f"| {name} | {fmt(inf.get('max_abs_diff'))} | {fmt(inf.get('max_abs_out'))} "
+                    f"| {inf.get('shape', '—')} | {vals} |")
     return "\n".join(rows) + "\n"
 
 
@@ -409,7 +453,7 @@ def main():
         comp = compress_stage(binary, name, d, args.timeout)
         print(line(name, comp), flush=True)
         results[name] = (inf, comp)
-        ok = ok and inf["pass"] and (not comp["attempted"] or comp.get("exit") == 0)
+        ok = ok and inf["pass"] and comp.get("exit") == 0
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump({n: {"infer": i, "compress": c} for n, (i, c) in results.items()}, f, indent=1)
     t = table(results)

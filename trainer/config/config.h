@@ -156,6 +156,7 @@ struct QuantTargets {
   bool conv_transpose = false;  ///< ConvTranspose
   bool gemm = false;            ///< Gemm (Paddle mul / matmul / matmul_v2)
   bool matmul = false;          ///< MatMul with a constant weight input
+  bool matmul_act = false;      ///< MatMul of two activations (Paddle matmul / matmul_v2)
   bool add = false;             ///< Add of two activations (Paddle elementwise_add)
   bool pool = false;            ///< MaxPool / AveragePool / Global* (Paddle pool2d)
   bool operator==(const QuantTargets&) const = default;
@@ -163,8 +164,10 @@ struct QuantTargets {
 
 /// Maps quantize_op_types to op kinds. Paddle names: conv2d -> conv,
 /// depthwise_conv2d -> depthwise_conv, conv2d_transpose -> conv_transpose,
-/// mul/matmul/matmul_v2 -> gemm + matmul. ONNX names: Conv -> conv +
-/// depthwise_conv, ConvTranspose, Gemm, MatMul; the activation-only types
+/// mul -> gemm + matmul, matmul/matmul_v2 -> gemm + matmul + matmul_act
+/// (Paddle's mul always has a weight; its matmul ops also multiply two
+/// activations). ONNX names: Conv -> conv + depthwise_conv, ConvTranspose,
+/// Gemm, MatMul -> matmul + matmul_act; the activation-only types
 /// elementwise_add / Add -> add and pool2d (any ONNX pooling op name) -> pool.
 /// for_tensorrt replaces the list by ACT's TensorRT list (less leaky_relu)
 /// and is_full_quantize selects every kind above (ACT's other

@@ -296,7 +296,7 @@ GmpSchedule resolveGmp(const UnstructurePrune& p, int64_t total_iters) {
 
 QuantTargets quantTargets(const QuantAware& q) {
   QuantTargets t;
-  if (q.is_full_quantize) return {true, true, true, true, true, true, true};
+  if (q.is_full_quantize) return {true, true, true, true, true, true, true, true};
   std::vector<std::string> types = q.quantize_op_types;
   // ACT's TensorRT list less leaky_relu (not modelled).
   if (q.for_tensorrt) types = {"mul", "conv2d", "pool2d", "depthwise_conv2d", "elementwise_add"};
@@ -306,8 +306,8 @@ QuantTargets quantTargets(const QuantAware& q) {
     if (s == "Conv") t.conv = t.depthwise_conv = true;
     if (s == "conv2d_transpose" || s == "ConvTranspose") t.conv_transpose = true;
     if (s == "mul" || s == "matmul" || s == "matmul_v2") t.gemm = t.matmul = true;
+    if (s == "matmul" || s == "matmul_v2" || s == "MatMul") t.matmul = t.matmul_act = true;
     if (s == "Gemm") t.gemm = true;
-    if (s == "MatMul") t.matmul = true;
     if (s == "elementwise_add" || s == "Add") t.add = true;
     if (s == "pool2d" || s == "MaxPool" || s == "AveragePool" || s == "GlobalAveragePool" ||
         s == "GlobalMaxPool")

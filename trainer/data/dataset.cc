@@ -119,6 +119,12 @@ Shape Dataset::sampleShape() const {
 
 void validate(const Dataset& d) {
   if (!d.source) return;
+  if (d.tokens()) {
+    if (!d.mean.empty() || !d.std.empty())
+      SLIM_THROW(DataError, d.describe(), ": mean/std normalise images, but the data set holds "
+                 "int64 token ids (remove Global.Data mean and std)");
+    return;
+  }
   const int64_t c = d.sampleShape()[0];
   for (const auto* v : {&d.mean, &d.std}) {
     const char* what = v == &d.mean ? "mean" : "std";
@@ -132,19 +138,21 @@ void validate(const Dataset& d) {
 
 void fillBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t epoch,
                Tensor& images, Tensor& labels) {
-  const Shape s = d.sampleShape();  // {C, H, W}
-  const int64_t C = s[0], HW = s[1] * s[2], CHW = C * HW;
+  const Shape s = d.sampleShape();  // {C, H, W}, or {T} for token ids
   const int64_t B = static_cast<int64_t>(indices.size());
   const int64_t N = d.size();
   const Source& src = *d.source;
+  const bool tokens = d.tokens();
+  const int64_t C = tokens ? 1 : s[0], HW = tokens ? s[0] : s[1] * s[2], CHW = C * HW;
   const bool u8 = src.pixelType() == DType::kU8;
-  images.resize({B, s[0], s[1], s[2]}, DType::kF32);
+  Shape bs = s;
+  bs.insert(bs.begin(), B);
+  images.resize(bs, tokens ? DType::kI64 : DType::kF32);
   // (B) class labels, or (B, H, W) masks (labelShape {H, W}).
   Shape ls = src.labelShape();
   const int64_t per_label = numelOf(ls);
   ls.insert(ls.begin(), B);
   labels.resize(ls, DType::kI64);
-  float* out = images.f32();
   int64_t* out_y = labels.data<int64_t>();
   const bool labelled = src.hasLabels();
 
@@ -168,16 +176,22 @@ void fillBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t ep
 
   // One sample's stored pixels (CHW), reused across calls of this thread.
   thread_local std::vector<unsigned char> scratch;
-  scratch.resize(static_cast<size_t>(CHW) * (u8 ? 1 : sizeof(float)));
+  scratch.resize(static_cast<size_t>(CHW) * dtypeSize(src.pixelType()));
   for (int64_t b = 0; b < B; ++b) {
     const int64_t i = indices[b];
     if (i < 0 || i >= N)
       SLIM_THROW(DataError, d.describe(), ": sample index ", i, " out of range [0, ", N,
                  ") at batch position ", b);
     const uint64_t seed = d.augment ? sampleSeed(d.seed, epoch, i) : kNoAugment;
-    readSample(d, i, seed, scratch.data(), labelled ? out_y + b * per_label : nullptr);
+    int64_t* y = labelled ? out_y + b * per_label : nullptr;
+    if (tokens) {  // token ids go to the model as stored
+      readSample(d, i, seed, images.data<int64_t>() + b * CHW, y);
+    } else {
+      readSample(d, i, seed, scratch.data(), y);
+    }
     if (!labelled) std::fill(out_y + b * per_label, out_y + (b + 1) * per_label, int64_t{0});
-    float* dst = out + b * CHW;
+    if (tokens) continue;
+    float* dst = images.f32() + b * CHW;
     if (u8) {
       const uint8_t* px = scratch.data();
       for (int64_t c = 0; c < C; ++c) {

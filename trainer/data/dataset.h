@@ -42,7 +42,9 @@ struct Dataset {
   std::shared_ptr<ReadStats> stats = std::make_shared<ReadStats>();
 
   int64_t size() const { return source ? source->size() : 0; }
-  /// Shape of one sample, {C, H, W}.
+  /// True when the samples are int64 token ids (no normalisation).
+  bool tokens() const { return source && source->pixelType() == DType::kI64; }
+  /// Shape of one sample, {C, H, W}, or {T} for token ids.
   Shape sampleShape() const;
   /// Where the data came from, for messages.
   std::string describe() const { return source ? source->describe() : "no data"; }
@@ -76,12 +78,13 @@ class TensorSource : public Source {
 /// for float images.
 Dataset tensorDataset(Tensor images, Tensor labels, std::string name);
 
-/// Checks mean/std against the channel count (size 0, 1 or C, std > 0).
-/// Throws DataError naming the data set.
+/// Checks mean/std against the channel count (size 0, 1 or C, std > 0; none
+/// for token ids). Throws DataError naming the data set.
 void validate(const Dataset& d);
 
 /// Reads the samples `indices` (in order) into `images` (B, C, H, W) float32,
-/// normalised, and `labels` (B) int64. Reuses the storage of both tensors
+/// normalised — or (B, T) int64 token ids as stored — and `labels` (B) int64
+/// (or (B, H, W) masks). Reuses the storage of both tensors
 /// when it is large enough and not shared (Tensor::resize).
 /// @param d       source data set
 /// @param indices sample indices in [0, N); throws DataError otherwise

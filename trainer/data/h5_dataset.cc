@@ -26,7 +26,8 @@ using ::slim::detail::str;
 namespace {
 
 constexpr const char* kLayout =
-    "needs dataset 'x' (N,C,H,W) or (N,H,W) and optionally 'y' (N) or (N,H,W)";
+    "needs dataset 'x' (N,C,H,W) or (N,H,W) images, or (N,T) integer token ids, and "
+    "optionally 'y' (N) or (N,H,W)";
 // HDF5's chunk cache for `x`: a few chunks of the writer's ~1 MiB.
 constexpr size_t kChunkCacheBytes = size_t{4} << 20;
 // Sequential reads fetch this many bytes of rows at once per thread.
@@ -75,21 +76,32 @@ Hdf5Source::Hdf5Source(const std::string& path)
   }
   x_ = std::make_unique<h5::Handle>(openChecked(*file_, path, "x", kChunkCacheBytes));
 
-  // x: uint8 pixels stay uint8, floats of any width are read as float32.
+  // x: uint8 pixels stay uint8, floats of any width are read as float32,
+  // other integers (int64, int32, ...) are token ids read as int64.
   const h5::StoredType xt = h5::storedType(*x_);
   stored_ = xt.name;
-  const bool u8 = xt.cls == h5::StoredType::Class::kInteger && !xt.is_signed && xt.bytes == 1;
-  if (!u8 && xt.cls != h5::StoredType::Class::kFloat)
-    SLIM_THROW(DataError, path, ": dataset 'x' must be float or uint8, got ", xt.name);
-  pixel_ = u8 ? DType::kU8 : DType::kF32;
+  const bool integer = xt.cls == h5::StoredType::Class::kInteger;
+  const bool u8 = integer && !xt.is_signed && xt.bytes == 1;
+  if (!integer && xt.cls != h5::StoredType::Class::kFloat)
+    SLIM_THROW(DataError, path, ": dataset 'x' must be float or uint8 pixels, or integer token "
+               "ids, got ", xt.name);
+  pixel_ = u8 ? DType::kU8 : integer ? DType::kI64 : DType::kF32;
   Shape xs = h5::datasetInfo(*x_).shape;
-  if (xs.size() == 3) xs.insert(xs.begin() + 1, 1);  // (N,H,W) -> (N,1,H,W)
-  if (xs.size() != 4)
-    SLIM_THROW(DataError, path, ": dataset 'x' must be (N,C,H,W) or (N,H,W), got ",
-               shapeStr(h5::datasetInfo(*x_).shape));
-  n_ = xs[0];
-  sample_ = {xs[1], xs[2], xs[3]};
-  const size_t row = static_cast<size_t>(numelOf(sample_)) * (u8 ? 1 : sizeof(float));
+  if (pixel_ == DType::kI64) {
+    if (xs.size() != 2)
+      SLIM_THROW(DataError, path, ": dataset 'x' holds ", xt.name, " token ids and must be "
+                 "(N,T), got ", shapeStr(xs));
+    n_ = xs[0];
+    sample_ = {xs[1]};
+  } else {
+    if (xs.size() == 3) xs.insert(xs.begin() + 1, 1);  // (N,H,W) -> (N,1,H,W)
+    if (xs.size() != 4)
+      SLIM_THROW(DataError, path, ": dataset 'x' must be (N,C,H,W) or (N,H,W), got ",
+                 shapeStr(h5::datasetInfo(*x_).shape));
+    n_ = xs[0];
+    sample_ = {xs[1], xs[2], xs[3]};
+  }
+  const size_t row = static_cast<size_t>(numelOf(sample_)) * dtypeSize(pixel_);
   block_rows_ = row == 0 ? 1 : std::max<int64_t>(1, static_cast<int64_t>(kBlockBytes / row));
   max_.where = path;
   if (!h5::hasLink(*file_, "y")) {  // unlabelled: evaluation scores the distillation loss
@@ -111,6 +123,10 @@ Hdf5Source::Hdf5Source(const std::string& path)
     SLIM_THROW(DataError, path, ": 'x' holds ", n_, " samples but 'y' holds ", ys[0],
                " labels");
   if (masks) {
+    if (pixel_ == DType::kI64)
+      SLIM_THROW(DataError, path, ": masks 'y' ", shapeStr(ys), " need images, but 'x' holds ",
+                 stored_, " token ids ", shapeStr(h5::datasetInfo(*x_).shape),
+                 " (give one class label per sample: 'y' (N))");
     if (ys[1] != sample_[1] || ys[2] != sample_[2])
       SLIM_THROW(DataError, path, ": masks 'y' are ", ys[1], "x", ys[2], " but images 'x' are ",
                  sample_[1], "x", sample_[2], " (H x W must match)");
@@ -202,8 +218,8 @@ void Hdf5Source::read(int64_t i, uint64_t /*seed*/, void* dst) const {
 void Hdf5Source::readRow(int64_t i, void* dst) const {
   if (i < 0 || i >= n_)
     SLIM_THROW(DataError, path_, ": sample index ", i, " outside [0, ", n_, ")");
-  const h5::Elem mem = pixel_ == DType::kU8 ? h5::Elem::kU8 : h5::Elem::kF32;
-  const size_t row = static_cast<size_t>(numelOf(sample_)) * (pixel_ == DType::kU8 ? 1 : sizeof(float));
+  const h5::Elem mem = h5::elemOf(pixel_);  // kU8, kF32 or kI64 (token ids)
+  const size_t row = static_cast<size_t>(numelOf(sample_)) * dtypeSize(pixel_);
   RowBlock& b = threadBlock();
   if (b.source != serial_) {
     b.source = serial_;
@@ -241,9 +257,13 @@ std::string Hdf5Source::where(int64_t i) const { return str(path_, ":x[", i, "]"
 
 std::string Hdf5Source::describe() const {
   const char* type = dtypeName(pixel_);
+  const std::string from = stored_ == type ? "" : str(" from ", stored_);
+  const char* labels = !y_ ? ", no labels" : label_shape_.empty() ? "" : ", masks";
+  if (pixel_ == DType::kI64)
+    return str("HDF5 ", path_, " (", n_, " samples, ", sample_[0], " ", type, " token ids", from,
+               labels, ")");
   return str("HDF5 ", path_, " (", n_, " samples, ", sample_[0], "x", sample_[1], "x",
-             sample_[2], " ", type, stored_ == type ? "" : str(" from ", stored_),
-             !y_ ? ", no labels" : label_shape_.empty() ? "" : ", masks", ")");
+             sample_[2], " ", type, from, labels, ")");
 }
 
 SourcePtr openHdf5(const std::string& path) { return std::make_shared<Hdf5Source>(path); }

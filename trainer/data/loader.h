@@ -27,8 +27,8 @@ namespace slim::data {
 
 /// One assembled batch.
 struct Batch {
-  Tensor images;                 ///< (B, C, H, W) float32, normalised
-  Tensor labels;                 ///< (B) int64
+  Tensor images;                 ///< (B, C, H, W) float32, normalised; (B, T) int64 token ids
+  Tensor labels;                 ///< (B) int64, or (B, H, W) masks
   std::vector<int64_t> indices;  ///< sample indices, in batch order
   int64_t epoch = 0;
 };

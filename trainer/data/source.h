@@ -10,7 +10,8 @@
 //    rank, thread or timing. seed == kNoAugment asks for the deterministic
 //    (evaluation) transform;
 //  - pixels stay in their stored type (uint8 0..255, or float32) until the
-//    batch is assembled (fillBatch normalises them).
+//    batch is assembled (fillBatch normalises them); token ids (int64) are
+//    never normalised.
 #pragma once
 
 #include <cstdint>
@@ -55,9 +56,10 @@ class Source {
 
   /// Number of samples N.
   virtual int64_t size() const = 0;
-  /// {C, H, W} of every sample read() writes.
+  /// {C, H, W} of every sample read() writes; {T} for token ids.
   virtual Shape sampleShape() const = 0;
-  /// DType::kU8 (pixels 0..255) or DType::kF32 (values as stored).
+  /// DType::kU8 (pixels 0..255), DType::kF32 (values as stored) or
+  /// DType::kI64 (token ids, sampleShape {T}: fed to the model as they are).
   virtual DType pixelType() const = 0;
   /// Label of sample i (0 <= i < N), >= 0. For dense labels (labelShape()
   /// not empty) and unlabelled sets the value is not used.
@@ -77,7 +79,8 @@ class Source {
   }
   /// The largest label and where it is written.
   virtual LabelMax maxLabel() const = 0;
-  /// Writes sample i, C*H*W values of pixelType() in CHW order, to `dst`.
+  /// Writes sample i, C*H*W values of pixelType() in CHW order (T token
+  /// ids), to `dst`.
   /// @param i    sample index in [0, N)
   /// @param seed sampleSeed(...) for the training transform, kNoAugment for
   ///             the evaluation transform

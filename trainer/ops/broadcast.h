@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "trainer/core/tensor.h"
+#include "trainer/ops/exact_sum.h"
 #include "trainer/ops/fast_math.h"
 
 namespace slim::ops {
@@ -136,6 +137,21 @@ void broadcastGrad(const BroadcastPlan& p, int which, const float* a,
     } else {
       *d += laneSum(n, [&](int64_t i) { return f(gr[i], *x, *z); });
     }
+  });
+}
+
+/// broadcastGrad for a repeated operand `which` (a weight), exactly: every
+/// output element's f(g[k], a[ia], b[ib]) is added to `sum` (reset to the
+/// operand's size) in fixed point, so the total does not depend on the order
+/// or on how the batch is split over ranks (exact_sum.h).
+template <class F>
+void broadcastGradExact(const BroadcastPlan& p, int which, const float* a, const float* b,
+                        const float* g, FixedSum& sum, F f) {
+  sum.reset(static_cast<size_t>(numelOf(p.operandShape(which))));
+  p.forEachRow([&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
+    const int64_t d = which == 0 ? ia : ib, sd = which == 0 ? sa : sb;
+    for (int64_t i = 0; i < n; ++i)
+      sum.add(static_cast<size_t>(d + i * sd), f(g[o + i], a[ia + i * sa], b[ib + i * sb]));
   });
 }
 

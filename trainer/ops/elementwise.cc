@@ -51,7 +51,7 @@ class BinaryOp : public Op {
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                 const std::vector<const Tensor*>& dout,
-                const std::vector<Tensor*>& din, RunContext&) override {
+                const std::vector<Tensor*>& din, RunContext& ctx) override {
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
     SLIM_ENFORCE(a.dtype() == DType::kF32, label, ": backward needs float32");
@@ -68,6 +68,12 @@ class BinaryOp : public Op {
       const float* ap = a.f32();
       const float* bp = b.f32();
       float* dp = d.f32();
+      if (rankReduced(static_cast<size_t>(w))) {
+        // A weight (bias, norm scale) repeated over the batch: exact sum.
+        exactGrad(w, ap, bp, g);
+        finishSum(static_cast<size_t>(w), sum_, ctx, dp);
+        continue;
+      }
       switch (kind_) {
         case BinKind::kAdd:
           plan_.reduceTo(w, g, dp);
@@ -102,9 +108,33 @@ class BinaryOp : public Op {
     }
   }
 
+  // Either operand may be a weight whose gradient sums over the batch.
+  bool reducesGradOverRanks(int) const override { return true; }
+
  private:
+  // The gradient of operand w summed into sum_ in fixed point.
+  void exactGrad(int w, const float* a, const float* b, const float* g) {
+    auto run = [&](auto f) { broadcastGradExact(plan_, w, a, b, g, sum_, f); };
+    switch (kind_) {
+      case BinKind::kAdd: run([](float gv, float, float) { return gv; }); break;
+      case BinKind::kSub:
+        if (w == 0) run([](float gv, float, float) { return gv; });
+        else run([](float gv, float, float) { return -gv; });
+        break;
+      case BinKind::kMul:
+        if (w == 0) run([](float gv, float, float z) { return gv * z; });
+        else run([](float gv, float x, float) { return gv * x; });
+        break;
+      case BinKind::kDiv:
+        if (w == 0) run([](float gv, float, float z) { return gv / z; });
+        else run([](float gv, float x, float z) { return -gv * x / (z * z); });
+        break;
+    }
+  }
+
   BinKind kind_;
   BroadcastPlan plan_;
+  FixedSum sum_;  // exactGrad's sums
 };
 
 // Sum of any number of inputs (float32), broadcast to a common shape.

@@ -1,7 +1,10 @@
 // Gemm (Y = alpha*op(A)*op(B) + beta*C, C unidirectionally broadcast) and
 // MatMul (numpy semantics: 1-D promotion, broadcast batch dimensions), both
 // on the GEMM of conv_kernels. MatMul folds the batch into the rows when
-// B has no batch dimensions (x[B,T,K] @ w[K,N]: one large GEMM).
+// B has no batch dimensions (x[B,T,K] @ w[K,N]: one large GEMM). A weight
+// B's gradient is a reduction over the samples; where the executor asks for
+// it (Op::reducesGradOverRanks) both add float partials over chunks of
+// kSumChunk rows in fixed point (exact_sum.h).
 #include <algorithm>
 #include <vector>
 
@@ -149,7 +152,7 @@ class MatMulOp : public Op {
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
-                RunContext&) override {
+                RunContext& ctx) override {
     setup(in);
     Tensor* da = din.size() > 0 ? din[0] : nullptr;
     Tensor* db = din.size() > 1 ? din[1] : nullptr;
@@ -159,6 +162,10 @@ class MatMulOp : public Op {
     const float* dy = dout[0]->f32();
     const float* a = in[0]->f32();
     const float* b = in[1]->f32();
+    if (db && rankReduced(1)) {  // B is a weight: exact, world-size invariant
+      weightGradient(a, dy, ctx, db->f32());
+      db = nullptr;
+    }
     if (fold_) {
       if (da)  // dA (batch*M, K) = dY * B^T
         gemm(false, true, batch_ * M_, K_, N_, 1.f, dy, N_, b, N_, 0.f, da->f32(), K_);
@@ -178,7 +185,45 @@ class MatMulOp : public Op {
     }
   }
 
+  bool reducesGradOverRanks(int i) const override { return i == 1; }
+
  private:
+  // dB of a weight B, world-size invariant: one float partial A^T dY per
+  // chunk of kSumChunk consecutive rows of each output batch entry, added in
+  // fixed point. With a per-rank batch that is a multiple of kSumChunk,
+  // every rank's rows start on a chunk boundary of the whole batch's,
+  // whichever dimension holds the samples ([N, T, K], or batch_first
+  // attention's projections on [T, N, K]), so the chunks, their partials and
+  // the sums are those of one rank with the whole batch.
+  void weightGradient(const float* a, const float* dy, RunContext& ctx, float* db) {
+    const int64_t entries = fold_ ? 1 : batch_;  // output batch entries
+    const int64_t rows = fold_ ? batch_ * M_ : M_;  // rows of each entry
+    const int64_t bsize = K_ * N_;
+    bsum_.reset(static_cast<size_t>(numelOf(b_shape_)));
+    part_.resize(static_cast<size_t>(bsize));
+    std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
+    const SumChunks chunks(rows);
+    for (int64_t i = 0; i < entries; ++i) {
+      const float* ai = a + (fold_ ? 0 : a_off_[i]);
+      const float* dyi = dy + i * rows * N_;
+      Fixed* si = bsum_.data() + (fold_ ? 0 : b_off_[i]);
+      for (int64_t c = 0; c < chunks.count; ++c) {
+        const int64_t r0 = chunks.begin(c), n = chunks.end(c) - r0;
+        gemm(true, false, K_, N_, n, 1.f, ai + r0 * K_, K_, dyi + r0 * N_, N_, 0.f,
+             part_.data(), N_);
+        detail::parallelRange(bsize, 4096, [&](int64_t b, int64_t e) {
+          bool my_bad = false;
+          const float* pk = part_.data();
+          for (int64_t k = b; k < e; ++k) si[k] += detail::toFixed(pk[k], &my_bad);
+          if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
+        });
+      }
+    }
+    for (char x : bad)
+      if (x) bsum_.setBad();
+    finishSum(1, bsum_, ctx, db);
+  }
+
   void setup(const std::vector<Tensor*>& in) {
     SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs inputs A and B");
     const Shape& as = in[0]->shape();
@@ -207,6 +252,7 @@ class MatMulOp : public Op {
       ob[d] = ab[d] == 1 ? bb[d] : ab[d];
     }
     out_shape_ = ob;
+    b_shape_ = bs;
     if (as.size() > 1) out_shape_.push_back(M_);
     if (bs.size() > 1) out_shape_.push_back(N_);
     batch_ = numelOf(ob);
@@ -231,8 +277,10 @@ class MatMulOp : public Op {
 
   int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
   bool fold_ = false;
-  Shape out_shape_;
+  Shape out_shape_, b_shape_;
   std::vector<int64_t> a_off_, b_off_;
+  std::vector<float> part_;  // weightGradient's partial of one chunk
+  FixedSum bsum_;            // weightGradient's sums
 };
 
 }  // namespace

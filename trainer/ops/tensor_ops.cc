@@ -198,7 +198,7 @@ class GatherOp : public Op {
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout,
-                const std::vector<Tensor*>& din, RunContext&) override {
+                const std::vector<Tensor*>& din, RunContext& ctx) override {
     if (din.empty() || !din[0]) return;
     din[0]->resize(in[0]->shape());
     din[0]->zero();
@@ -206,6 +206,19 @@ class GatherOp : public Op {
     const float* g = dout[0]->f32();
     float* d = din[0]->f32();
     const int64_t m = static_cast<int64_t>(idx_.size());
+    if (rankReduced(0)) {
+      // A table (an embedding) gathered by the batch's indices: its gradient
+      // sums over the samples, added in fixed point (exact on any ranks).
+      sum_.reset(static_cast<size_t>(in[0]->numel()));
+      for (int64_t o = 0; o < outer_; ++o)
+        for (int64_t j = 0; j < m; ++j) {
+          const int64_t dr = (o * len_ + idx_[j]) * inner_;
+          const float* gr = g + (o * m + j) * inner_;
+          for (int64_t i = 0; i < inner_; ++i) sum_.add(static_cast<size_t>(dr + i), gr[i]);
+        }
+      finishSum(0, sum_, ctx, d);
+      return;
+    }
     for (int64_t o = 0; o < outer_; ++o)
       for (int64_t j = 0; j < m; ++j) {
         float* dr = d + (o * len_ + idx_[j]) * inner_;
@@ -215,10 +228,12 @@ class GatherOp : public Op {
   }
 
   std::vector<int> nonDiffInputs() const override { return {1}; }
+  bool reducesGradOverRanks(int i) const override { return i == 0; }
 
  private:
   int64_t axis_, outer_ = 1, inner_ = 1, len_ = 1;
   std::vector<int64_t> idx_;
+  FixedSum sum_;  // the table's gradient when rank-reduced
 };
 
 // Expand(data, shape): broadcast data to broadcastShape(data, shape).

@@ -20,6 +20,8 @@ int runTrain(const config::Config& cfg, comm::Communicator& comm, bool force_res
   if (train.source && !train.source->hasLabels())
     SLIM_THROW(ConfigError, "train: ", train.describe(), " has no labels to train on (`compress` "
                "distils from the model itself without them)");
+  checkInputData(train, model);
+  checkInputData(eval, model);
   checkLabels(train, modelClasses(model), model.name);
   checkLabels(eval, modelClasses(model), model.name);
   graph::Graph tg = model;  // shallow: shares parameter storage with `model`
@@ -58,6 +60,7 @@ int runEval(const config::Config& cfg, const std::string& model_path,
                                     : models::loadModel(path, "", cfg.global.seed);
   if (!path.empty()) models::checkModelRuns(model, path);
   checkInputName(cfg.global, model);
+  checkInputData(eval, model);
   checkLabels(eval, modelClasses(model), model.name);
   graph::Graph g = model;
   GraphIo io = addClassificationLoss(g);

@@ -212,6 +212,8 @@ int runCompress(const config::Config& cfg, comm::Communicator& comm, bool force_
   CompressGraph cg;
   buildCompressGraph(cfg, world, train.size(), cg);
   graph::Graph& original = cg.original;
+  checkInputData(train, original);
+  checkInputData(eval, original);
   checkLabels(train, modelClasses(original), original.name);
   checkLabels(eval, modelClasses(original), original.name);
   graph::Graph& teacher = cg.teacher;

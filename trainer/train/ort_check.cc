@@ -132,7 +132,9 @@ bool OrtRunner::start(const std::string& model, const std::string& log_path, std
 }
 
 bool OrtRunner::predict(const Tensor& images, std::vector<int64_t>* pred, std::string* why) {
-  std::vector<int32_t> head = {static_cast<int32_t>(images.ndim())};
+  // ndim < 0 marks int64 data (token ids), ndim > 0 float32 (ort_stream.js).
+  const int32_t nd = static_cast<int32_t>(images.ndim());
+  std::vector<int32_t> head = {images.dtype() == DType::kI64 ? -nd : nd};
   for (int64_t d : images.shape()) head.push_back(static_cast<int32_t>(d));
   if (!writeAll(to_child_, head.data(), head.size() * sizeof(int32_t)) ||
       !writeAll(to_child_, images.raw(), images.bytes())) {

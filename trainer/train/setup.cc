@@ -13,6 +13,8 @@
 
 namespace slim::train {
 
+using ::slim::detail::str;
+
 data::ImageTransform imageTransform(const config::Data& d, bool eval) {
   data::ImageTransform t;
   t.kind = d.transform == "torchvision" ? data::TransformKind::kTorchvision
@@ -102,6 +104,29 @@ void checkLabels(const data::Dataset& ds, int64_t classes, const std::string& mo
                " classes (", model, " outputs [N, ", classes,
                ds.source->labelShape().empty() ? "" : ", H, W", "]; labels must be 0..",
                classes - 1, ds.source->labelShape().empty() ? "" : " or 255 (ignored)", ")");
+}
+
+void checkInputData(const data::Dataset& ds, const graph::Graph& model) {
+  if (!ds.source || model.inputs.empty()) return;
+  const graph::ValueInfo& in = model.inputs[0];
+  const bool int_input = in.dtype == DType::kI64 || in.dtype == DType::kI32;
+  const std::string input = str("input '", in.name, "' of model '", model.name, "' is ",
+                                dtypeName(in.dtype), " ", shapeStr(in.shape));
+  if (ds.tokens() != int_input)
+    SLIM_THROW(DataError, ds.describe(), ": dataset 'x' holds ",
+               ds.tokens() ? "int64 token ids" : "images", " but ", input, " (expected ",
+               int_input ? "integer token ids (N, T): an HDF5 'x' of int64 or int32"
+                         : "float images (N, C, H, W): an HDF5 'x' of uint8 or float",
+               ")");
+  if (!ds.tokens()) return;
+  if (in.dtype != DType::kI64)
+    SLIM_THROW(DataError, ds.describe(), ": ", input, "; slimtrain feeds token ids as int64 "
+               "(export the model with an int64 input, as torch.onnx.export does for "
+               "torch.long ids)");
+  const Shape s = ds.sampleShape();  // {T}
+  if (in.shape.size() != 2 || (in.shape[1] > 0 && in.shape[1] != s[0]))
+    SLIM_THROW(DataError, ds.describe(), ": dataset 'x' holds ", s[0], " token ids per sample "
+               "(N, ", s[0], ") but ", input);
 }
 
 graph::Graph loadConfiguredModel(const config::Global& g) {

@@ -31,6 +31,13 @@ data::ImageTransform imageTransform(const config::Data& d, bool eval);
 /// not below `classes` (the model's output width; <= 0 skips the check).
 void checkLabels(const data::Dataset& ds, int64_t classes, const std::string& model);
 
+/// Throws DataError when the data set's samples do not fit the model's
+/// first input: int64 token ids (N, T) for a float image input or the other
+/// way round, or token ids of another length T than a fixed one the input
+/// declares. The message names the file and dataset ('x'), the input, and
+/// the expected and found types and shapes.
+void checkInputData(const data::Dataset& ds, const graph::Graph& model);
+
 /// Classes of a classifier or segmentation net: dim 1 of its first output
 /// when that is (N, K) or (N, K, H, W) with K known, else 0 (unknown: no
 /// label check).

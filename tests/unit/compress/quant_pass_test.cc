@@ -220,6 +220,71 @@ TEST(InsertQat, ElementwiseAddQuantizesBothInputs) {
   EXPECT_EQ(countOps(g, kFakeQuantActOp), 4);  // x, r1, d1, p1
 }
 
+// Attention's MatMuls of two activations (matmul / matmul_v2, or the ONNX
+// name MatMul; not mul, not Gemm): both inputs get an EMA quantizer without
+// PACT, as Paddle's quant-dequant pass does; a tensor already quantized is
+// shared; the projection with a weight keeps weight + PACT input; a MatMul
+// whose first input is the constant is skipped with the reason.
+TEST(InsertQat, MatmulOfTwoActivationsQuantizesBoth) {
+  auto build = [] {
+    Graph g;
+    g.inputs = {{"x", {-1, 3, 4}, DType::kF32}};
+    g.addInitializer("w", test::randomTensor({4, 4}, 1), true);
+    g.addInitializer("c", test::randomTensor({3, 3}, 2), true);
+    Node t = node("t", "Transpose", {"q"}, {"qt"});
+    t.attrs.set("perm", std::vector<int64_t>{0, 2, 1});
+    g.nodes = {node("proj", "MatMul", {"x", "w"}, {"q"}), t,
+               node("qk", "MatMul", {"q", "qt"}, {"s"}), node("sm", "Softmax", {"s"}, {"p"}),
+               node("pv", "MatMul", {"p", "q"}, {"o"}), node("cx", "MatMul", {"c", "o"}, {"y"})};
+    g.outputs = {{"y", {-1, 3, 4}, DType::kF32}};
+    return g;
+  };
+  for (const char* type : {"matmul_v2", "matmul", "MatMul"}) {
+    SCOPED_TRACE(type);
+    Graph g = build();
+    QatInfo info = insertQat(g, quantConfig({type}, true));
+    ASSERT_EQ(info.nodeNames(), (std::vector<std::string>{"proj", "qk", "pv"}));
+    EXPECT_EQ(info.nodes[0].weight, "w");
+    EXPECT_FALSE(info.findActivation("x")->pact_alpha.empty());  // weight op: PACT
+    for (size_t k : {1, 2}) {
+      EXPECT_EQ(info.nodes[k].kind, "matmul");
+      EXPECT_EQ(info.nodes[k].weight, "");
+    }
+    EXPECT_EQ(info.nodes[1].activation, "q");
+    EXPECT_EQ(info.nodes[1].activation2, "qt");
+    EXPECT_EQ(info.nodes[2].activation, "p");
+    EXPECT_EQ(info.nodes[2].activation2, "q");
+    for (const std::string t : {"q", "qt", "p"}) {
+      const ActQuant* a = info.findActivation(t);
+      ASSERT_NE(a, nullptr) << t;
+      EXPECT_EQ(a->mode, "moving_average_abs_max") << t;
+      EXPECT_TRUE(a->pact_alpha.empty()) << t;
+    }
+    EXPECT_EQ(countOps(g, kFakeQuantActOp), 4);  // x, q (shared by qk and pv), qt, p
+    for (const auto& n : g.nodes) {
+      if (n.name != "pv") continue;
+      EXPECT_EQ(n.inputs, (std::vector<std::string>{info.findActivation("p")->quantized,
+                                                    info.findActivation("q")->quantized}));
+    }
+    ASSERT_EQ(info.skipped.size(), 1u);
+    EXPECT_EQ(info.skipped[0].first, "cx");
+    EXPECT_NE(info.skipped[0].second.find("first input is a constant"), std::string::npos);
+    EXPECT_NE(describeQat(info).find("matmul qk: inputs q moving_average_abs_max int8, qt "
+                                     "moving_average_abs_max int8"),
+              std::string::npos)
+        << describeQat(info);
+    g.validate();
+  }
+  Graph g = build();  // Gemm selects no MatMul
+  EXPECT_TRUE(insertQat(g, quantConfig({"Gemm"})).nodes.empty());
+  g = build();  // mul: the projection only (Paddle's mul has a weight), a reason for the others
+  QatInfo info = insertQat(g, quantConfig({"mul"}));
+  EXPECT_EQ(info.nodeNames(), (std::vector<std::string>{"proj"}));
+  ASSERT_EQ(info.skipped.size(), 3u);
+  EXPECT_EQ(info.skipped[0].first, "qk");
+  EXPECT_NE(info.skipped[0].second.find("not by mul"), std::string::npos) << info.skipped[0].second;
+}
+
 // pool2d (activation-only): GlobalAveragePool's input "s" gets an EMA
 // quantizer; with conv2d the other quantizers are unchanged.
 TEST(InsertQat, Pool2dQuantizesItsInput) {

@@ -230,19 +230,25 @@ TEST(ConfigParse, ResolveGmpAutoAndExplicit) {
 TEST(ConfigParse, QuantTargets) {
   QuantAware q;
   q.quantize_op_types = {"conv2d", "mul"};
-  EXPECT_EQ(quantTargets(q), (QuantTargets{true, false, false, true, true, false, false}));
+  EXPECT_EQ(quantTargets(q), (QuantTargets{true, false, false, true, true, false, false, false}));
   q.quantize_op_types = {"Conv", "MatMul"};
-  EXPECT_EQ(quantTargets(q), (QuantTargets{true, true, false, false, true, false, false}));
+  EXPECT_EQ(quantTargets(q), (QuantTargets{true, true, false, false, true, true, false, false}));
   q.quantize_op_types = {"depthwise_conv2d", "elementwise_add"};
-  EXPECT_EQ(quantTargets(q), (QuantTargets{false, true, false, false, false, true, false}));
+  EXPECT_EQ(quantTargets(q), (QuantTargets{false, true, false, false, false, false, true, false}));
   q.quantize_op_types = {"Add", "GlobalAveragePool"};
-  EXPECT_EQ(quantTargets(q), (QuantTargets{false, false, false, false, false, true, true}));
+  EXPECT_EQ(quantTargets(q), (QuantTargets{false, false, false, false, false, false, true, true}));
   q.quantize_op_types = {"pool2d"};
-  EXPECT_EQ(quantTargets(q), (QuantTargets{false, false, false, false, false, false, true}));
+  EXPECT_EQ(quantTargets(q), (QuantTargets{false, false, false, false, false, false, false, true}));
   q.for_tensorrt = true;
-  EXPECT_EQ(quantTargets(q), (QuantTargets{true, true, false, true, true, true, true}));
+  EXPECT_EQ(quantTargets(q), (QuantTargets{true, true, false, true, true, false, true, true}));
   q.is_full_quantize = true;
-  EXPECT_EQ(quantTargets(q), (QuantTargets{true, true, true, true, true, true, true}));
+  EXPECT_EQ(quantTargets(q), (QuantTargets{true, true, true, true, true, true, true, true}));
+  // Paddle's matmul ops multiply two activations too (attention), its mul never.
+  q = QuantAware{};
+  for (const char* t : {"matmul", "matmul_v2"}) {
+    q.quantize_op_types = {t};
+    EXPECT_EQ(quantTargets(q), (QuantTargets{false, false, false, true, true, true, false, false}));
+  }
 }
 
 TEST(ConfigParse, OddDocumentsFailWithConfigError) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "checkpoint/h5.h"
+#include "trainer/data/dataset.h"
 #include "trainer/data/h5_dataset.h"
 
 namespace slim::data {
@@ -141,6 +142,60 @@ TEST(Hdf5Source, FloatPixelsReadBackExactly) {
   EXPECT_NE(s->describe().find("float32 from float64"), std::string::npos) << s->describe();
 }
 
+// (N, T) integer token ids (int64, or int32 read as int64) stay integers: a
+// batch is (B, T) int64 exactly as stored, never normalised; images-only
+// options and layouts are refused naming the file.
+TEST(Hdf5Source, TokenIdsStayInt64) {
+  TmpFile f("tokens"), g("tokens32");
+  const std::vector<int64_t> ids = {5, 0, 999, 7, 3000000000LL, 1, 2, 3, 42};
+  writeH5(f.path, {arr("x", h5::Elem::kI64, {3, 3}, ids),
+                   arr<int64_t>("y", h5::Elem::kI64, {3}, {1, 0, 2})});
+  writeH5(g.path, {arr<int32_t>("x", h5::Elem::kI32, {3, 3}, {5, 0, 999, 7, -1, 1, 2, 3, 42})});
+  SourcePtr s = openHdf5(f.path);
+  EXPECT_EQ(s->pixelType(), DType::kI64);
+  EXPECT_EQ(s->sampleShape(), (Shape{3}));
+  EXPECT_EQ(s->describe(), "HDF5 " + f.path + " (3 samples, 3 int64 token ids)");
+  Dataset d;
+  d.source = s;
+  EXPECT_TRUE(d.tokens());
+  validate(d);
+  Tensor x, y;
+  fillBatch(d, {2, 1, 0}, x, y);
+  ASSERT_EQ(x.dtype(), DType::kI64);
+  ASSERT_EQ(x.shape(), (Shape{3, 3}));
+  const std::vector<int64_t> want = {2, 3, 42, 7, 3000000000LL, 1, 5, 0, 999};
+  for (size_t k = 0; k < want.size(); ++k) EXPECT_EQ(x.data<int64_t>()[k], want[k]) << k;
+  EXPECT_EQ(y.data<int64_t>()[0], 2);
+  d.mean = {0.5f};  // normalising token ids is an error naming the file
+  try {
+    validate(d);
+    ADD_FAILURE() << "mean accepted for token ids";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(f.path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("token ids"), std::string::npos) << e.what();
+  }
+  SourcePtr s32 = openHdf5(g.path);
+  EXPECT_EQ(s32->pixelType(), DType::kI64);
+  EXPECT_FALSE(s32->hasLabels());
+  EXPECT_NE(s32->describe().find("int64 token ids from int32"), std::string::npos) << s32->describe();
+  int64_t row[3];
+  s32->read(1, kNoAugment, row);
+  EXPECT_EQ(row[0], 7);
+  EXPECT_EQ(row[1], -1);
+  // Token ids with masks, or of another rank: refused naming the file.
+  s32.reset();
+  writeH5(g.path, {arr<int32_t>("x", h5::Elem::kI32, {1, 2, 2}, {1, 2, 3, 4})});
+  EXPECT_THROW(openHdf5(g.path), DataError);
+  writeH5(g.path, {arr<int64_t>("x", h5::Elem::kI64, {1, 4}, {1, 2, 3, 4}),
+                   arr<uint8_t>("y", h5::Elem::kU8, {1, 2, 2}, {0, 1, 1, 0})});
+  try {
+    openHdf5(g.path);
+    ADD_FAILURE() << "masks accepted for token ids";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(g.path), std::string::npos) << e.what();
+  }
+}
+
 TEST(Hdf5Source, LabelsAsColumn) {
   TmpFile f("ycol");
   writeH5(f.path, {arr<uint8_t>("x", h5::Elem::kU8, {3, 1, 1}, {1, 2, 3}),
@@ -241,9 +296,9 @@ TEST(Hdf5Source, BadFilesNameTheFile) {
                    arr<int64_t>("y", h5::Elem::kI64, {1, 2}, {0, 1})});
   expectError("'y' must be (N), (N,1) or (N,H,W)");
   writeH5(f.path, {arr<int32_t>("x", h5::Elem::kI32, {2, 1, 1}, {1, 2}), y2});
-  expectError("'x' must be float or uint8, got int32");
+  expectError("'x' holds int32 token ids and must be (N,T)");  // integers other than uint8: ids
   writeH5(f.path, {arr<int8_t>("x", h5::Elem::kI8, {2, 1, 1}, {1, 2}), y2});
-  expectError("got int8");
+  expectError("'x' holds int8 token ids and must be (N,T), got [2, 1, 1]");
   writeH5(f.path, {arr<uint8_t>("x", h5::Elem::kU8, {2, 1, 1}, {1, 2}),
                    arr<int64_t>("y", h5::Elem::kI64, {2}, {0, -3})});
   expectError("negative label -3 at sample 1");

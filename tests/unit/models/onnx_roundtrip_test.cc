@@ -101,7 +101,7 @@ TEST(OnnxRoundTrip, SyntheticGraphWithCoercedSoftmax) {
   g.addInitializer("shape_b", Tensor::fromInts({3}, {-1, 3, 4}));
   std::vector<float> w(12);
   for (int i = 0; i < 12; ++i) w[i] = 0.25f * static_cast<float>(i % 5) - 0.5f;
-  g.addInitializer("w", Tensor::fromVector({3, 4}, w));
+  g.addInitializer("w", Tensor::fromVector({3, 4}, w), true);  // import: a Mul's weight trains
   g.nodes.push_back({"r1", "Reshape", {"x", "shape_a"}, {"a"}, {}});
   g.nodes.push_back({"r2", "Reshape", {"a", "shape_b"}, {"b"}, {}});
   g.nodes.push_back({"mul", "Mul", {"b", "w"}, {"c"}, {}});

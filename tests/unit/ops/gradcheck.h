@@ -19,6 +19,9 @@ struct GradCheckOptions {
   float rtol = 2e-2f;    ///< relative tolerance
   bool training = true;  ///< RunContext::training
   std::vector<int> skip_inputs;  ///< inputs not to check (e.g. shape tensors)
+  /// Check the gradients the op computes for rank-reduced weights (every
+  /// input marked, Op::setRankReducedInputs; one rank: no sync).
+  bool rank_reduced = false;
 };
 
 /// Runs forward once and returns the outputs (deep copies).
@@ -42,6 +45,7 @@ inline void gradCheck(const std::string& type, const ops::Attrs& attrs,
                       std::vector<Tensor> inputs, size_t n_out,
                       const GradCheckOptions& opt = {}) {
   auto op = ops::OpRegistry::get().create(type, attrs, "gradcheck");
+  if (opt.rank_reduced) op->setRankReducedInputs(std::vector<bool>(inputs.size(), true));
   Rng rng(1234);
   // Objective weights.
   std::vector<Tensor> base = runForward(*op, inputs, n_out, opt.training);

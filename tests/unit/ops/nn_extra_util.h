@@ -85,12 +85,13 @@ inline Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
 }
 
 // Gradients of every input of `type` for inputs `in` (input 0 the batch),
-// dy = `dy`; with `sync`, the inputs `params` are reduced by the op.
+// dy = `dy`; the inputs `params` are marked rank-reduced (Op::
+// setRankReducedInputs: the ops' exact path), reduced over ranks with `sync`.
 inline std::vector<Tensor> grads(const std::string& type, const ops::Attrs& a, std::vector<Tensor> in,
                           const Tensor& dy, ops::StateSync* sync,
                           const std::vector<bool>& params) {
   auto op = make(type, a);
-  if (sync) op->setRankReducedInputs(params);
+  op->setRankReducedInputs(params);
   ops::RunContext ctx;
   ctx.training = true;
   ctx.sync = sync;

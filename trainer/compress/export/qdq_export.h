@@ -38,7 +38,9 @@
 // its inputs through their Q/DQ pairs; its output gets one when a quantizer
 // reads it, so ORT runs QLinearAdd and the convs around it as QLinearConv; a
 // quantized pooling op (pool2d) likewise, e.g. GlobalAveragePool -> Flatten
-// -> Gemm's quantizer gives QLinearGlobalAveragePool.
+// -> Gemm's quantizer gives QLinearGlobalAveragePool. A MatMul of two
+// activations (attention) reads both through their Q/DQ pairs (ORT:
+// MatMulIntegerToFloat, or QLinearMatMul with an output Q/DQ).
 // BatchNormalization (inference, running stats) stays, stored compactly, by
 // default (QdqOptions::compact_batch_norm). With
 // QdqOptions::fold_batch_norm, one that is a quantized Conv's only consumer

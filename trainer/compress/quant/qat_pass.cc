@@ -73,6 +73,7 @@ struct Candidate {
   std::string kind;
   int axis = 0;  // channel axis of the weight; -1: per tensor only
   std::string why_not;  // a selected kind that cannot be quantized
+  bool act_only = false;  // activation-only: every input gets an EMA quantizer
 };
 
 Candidate classify(const Graph& g, const Node& nd, const config::QuantTargets& t) {
@@ -81,6 +82,7 @@ Candidate classify(const Graph& g, const Node& nd, const config::QuantTargets& t
   const bool gemm = nd.op_type == "Gemm", matmul = nd.op_type == "MatMul";
   if (nd.op_type == "Add" && t.add) {
     c.kind = "elementwise_add";
+    c.act_only = true;
     for (const auto& in : nd.inputs)
       if (in.empty() || g.isInitializer(in)) {
         c.kind = "?";
@@ -93,6 +95,7 @@ Candidate classify(const Graph& g, const Node& nd, const config::QuantTargets& t
                     nd.op_type == "GlobalAveragePool" || nd.op_type == "GlobalMaxPool";
   if (pool && t.pool) {
     c.kind = "pool2d";
+    c.act_only = true;
     if (nd.inputs.empty() || nd.inputs[0].empty() || g.isInitializer(nd.inputs[0]))
       c = Candidate{"?", 0, "input is not an activation"};
     return c;
@@ -101,9 +104,23 @@ Candidate classify(const Graph& g, const Node& nd, const config::QuantTargets& t
         (gemm && t.gemm) || (matmul && t.matmul)))
     return c;
   const std::string w = nd.inputs.size() > 1 ? nd.inputs[1] : "";
+  // MatMul of two activations (attention's Q.K^T and attn.V): Paddle's
+  // quant-dequant pass gives both inputs an EMA quantizer, no PACT
+  // (act-reference §4.1: matmul / matmul_v2 are activation ops too; Paddle's
+  // mul always has a weight, so it does not select them).
+  const std::string a = nd.inputs.empty() ? "" : nd.inputs[0];
+  if (matmul && !w.empty() && !g.isInitializer(w) && !a.empty() && !g.isInitializer(a)) {
+    if (!t.matmul_act)
+      return Candidate{"?", 0, "MatMul of two activations: selected by matmul, matmul_v2 or "
+                       "MatMul in quantize_op_types, not by mul (a weight op in Paddle)"};
+    c.kind = "matmul";
+    c.act_only = true;
+    return c;
+  }
   if (w.empty() || !g.isInitializer(w)) {
     c.kind = "?";
-    c.why_not = matmul ? "second input is not a constant weight (activation-only matmul)"
+    c.why_not = matmul ? "first input is a constant and the second an activation (a weight "
+                         "must be the second input)"
                        : "weight '" + w + "' is not an initializer";
     return c;
   }
@@ -311,7 +328,7 @@ QatInfo insertQat(graph::Graph& g, const config::QuantAware& q, const QatOptions
       out.push_back(std::move(nd));
       continue;
     }
-    if (c.kind == "elementwise_add" || c.kind == "pool2d") {  // activation-only
+    if (c.act_only) {  // elementwise_add, pool2d, matmul of two activations
       const int n_in = c.kind == "pool2d" ? 1 : 2;
       QuantizedNode qn{nd.name, c.kind, "", nd.inputs[0], n_in > 1 ? nd.inputs[1] : "", ""};
       for (int k = 0; k < n_in; ++k) nd.inputs[k] = b.activation(nd.inputs[k], out, false);

@@ -29,12 +29,14 @@ struct QatOptions {
 struct QuantizedNode {
   std::string node;        ///< node name
   std::string kind;        ///< Paddle op kind: conv2d | depthwise_conv2d |
-                           ///< conv2d_transpose | mul (Gemm) | matmul (MatMul) |
+                           ///< conv2d_transpose | mul (Gemm) | matmul (MatMul,
+                           ///< with a weight or of two activations) |
                            ///< elementwise_add (Add) | pool2d (ONNX pooling ops)
   std::string weight;      ///< weight parameter it reads (through the quantizer);
                            ///< "" for the activation-only kinds
   std::string activation;  ///< activation tensor it reads (through the quantizer)
-  std::string activation2; ///< elementwise_add: the second input's tensor
+  std::string activation2; ///< elementwise_add, matmul of two activations:
+                           ///< the second input's tensor
   std::string bias;        ///< bias parameter it reads through FakeQuantBias
                            ///< (the export's int32 bias); "" when none
 };
@@ -88,7 +90,13 @@ struct QatInfo {
 /// input channel per group, group > 1 and out channels a multiple of group
 /// -> depthwise_conv2d; ConvTranspose -> conv2d_transpose; Gemm -> mul;
 /// MatMul whose second input is an initializer -> matmul. Only nodes whose
-/// weight (input 1) is an initializer are quantized. Add of two activations
+/// weight (input 1) is an initializer are quantized, except a MatMul of two
+/// activations (attention's Q.K^T, attn.V) -> matmul as an activation-only
+/// op where QuantTargets::matmul_act (matmul, matmul_v2, MatMul; not mul):
+/// both inputs get an EMA quantizer and no PACT, as Paddle's quant-dequant
+/// pass quantizes matmul / matmul_v2 (act-reference §4.1);
+/// QuantizedNode::weight is "" and activation2 names the second input.
+/// Add of two activations
 /// -> elementwise_add, an activation-only op (act-reference §4.1): both
 /// inputs get a quantizer, moving_average_abs_max without PACT as Paddle's
 /// quant-dequant pass inserts; an Add with a constant input is skipped.

@@ -73,16 +73,33 @@ void classifyInitializers(graph::Graph& g) {
   // op type -> (weight input slots, buffer input slots)
   static const std::map<std::string, std::pair<std::vector<size_t>, std::vector<size_t>>>
       kSlots = {{"Conv", {{1, 2}, {}}},
+                {"ConvTranspose", {{1, 2}, {}}},
                 {"Gemm", {{1, 2}, {}}},
                 {"MatMul", {{1}, {}}},
-                {"BatchNormalization", {{1, 2}, {3, 4}}}};
+                {"BatchNormalization", {{1, 2}, {3, 4}}},
+                {"LayerNormalization", {{1, 2}, {}}},
+                {"InstanceNormalization", {{1, 2}, {}}},
+                {"PRelu", {{1}, {}}}};
   for (const graph::Node& n : g.nodes) {
-    auto it = kSlots.find(n.op_type);
-    if (it == kSlots.end()) continue;
     auto isFloatInit = [&](size_t slot) {
       return slot < n.inputs.size() && g.isInitializer(n.inputs[slot]) &&
              g.initializers.at(n.inputs[slot]).dtype() == DType::kF32;
     };
+    auto isActivation = [&](size_t slot) {
+      return slot < n.inputs.size() && !n.inputs[slot].empty() && !g.isInitializer(n.inputs[slot]);
+    };
+    // An Embedding: Gather of a float table by the batch's indices.
+    if (n.op_type == "Gather" && isFloatInit(0) && isActivation(1))
+      g.trainable.insert(n.inputs[0]);
+    // A bias or scale vector an activation is shifted / scaled by (a MatMul's
+    // bias, a decomposed LayerNorm's gamma and beta, a layer scale, a
+    // position embedding); scalars (epsilons, GELU's constants) stay constant.
+    if ((n.op_type == "Add" || n.op_type == "Mul") && n.inputs.size() == 2)
+      for (size_t s : {size_t{0}, size_t{1}})
+        if (isFloatInit(s) && isActivation(1 - s) && g.initializers.at(n.inputs[s]).numel() > 1)
+          g.trainable.insert(n.inputs[s]);
+    auto it = kSlots.find(n.op_type);
+    if (it == kSlots.end()) continue;
     for (size_t s : it->second.first)
       if (isFloatInit(s)) g.trainable.insert(n.inputs[s]);
     for (size_t s : it->second.second)

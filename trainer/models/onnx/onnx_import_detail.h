@@ -28,8 +28,12 @@ void normalizeNode(graph::Graph& g, graph::Node& n, int opset);
 /// initializers no graph output needs. Returns the number of folded nodes.
 int foldConstants(graph::Graph& g);
 
-/// Marks float initializers that feed weight inputs as trainable (Conv W/B,
-/// Gemm B/C, MatMul input 1, BatchNormalization scale/B) and the
+/// Marks float initializers that feed weight inputs as trainable (Conv and
+/// ConvTranspose W/B, Gemm B/C, MatMul input 1, the scale/B of
+/// BatchNormalization, LayerNormalization and InstanceNormalization, PRelu's
+/// slope, the table of a Gather by non-constant indices (an Embedding), and
+/// a non-scalar float initializer an Add or Mul applies to an activation (a
+/// bias, a decomposed LayerNorm's gamma/beta, a layer scale)) and the
 /// BatchNormalization mean/var as buffers.
 void classifyInitializers(graph::Graph& g);
 
