@@ -113,6 +113,7 @@ MODELS = {
                   "classifier"),
     "convnext_tiny": (tv("convnext_tiny"), ("image", 64), "classifier"),
     "vit_small": (small_vit, ("image", 32), "classifier"),
+    "maxvit_t": (tv("maxvit_t"), ("image", 224), "classifier"),
     "lraspp_mobilenet_v3_large": (seg("lraspp_mobilenet_v3_large"), ("image", 64),
                                   "segmentation"),
     "deeplabv3_mobilenet_v3_large": (seg("deeplabv3_mobilenet_v3_large"), ("image", 64),

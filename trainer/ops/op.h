@@ -321,5 +321,6 @@ void registerMathOps(OpRegistry& r);         // Pow, Sqrt, Erf, Exp, Tanh, Reduc
 void registerTensorOps(OpRegistry& r);       // Constant, Shape, Gather, Squeeze, Unsqueeze, Pad, Cast
 void registerSliceOps(OpRegistry& r);        // Slice, Split, Tile, Range
 void registerLogicOps(OpRegistry& r);        // Equal, Less, ..., Not, And, Or, Xor, Where, Min, Max
+void registerEinsumOps(OpRegistry& r);       // Einsum
 
 }  // namespace slim::ops

@@ -142,6 +142,7 @@ OpRegistry& OpRegistry::get() {
     registerTensorOps(*r);
     registerSliceOps(*r);
     registerLogicOps(*r);
+    registerEinsumOps(*r);
     return r;
   }();
   return *registry;
