@@ -1,6 +1,6 @@
 # ONNX import/export tests (owner: onnx). Included by tests/unit/models/CMakeLists.txt.
 if(TARGET slim_models)
-  foreach(t testdata fixtures roundtrip bad_input)
+  foreach(t testdata fixtures roundtrip bad_input trainable)
     slim_test(onnx_${t}_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/onnx_${t}_test.cc
       LIBS slim_models TIMEOUT 300)
   endforeach()

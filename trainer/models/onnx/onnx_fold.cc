@@ -88,6 +88,11 @@ void classifyInitializers(graph::Graph& g) {
     auto isActivation = [&](size_t slot) {
       return slot < n.inputs.size() && !n.inputs[slot].empty() && !g.isInitializer(n.inputs[slot]);
     };
+    // A weight contracted with an activation by a two-operand Einsum (the op's
+    // backward covers one and two operands).
+    if (n.op_type == "Einsum" && n.inputs.size() == 2)
+      for (size_t s : {size_t{0}, size_t{1}})
+        if (isFloatInit(s) && isActivation(1 - s)) g.trainable.insert(n.inputs[s]);
     // An Embedding: Gather of a float table by the batch's indices.
     if (n.op_type == "Gather" && isFloatInit(0) && isActivation(1))
       g.trainable.insert(n.inputs[0]);

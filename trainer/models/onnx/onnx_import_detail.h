@@ -31,7 +31,8 @@ int foldConstants(graph::Graph& g);
 /// Marks float initializers that feed weight inputs as trainable (Conv and
 /// ConvTranspose W/B, Gemm B/C, MatMul input 1, the scale/B of
 /// BatchNormalization, LayerNormalization and InstanceNormalization, PRelu's
-/// slope, the table of a Gather by non-constant indices (an Embedding), and
+/// slope, the table of a Gather by non-constant indices (an Embedding), the
+/// weight a two-operand Einsum contracts with an activation, and
 /// a non-scalar float initializer an Add or Mul applies to an activation (a
 /// bias, a decomposed LayerNorm's gamma/beta, a layer scale)) and the
 /// BatchNormalization mean/var as buffers.
