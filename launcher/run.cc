@@ -12,7 +12,7 @@
 #include "launcher/test_seams.h"
 #include "launcher/tools.h"
 #include "slim_config.h"
-#include "trainer/compress/export/qdq_ops.h"
+#include "trainer/compress/register_ops.h"
 #include "trainer/config/config.h"
 #include "trainer/core/log.h"
 #include "trainer/core/signals.h"
@@ -66,9 +66,11 @@ int runDistributed(const CommandLine& cl, std::unique_ptr<comm::Communicator>& c
 int run(int argc, char** argv) {
   std::unique_ptr<comm::Communicator> comm;
   try {
-    // QuantizeLinear/DequantizeLinear kernels: INT8 QDQ models (slimtrain's
-    // exports) then run in eval, infer and inspect too.
-    compress::registerQdqOps(ops::OpRegistry::get());
+    // Every op family, once, before anything builds a graph: the built-in
+    // ONNX ops come with OpRegistry::get(); the compression passes' ops
+    // (fake quant, PACT, distillation losses) and QuantizeLinear /
+    // DequantizeLinear (INT8 QDQ models run in eval, infer and inspect too).
+    compress::registerCompressOps(ops::OpRegistry::get());
     CommandLine cl = parseCommandLine(argc, argv);
     if (!cl.log_level.empty())
       log::setLevel(cl.log_level == "debug"  ? log::Level::kDebug

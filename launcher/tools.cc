@@ -42,7 +42,7 @@ std::string checkpointJson(const std::string& file) {
 // `inspect --ops`: the registry's op types, sorted (one a line, or
 // {"ops": [...]}). docs/MODELS.md's op list is generated from it.
 std::string opsList(bool json) {
-  const std::vector<std::string> types = ops::OpRegistry::get().types();
+  const std::vector<std::string> types = ops::OpRegistry::get().modelTypes();
   std::string out;
   if (!json) {
     for (const auto& t : types) out += t + "\n";

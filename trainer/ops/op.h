@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -292,15 +293,25 @@ class OpRegistry {
   static OpRegistry& get();
 
   void add(const std::string& type, OpFactory factory);
+  /// Adds an op slimtrain's passes put into graphs (fake quantization, PACT,
+  /// distillation losses): it runs like any op, but is not an ONNX op, so a
+  /// model file naming it is refused as unsupported and `inspect --ops` does
+  /// not list it.
+  void addInternal(const std::string& type, OpFactory factory);
   bool has(const std::string& type) const;
+  /// Registered and not internal: an op type a model file may contain.
+  bool isModelOp(const std::string& type) const { return has(type) && !internal_.count(type); }
   /// Creates an op; throws ModelError naming type and node when unknown or when
   /// the attributes are invalid.
   std::unique_ptr<Op> create(const std::string& type, const Attrs& attrs,
                              const std::string& node_name) const;
   std::vector<std::string> types() const;
+  /// types() without the internal ops (isModelOp), sorted.
+  std::vector<std::string> modelTypes() const;
 
  private:
   std::vector<std::pair<std::string, OpFactory>> entries_;
+  std::set<std::string> internal_;
 };
 
 // Registration functions of the built-in op families (one per source file).

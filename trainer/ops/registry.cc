@@ -179,6 +179,18 @@ std::unique_ptr<Op> OpRegistry::create(const std::string& type, const Attrs& att
   SLIM_THROW(ModelError, "node '", node_name, "': unsupported op type '", type, "'");
 }
 
+void OpRegistry::addInternal(const std::string& type, OpFactory factory) {
+  add(type, std::move(factory));
+  internal_.insert(type);
+}
+
+std::vector<std::string> OpRegistry::modelTypes() const {
+  std::vector<std::string> out;
+  for (const auto& t : types())
+    if (!internal_.count(t)) out.push_back(t);
+  return out;
+}
+
 std::vector<std::string> OpRegistry::types() const {
   std::vector<std::string> out;
   for (const auto& e : entries_) out.push_back(e.first);

@@ -112,7 +112,6 @@ TEST(TeacherMerge, NamesInputsWeightsAndFrozenAttrs) {
 }
 
 TEST(TeacherMerge, ForwardMatchesOriginalsAndTeacherGetsNoGradient) {
-  compress::ensureDistillOpsRegistered();
   Graph student = convNet(1), teacher = convNet(100);
   Graph student_ref = student.clone(), teacher_ref = teacher.clone();
   compress::mergeTeacher(student, teacher);

@@ -3,6 +3,7 @@
 // logits, shape errors, and finite-difference gradients w.r.t. both inputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -14,7 +15,7 @@ namespace {
 
 class DistillOps : public ::testing::Test {
  protected:
-  void SetUp() override { compress::ensureDistillOpsRegistered(); }
+  // The distillation ops are registered by the test main (compress_ops_main.cc).
 };
 
 ops::Attrs tempAttrs(float t) {
@@ -152,6 +153,31 @@ TEST_F(DistillOps, BackwardScalesWithUpstreamGradient) {
   EXPECT_FLOAT_EQ(ds.f32()[0], 6.f);
   EXPECT_FLOAT_EQ(ds.f32()[1], 0.f);
   EXPECT_FLOAT_EQ(dt.f32()[0], -6.f);
+}
+
+}  // namespace
+}  // namespace slim
+
+namespace slim {
+namespace {
+
+// The compression ops run like any op but are not ONNX ops: a model file
+// naming one is refused (the importer asks isModelOp) and `inspect --ops`
+// (modelTypes) does not list them; QuantizeLinear / DequantizeLinear are.
+TEST(CompressOpRegistration, InternalOpsAreNotModelOps) {
+  const ops::OpRegistry& r = ops::OpRegistry::get();
+  const auto listed = r.modelTypes();
+  for (const char* t : {"DistillL2Loss", "SoftLabelLoss", "FakeQuantAct", "FakeQuantWeight", "Pact",
+                        "FakeQuantBias"}) {
+    SCOPED_TRACE(t);
+    EXPECT_TRUE(r.has(t));
+    EXPECT_FALSE(r.isModelOp(t));
+    EXPECT_EQ(std::count(listed.begin(), listed.end(), t), 0);
+  }
+  for (const char* t : {"QuantizeLinear", "DequantizeLinear", "Conv"}) {
+    EXPECT_TRUE(r.isModelOp(t)) << t;
+    EXPECT_EQ(std::count(listed.begin(), listed.end(), t), 1) << t;
+  }
 }
 
 }  // namespace

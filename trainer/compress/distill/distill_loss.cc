@@ -209,7 +209,6 @@ DistillLoss buildDistillLoss(graph::Graph& g, const config::Distillation& d,
   }
 
   // 2. Build the nodes.
-  ensureDistillOpsRegistered();
   Builder b(g);
   std::map<std::string, std::vector<std::string>> per_type;
   std::vector<std::string> parts;

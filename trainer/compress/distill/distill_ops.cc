@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 
 namespace slim::compress {
 namespace {
@@ -163,14 +162,9 @@ class SoftLabelLossOp : public ops::Op {
 }  // namespace
 
 void registerDistillOps(ops::OpRegistry& r) {
-  r.add("DistillL2Loss", [](const ops::Attrs&) { return std::make_unique<L2LossOp>(); });
-  r.add("SoftLabelLoss",
-        [](const ops::Attrs& a) { return std::make_unique<SoftLabelLossOp>(a); });
-}
-
-void ensureDistillOpsRegistered() {
-  static std::once_flag once;
-  std::call_once(once, [] { registerDistillOps(ops::OpRegistry::get()); });
+  r.addInternal("DistillL2Loss", [](const ops::Attrs&) { return std::make_unique<L2LossOp>(); });
+  r.addInternal("SoftLabelLoss",
+                [](const ops::Attrs& a) { return std::make_unique<SoftLabelLossOp>(a); });
 }
 
 }  // namespace slim::compress

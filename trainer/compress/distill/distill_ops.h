@@ -20,8 +20,4 @@ namespace slim::compress {
 /// @param r the registry to add them to (normally ops::OpRegistry::get())
 void registerDistillOps(ops::OpRegistry& r);
 
-/// registerDistillOps(ops::OpRegistry::get()) exactly once per process
-/// (thread-safe); the distillation passes call it before adding loss nodes.
-void ensureDistillOpsRegistered();
-
 }  // namespace slim::compress

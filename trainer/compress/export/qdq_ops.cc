@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 
 namespace slim::compress {
 namespace {
@@ -147,14 +146,10 @@ class DequantizeLinearOp : public QdqOp {
 }  // namespace
 
 void registerQdqOps(ops::OpRegistry& r) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  if (!r.has("QuantizeLinear"))
-    r.add("QuantizeLinear",
-          [](const ops::Attrs& a) { return std::make_unique<QuantizeLinearOp>(a); });
-  if (!r.has("DequantizeLinear"))
-    r.add("DequantizeLinear",
-          [](const ops::Attrs& a) { return std::make_unique<DequantizeLinearOp>(a); });
+  r.add("QuantizeLinear",
+        [](const ops::Attrs& a) { return std::make_unique<QuantizeLinearOp>(a); });
+  r.add("DequantizeLinear",
+        [](const ops::Attrs& a) { return std::make_unique<DequantizeLinearOp>(a); });
 }
 
 }  // namespace slim::compress

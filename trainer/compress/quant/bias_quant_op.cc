@@ -93,9 +93,8 @@ class FakeQuantBiasOp : public ops::Op {
 namespace detail {
 
 void registerBiasQuantOp(ops::OpRegistry& r) {
-  if (!r.has(kFakeQuantBiasOp))
-    r.add(kFakeQuantBiasOp,
-          [](const ops::Attrs& a) { return std::make_unique<FakeQuantBiasOp>(a); });
+  r.addInternal(kFakeQuantBiasOp,
+                [](const ops::Attrs& a) { return std::make_unique<FakeQuantBiasOp>(a); });
 }
 
 }  // namespace detail

@@ -3,7 +3,6 @@
 // written in place, so the graph buffers always hold the latest scales.
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <string>
 
 #include "trainer/compress/quant/numerics.h"
@@ -207,13 +206,11 @@ detail::ChannelView detail::channelView(const Tensor& w, int64_t axis, const std
 }
 
 void registerQuantOps(ops::OpRegistry& r) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
   detail::registerBiasQuantOp(r);
-  if (r.has(kFakeQuantWeightOp) && r.has(kFakeQuantActOp) && r.has(kPactOp)) return;
-  r.add(kFakeQuantWeightOp,
-        [](const ops::Attrs& a) { return std::make_unique<FakeQuantWeightOp>(a); });
-  r.add(kFakeQuantActOp, [](const ops::Attrs& a) { return std::make_unique<FakeQuantActOp>(a); });
+  r.addInternal(kFakeQuantWeightOp,
+                [](const ops::Attrs& a) { return std::make_unique<FakeQuantWeightOp>(a); });
+  r.addInternal(kFakeQuantActOp,
+                [](const ops::Attrs& a) { return std::make_unique<FakeQuantActOp>(a); });
   detail::registerPactOp(r);
 }
 

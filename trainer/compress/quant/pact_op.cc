@@ -233,7 +233,7 @@ class PactOp : public ops::Op {
 
 namespace detail {
 void registerPactOp(ops::OpRegistry& r) {
-  r.add(kPactOp, [](const ops::Attrs&) { return std::make_unique<PactOp>(); });
+  r.addInternal(kPactOp, [](const ops::Attrs&) { return std::make_unique<PactOp>(); });
 }
 }  // namespace detail
 

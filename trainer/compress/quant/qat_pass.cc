@@ -310,7 +310,6 @@ class Builder {
 
 QatInfo insertQat(graph::Graph& g, const config::QuantAware& q, const QatOptions& opts) {
   validate(q);
-  registerQuantOps(ops::OpRegistry::get());
   const config::QuantTargets targets = config::quantTargets(q);
   QatInfo info;
   info.weight_bits = static_cast<int>(q.weight_bits);

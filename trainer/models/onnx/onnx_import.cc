@@ -110,7 +110,7 @@ class Importer {
     n.inputs.assign(np.input().begin(), np.input().end());
     n.outputs.assign(np.output().begin(), np.output().end());
     const std::string domain = np.domain().empty() ? "ai.onnx" : np.domain();
-    if (!isDefaultDomain(np.domain()) || !ops::OpRegistry::get().has(n.op_type)) {
+    if (!isDefaultDomain(np.domain()) || !ops::OpRegistry::get().isModelOp(n.op_type)) {
       auto it = domains_.find(domain);
       SLIM_THROW(ModelError, "node '", n.name, "': unsupported op type '", n.op_type,
                  "' (ONNX domain ", domain, ", opset ",
