@@ -28,137 +28,23 @@
 #include <vector>
 
 #include "trainer/ops/conv_kernels.h"
+#include "trainer/ops/einsum_equation.h"
+#include "trainer/ops/einsum_layout.h"
 #include "trainer/ops/op.h"
 
 namespace slim::ops {
 namespace {
 
 using detail::gemm;
-
-constexpr int kLetters = 52;     // 'A'..'Z' are 0..25, 'a'..'z' 26..51 (ASCII order)
-constexpr int kEllipsis = 64;    // label of ellipsis dimension j: kEllipsis + j
-constexpr int kMaxLabels = 128;  // kEllipsis + at most 64 ellipsis dimensions
-
-char letterOf(int l) { return static_cast<char>(l < 26 ? 'A' + l : 'a' + (l - 26)); }
-
-// One side of the equation: its labels in axis order, kEllipsis standing for
-// the "..." (expanded per call, when the ranks are known).
-struct Term {
-  std::string text;
-  std::vector<int> labels;
-  bool ellipsis = false;
-};
-
-// A dimension of a strided walk: `size` steps of `src` elements in the
-// source and `dst` in the destination.
-struct Dim {
-  int64_t size, src, dst;
-};
-
-// dst[sum i_d * dim.dst] = sum over `inner` (source offsets, added in their
-// order from zero) of src[sum i_d * dim.src + inner[r]]; a plain copy when
-// `inner` is empty. Threads split the outer index space; the destination
-// positions must be distinct (they are: dense, or one operand's diagonal).
-void stridedSum(const float* src, float* dst, const std::vector<Dim>& outer,
-                const std::vector<int64_t>& inner) {
-  int64_t total = 1;
-  for (const Dim& d : outer) total *= d.size;
-  if (total == 0) return;
-  const int r = static_cast<int>(outer.size());
-  const int64_t n_in = static_cast<int64_t>(inner.size());
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n_in));
-  detail::parallelRange(total, grain, [&](int64_t b, int64_t e) {
-    std::vector<int64_t> idx(r, 0);
-    int64_t so = 0, dof = 0;
-    for (int64_t rem = b, d = r - 1; d >= 0; --d) {
-      idx[d] = rem % outer[d].size;
-      rem /= outer[d].size;
-      so += idx[d] * outer[d].src;
-      dof += idx[d] * outer[d].dst;
-    }
-    const int64_t last = r > 0 ? outer[r - 1].size : 1;
-    const int64_t ls = r > 0 ? outer[r - 1].src : 0, ld = r > 0 ? outer[r - 1].dst : 0;
-    for (int64_t o = b; o < e;) {
-      // The rest of the innermost row from idx[r - 1].
-      const int64_t i0 = r > 0 ? idx[r - 1] : 0;
-      const int64_t len = std::min(last - i0, e - o);
-      if (inner.empty()) {
-        for (int64_t i = 0; i < len; ++i) dst[dof + i * ld] = src[so + i * ls];
-      } else {
-        for (int64_t i = 0; i < len; ++i) {
-          const float* p = src + so + i * ls;
-          float s = 0.f;
-          for (int64_t k = 0; k < n_in; ++k) s += p[inner[k]];
-          dst[dof + i * ld] = s;
-        }
-      }
-      o += len;
-      if (o >= e) break;
-      // Advance the odometer past the row.
-      so += (len - 1) * ls;
-      dof += (len - 1) * ld;
-      if (r == 0) break;
-      idx[r - 1] = last - 1;
-      for (int d = r - 1; d >= 0; --d) {
-        so += outer[d].src;
-        dof += outer[d].dst;
-        if (++idx[d] < outer[d].size) break;
-        so -= outer[d].src * outer[d].size;
-        dof -= outer[d].dst * outer[d].size;
-        idx[d] = 0;
-      }
-    }
-  });
-}
-
-// Offsets of every index of `dims` (row-major), for stridedSum's `inner`.
-std::vector<int64_t> offsetsOf(const std::vector<Dim>& dims) {
-  std::vector<int64_t> off{0};
-  for (const Dim& d : dims) {
-    std::vector<int64_t> next;
-    next.reserve(off.size() * static_cast<size_t>(d.size));
-    for (int64_t o : off)
-      for (int64_t i = 0; i < d.size; ++i) next.push_back(o + i * d.src);
-    off = std::move(next);
-  }
-  return off;
-}
-
-// An operand seen through its distinct labels: strides add up over a
-// repeated letter (the diagonal), and a size-1 ellipsis dimension that
-// broadcasts against a larger one is left out.
-struct View {
-  const float* data = nullptr;
-  std::vector<int> labels;
-  std::vector<int64_t> strides;
-  int64_t stride(int l) const {
-    for (size_t k = 0; k < labels.size(); ++k)
-      if (labels[k] == l) return strides[k];
-    return -1;
-  }
-  bool has(int l) const { return stride(l) >= 0; }
-  /// 0 for a label v lacks (a size-1 dimension: any stride will do).
-  int64_t strideOr0(int l) const { return std::max<int64_t>(0, stride(l)); }
-};
-
-// A dense tensor and its labels in axis order.
-struct Labelled {
-  Tensor t;
-  std::vector<int> labels;
-  View view() const {
-    View v;
-    v.data = t.f32();
-    v.labels = labels;
-    v.strides.assign(labels.size(), 1);
-    for (int k = static_cast<int>(labels.size()) - 2; k >= 0; --k)
-      v.strides[k] = v.strides[k + 1] * t.dim(k + 1);
-    return v;
-  }
-};
+using namespace einsum;  // NOLINT(build/namespaces): this op's own helpers
 
 class EinsumOp : public Op {
  public:
-  explicit EinsumOp(const Attrs& a) : equation_(a.getString("equation", "")) { parse(); }
+  explicit EinsumOp(const Attrs& a) : equation_(a.getString("equation", "")) {
+    einsum::Equation e = einsum::parseEquation(equation_);
+    terms_ = std::move(e.inputs);
+    out_term_ = std::move(e.output);
+  }
 
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
@@ -280,76 +166,6 @@ class EinsumOp : public Op {
 
  private:
   std::string where() const { return label + ": equation '" + equation_ + "'"; }
-
-  void parse() {
-    std::string eq;
-    for (char c : equation_)
-      if (c != ' ') eq += c;
-    if (eq.empty()) SLIM_THROW(ModelError, "Einsum: attribute 'equation' is missing or empty");
-    const size_t arrow = eq.find("->");
-    explicit_ = arrow != std::string::npos;
-    const std::string lhs = eq.substr(0, arrow);
-    size_t start = 0;
-    for (;;) {
-      const size_t comma = lhs.find(',', start);
-      terms_.push_back(parseTerm(lhs.substr(start, comma - start)));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-    std::array<int, kLetters> count{};
-    bool any_ellipsis = false;
-    for (const Term& t : terms_) {
-      any_ellipsis = any_ellipsis || t.ellipsis;
-      for (int l : t.labels)
-        if (l < kLetters) ++count[l];
-    }
-    if (explicit_) {
-      out_term_ = parseTerm(eq.substr(arrow + 2));
-      std::array<int, kLetters> seen{};
-      for (int l : out_term_.labels) {
-        if (l == kEllipsis) continue;
-        if (count[l] == 0)
-          SLIM_THROW(ModelError, "Einsum: equation '", equation_, "': output letter '",
-                     letterOf(l), "' is in no input");
-        if (seen[l]++)
-          SLIM_THROW(ModelError, "Einsum: equation '", equation_, "': output letter '",
-                     letterOf(l), "' is repeated");
-      }
-      if (out_term_.ellipsis && !any_ellipsis)
-        SLIM_THROW(ModelError, "Einsum: equation '", equation_,
-                   "': the output has '...' but no input has");
-    } else {
-      // numpy's implicit output: "..." first, then the letters seen once,
-      // in alphabetical (ASCII) order.
-      if (any_ellipsis) {
-        out_term_.labels.push_back(kEllipsis);
-        out_term_.ellipsis = true;
-      }
-      for (int l = 0; l < kLetters; ++l)
-        if (count[l] == 1) out_term_.labels.push_back(l);
-    }
-  }
-
-  Term parseTerm(const std::string& s) const {
-    Term t;
-    t.text = s;
-    for (size_t k = 0; k < s.size(); ++k) {
-      const char c = s[k];
-      if (c >= 'A' && c <= 'Z') {
-        t.labels.push_back(c - 'A');
-      } else if (c >= 'a' && c <= 'z') {
-        t.labels.push_back(26 + (c - 'a'));
-      } else if (c == '.' && s.compare(k, 3, "...") == 0 && !t.ellipsis) {
-        t.labels.push_back(kEllipsis);
-        t.ellipsis = true;
-        k += 2;
-      } else {
-        SLIM_THROW(ModelError, "Einsum: equation '", equation_, "': term '", s,
-                   "' has '", c, "' (expected letters and at most one '...')");
-      }
-    }
-    return t;
-  }
 
   // Sizes of every label for these inputs; expands the ellipsis (its
   // dimensions right-aligned, numpy broadcasting) and the output's labels.
@@ -642,7 +458,6 @@ class EinsumOp : public Op {
   std::string equation_;
   std::vector<Term> terms_;
   Term out_term_;
-  bool explicit_ = false;
   // Per call: label sizes, ellipsis rank, output labels, input ranks.
   std::array<int64_t, kMaxLabels> size_{};
   int ell_rank_ = 0;

@@ -227,20 +227,7 @@ INSTANTIATE_TEST_SUITE_P(Equations, EinsumGrad, ::testing::ValuesIn(kGradCases),
 // rank-reduced (as the executor flags a weight on 1 rank and on N).
 std::vector<Tensor> einsumGrads(const std::string& e, std::vector<Tensor> in, const Tensor& dy,
                                 ops::StateSync* sync, const std::vector<bool>& params) {
-  auto op = ops::OpRegistry::get().create("Einsum", eq(e), "t");
-  op->setRankReducedInputs(params);
-  ops::RunContext ctx;
-  ctx.training = true;
-  ctx.sync = sync;
-  std::vector<Tensor*> pin;
-  for (auto& t : in) pin.push_back(&t);
-  Tensor y;
-  op->forward(pin, {&y}, ctx);
-  std::vector<Tensor> g(in.size());
-  std::vector<Tensor*> din;
-  for (auto& t : g) din.push_back(&t);
-  op->backward(pin, {&y}, {&dy}, din, ctx);
-  return g;
+  return test::grads("Einsum", eq(e), std::move(in), dy, sync, params);
 }
 
 // Slice [b, e) of axis `axis`.
@@ -273,17 +260,12 @@ void expectWeightGradRankExact(const std::string& e, Tensor x, Tensor w, size_t 
   const Tensor dy = randomTensor(y.shape(), 77);
   const Tensor full = einsumGrads(e, in, dy, nullptr, params)[1 - data];
   const int64_t half = x.dim(x_axis) / 2;
-  test::ExactSync sync(2);
-  Tensor got[2];
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      std::vector<Tensor> rin = in;
-      rin[data] = part(x, x_axis, r * half, (r + 1) * half);
-      got[r] = einsumGrads(e, rin, part(dy, y_axis, r * half, (r + 1) * half), &sync,
-                           params)[1 - data];
-    });
-  for (auto& t : threads) t.join();
+  const auto ranks = test::onTwoRanks([&](int r, test::ExactSync* sync) {
+    std::vector<Tensor> rin = in;
+    rin[data] = part(x, x_axis, r * half, (r + 1) * half);
+    return einsumGrads(e, rin, part(dy, y_axis, r * half, (r + 1) * half), sync, params);
+  });
+  const Tensor got[2] = {ranks[0][1 - data], ranks[1][1 - data]};
   for (int r = 0; r < 2; ++r) {
     ASSERT_EQ(got[r].numel(), full.numel()) << e;
     for (int64_t k = 0; k < full.numel(); ++k)

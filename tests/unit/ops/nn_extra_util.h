@@ -8,9 +8,10 @@
 
 #include <omp.h>
 
+#include <array>
 #include <chrono>
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -106,29 +107,18 @@ inline std::vector<Tensor> grads(const std::string& type, const ops::Attrs& a, s
   return g;
 }
 
-// Whole batch on one rank vs halves on two ranks: every parameter gradient
-// (params[i]) of each rank, times 2 (the op returns the mean over ranks), has
-// the bits of the whole batch's.
-inline void expectRankExact(const std::string& type, const ops::Attrs& a, std::vector<Tensor> in,
-                     const std::vector<bool>& params) {
-  const int64_t N = in[0].dim(0), half = N / 2;
-  auto probe = make(type, a);
-  std::vector<Tensor> copy;
-  for (auto& t : in) copy.push_back(t.defined() ? t.clone() : Tensor());
-  Tensor y0 = test::runForward(*probe, copy, 1, true)[0];
-  Tensor dy = randomTensor(y0.shape(), 77);
-  auto full = grads(type, a, in, dy, nullptr, params);
+// Runs `rank_grads(r, &sync)` for r = 0, 1 on two threads joined by one
+// ExactSync (two ranks); rethrows the first exception; the two results.
+template <typename F>
+std::array<std::vector<Tensor>, 2> onTwoRanks(F rank_grads) {
   ExactSync sync(2);
-  std::vector<Tensor> res[2];
+  std::array<std::vector<Tensor>, 2> res;
   std::exception_ptr err[2];
   std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r)
     threads.emplace_back([&, r] {
       try {
-        const int64_t b = r * half, e = r == 0 ? half : N;
-        std::vector<Tensor> rin{rows(in[0], b, e)};
-        for (size_t i = 1; i < in.size(); ++i) rin.push_back(in[i]);
-        res[r] = grads(type, a, rin, rows(dy, b, e), &sync, params);
+        res[r] = rank_grads(r, &sync);
       } catch (...) {
         err[r] = std::current_exception();
       }
@@ -136,6 +126,27 @@ inline void expectRankExact(const std::string& type, const ops::Attrs& a, std::v
   for (auto& t : threads) t.join();
   for (auto& e : err)
     if (e) std::rethrow_exception(e);
+  return res;
+}
+
+// Whole batch on one rank vs halves on two ranks: every parameter gradient
+// (params[i]) of each rank, times 2 (the op returns the mean over ranks), has
+// the bits of the whole batch's.
+inline void expectRankExact(const std::string& type, const ops::Attrs& a, std::vector<Tensor> in,
+                            const std::vector<bool>& params) {
+  const int64_t N = in[0].dim(0), half = N / 2;
+  auto probe = make(type, a);
+  std::vector<Tensor> copy;
+  for (auto& t : in) copy.push_back(t.defined() ? t.clone() : Tensor());
+  Tensor y0 = test::runForward(*probe, copy, 1, true)[0];
+  Tensor dy = randomTensor(y0.shape(), 77);
+  auto full = grads(type, a, in, dy, nullptr, params);
+  const auto res = onTwoRanks([&](int r, ExactSync* sync) {
+    const int64_t b = r * half, e = r == 0 ? half : N;
+    std::vector<Tensor> rin{rows(in[0], b, e)};
+    for (size_t i = 1; i < in.size(); ++i) rin.push_back(in[i]);
+    return grads(type, a, rin, rows(dy, b, e), sync, params);
+  });
   for (size_t i = 0; i < params.size(); ++i) {
     if (!params[i]) continue;
     const Tensor& f = full[i];

@@ -68,21 +68,9 @@ TEST(WeightGradExact, MatMulWeightIsRankExactWithSamplesInDimension1) {
     };
     const std::vector<bool> params{false, true};
     const auto full = test::grads("MatMul", {}, {x, w}, dy, nullptr, params);
-    test::ExactSync sync(2);
-    std::vector<Tensor> res[2];
-    std::exception_ptr err[2];
-    std::vector<std::thread> threads;
-    for (int r = 0; r < 2; ++r)
-      threads.emplace_back([&, r] {
-        try {
-          res[r] = test::grads("MatMul", {}, {half(x, r), w}, half(dy, r), &sync, params);
-        } catch (...) {
-          err[r] = std::current_exception();
-        }
-      });
-    for (auto& t : threads) t.join();
-    for (auto& e : err)
-      if (e) std::rethrow_exception(e);
+    const auto res = test::onTwoRanks([&](int r, test::ExactSync* sync) {
+      return test::grads("MatMul", {}, {half(x, r), w}, half(dy, r), sync, params);
+    });
     for (int r = 0; r < 2; ++r)
       for (int64_t k = 0; k < w.numel(); ++k)
         ASSERT_EQ(res[r][1].f32()[k] * 2.f, full[1].f32()[k]) << "rank " << r << " element " << k;
@@ -145,22 +133,10 @@ TEST(WeightGradExact, EmbeddingTableIsRankExact) {
     return out;
   };
   const auto full = test::grads("Gather", {}, {table, ids}, dy, nullptr, params);
-  test::ExactSync sync(2);
-  std::vector<Tensor> res[2];
-  std::exception_ptr err[2];
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        res[r] = test::grads("Gather", {}, {table, slice(ids, r * 8, r * 8 + 8)},
-                             slice(dy, r * 8, r * 8 + 8), &sync, params);
-      } catch (...) {
-        err[r] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& e : err)
-    if (e) std::rethrow_exception(e);
+  const auto res = test::onTwoRanks([&](int r, test::ExactSync* sync) {
+    return test::grads("Gather", {}, {table, slice(ids, r * 8, r * 8 + 8)},
+                       slice(dy, r * 8, r * 8 + 8), sync, params);
+  });
   for (int r = 0; r < 2; ++r)
     for (int64_t k = 0; k < table.numel(); ++k)
       ASSERT_EQ(res[r][0].f32()[k] * 2.f, full[0].f32()[k]) << "rank " << r << " element " << k;
