@@ -95,11 +95,24 @@ class ConvOp : public Op {
         rowSums(n, yn);
         return;
       }
-      const float* col = columns(xn);
+      // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P), by blocks of columns:
+      // each block of col_g packed (gemmPackedB) while the GEMM's reads of
+      // it still hit the cache.
+      // A pointwise conv's B is the image itself, read in place.
+      float* block = pointwise_ ? nullptr : scratch_->get(static_cast<size_t>(Kg_ * block_cols_));
+      const int64_t Cg = C_ / group_;
       for (int64_t g = 0; g < group_; ++g) {
-        // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P)
-        detail::gemmPacked(Mg_, P, Kg_, 1.f, wpack_.data() + g * packed_group_, col + g * Kg_ * P,
-                           P, 0.f, yn + g * Mg_ * P, P);
+        const float* wg = wpack_.data() + g * packed_group_;
+        float* yg = yn + g * Mg_ * P;
+        if (pointwise_) {
+          detail::gemmPacked(Mg_, P, Kg_, 1.f, wg, xn + g * Cg * HW, P, 0.f, yg, P);
+          continue;
+        }
+        for (int64_t j0 = 0; j0 < P; j0 += block_cols_) {
+          const int64_t nb = std::min(block_cols_, P - j0);
+          detail::im2colBlock(xn + g * Cg * HW, Cg, ah_, aw_, j0, nb, block);
+          detail::gemmPackedB(Mg_, nb, Kg_, 1.f, wg, block, 0.f, yg + j0, P);
+        }
       }
       epilogue(yn, bias);
       rowSums(n, yn);
@@ -243,6 +256,9 @@ class ConvOp : public Op {
     Kg_ = (C_ / group_) * kh * kw;
     depthwise_ = group_ == C_ && group_ > 1;
     if (depthwise_ && !(dw_plan_ && dw_plan_->matches(ah_, aw_))) dw_plan_.emplace(ah_, aw_);
+    // Forward column blocks: whole packed tiles, about kBlockBytes of B.
+    const int64_t tile = detail::packedBTile();
+    block_cols_ = std::max<int64_t>(1, kBlockBytes / (4 * Kg_ * tile)) * tile;
     pointwise_ = kh == 1 && kw == 1 && ah_.stride == 1 && aw_.stride == 1 &&
                  ah_.pad_begin == 0 && ah_.pad_end == 0 && aw_.pad_begin == 0 &&
                  aw_.pad_end == 0;
@@ -262,7 +278,7 @@ class ConvOp : public Op {
 
   // group == 1: dw (M, K) = sum over images [n0, n1) of dy_n (M, P) col_n^T,
   // as one GEMM over the chunk side by side: A = the dy blocks packed
-  // straight from the batch, B (L, K) = the col blocks transposed.
+  // straight from the batch, B (L, K) = the col blocks transposed, packed.
   void chunkWeightGrad(const float* x, const float* dy, int64_t n0, int64_t n1, float* dw) {
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in, K = Kg_, nc = n1 - n0;
     const int64_t L = nc * P, apack = detail::packedASize(M_, L);
@@ -273,15 +289,15 @@ class ConvOp : public Op {
     detail::packASegments(M_, nc, P, dy + n0 * M_ * P, M_ * P, P, ap);
     if (pointwise_) {  // split over the threads when this chunk is the only task
       detail::parallelFor(nc, [&](int64_t i) {
-        detail::transposeTo(K, P, x + (n0 + i) * C_ * HW, P, bt + i * P * K, K);
+        detail::packBTransposed(L, K, i * P, P, x + (n0 + i) * C_ * HW, P, bt);
       });
     } else {
       for (int64_t i = 0; i < nc; ++i) {
         detail::im2col(x + (n0 + i) * C_ * HW, C_, ah_, aw_, tmp);
-        detail::transposeTo(K, P, tmp, P, bt + i * P * K, K);
+        detail::packBTransposed(L, K, i * P, P, tmp, P, bt);
       }
     }
-    detail::gemmPacked(M_, K, L, 1.f, ap, bt, K, 0.f, dw, K);
+    detail::gemmPackedB(M_, K, L, 1.f, ap, bt, 0.f, dw, K);
   }
 
   // norm_ab_ = (a (M), b (M)) of the fused frozen batch norm, as the
@@ -338,7 +354,10 @@ class ConvOp : public Op {
 
   detail::WindowAttrs wa_;
   int64_t group_;
-  int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0;
+  // Bytes of one forward block of packed columns: with the weights' panels
+  // they stay in a core's L2 while the GEMM reads them.
+  static constexpr int64_t kBlockBytes = 192 << 10;
+  int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0, block_cols_ = 0;
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
   std::optional<detail::DepthwisePlan> dw_plan_;  // tables for the current geometry

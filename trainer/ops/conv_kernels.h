@@ -43,6 +43,28 @@ void packA(bool ta, int64_t m, int64_t k, const float* a, int64_t lda, float* ds
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc);
 
+/// B packed for gemmPackedB: tiles of packedBTile() consecutive columns, each
+/// stored as its k rows of its width (the last tile may be narrower), tile
+/// after tile, k * n floats in all. The kernels then read B contiguously
+/// (a row-major B far wider than a tile costs a page per row of k).
+int64_t packedBTile();
+
+/// Writes row p (n floats at `row`) of a k x n matrix into its packed B.
+void packBRow(const float* row, int64_t n, int64_t k, int64_t p, float* dst);
+
+/// Packs the row-major k x n matrix b (row stride ldb) as packed B.
+void packB(int64_t k, int64_t n, const float* b, int64_t ldb, float* dst);
+
+/// Writes rows [r0, r0 + rows) of the k x n packed B from their transpose:
+/// B[r0 + p][j] = src[j * lds + p] (src: n rows of at least `rows` floats).
+void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,
+                     float* dst);
+
+/// gemmPacked with B packed by packB / packBRow / packBTransposed: the same
+/// bits as gemmPacked on the unpacked B.
+void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,
+                 float beta, float* c, int64_t ldc);
+
 /// packA for the m x (count * len) matrix whose columns [s * len, (s + 1) *
 /// len) are segment s: rows lda apart starting at a0 + s * a_step (the
 /// per-image blocks of a chunk, side by side, without copying them first).
@@ -95,6 +117,12 @@ void tapRange(const Axis& a, int64_t t, int64_t& lo, int64_t& hi);
 /// im2col for one image and a block of `c` channels.
 /// x: (c, H, W) -> col: (c*kH*kW, OH*OW), zeros where the window hits padding.
 void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* col);
+
+/// The columns [j0, j0 + n) of im2col (c*kH*kW rows) as packed B
+/// (gemmPackedB): the block of a convolution's B that the GEMM uses next,
+/// written where the cache still holds it when the GEMM reads it.
+void im2colBlock(const float* x, int64_t c, const Axis& ah, const Axis& aw, int64_t j0, int64_t n,
+                 float* dst);
 
 /// col2im (the adjoint of im2col): dx (c, H, W) += col (c*kH*kW, OH*OW).
 void col2im(const float* col, int64_t c, const Axis& ah, const Axis& aw, float* dx);

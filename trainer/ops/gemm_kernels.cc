@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/parallel.h"
@@ -71,14 +72,18 @@ constexpr int kRows = 2, kMaxNV = 1;
 constexpr int64_t kNB = 16 * kMaxNV;  // columns of one gemmPacked tile
 
 // One MR x (16 NV) tile of C: MR rows of a packed panel from `ap` (stride
-// kGemmMR per k), columns of B from b.
+// kGemmMR per k), columns of B from b. With `carry` the tile is one block of
+// k of a longer product: its accumulators start from carry (resume) instead
+// of zero and, unless `finish`, go back to carry instead of C. A float's
+// store and load are exact, so a product split into k blocks has the bits of
+// the unsplit one.
 template <int MR, int NV>
-void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
-                int64_t ldc, float alpha, float beta) {
+void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* c, int64_t ldc,
+                float alpha, float beta, float* carry, bool resume, bool finish) {
   // Flat, fully unrolled arrays: GCC then keeps the accumulators in registers.
   Vec acc[MR * NV];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR * NV; ++i) acc[i] = vzero();
+  for (int i = 0; i < MR * NV; ++i) acc[i] = resume ? vload(carry + 16 * i) : vzero();
   for (int64_t p = 0; p < k; ++p, ap += kGemmMR, b += ldb) {
     Vec bv[NV];
 #pragma GCC unroll 8
@@ -89,6 +94,11 @@ void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* 
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i * NV + j] = vfma(a, bv[j], acc[i * NV + j]);
     }
+  }
+  if (!finish) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR * NV; ++i) vstore(carry + 16 * i, acc[i]);
+    return;
   }
   const Vec va = vset1(alpha), vb = vset1(beta);
 #pragma GCC unroll 8
@@ -103,8 +113,8 @@ void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* 
     }
 }
 
-using PackedTileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t,
-                              float, float);
+using PackedTileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, float,
+                              float, float*, bool, bool);
 
 template <int MR, int... NV>
 constexpr std::array<PackedTileFn, kMaxNV> packedRow(std::integer_sequence<int, NV...>) {
@@ -257,34 +267,104 @@ void transposeTo(int64_t rows, int64_t cols, const float* src, int64_t lds, floa
     for (int64_t r = r0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
 }
 
-void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
-                int64_t ldb, float beta, float* c, int64_t ldc) {
+namespace {
+
+// Products longer than kKBlockAbove run in blocks of kKBlock values of k: a
+// block of B's column tile (kKBlock x 48 floats, 48 KB) then serves every
+// panel of a group of kKGroup panels from the cache, where a whole tile of a
+// long product (a weight gradient sums over every position of a chunk of
+// images: k = 8 x 3136 for a 56x56 layer, a 4.8 MB tile) would stream from
+// memory once per panel.
+constexpr int64_t kKBlock = 256, kKBlockAbove = 2048, kKGroup = 16;
+
+// Where column j of B starts and the stride between its rows: B row-major
+// (ldb) or packed by packB (tiles of kNB columns, each k rows of its width).
+struct BView {
+  const float* b;
+  int64_t ldb;   // row-major stride; 0 when packed
+  int64_t k, n;  // packed: the matrix's size
+  const float* col(int64_t j) const { return ldb ? b + j : b + j / kNB * kNB * k + j % kNB; }
+  int64_t ld(int64_t j) const { return ldb ? ldb : std::min(kNB, n - j / kNB * kNB); }
+};
+
+void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const BView& bv,
+               float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   // Whole 16-lane vectors in tiles of kNB columns, the n % 16 columns after
   // them by tailColumns.
   const int64_t full = n / 16 * 16, tiles = ceilDiv(full, kNB);
   const int64_t panels = ceilDiv(m, kGemmMR);
   const int64_t tail_tasks = full < n ? ceilDiv(panels, kTailPanels) : 0;
+  const bool blocked = k > kKBlockAbove;
+  // Panels per task: one, or a group sharing the k blocks of B.
+  const int64_t group = blocked ? kKGroup : 1, groups = ceilDiv(panels, group);
   // Column tiles outer: one tile of B serves every panel of A; then the tail.
   auto task = [&](int64_t t) {
-    if (t >= tiles * panels) {
-      const int64_t p0 = (t - tiles * panels) * kTailPanels;
-      tailTask(full, n, p0, std::min(panels, p0 + kTailPanels), m, k, ap, b, ldb, c, ldc, alpha,
-               beta);
+    if (t >= tiles * groups) {
+      const int64_t p0 = (t - tiles * groups) * kTailPanels;
+      tailTask(full, n, p0, std::min(panels, p0 + kTailPanels), m, k, ap, bv.col(full) - full,
+               bv.ld(full), c, ldc, alpha, beta);
       return;
     }
-    const int64_t col = t / panels, i0 = (t % panels) * kGemmMR;
-    const int64_t mr = std::min<int64_t>(kGemmMR, m - i0);
-    const float* a = ap + i0 * k;
-    float* ci = c + i0 * ldc;
+    const int64_t col = t / groups, p0 = (t % groups) * group;
+    const int64_t p1 = std::min(panels, p0 + group);
     const int64_t j0 = col * kNB, nv = std::min(kNB, full - j0) / 16;
-    for (int64_t r = 0; r < mr; r += kRows)
-      kPackedTiles[std::min<int64_t>(kRows, mr - r) - 1][nv - 1](
-          k, a + r, b + j0, ldb, ci + r * ldc + j0, ldc, alpha, beta);
+    const float* bj = bv.col(j0);
+    const int64_t ldb = bv.ld(j0);
+    // The group's accumulators between k blocks (blocked only).
+    thread_local std::vector<float> carry;
+    if (blocked) carry.resize(static_cast<size_t>(kKGroup * kGemmMR * kNB));
+    for (int64_t k0 = 0; k0 < k; k0 += blocked ? kKBlock : k) {
+      const int64_t kb = blocked ? std::min(kKBlock, k - k0) : k;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t i0 = p * kGemmMR, mr = std::min<int64_t>(kGemmMR, m - i0);
+        const float* a = ap + i0 * k + k0 * kGemmMR;
+        float* ci = c + i0 * ldc;
+        for (int64_t r = 0; r < mr; r += kRows) {
+          float* cy = blocked ? carry.data() + ((p - p0) * kGemmMR + r) * kNB : nullptr;
+          kPackedTiles[std::min<int64_t>(kRows, mr - r) - 1][nv - 1](
+              kb, a + r, bj + k0 * ldb, ldb, ci + r * ldc + j0, ldc, alpha, beta, cy, k0 > 0,
+              k0 + kb == k);
+        }
+      }
+    }
   };
-  const int64_t tasks = tiles * panels + tail_tasks;
+  const int64_t tasks = tiles * groups + tail_tasks;
   if (m * n * k >= kParallelWork) parallelFor(tasks, task);
   else for (int64_t t = 0; t < tasks; ++t) task(t);
+}
+
+}  // namespace
+
+void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
+                int64_t ldb, float beta, float* c, int64_t ldc) {
+  gemmTiles(m, n, k, alpha, ap, BView{b, ldb, k, n}, beta, c, ldc);
+}
+
+int64_t packedBTile() { return kNB; }
+
+void packBRow(const float* row, int64_t n, int64_t k, int64_t p, float* dst) {
+  for (int64_t j0 = 0; j0 < n; j0 += kNB) {
+    const int64_t w = std::min(kNB, n - j0);
+    std::memcpy(dst + j0 * k + p * w, row + j0, sizeof(float) * w);
+  }
+}
+
+void packB(int64_t k, int64_t n, const float* b, int64_t ldb, float* dst) {
+  for (int64_t p = 0; p < k; ++p) packBRow(b + p * ldb, n, k, p, dst);
+}
+
+void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,
+                     float* dst) {
+  for (int64_t j0 = 0; j0 < n; j0 += kNB) {
+    const int64_t w = std::min(kNB, n - j0);
+    transposeTo(w, rows, src + j0 * lds, lds, dst + j0 * k + r0 * w, w);
+  }
+}
+
+void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,
+                 float beta, float* c, int64_t ldc) {
+  gemmTiles(m, n, k, alpha, ap, BView{bp, 0, k, n}, beta, c, ldc);
 }
 
 }  // namespace slim::ops::detail

@@ -10,6 +10,7 @@
 
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::ops {
 namespace {
@@ -48,7 +49,8 @@ class WindowPool : public Op {
 
   // The forward loop after setup(): sizes y (N, C, OH, OW) and writes
   // y[o] = f(xp, oh, ow, o) for every output o = (p * OH + oh) * OW + ow,
-  // with xp the (H, W) plane p of x.
+  // with xp the (H, W) plane p of x. Planes in parallel (f must only write
+  // what belongs to output o).
   template <class F>
   void forEachOutput(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out, F&& f) {
     const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
@@ -56,14 +58,30 @@ class WindowPool : public Op {
     y.resize({in[0]->dim(0), in[0]->dim(1), OH, OW});
     const float* x = in[0]->f32();
     float* yp = y.f32();
-    for (int64_t p = 0; p < NC_; ++p) {
+    detail::parallelFor(NC_, [&](int64_t p) {
       const float* xp = x + p * H * W;
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           const int64_t o = (p * OH + oh) * OW + ow;
           yp[o] = f(xp, oh, ow, o);
         }
-    }
+    });
+  }
+  // The taps [lo[o], hi[o]) of each output o of an axis that fall inside the
+  // input (ascending, as the windows scan them), set by tapRanges().
+  struct TapRanges {
+    std::vector<int64_t> lo, hi;
+  };
+  static void tapRanges(const Axis& a, TapRanges& r) {
+    r.lo.assign(static_cast<size_t>(a.out), a.kernel);
+    r.hi.assign(static_cast<size_t>(a.out), 0);
+    for (int64_t o = 0; o < a.out; ++o)
+      for (int64_t t = 0; t < a.kernel; ++t) {
+        const int64_t i = coord(a, o, t);
+        if (i < 0 || i >= a.in) continue;
+        r.lo[o] = std::min(r.lo[o], t);
+        r.hi[o] = t + 1;
+      }
   }
   // Start of backward: the zeroed input gradient, or null when none is wanted
   // or no output gradient flows (dx stays zero then).
@@ -97,26 +115,36 @@ class MaxPoolOp : public WindowPool {
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
     setup(in);
-    const int64_t H = ah_.in, W = aw_.in;
-    // x: (NC, H, W) -> y: (NC, OH, OW); arg_: flat h*W+w of the max, -1 if none
+    const int64_t W = aw_.in;
+    // x: (NC, H, W) -> y: (NC, OH, OW); arg_: flat h*W+w of the max, -1 if
+    // none. Taps in window order (kh, then kw), the first strictly greater
+    // wins; the out-of-input taps skipped by the ranges (a dilated window's
+    // inside taps are contiguous in t).
     arg_.resize(static_cast<size_t>(NC_ * ah_.out * aw_.out));
+    tapRanges(ah_, rh_);
+    tapRanges(aw_, rw_);
     forEachOutput(in, out, [&](const float* xp, int64_t oh, int64_t ow, int64_t o) {
-      float best = -std::numeric_limits<float>::infinity();
-      int64_t arg = -1;
-      for (int64_t kh = 0; kh < ah_.kernel; ++kh) {
-        const int64_t ih = coord(ah_, oh, kh);
-        if (ih < 0 || ih >= H) continue;
-        for (int64_t kw = 0; kw < aw_.kernel; ++kw) {
-          const int64_t iw = coord(aw_, ow, kw);
-          if (iw < 0 || iw >= W) continue;
-          const float v = xp[ih * W + iw];
-          if (arg < 0 || v > best) {
-            best = v;
-            arg = ih * W + iw;
-          }
+      const int64_t kh0 = rh_.lo[oh], kh1 = rh_.hi[oh], kw0 = rw_.lo[ow], kw1 = rw_.hi[ow];
+      if (kh0 >= kh1 || kw0 >= kw1) {
+        arg_[o] = -1;
+        return -std::numeric_limits<float>::infinity();
+      }
+      const int64_t iw0 = coord(aw_, ow, 0), dw = aw_.dilation;
+      // The first inside tap, then branch-free selects (random data makes a
+      // branch on the comparison mispredict).
+      int32_t arg = static_cast<int32_t>(coord(ah_, oh, kh0) * W + iw0 + kw0 * dw);
+      float best = xp[arg];
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const int64_t row = coord(ah_, oh, kh) * W + iw0;
+        for (int64_t kw = kh == kh0 ? kw0 + 1 : kw0; kw < kw1; ++kw) {
+          const int32_t i = static_cast<int32_t>(row + kw * dw);
+          const float v = xp[i];
+          const bool gt = v > best;
+          best = gt ? v : best;
+          arg = gt ? i : arg;
         }
       }
-      arg_[o] = static_cast<int32_t>(arg);
+      arg_[o] = arg;
       return best;
     });
   }
@@ -125,15 +153,17 @@ class MaxPoolOp : public WindowPool {
     const int64_t HW = ah_.in * aw_.in, P = ah_.out * aw_.out;
     SLIM_ENFORCE_EQ(static_cast<int64_t>(arg_.size()), NC_ * P, label,
                     ": backward without a matching forward");
-    for (int64_t p = 0; p < NC_; ++p)
+    detail::parallelFor(NC_, [&](int64_t p) {
       for (int64_t o = 0; o < P; ++o) {
         const int32_t a = arg_[p * P + o];
         if (a >= 0) dxp[p * HW + a] += dy[p * P + o];
       }
+    });
   }
 
  private:
   std::vector<int32_t> arg_;
+  TapRanges rh_, rw_;  // valid taps per output row / column
 };
 
 class AveragePoolOp : public WindowPool {
@@ -154,14 +184,14 @@ class AveragePoolOp : public WindowPool {
 
   void addInputGrad(const float* dy, float* dxp) override {
     const int64_t H = ah_.in, W = aw_.in, OH = ah_.out, OW = aw_.out;
-    for (int64_t p = 0; p < NC_; ++p) {
+    detail::parallelFor(NC_, [&](int64_t p) {
       float* dxc = dxp + p * H * W;
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           const float g = dy[(p * OH + oh) * OW + ow] * invCount(oh, ow);
           forTaps(oh, ow, [&](int64_t ih, int64_t iw) { dxc[ih * W + iw] += g; });
         }
-    }
+    });
   }
 
  private:

@@ -54,11 +54,24 @@ struct Shape3 {
 
 // Rows around the 8-row panels and their sub-blocks (and the tail's groups
 // of 1, 2 and 4 panels), columns around the 16-lane vectors and 48-column
-// tiles, k from 1 up.
-const Shape3 kShapes[] = {{1, 1, 1},   {3, 5, 2},   {8, 16, 7},  {9, 17, 33}, {7, 47, 5},
-                          {16, 48, 9}, {17, 49, 64}, {24, 96, 3}, {13, 100, 129},
-                          {64, 196, 32}, {10, 10, 128}, {40, 9, 50}, {33, 49, 20},
-                          {72, 18, 11}};
+// tiles, k from 1 up and past the length where products run in k blocks.
+const Shape3 kShapes[] = {{1, 1, 1},
+                          {3, 5, 2},
+                          {8, 16, 7},
+                          {9, 17, 33},
+                          {7, 47, 5},
+                          {16, 48, 9},
+                          {17, 49, 64},
+                          {24, 96, 3},
+                          {13, 100, 129},
+                          {64, 196, 32},
+                          {10, 10, 128},
+                          {40, 9, 50},
+                          {33, 49, 20},
+                          {72, 18, 11},
+                          // k past kKBlockAbove: blocks of k, groups of panels
+                          {136, 52, 2300},
+                          {9, 97, 2049}};
 
 TEST(GemmKernels, BitsFollowThePromisedOrder) {
   for (const auto& s : kShapes)
@@ -127,6 +140,70 @@ TEST(GemmKernels, TransposeMatchesLoops) {
       for (int64_t c = 0; c < cols; ++c) want[c * ldd + r] = src[r * lds + c];
     ops::detail::transposeTo(rows, cols, src.data(), lds, dst.data(), ldd);
     EXPECT_EQ(firstDiff(dst, want), -1) << rows << "x" << cols;
+  }
+}
+
+// The packed-B forms: gemmPackedB on B packed by packB, by packBRow and by
+// packBTransposed (rows written in two parts) has the bits of gemmPacked on
+// the row-major B, at every edge of the tiles and k blocks.
+TEST(GemmKernels, PackedBHasTheBitsOfRowMajorB) {
+  namespace d = ops::detail;
+  for (const auto& s : kShapes)
+    for (float beta : {0.f, 0.5f}) {
+      auto a = randomVec(static_cast<size_t>(s.m * s.k), 11);
+      auto b = randomVec(static_cast<size_t>(s.k * s.n), 12);
+      auto c0 = randomVec(static_cast<size_t>(s.m * s.n), 13);
+      std::vector<float> ap(static_cast<size_t>(d::packedASize(s.m, s.k)));
+      d::packA(false, s.m, s.k, a.data(), s.k, ap.data());
+      auto want = c0;
+      d::gemmPacked(s.m, s.n, s.k, 1.5f, ap.data(), b.data(), s.n, beta, want.data(), s.n);
+      std::vector<float> bt(static_cast<size_t>(s.n * s.k));  // B^T, n x k
+      for (int64_t p = 0; p < s.k; ++p)
+        for (int64_t j = 0; j < s.n; ++j) bt[j * s.k + p] = b[p * s.n + j];
+      std::vector<float> packs[3];
+      for (auto& pk : packs) pk.assign(static_cast<size_t>(s.k * s.n), std::nanf(""));
+      d::packB(s.k, s.n, b.data(), s.n, packs[0].data());
+      for (int64_t p = 0; p < s.k; ++p)
+        d::packBRow(b.data() + p * s.n, s.n, s.k, p, packs[1].data());
+      const int64_t half = s.k / 2;
+      d::packBTransposed(s.k, s.n, 0, half, bt.data(), s.k, packs[2].data());
+      d::packBTransposed(s.k, s.n, half, s.k - half, bt.data() + half, s.k, packs[2].data());
+      for (int i = 0; i < 3; ++i) {
+        auto c = c0;
+        d::gemmPackedB(s.m, s.n, s.k, 1.5f, ap.data(), packs[i].data(), beta, c.data(), s.n);
+        EXPECT_EQ(firstDiff(c, want), -1)
+            << "packing " << i << " m " << s.m << " n " << s.n << " k " << s.k << " beta " << beta;
+      }
+    }
+}
+
+// im2colBlock writes columns [j0, j0 + n) of im2col as packB would pack them,
+// for blocks that start and end inside output rows, with padding, strides
+// and dilations.
+TEST(GemmKernels, Im2colBlockIsThePackedIm2col) {
+  namespace d = ops::detail;
+  struct Geo {
+    int64_t c, h, w, k, stride, dil, pad;
+  };
+  for (const Geo& g :
+       {Geo{3, 9, 11, 3, 1, 1, 1}, Geo{2, 14, 13, 3, 2, 1, 1}, Geo{4, 10, 10, 3, 1, 2, 2},
+        Geo{1, 7, 30, 1, 2, 1, 0}, Geo{2, 6, 5, 5, 1, 1, 2}}) {
+    d::Axis ah{g.h, g.k, g.stride, g.dil, g.pad, g.pad, 0},
+        aw{g.w, g.k, g.stride, g.dil, g.pad, g.pad, 0};
+    ah.out = (g.h + 2 * g.pad - ah.extent()) / g.stride + 1;
+    aw.out = (g.w + 2 * g.pad - aw.extent()) / g.stride + 1;
+    const int64_t P = ah.out * aw.out, K = g.c * g.k * g.k;
+    auto x = randomVec(static_cast<size_t>(g.c * g.h * g.w), 14);
+    std::vector<float> col(static_cast<size_t>(K * P));
+    d::im2col(x.data(), g.c, ah, aw, col.data());
+    for (int64_t j0 : {int64_t{0}, int64_t{5}, P / 2})
+      for (int64_t n : {int64_t{1}, P - j0, std::min<int64_t>(P - j0, 50)}) {
+        std::vector<float> want(static_cast<size_t>(K * n)), got(want.size(), std::nanf(""));
+        d::packB(K, n, col.data() + j0, P, want.data());
+        d::im2colBlock(x.data(), g.c, ah, aw, j0, n, got.data());
+        EXPECT_EQ(firstDiff(got, want), -1) << "c " << g.c << " " << g.h << "x" << g.w << " k "
+                                            << g.k << " j0 " << j0 << " n " << n;
+      }
   }
 }
 
