@@ -1,7 +1,7 @@
 # Data parallelism is exact (DESIGN.md §3): mpirun -np 2 with batch B against
 # 1 rank with batch 2B, same seed, end with bit-identical state — batch norm
 # statistics and weight gradients are reduced in fixed point, world-size
-# invariant (trainer/ops/exact_sum.h):
+# invariant (trainer/rank_reduction/exact_sum.h):
 #  - FP32, configs/fmnist_pretrain.yaml, 200 iterations: every parameter, BN
 #    statistic and optimizer slot has the same bytes;
 #  - ACT, configs/fmnist_act.yaml (QAT + PACT + GMP + distillation, teacher =

@@ -8,6 +8,7 @@
 
 #include "trainer/graph/executor_impl.h"
 #include "trainer/graph/fuse.h"
+#include "trainer/rank_reduction/rank_reduction.h"
 
 namespace slim::graph {
 
@@ -121,6 +122,19 @@ Executor::Executor(Graph& g, bool fuse_activations)
   }
 }
 
+// Which gradients the ops reduce over ranks themselves: the policy is
+// rank_reduction::planReduction; the executor tells each op its share.
+void Executor::planRankReduction() {
+  Impl& m = *impl_;
+  const rank_reduction::Plan plan = rank_reduction::planReduction(
+      {m.names.size(), m.initializer_ids, m.param_ids, m.node_in, m.node_out, m.node_backward,
+       m.node_in_grad, [&](size_t node, size_t input) {
+         return ops_[node]->reducesGradOverRanks(static_cast<int>(input));
+       }});
+  for (size_t i = 0; i < ops_.size(); ++i) ops_[i]->setRankReducedInputs(plan.reduced_inputs[i]);
+  rank_reduced_.clear();
+  for (int p : plan.exact_params) rank_reduced_.insert(m.names[p]);
+}
 
 Executor::~Executor() = default;
 

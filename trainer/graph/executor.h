@@ -72,8 +72,9 @@ class Executor {
   size_t pooledBytes() const;
 
   /// True when the ops compute this parameter's gradient already reduced over
-  /// all ranks (exactly, world-size invariant; ops/exact_sum.h): the gradient
-  /// reducer must skip it. Decided once from the graph (planRankReduction).
+  /// all ranks (exactly, world-size invariant): the gradient reducer must skip
+  /// it. Decided once from the graph by rank_reduction::planReduction
+  /// (trainer/rank_reduction/rank_reduction.h).
   bool gradReducedOverRanks(const std::string& param) const;
 
   /// Trainable parameter names in the order backward makes them ready.
@@ -84,7 +85,7 @@ class Executor {
   ops::Op& op(size_t i) { return *ops_[i]; }
 
  private:
-  void planRankReduction();
+  void planRankReduction();  ///< applies rank_reduction::planReduction
 
   struct Impl;
   Graph& graph_;

@@ -1,6 +1,5 @@
-// The executor's state (Executor::Impl), shared by its source files:
-// executor.cc (planning, forward, backward) and rank_reduction.cc.
-// Private to trainer/graph.
+// The executor's state (Executor::Impl), kept apart from executor.cc
+// (planning, forward, backward). Private to trainer/graph.
 #pragma once
 
 #include <map>

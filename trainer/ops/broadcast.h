@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "trainer/core/tensor.h"
-#include "trainer/ops/exact_sum.h"
 #include "trainer/ops/fast_math.h"
+#include "trainer/rank_reduction/exact_sum.h"
 
 namespace slim::ops {
 
@@ -146,7 +146,7 @@ void broadcastGrad(const BroadcastPlan& p, int which, const float* a,
 /// or on how the batch is split over ranks (exact_sum.h).
 template <class F>
 void broadcastGradExact(const BroadcastPlan& p, int which, const float* a, const float* b,
-                        const float* g, FixedSum& sum, F f) {
+                        const float* g, rank_reduction::FixedSum& sum, F f) {
   sum.reset(static_cast<size_t>(numelOf(p.operandShape(which))));
   p.forEachRow([&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
     const int64_t d = which == 0 ? ia : ib, sd = which == 0 ? sa : sb;

@@ -160,8 +160,8 @@ class ConvOp : public Op {
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in;
     const int64_t N = N_, M = M_;
     if (db) {  // per (image, channel) sums in fixed point: exact, any split
-      FixedSum sum;
-      sumOverBatch<1>(N, M, sum, [&](int64_t n, int64_t m, float* v) {
+      rank_reduction::FixedSum sum;
+      rank_reduction::sumOverBatch<1>(N, M, sum, [&](int64_t n, int64_t m, float* v) {
         v[0] = detail::sumF(dy + (n * M + m) * P, P);
       });
       finishSum(2, sum, ctx, db->f32());
@@ -170,7 +170,7 @@ class ConvOp : public Op {
     // Fixed chunks of kSumChunk images: dx per image, dw as one float
     // partial per chunk, the partials summed in fixed point (exact_sum.h):
     // independent of the threads and of how ranks split the batch.
-    const SumChunks chunks(N);
+    const rank_reduction::SumChunks chunks(N);
     const int64_t wsize = w.numel();
     if (dw && partial_.size() < static_cast<size_t>(chunks.count * wsize))
       partial_.resize(chunks.count * wsize);
@@ -380,7 +380,7 @@ class ConvOp : public Op {
   std::vector<float> partial_;     // per-chunk weight-gradient partials, grows only
   std::vector<float> wpack_;       // packWeights
   int64_t packed_group_ = 0;       // floats of one group in wpack_
-  FixedSum wsum_;                  // their exact sum
+  rank_reduction::FixedSum wsum_;  // their exact sum
 };
 
 }  // namespace

@@ -100,8 +100,8 @@ class ConvTransposeOp : public Op {
     const float* dy = dout[0]->f32();
     const int64_t P = ah_.out * aw_.out, Q = ah_.in * aw_.in, N = N_, M = M_;
     if (db) {  // per (image, channel) sums in fixed point: exact, any split
-      FixedSum sum;
-      sumOverBatch<1>(N, M, sum, [&](int64_t n, int64_t m, float* v) {
+      rank_reduction::FixedSum sum;
+      rank_reduction::sumOverBatch<1>(N, M, sum, [&](int64_t n, int64_t m, float* v) {
         v[0] = detail::sumF(dy + (n * M + m) * Q, Q);
       });
       finishSum(2, sum, ctx, db->f32());
@@ -113,7 +113,7 @@ class ConvTransposeOp : public Op {
     if (dxp) packWeights(wp, false);
     // Fixed chunks of kSumChunk images: dx per image, dw as one float
     // partial per chunk (images in order), partials added in fixed point.
-    const SumChunks chunks(N);
+    const rank_reduction::SumChunks chunks(N);
     const int64_t wsize = in[1]->numel();
     if (dw) partial_.resize(static_cast<size_t>(chunks.count * wsize));
     detail::parallelFor(chunks.count, [&](int64_t c) {
@@ -223,7 +223,7 @@ class ConvTransposeOp : public Op {
   std::vector<float> wpack_;
   int64_t packed_group_ = 0;
   std::vector<float> partial_;  // per-chunk weight-gradient partials
-  FixedSum wsum_;
+  rank_reduction::FixedSum wsum_;
 };
 
 }  // namespace

@@ -417,17 +417,18 @@ class EinsumOp : public Op {
     } else {
       // Each chunk's partial is added as soon as it is computed (the
       // partials of all chunks would be K / kSumChunk times the weight).
-      const SumChunks chunks(K);
+      const rank_reduction::SumChunks chunks(K);
       partial_.resize(static_cast<size_t>(std::max<int64_t>(csize, 1)));
       sum_.reset(static_cast<size_t>(csize));
-      Fixed* acc = sum_.data();
+      rank_reduction::Fixed* acc = sum_.data();
       std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
       for (int64_t q = 0; q < chunks.count; ++q) {
         run(chunks.begin(q), chunks.end(q) - chunks.begin(q), partial_.data());
         const float* p = partial_.data();
         detail::parallelRange(csize, 4096, [&](int64_t lo, int64_t hi) {
           bool my_bad = false;
-          for (int64_t j = lo; j < hi; ++j) acc[j] += detail::toFixed(p[j], &my_bad);
+          for (int64_t j = lo; j < hi; ++j)
+            acc[j] += rank_reduction::detail::toFixed(p[j], &my_bad);
           if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
         });
       }
@@ -464,7 +465,7 @@ class EinsumOp : public Op {
   std::vector<int> out_labels_;
   // Scratch, grown only.
   std::vector<float> abuf_, bbuf_, cbuf_, partial_;
-  FixedSum sum_;
+  rank_reduction::FixedSum sum_;
 };
 
 }  // namespace

@@ -133,7 +133,7 @@ class BinaryOp : public Op {
 
   BinKind kind_;
   BroadcastPlan plan_;
-  FixedSum sum_;  // exactGrad's sums
+  rank_reduction::FixedSum sum_;  // exactGrad's sums
 };
 
 // Sum of any number of inputs (float32), broadcast to a common shape.

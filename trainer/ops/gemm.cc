@@ -67,7 +67,7 @@ class GemmOp : public Op {
     if (db) {
       // Rows of op(A) are samples: one float partial per chunk of kSumChunk
       // rows, summed in fixed point (exact_sum.h; world-size invariant).
-      const SumChunks chunks(M_);
+      const rank_reduction::SumChunks chunks(M_);
       const int64_t bsize = K_ * N_;
       if (partial_.size() < static_cast<size_t>(chunks.count * bsize))
         partial_.resize(static_cast<size_t>(chunks.count * bsize));
@@ -83,7 +83,7 @@ class GemmOp : public Op {
       finishPartials(1, partial_.data(), chunks.count, bsize, bsum_, ctx, db->f32());
     }
     if (dc) {  // dC = beta * dY summed over C's broadcast dimensions
-      FixedSum sum;
+      rank_reduction::FixedSum sum;
       sum.reset(static_cast<size_t>(dc->numel()));
       for (int64_t i = 0; i < M_; ++i)
         for (int64_t j = 0; j < N_; ++j)
@@ -126,7 +126,7 @@ class GemmOp : public Op {
   bool ta_, tb_;
   int64_t M_ = 0, N_ = 0, K_ = 0, cM_ = 1, cN_ = 1;
   std::vector<float> partial_;  // per-chunk dB partials, grows only
-  FixedSum bsum_;
+  rank_reduction::FixedSum bsum_;
   const Tensor* c_ = nullptr;
 };
 
@@ -202,11 +202,11 @@ class MatMulOp : public Op {
     bsum_.reset(static_cast<size_t>(numelOf(b_shape_)));
     part_.resize(static_cast<size_t>(bsize));
     std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
-    const SumChunks chunks(rows);
+    const rank_reduction::SumChunks chunks(rows);
     for (int64_t i = 0; i < entries; ++i) {
       const float* ai = a + (fold_ ? 0 : a_off_[i]);
       const float* dyi = dy + i * rows * N_;
-      Fixed* si = bsum_.data() + (fold_ ? 0 : b_off_[i]);
+      rank_reduction::Fixed* si = bsum_.data() + (fold_ ? 0 : b_off_[i]);
       for (int64_t c = 0; c < chunks.count; ++c) {
         const int64_t r0 = chunks.begin(c), n = chunks.end(c) - r0;
         gemm(true, false, K_, N_, n, 1.f, ai + r0 * K_, K_, dyi + r0 * N_, N_, 0.f,
@@ -214,7 +214,7 @@ class MatMulOp : public Op {
         detail::parallelRange(bsize, 4096, [&](int64_t b, int64_t e) {
           bool my_bad = false;
           const float* pk = part_.data();
-          for (int64_t k = b; k < e; ++k) si[k] += detail::toFixed(pk[k], &my_bad);
+          for (int64_t k = b; k < e; ++k) si[k] += rank_reduction::detail::toFixed(pk[k], &my_bad);
           if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
         });
       }
@@ -280,7 +280,7 @@ class MatMulOp : public Op {
   Shape out_shape_, b_shape_;
   std::vector<int64_t> a_off_, b_off_;
   std::vector<float> part_;  // weightGradient's partial of one chunk
-  FixedSum bsum_;            // weightGradient's sums
+  rank_reduction::FixedSum bsum_;  // weightGradient's sums
 };
 
 }  // namespace

@@ -161,11 +161,11 @@ class BatchNormOp : public Op {
     // channel) float sums added in fixed point (exact_sum.h): the same bits
     // for any split of the batch over threads or ranks.
     const int64_t N = N_, C = C_, S = S_;
-    FixedSum& local = bsum_;
+    rank_reduction::FixedSum& local = bsum_;
     if (dout[0]) {
       const float* dy = dout[0]->f32();
       const float* mean = mean_.data();
-      sumOverBatch<2>(N, C, local, [&](int64_t n, int64_t c, float* v) {
+      rank_reduction::sumOverBatch<2>(N, C, local, [&](int64_t n, int64_t c, float* v) {
         detail::sumDyDyx(dy + (n * C + c) * S, x + (n * C + c) * S, mean[c], S, v[0], v[1]);
       });
     } else {
@@ -174,10 +174,10 @@ class BatchNormOp : public Op {
     // The global sums (all ranks) normalise dx; dscale/dB are the global mean
     // over ranks when the executor lets this op reduce them, else local.
     // (Whether to sum is decided by the graph and mode, alike on all ranks.)
-    FixedSum& global = gsum_;
+    rank_reduction::FixedSum& global = gsum_;
     global = local;
     if (ctx.sync && dout[0] && (trained_ || rankReduced(1) || rankReduced(2)))
-      sumOverRanks(*ctx.sync, global);
+      rank_reduction::sumOverRanks(*ctx.sync, global);
     sums_.assign(2 * C, 0.0);
     for (int64_t c = 0; c < 2 * C; ++c) sums_[c] = global.value(static_cast<size_t>(c));
     for (int64_t c = 0; c < C; ++c) sums_[C + c] *= invstd_[c];  // sum(dy * xhat)
@@ -241,15 +241,15 @@ class BatchNormOp : public Op {
   // rows combined as in Chan et al., saved ~5 % of this op's time once the
   // sums ran in memory order; it changed the bits of trained models, and the
   // fmnist compression acceptance then missed its bar, so it was not kept.)
-  void batchStats(const float* x, StateSync* sync) {
+  void batchStats(const float* x, rank_reduction::StateSync* sync) {
     const int64_t N = N_, C = C_, S = S_;
     // Row sums from x's producer when it computed them (fuse.h linkRowSums).
     const float* rows = in_sums_ && in_sums_->valid &&
                                 static_cast<int64_t>(in_sums_->sums.size()) == N * C
                             ? in_sums_->sums.data()
                             : nullptr;
-    allreduceSum(sync, [&](FixedSum& f) {
-      sumOverBatch<1>(N, C, f, [&](int64_t n, int64_t c, float* v) {
+    allreduceSum(sync, [&](rank_reduction::FixedSum& f) {
+      rank_reduction::sumOverBatch<1>(N, C, f, [&](int64_t n, int64_t c, float* v) {
         v[0] = rows ? rows[n * C + c] : detail::sumF(x + (n * C + c) * S, S);
       });
     });
@@ -260,8 +260,8 @@ class BatchNormOp : public Op {
     count_ = count;
     for (int64_t c = 0; c < C_; ++c) mean_[c] = static_cast<float>(sum[c] / count);
     const float* mean = mean_.data();
-    allreduceSum(sync, [&](FixedSum& f) {
-      sumOverBatch<1>(N, C, f, [&](int64_t n, int64_t c, float* v) {
+    allreduceSum(sync, [&](rank_reduction::FixedSum& f) {
+      rank_reduction::sumOverBatch<1>(N, C, f, [&](int64_t n, int64_t c, float* v) {
         v[0] = detail::sumSqDevF(x + (n * C + c) * S, mean[c], S);
       });
     });
@@ -272,10 +272,11 @@ class BatchNormOp : public Op {
   // Fills ssum_ via `fill`, then sums it over ranks (with sync); also sets
   // global_count_ = images x positions over all ranks.
   template <class Fill>
-  void allreduceSum(StateSync* sync, Fill&& fill) {
+  void allreduceSum(rank_reduction::StateSync* sync, Fill&& fill) {
     fill(ssum_);
     global_count_ = static_cast<double>(N_ * S_);
-    if (sync) global_count_ = static_cast<double>(sumOverRanks(*sync, ssum_, N_ * S_));
+    if (sync)
+      global_count_ = static_cast<double>(rank_reduction::sumOverRanks(*sync, ssum_, N_ * S_));
   }
 
   float eps_, momentum_;
@@ -290,7 +291,8 @@ class BatchNormOp : public Op {
   bool trained_ = false;         // forward ran in training mode
   std::vector<float> mean_, invstd_;  // (C) statistics used by the last forward
   std::vector<double> var_, sums_;
-  FixedSum ssum_, bsum_, gsum_;  // statistics / backward local / backward global sums
+  // Statistics / backward local / backward global sums.
+  rank_reduction::FixedSum ssum_, bsum_, gsum_;
   double global_count_ = 0;
 };
 

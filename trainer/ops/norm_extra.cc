@@ -181,7 +181,7 @@ class LayerNormOp : public ScaleBiasNormOp {
   int64_t R_ = 0, D_ = 0, samples_ = 1;
   std::vector<float> mean_, invstd_;  // (R) of the last forward
   std::vector<float> pscale_, pbias_; // (N, D) per-sample gradient partials
-  FixedSum ssum_, bsum_;
+  rank_reduction::FixedSum ssum_, bsum_;
 };
 
 class InstanceNormOp : public ScaleBiasNormOp {
@@ -237,15 +237,13 @@ class InstanceNormOp : public ScaleBiasNormOp {
     });
     // dScale/dB: the rows added over the batch in fixed point.
     if (dscale) {
-      sumOverBatch<1>(N, C, sum_, [&](int64_t n, int64_t c, float* v) {
-        v[0] = rs[2 * (n * C + c) + 1];
-      });
+      rank_reduction::sumOverBatch<1>(
+          N, C, sum_, [&](int64_t n, int64_t c, float* v) { v[0] = rs[2 * (n * C + c) + 1]; });
       finishSum(1, sum_, ctx, dscale->f32());
     }
     if (dbias) {
-      sumOverBatch<1>(N, C, sum_, [&](int64_t n, int64_t c, float* v) {
-        v[0] = rs[2 * (n * C + c)];
-      });
+      rank_reduction::sumOverBatch<1>(
+          N, C, sum_, [&](int64_t n, int64_t c, float* v) { v[0] = rs[2 * (n * C + c)]; });
       finishSum(2, sum_, ctx, dbias->f32());
     }
     if (!dx) return;
@@ -282,7 +280,7 @@ class InstanceNormOp : public ScaleBiasNormOp {
   int64_t N_ = 0, C_ = 0, S_ = 0;
   std::vector<float> mean_, invstd_;  // (N * C) of the last forward
   std::vector<float> rows_;           // (N * C, 2) backward row sums
-  FixedSum sum_;
+  rank_reduction::FixedSum sum_;
 };
 
 }  // namespace

@@ -17,39 +17,14 @@
 #include "trainer/core/rng.h"
 #include "trainer/core/tensor.h"
 #include "trainer/ops/attrs.h"
-#include "trainer/ops/exact_sum.h"
+#include "trainer/rank_reduction/state_sync.h"
 
 namespace slim::ops {
-
-enum class SyncOp { kSum, kMax };
-
-/// Hook through which ops synchronise state across ranks (sync batch norm,
-/// observer abs-max) without depending on the comm layer. Null in the
-/// RunContext means a single process: nothing to do.
-class StateSync {
- public:
-  virtual ~StateSync() = default;
-  /// In-place allreduce of n floats over all ranks.
-  virtual void allreduce(float* data, size_t n, SyncOp op) = 0;
-  /// In-place sum of n fixed-point values (exact_sum.h) over all ranks:
-  /// exact, hence identical on every rank and for any split of the batch.
-  /// Batch norm statistics and weight gradients use it so that N ranks with
-  /// batch B compute the bits of one rank with batch N*B (a float allreduce
-  /// of partial sums moves them by an ulp, enough to flip a ReLU and, a few
-  /// iterations later, the whole trajectory).
-  virtual void sumFixed(Fixed* data, size_t n) = 0;
-  /// Number of ranks.
-  virtual int size() const = 0;
-};
-
-/// Sums `sum` over all ranks in place (with its "not representable" flag)
-/// and returns the sum over ranks of `extra` (e.g. a sample count).
-Fixed sumOverRanks(StateSync& sync, FixedSum& sum, Fixed extra = 0);
 
 /// Per-run settings passed to every op.
 struct RunContext {
   bool training = false;        ///< train mode (BN batch stats, dropout, observers update)
-  StateSync* sync = nullptr;    ///< cross-rank state sync; null = one rank
+  rank_reduction::StateSync* sync = nullptr;  ///< cross-rank state sync; null = one rank
   Rng* rng = nullptr;           ///< randomness (dropout); required when training uses it
 };
 
@@ -267,13 +242,13 @@ class Op {
   /// Completes a per-rank fixed-point sum: over all ranks when input `i` is
   /// rank-reduced and ctx.sync is set (then divided by the number of ranks).
   /// Writes the float result to out[0..n).
-  void finishSum(size_t i, FixedSum& sum, RunContext& ctx, float* out) const;
+  void finishSum(size_t i, rank_reduction::FixedSum& sum, RunContext& ctx, float* out) const;
   /// sumPartials(partials, count, n, sum) then finishSum(i, sum, ctx, out),
   /// same bits; without a sum over ranks each element's fixed-point sum is
   /// converted as soon as it is complete, so `sum` (16 bytes per element)
   /// is neither filled nor read.
   void finishPartials(size_t i, const float* partials, int64_t count, int64_t n,
-                      FixedSum& sum, RunContext& ctx, float* out) const;
+                      rank_reduction::FixedSum& sum, RunContext& ctx, float* out) const;
 
  private:
   std::vector<bool> rank_reduced_;

@@ -100,7 +100,7 @@ class PReluOp : public Op {
   int64_t N_ = 1, S_ = 0;
   BroadcastPlan plan_;           // (sample shape, slope shape)
   std::vector<float> partial_;   // per-sample dslope partials
-  FixedSum sum_;
+  rank_reduction::FixedSum sum_;
 };
 
 }  // namespace

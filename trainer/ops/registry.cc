@@ -14,23 +14,11 @@ void Op::backward(const std::vector<Tensor*>&, const std::vector<Tensor*>&,
   SLIM_THROW(Error, label, ": backward is not implemented");
 }
 
-Fixed sumOverRanks(StateSync& sync, FixedSum& sum, Fixed extra) {
-  // Two extra slots: "some rank's partial was not representable", `extra`.
-  const size_t n = sum.size();
-  std::vector<Fixed> buf(sum.data(), sum.data() + n);
-  buf.push_back(sum.bad() ? 1 : 0);
-  buf.push_back(extra);
-  sync.sumFixed(buf.data(), buf.size());
-  std::copy(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n), sum.data());
-  if (buf[n] != 0) sum.setBad();
-  return buf[n + 1];
-}
-
-void Op::finishSum(size_t i, FixedSum& sum, RunContext& ctx, float* out) const {
+void Op::finishSum(size_t i, rank_reduction::FixedSum& sum, RunContext& ctx, float* out) const {
   const size_t n = sum.size();
   double world = 1;
   if (ctx.sync && rankReduced(i)) {
-    sumOverRanks(*ctx.sync, sum);
+    rank_reduction::sumOverRanks(*ctx.sync, sum);
     world = ctx.sync->size();
   }
   detail::parallelRange(static_cast<int64_t>(n), 16384, [&](int64_t b, int64_t e) {
@@ -81,9 +69,9 @@ void sumInDouble(const float* p, int64_t stride, int64_t count, int64_t len, flo
 }  // namespace
 
 void Op::finishPartials(size_t i, const float* partials, int64_t count, int64_t n,
-                        FixedSum& sum, RunContext& ctx, float* out) const {
+                        rank_reduction::FixedSum& sum, RunContext& ctx, float* out) const {
   if (ctx.sync && rankReduced(i)) {
-    sumPartials(partials, count, n, sum);
+    rank_reduction::sumPartials(partials, count, n, sum);
     finishSum(i, sum, ctx, out);
     return;
   }
@@ -91,7 +79,8 @@ void Op::finishPartials(size_t i, const float* partials, int64_t count, int64_t 
   detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
     bool my_bad = false;
     if (count == 1) {
-      for (int64_t k = b; k < e; ++k) out[k] = detail::roundTripFixed(partials[k], &my_bad);
+      for (int64_t k = b; k < e; ++k)
+        out[k] = rank_reduction::detail::roundTripFixed(partials[k], &my_bad);
     } else {
       for (int64_t k0 = b; k0 < e; k0 += kExactBlock) {
         const int64_t len = std::min(kExactBlock, e - k0);
@@ -99,10 +88,10 @@ void Op::finishPartials(size_t i, const float* partials, int64_t count, int64_t 
         sumInDouble(partials + k0, n, count, len, out + k0, exact);
         for (int64_t i = 0; i < len; ++i) {
           if (exact[i]) continue;
-          Fixed v = 0;
+          rank_reduction::Fixed v = 0;
           for (int64_t c = 0; c < count; ++c)
-            v += detail::toFixed(partials[c * n + k0 + i], &my_bad);
-          out[k0 + i] = static_cast<float>(detail::fromFixed(v));
+            v += rank_reduction::detail::toFixed(partials[c * n + k0 + i], &my_bad);
+          out[k0 + i] = static_cast<float>(rank_reduction::detail::fromFixed(v));
         }
       }
     }

@@ -231,7 +231,7 @@ class GatherOp : public Op {
  private:
   int64_t axis_, outer_ = 1, inner_ = 1, len_ = 1;
   std::vector<int64_t> idx_;
-  FixedSum sum_;  // the table's gradient when rank-reduced
+  rank_reduction::FixedSum sum_;  // the table's gradient when rank-reduced
 };
 
 // Expand(data, shape): broadcast data to broadcastShape(data, shape).

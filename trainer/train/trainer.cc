@@ -14,16 +14,16 @@
 #include "checkpoint/checkpoint_manager.h"
 #include "checkpoint/resume.h"
 #include "checkpoint/save_dir_lock.h"
-#include "comm/grad_reducer.h"
 #include "trainer/core/log.h"
 #include "trainer/core/signals.h"
 #include "trainer/data/loader.h"
 #include "trainer/data/sampler.h"
 #include "trainer/optim/grad_clip.h"
+#include "trainer/rank_reduction/comm_state_sync.h"
+#include "trainer/rank_reduction/gradient_router.h"
 #include "trainer/train/loop_state.h"
 #include "trainer/train/progress.h"
 #include "trainer/train/resume.h"
-#include "trainer/train/state_sync.h"
 
 namespace slim::train {
 namespace {
@@ -89,9 +89,12 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   auto lr_schedule = optim::makeLrSchedule(toLrSpec(tc.learning_rate));
   comm::CollectiveOptions red_opts;
   red_opts.tag = "gradient allreduce";
-  comm::GradReducer reducer(
-      comm_, static_cast<size_t>(cfg_.distributed.bucket_mb * 1024 * 1024), red_opts);
-  CommStateSync state_sync(comm_);
+  // Each gradient crosses ranks exactly (reduced by the ops) or through the
+  // bucketed float allreduce: trainer/rank_reduction/rank_reduction.h.
+  rank_reduction::GradientRouter router(
+      comm_, static_cast<size_t>(cfg_.distributed.bucket_mb * 1024 * 1024), red_opts,
+      [this](const std::string& name) { return executor_->gradReducedOverRanks(name); });
+  rank_reduction::CommStateSync state_sync(comm_);
   Rng rng;
   ops::RunContext ctx;
   ctx.training = true;
@@ -291,12 +294,9 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
     loss_bad = !std::isfinite(executor_->value(io_.loss).f32()[0]);
     for (auto* h : hooks_) h->afterForward(it, *executor_);
     executor_->backward({{io_.loss, seed}}, ctx, [&](const std::string& name, Tensor& g) {
-      // Weight gradients the ops already reduced over ranks (exactly) skip
-      // the bucketed float allreduce (Executor::gradReducedOverRanks).
-      if (world > 1 && !executor_->gradReducedOverRanks(name))
-        reducer.add(name, g.f32(), static_cast<size_t>(g.numel()));
+      router.add(name, g.f32(), static_cast<size_t>(g.numel()));
     });
-    if (world > 1) reducer.finalize();
+    router.finalize();
     for (auto* h : hooks_) h->afterBackward(it, *executor_);
 
     // 3. Update.

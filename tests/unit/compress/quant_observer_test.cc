@@ -42,11 +42,11 @@ struct Observer {
     }
   }
   // One batch whose abs-max is `m` (values {m/2, -m, 0}); returns y.
-  Tensor step(float m, bool training = true, ops::StateSync* sync = nullptr) {
+  Tensor step(float m, bool training = true, rank_reduction::StateSync* sync = nullptr) {
     Tensor x = Tensor::fromVector({3}, {m / 2, -m, 0.f});
     return run(x, training, sync);
   }
-  Tensor run(Tensor& x, bool training, ops::StateSync* sync = nullptr) {
+  Tensor run(Tensor& x, bool training, rank_reduction::StateSync* sync = nullptr) {
     std::vector<Tensor*> in = {&x};
     for (auto& s : state) in.push_back(&s);
     Tensor y;
@@ -139,17 +139,19 @@ TEST(FakeQuantAct, AbsMaxIsDynamicAtInference) {
 }
 
 // A fake cross-rank sync: another rank saw a max of `other`.
-struct FakeSync : ops::StateSync {
+struct FakeSync : rank_reduction::StateSync {
   float other;
   int calls = 0;
   explicit FakeSync(float o) : other(o) {}
-  void allreduce(float* data, size_t n, ops::SyncOp op) override {
+  void allreduce(float* data, size_t n, rank_reduction::SyncOp op) override {
     ++calls;
     ASSERT_EQ(n, 1u);
-    ASSERT_EQ(op, ops::SyncOp::kMax);
+    ASSERT_EQ(op, rank_reduction::SyncOp::kMax);
     data[0] = std::max(data[0], other);
   }
-  void sumFixed(ops::Fixed*, size_t) override { ADD_FAILURE() << "observers only take maxima"; }
+  void sumFixed(rank_reduction::Fixed*, size_t) override {
+    ADD_FAILURE() << "observers only take maxima";
+  }
   int size() const override { return 2; }
 };
 

@@ -226,7 +226,7 @@ INSTANTIATE_TEST_SUITE_P(Equations, EinsumGrad, ::testing::ValuesIn(kGradCases),
 // Gradients of `in` for output gradient `dy`, the inputs `params` flagged as
 // rank-reduced (as the executor flags a weight on 1 rank and on N).
 std::vector<Tensor> einsumGrads(const std::string& e, std::vector<Tensor> in, const Tensor& dy,
-                                ops::StateSync* sync, const std::vector<bool>& params) {
+                                rank_reduction::StateSync* sync, const std::vector<bool>& params) {
   return test::grads("Einsum", eq(e), std::move(in), dy, sync, params);
 }
 

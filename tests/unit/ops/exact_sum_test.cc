@@ -18,15 +18,15 @@ struct SumProbe : Op {
   void forward(const std::vector<Tensor*>&, const std::vector<Tensor*>&, RunContext&) override {}
   void fused(const std::vector<float>& p, int64_t count, std::vector<float>& out) {
     RunContext ctx;
-    FixedSum unused;
+    rank_reduction::FixedSum unused;
     out.assign(p.size() / static_cast<size_t>(count), -1.f);
     finishPartials(0, p.data(), count, static_cast<int64_t>(out.size()), unused, ctx, out.data());
   }
   void twoPass(const std::vector<float>& p, int64_t count, std::vector<float>& out) {
     RunContext ctx;
-    FixedSum sum;
+    rank_reduction::FixedSum sum;
     out.assign(p.size() / static_cast<size_t>(count), -1.f);
-    sumPartials(p.data(), count, static_cast<int64_t>(out.size()), sum);
+    rank_reduction::sumPartials(p.data(), count, static_cast<int64_t>(out.size()), sum);
     finishSum(0, sum, ctx, out.data());
   }
 };

@@ -39,20 +39,20 @@ inline void expectNear(const Tensor& got, const std::vector<float>& want, float 
 // ---- Exact two-rank reduction ------------------------------------------------
 
 // Threads-as-ranks StateSync adding fixed-point values exactly.
-class ExactSync : public ops::StateSync {
+class ExactSync : public rank_reduction::StateSync {
  public:
   explicit ExactSync(int size) : size_(size) {}
-  void allreduce(float* data, size_t n, ops::SyncOp) override {
-    std::vector<ops::Fixed> v(n);
-    for (size_t i = 0; i < n; ++i) v[i] = static_cast<ops::Fixed>(data[i]);
+  void allreduce(float* data, size_t n, rank_reduction::SyncOp) override {
+    std::vector<rank_reduction::Fixed> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = static_cast<rank_reduction::Fixed>(data[i]);
     reduce(v.data(), n);
     for (size_t i = 0; i < n; ++i) data[i] = static_cast<float>(v[i]);
   }
-  void sumFixed(ops::Fixed* data, size_t n) override { reduce(data, n); }
+  void sumFixed(rank_reduction::Fixed* data, size_t n) override { reduce(data, n); }
   int size() const override { return size_; }
 
  private:
-  void reduce(ops::Fixed* data, size_t n) {
+  void reduce(rank_reduction::Fixed* data, size_t n) {
     std::unique_lock<std::mutex> lock(mu_);
     if (arrived_ == 0) acc_.assign(data, data + n);
     else
@@ -73,7 +73,7 @@ class ExactSync : public ops::StateSync {
   int64_t generation_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<ops::Fixed> acc_, result_;
+  std::vector<rank_reduction::Fixed> acc_, result_;
 };
 
 inline Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
@@ -88,9 +88,9 @@ inline Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
 // Gradients of every input of `type` for inputs `in` (input 0 the batch),
 // dy = `dy`; the inputs `params` are marked rank-reduced (Op::
 // setRankReducedInputs: the ops' exact path), reduced over ranks with `sync`.
-inline std::vector<Tensor> grads(const std::string& type, const ops::Attrs& a, std::vector<Tensor> in,
-                          const Tensor& dy, ops::StateSync* sync,
-                          const std::vector<bool>& params) {
+inline std::vector<Tensor> grads(const std::string& type, const ops::Attrs& a,
+                                 std::vector<Tensor> in, const Tensor& dy,
+                                 rank_reduction::StateSync* sync, const std::vector<bool>& params) {
   auto op = make(type, a);
   op->setRankReducedInputs(params);
   ops::RunContext ctx;

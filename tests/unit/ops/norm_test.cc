@@ -95,15 +95,15 @@ TEST(BatchNorm, GradientsInference) {
 }
 
 // Threads-as-ranks StateSync for `size` ranks sharing one instance.
-class ThreadSync : public ops::StateSync {
+class ThreadSync : public rank_reduction::StateSync {
  public:
   explicit ThreadSync(int size) : size_(size) {}
-  void allreduce(float* data, size_t n, ops::SyncOp op) override { reduce(data, n, op); }
-  void sumFixed(ops::Fixed* data, size_t n) override {
+  void allreduce(float* data, size_t n, rank_reduction::SyncOp op) override { reduce(data, n, op); }
+  void sumFixed(rank_reduction::Fixed* data, size_t n) override {
     std::vector<double> d(n);  // test values are small: exact enough through double
     for (size_t i = 0; i < n; ++i) d[i] = static_cast<double>(data[i]);
-    reduce(d.data(), n, ops::SyncOp::kSum);
-    for (size_t i = 0; i < n; ++i) data[i] = static_cast<ops::Fixed>(d[i]);
+    reduce(d.data(), n, rank_reduction::SyncOp::kSum);
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<rank_reduction::Fixed>(d[i]);
   }
   int size() const override { return size_; }
   int calls() const { return calls_; }
@@ -117,12 +117,13 @@ class ThreadSync : public ops::StateSync {
 
   // Two ranks: a + b == b + a, so arrival order does not matter.
   template <typename T>
-  void reduce(T* data, size_t n, ops::SyncOp op) {
+  void reduce(T* data, size_t n, rank_reduction::SyncOp op) {
     std::unique_lock<std::mutex> lock(mu_);
     if (arrived_ == 0) acc_.assign(data, data + n);
     else
       for (size_t i = 0; i < n; ++i)
-        acc_[i] = op == ops::SyncOp::kSum ? acc_[i] + data[i] : std::max<double>(acc_[i], data[i]);
+        acc_[i] = op == rank_reduction::SyncOp::kSum ? acc_[i] + data[i]
+                                                     : std::max<double>(acc_[i], data[i]);
     ++calls_;
     if (++arrived_ == size_) {
       result_ = acc_;
@@ -152,7 +153,7 @@ struct RankResult {
   Tensor y, dx, dscale, dbias, rmean, rvar;
 };
 
-RankResult runBn(std::vector<Tensor> in, const Tensor& dy, ops::StateSync* sync) {
+RankResult runBn(std::vector<Tensor> in, const Tensor& dy, rank_reduction::StateSync* sync) {
   auto op = ops::OpRegistry::get().create("BatchNormalization", bnAttrs(), "sync_bn");
   ops::RunContext ctx;
   ctx.training = true;

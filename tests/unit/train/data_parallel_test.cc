@@ -9,14 +9,14 @@
 #include <map>
 #include <thread>
 
-#include "comm/grad_reducer.h"
 #include "comm/local/thread_group.h"
 #include "trainer/core/rng.h"
 #include "trainer/data/sampler.h"
 #include "trainer/graph/executor.h"
 #include "trainer/models/zoo.h"
+#include "trainer/rank_reduction/comm_state_sync.h"
+#include "trainer/rank_reduction/gradient_router.h"
 #include "trainer/train/setup.h"
-#include "trainer/train/state_sync.h"
 
 namespace slim::train {
 namespace {
@@ -39,19 +39,20 @@ StepResult step(const Tensor& images, const std::vector<int64_t>& labels, int64_
   Tensor x({n, images.dim(1), images.dim(2), images.dim(3)});
   std::copy(images.f32() + begin * per, images.f32() + end * per, x.f32());
   Tensor y = Tensor::fromInts({n}, {labels.begin() + begin, labels.begin() + end});
-  CommStateSync sync(comm);
+  rank_reduction::CommStateSync sync(comm);
   ops::RunContext ctx;
   ctx.training = true;
   ctx.sync = comm.size() > 1 ? &sync : nullptr;
   ex.forward({{io.image, x}, {io.label, y}}, ctx);
-  comm::GradReducer reducer(comm, 64 * 1024);
+  rank_reduction::GradientRouter router(
+      comm, 64 * 1024, {}, [&](const std::string& name) { return ex.gradReducedOverRanks(name); });
   int reduced = 0;
   for (const auto& name : g.trainable) reduced += ex.gradReducedOverRanks(name);
   Tensor seed = Tensor::scalar(1.f);
   ex.backward({{io.loss, seed}}, ctx, [&](const std::string& name, Tensor& grad) {
-    if (!ex.gradReducedOverRanks(name)) reducer.add(name, grad.f32(), static_cast<size_t>(grad.numel()));
+    router.add(name, grad.f32(), static_cast<size_t>(grad.numel()));
   });
-  reducer.finalize();
+  router.finalize();
   StepResult r;
   r.reduced = reduced;
   for (const auto& name : ex.paramsInReadyOrder()) {
@@ -92,7 +93,7 @@ void expectSameStep(const Tensor& images, const std::vector<int64_t>& labels) {
   for (auto& w : workers) w.join();
 
   ASSERT_EQ(whole.grads.size(), ranks[0].grads.size());
-  // Batch reductions are exact and world-size invariant (ops/exact_sum.h):
+  // Batch reductions are exact and world-size invariant (rank_reduction/exact_sum.h):
   // every gradient and statistic has the same bits.
   for (const auto& [name, g] : whole.grads) {
     EXPECT_EQ(ranks[0].grads.at(name), ranks[1].grads.at(name)) << name << ": ranks differ";

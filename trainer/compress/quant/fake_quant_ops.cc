@@ -114,7 +114,7 @@ class FakeQuantActOp : public ops::Op {
     if (ctx.training) {
       float m = in_max_ && in_max_->valid ? in_max_->value : absMax(x.f32(), x.numel());
       // SEMANTICS.md "Synchronisation": global batch abs-max before the update.
-      if (ctx.sync) ctx.sync->allreduce(&m, 1, ops::SyncOp::kMax);
+      if (ctx.sync) ctx.sync->allreduce(&m, 1, rank_reduction::SyncOp::kMax);
       if (mode_ == "abs_max")
         s = m;
       else if (mode_ == "moving_average_abs_max")

@@ -7,8 +7,8 @@
 
 #include "trainer/compress/quant/numerics.h"
 #include "trainer/compress/quant/quant_ops.h"
-#include "trainer/ops/exact_sum.h"
 #include "trainer/ops/parallel.h"
+#include "trainer/rank_reduction/exact_sum.h"
 
 namespace slim::compress {
 namespace {
@@ -144,11 +144,11 @@ class PactOp : public ops::Op {
     const int64_t n = x.numel();
     const bool clipped = clipped_;
     const int nt = std::max(1, ops::detail::opThreads());
-    std::vector<ops::Fixed> part(static_cast<size_t>(nt), 0);
+    std::vector<rank_reduction::Fixed> part(static_cast<size_t>(nt), 0);
     std::vector<char> bad(static_cast<size_t>(nt), 0);
     ops::detail::parallelRange(n, 16384, [&](int64_t b, int64_t e) {
       const size_t t = static_cast<size_t>(omp_get_thread_num());
-      ops::Fixed acc = 0;
+      rank_reduction::Fixed acc = 0;
       bool my_bad = false;
       // Blocks of 1024: a branch-free (vectorised) pass writes dx and notes
       // whether anything was clipped; only such blocks are scanned for da.
@@ -164,14 +164,16 @@ class PactOp : public ops::Op {
         if (dxp) dx_mask_.maskGrad(xp + b0, dxp + b0, e0 - b0);
         if (!clipped || !outside || !da) continue;
         for (int64_t i = b0; i < e0; ++i) {
-          if (xp[i] > a) acc += ops::detail::toFixed(g[i], &my_bad);
-          else if (xp[i] < -a) acc += ops::detail::toFixed(-g[i], &my_bad);
+          if (xp[i] > a)
+            acc += rank_reduction::detail::toFixed(g[i], &my_bad);
+          else if (xp[i] < -a)
+            acc += rank_reduction::detail::toFixed(-g[i], &my_bad);
         }
       }
       part[t] += acc;
       bad[t] = bad[t] || my_bad;
     });
-    ops::FixedSum dalpha;
+    rank_reduction::FixedSum dalpha;
     dalpha.reset(1);
     for (size_t t = 0; t < part.size(); ++t) {
       dalpha.data()[0] += part[t];

@@ -1,11 +1,14 @@
-// Executor::planRankReduction: which weight gradients ops reduce over ranks
-// themselves, decided once from the graph.
+// planReduction: which weight gradients ops reduce over ranks themselves,
+// decided once from the graph (the policy of rank_reduction.h). Part of the
+// graph layer (rank_reduction/sources.cmake); the Executor calls it.
 #include <map>
 #include <set>
+#include <utility>
+#include <vector>
 
-#include "trainer/graph/executor_impl.h"
+#include "trainer/rank_reduction/rank_reduction.h"
 
-namespace slim::graph {
+namespace slim::rank_reduction {
 
 // Which weight gradients ops reduce over ranks themselves (exactly, see
 // Op::reducesGradOverRanks). A value is replicated when it is computed from
@@ -17,11 +20,10 @@ namespace slim::graph {
 // is enabled; a boundary is enabled when its op can reduce and every
 // parameter upstream of it is rank-reduced (no parameter may mix reduced and
 // unreduced contributions). Iterated to a fixed point.
-void Executor::planRankReduction() {
-  Impl& m = *impl_;
-  const size_t nv = m.names.size(), nn = graph_.nodes.size();
+Plan planReduction(const GraphFacts& m) {
+  const size_t nv = m.values, nn = m.node_in.size();
   std::vector<bool> replicated(nv, false);
-  for (int k : m.initializer_ids) replicated[k] = true;
+  for (int k : m.initializers) replicated[k] = true;
   std::vector<bool> interior(nn, false);
   for (size_t i = 0; i < nn; ++i) {
     bool all = true;
@@ -32,7 +34,7 @@ void Executor::planRankReduction() {
   }
   // Parameters upstream of each replicated value (forward, topological order).
   std::vector<std::set<int>> up(nv);
-  for (int p : m.param_ids) up[p].insert(p);
+  for (int p : m.params) up[p].insert(p);
   for (size_t i = 0; i < nn; ++i)
     if (interior[i])
       for (int k : m.node_in[i])
@@ -49,7 +51,7 @@ void Executor::planRankReduction() {
     for (size_t j = 0; j < m.node_in[i].size(); ++j) {
       const int k = m.node_in[i][j];
       if (k < 0 || !replicated[k] || !m.node_in_grad[i][j]) continue;
-      const bool capable = ops_[i]->reducesGradOverRanks(static_cast<int>(j));
+      const bool capable = m.can_reduce(i, j);
       edges.push_back({i, j, capable, capable});
       for (int p : up[k]) down[p].push_back(edges.size() - 1);
     }
@@ -58,7 +60,7 @@ void Executor::planRankReduction() {
   for (bool changed = true; changed;) {
     changed = false;
     reduced.clear();
-    for (int p : m.param_ids) {
+    for (int p : m.params) {
       bool all = down.count(p) > 0;
       for (size_t e : down[p]) all = all && edges[e].enabled;
       if (all) reduced.insert(p);
@@ -72,15 +74,16 @@ void Executor::planRankReduction() {
         }
     }
   }
-  std::vector<std::vector<bool>> flags(nn);
+  Plan plan;
+  std::vector<std::vector<bool>>& flags = plan.reduced_inputs;
+  flags.resize(nn);
   for (const Edge& e : edges)
     if (e.enabled) {
       flags[e.node].resize(m.node_in[e.node].size(), false);
       flags[e.node][e.input] = true;
     }
-  for (size_t i = 0; i < nn; ++i) ops_[i]->setRankReducedInputs(flags[i]);
-  rank_reduced_.clear();
-  for (int p : reduced) rank_reduced_.insert(m.names[p]);
+  plan.exact_params = std::move(reduced);
+  return plan;
 }
 
-}  // namespace slim::graph
+}  // namespace slim::rank_reduction

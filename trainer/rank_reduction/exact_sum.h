@@ -1,4 +1,5 @@
-// World-size-invariant batch reductions (DESIGN.md §3, "data parallelism is
+// The exact mechanism of rank reduction (overview: rank_reduction.h):
+// world-size-invariant batch reductions (DESIGN.md §3, "data parallelism is
 // exact"). A reduction over the batch — a weight gradient, a batch-norm sum —
 // is computed as float partials over fixed chunks of kSumChunk samples, each
 // converted to a 128-bit fixed-point integer and added as integers. Integer
@@ -19,9 +20,11 @@
 #include <cstdint>
 #include <vector>
 
+// The threaded helpers below use the ops layer's threading (this header is
+// part of that layer: rank_reduction/sources.cmake).
 #include "trainer/ops/parallel.h"
 
-namespace slim::ops {
+namespace slim::rank_reduction {
 
 /// Samples per partial of every batch reduction (global alignment unit).
 constexpr int64_t kSumChunk = 8;
@@ -124,7 +127,7 @@ inline void sumPartials(const float* partials, int64_t count, int64_t n, FixedSu
   out.reset(static_cast<size_t>(n));
   Fixed* o = out.data();
   std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
-  detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
+  ops::detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
     bool my_bad = false;
     for (int64_t c = 0; c < count; ++c) {
       const float* p = partials + c * n;
@@ -145,9 +148,9 @@ template <int K, class F>
 void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f) {
   out.reset(static_cast<size_t>(K * C));
   Fixed* o = out.data();
-  if (N >= detail::opThreads()) {
+  if (N >= ops::detail::opThreads()) {
     bool any_bad = false;
-    detail::parallelRange(N, 1, [&](int64_t b, int64_t e) {
+    ops::detail::parallelRange(N, 1, [&](int64_t b, int64_t e) {
       std::vector<Fixed> acc(static_cast<size_t>(K * C), 0);
       bool bad = false;
       float v[K];
@@ -166,7 +169,7 @@ void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f) {
     return;
   }
   std::vector<char> bad(static_cast<size_t>(C), 0);
-  detail::parallelFor(C, [&](int64_t c) {
+  ops::detail::parallelFor(C, [&](int64_t c) {
     Fixed acc[K] = {};
     bool b = false;
     float v[K];
@@ -181,4 +184,4 @@ void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f) {
     if (x) out.setBad();
 }
 
-}  // namespace slim::ops
+}  // namespace slim::rank_reduction
