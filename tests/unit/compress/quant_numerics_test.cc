@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -83,6 +84,39 @@ TEST(QuantNumerics, AbsMaxAndChannels) {
   channelAbsMax(x, 1, 2, 3, s);  // (2, 3) rows
   EXPECT_EQ(s[0], 3.f);
   EXPECT_EQ(s[1], 6.f);
+}
+
+// Per-channel scales and fake quant against the definition (absMax and
+// fakeQuantize of each channel block), bit for bit, for the block lengths
+// with their own loops (1: a MatMul weight per column; short; long), with an
+// all-zero channel (step 0) and a NaN (its channel's scale is NaN).
+TEST(QuantNumerics, ChannelsMatchThePerBlockDefinition) {
+  for (int64_t inner : {int64_t{1}, int64_t{3}, int64_t{5000}}) {
+    const int64_t outer = 7, C = 5, n = outer * C * inner;
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) * 3.f;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) x[(o * C + 1) * inner + i] = 0.f;  // channel 1: zeros
+    x[(3 * C + 4) * inner] = std::nanf("");                                  // channel 4: a NaN
+    std::vector<float> want_s(static_cast<size_t>(C), 0.f), s(want_s.size());
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < C; ++c) {
+        const float m = absMax(x.data() + (o * C + c) * inner, inner);
+        want_s[c] = (m > want_s[c] || m != m) ? m : want_s[c];
+      }
+    channelAbsMax(x.data(), outer, C, inner, s.data());
+    std::vector<float> want(x.size()), y(x.size());
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t off = (o * C + c) * inner;
+        fakeQuantize(x.data() + off, want.data() + off, inner, want_s[c], 8);
+      }
+    fakeQuantizeChannels(x.data(), y.data(), outer, C, inner, s.data(), 8);
+    EXPECT_EQ(0, std::memcmp(s.data(), want_s.data(), s.size() * sizeof(float))) << inner;
+    EXPECT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float))) << inner;
+    EXPECT_TRUE(std::isnan(s[4])) << inner;
+    EXPECT_EQ(y[(2 * C + 1) * inner], 0.f) << inner;
+  }
 }
 
 // The integer-compare block kernel against a plain float loop: every length

@@ -127,22 +127,78 @@ float absMax(const float* x, int64_t n) {
   return m;
 }
 
+// Channel blocks shorter than this (a MatMul weight [K, N] quantized per
+// column has blocks of one value) skip absMax's and fakeQuantize's per-call
+// set-up (thread split, buffers): the same arithmetic, in one loop.
+constexpr int64_t kShortBlock = 4096;
+
 void channelAbsMax(const float* x, int64_t outer, int64_t C, int64_t inner, float* scales) {
   std::fill(scales, scales + C, 0.f);
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t c = 0; c < C; ++c) {
-      const float m = absMax(x + (o * C + c) * inner, inner);
+      const float* xb = x + (o * C + c) * inner;
+      float m;
+      if (inner < kShortBlock) {  // absMax's result: NaN when the block holds one
+        bool nan = false;
+        m = absMaxBlock(xb, inner, &nan);
+        if (nan) m = std::nanf("");
+      } else {
+        m = absMax(xb, inner);
+      }
       scales[c] = (m > scales[c] || m != m) ? m : scales[c];
     }
 }
 
 void fakeQuantizeChannels(const float* x, float* y, int64_t outer, int64_t C, int64_t inner,
                           const float* scales, int bits) {
-  for (int64_t o = 0; o < outer; ++o)
+  if (inner >= kShortBlock) {
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t off = (o * C + c) * inner;
+        fakeQuantize(x + off, y + off, inner, scales[c], bits);
+      }
+    return;
+  }
+  // fakeQuantize's arithmetic per block, the outer blocks over the threads.
+  const float bin = static_cast<float>(quantBinCount(bits)), lo = -bin - 1.f;
+  constexpr float kMagic = 12582912.f;
+  if (inner == 1) {  // one value per channel and row: vectorised along the row
+    std::vector<float> steps(static_cast<size_t>(C));
+    std::vector<int64_t> special;  // channels whose step is 0 or NaN
     for (int64_t c = 0; c < C; ++c) {
-      const int64_t off = (o * C + c) * inner;
-      fakeQuantize(x + off, y + off, inner, scales[c], bits);
+      steps[c] = scales[c] / bin;
+      if (steps[c] == 0.f || std::isnan(steps[c])) special.push_back(c);
     }
+    const float* st = steps.data();
+    ops::detail::parallelRange(outer, std::max<int64_t>(1, 16384 / C), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        const float* xr = x + o * C;
+        float* yr = y + o * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const float v = std::min(bin, std::max(lo, xr[c] / st[c]));
+          yr[c] = ((v + kMagic) - kMagic) * st[c];
+        }
+        for (int64_t c : special) yr[c] = st[c] == 0.f ? 0.f : st[c];
+      }
+    });
+    return;
+  }
+  ops::detail::parallelRange(outer, std::max<int64_t>(1, 16384 / (C * inner)),
+                             [&](int64_t b, int64_t e) {
+                               for (int64_t o = b; o < e; ++o)
+                                 for (int64_t c = 0; c < C; ++c) {
+                                   const int64_t off = (o * C + c) * inner;
+                                   const float step = scales[c] / bin;
+                                   if (step == 0.f || std::isnan(step)) {
+                                     std::fill(y + off, y + off + inner, step == 0.f ? 0.f : step);
+                                     continue;
+                                   }
+                                   for (int64_t i = off; i < off + inner; ++i) {
+                                     const float v = std::min(bin, std::max(lo, x[i] / step));
+                                     y[i] = ((v + kMagic) - kMagic) * step;
+                                   }
+                                 }
+                             });
 }
 
 }  // namespace slim::compress
