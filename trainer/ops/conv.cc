@@ -95,12 +95,12 @@ class ConvOp : public Op {
         rowSums(n, yn);
         return;
       }
-      // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P), by blocks of columns:
-      // each block of col_g packed (gemmPackedB) while the GEMM's reads of
-      // it still hit the cache.
-      // A pointwise conv's B is the image itself, read in place.
-      float* block = pointwise_ ? nullptr : scratch_->get(static_cast<size_t>(Kg_ * block_cols_));
-      const int64_t Cg = C_ / group_;
+      // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P), by blocks of output rows:
+      // each block of col_g written just before the GEMM reads it, from the
+      // cache. A pointwise conv's B is the image itself, read in place.
+      float* block =
+          pointwise_ ? nullptr : scratch_->get(static_cast<size_t>(Kg_ * block_rows_ * aw_.out));
+      const int64_t Cg = C_ / group_, OH = ah_.out, OW = aw_.out;
       for (int64_t g = 0; g < group_; ++g) {
         const float* wg = wpack_.data() + g * packed_group_;
         float* yg = yn + g * Mg_ * P;
@@ -108,10 +108,10 @@ class ConvOp : public Op {
           detail::gemmPacked(Mg_, P, Kg_, 1.f, wg, xn + g * Cg * HW, P, 0.f, yg, P);
           continue;
         }
-        for (int64_t j0 = 0; j0 < P; j0 += block_cols_) {
-          const int64_t nb = std::min(block_cols_, P - j0);
-          detail::im2colBlock(xn + g * Cg * HW, Cg, ah_, aw_, j0, nb, block);
-          detail::gemmPackedB(Mg_, nb, Kg_, 1.f, wg, block, 0.f, yg + j0, P);
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += block_rows_) {
+          const int64_t oh1 = std::min(OH, oh0 + block_rows_), nb = (oh1 - oh0) * OW;
+          detail::im2colRows(xn + g * Cg * HW, Cg, ah_, aw_, oh0, oh1, block);
+          detail::gemmPacked(Mg_, nb, Kg_, 1.f, wg, block, nb, 0.f, yg + oh0 * OW, P);
         }
       }
       epilogue(yn, bias);
@@ -256,9 +256,10 @@ class ConvOp : public Op {
     Kg_ = (C_ / group_) * kh * kw;
     depthwise_ = group_ == C_ && group_ > 1;
     if (depthwise_ && !(dw_plan_ && dw_plan_->matches(ah_, aw_))) dw_plan_.emplace(ah_, aw_);
-    // Forward column blocks: whole packed tiles, about kBlockBytes of B.
-    const int64_t tile = detail::packedBTile();
-    block_cols_ = std::max<int64_t>(1, kBlockBytes / (4 * Kg_ * tile)) * tile;
+    // Forward blocks: output rows holding about kBlockBytes of B, at least
+    // 64 columns (a narrow block spends its time in the GEMM's column tail).
+    block_rows_ = std::min(ah_.out, std::max({int64_t{1}, kBlockBytes / (4 * Kg_ * aw_.out),
+                                              detail::ceilDiv(64, aw_.out)}));
     pointwise_ = kh == 1 && kw == 1 && ah_.stride == 1 && aw_.stride == 1 &&
                  ah_.pad_begin == 0 && ah_.pad_end == 0 && aw_.pad_begin == 0 &&
                  aw_.pad_end == 0;
@@ -354,10 +355,10 @@ class ConvOp : public Op {
 
   detail::WindowAttrs wa_;
   int64_t group_;
-  // Bytes of one forward block of packed columns: with the weights' panels
-  // they stay in a core's L2 while the GEMM reads them.
-  static constexpr int64_t kBlockBytes = 192 << 10;
-  int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0, block_cols_ = 0;
+  // Bytes of one forward block of im2col: with the weights' panels it stays
+  // in a core's L2 while the GEMM reads it.
+  static constexpr int64_t kBlockBytes = 512 << 10;
+  int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0, block_rows_ = 0;
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
   std::optional<detail::DepthwisePlan> dw_plan_;  // tables for the current geometry

@@ -140,14 +140,17 @@ void forEachTap(int64_t c, const Axis& ah, const Axis& aw, F&& f) {
 
 }  // namespace
 
-void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* col) {
-  const int64_t H = ah.in, W = aw.in, OH = ah.out, OW = aw.out, sW = aw.stride;
+void im2colRows(const float* x, int64_t c, const Axis& ah, const Axis& aw, int64_t oh0, int64_t oh1,
+                float* col) {
+  const int64_t H = ah.in, W = aw.in, OW = aw.out, sW = aw.stride, L = (oh1 - oh0) * OW;
   auto tap = [&](int64_t ci, int64_t kh, int64_t h_lo, int64_t h_hi, int64_t w_lo, int64_t w_hi,
                  int64_t w_off) {
     const float* xc = x + ci * H * W;
-    std::memset(col, 0, sizeof(float) * h_lo * OW);
+    h_lo = std::clamp(h_lo, oh0, oh1);
+    h_hi = std::clamp(h_hi, h_lo, oh1);
+    std::memset(col, 0, sizeof(float) * (h_lo - oh0) * OW);
     for (int64_t oh = h_lo; oh < h_hi; ++oh) {
-      float* dst = col + oh * OW;
+      float* dst = col + (oh - oh0) * OW;
       const float* src = xc + (oh * ah.stride - ah.pad_begin + kh * ah.dilation) * W + w_off;
       std::fill(dst, dst + w_lo, 0.f);
       if (sW == 1) {
@@ -157,46 +160,14 @@ void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* co
       }
       std::fill(dst + w_hi, dst + OW, 0.f);
     }
-    std::memset(col + h_hi * OW, 0, sizeof(float) * (OH - h_hi) * OW);
-    col += OH * OW;
+    std::memset(col + (h_hi - oh0) * OW, 0, sizeof(float) * (oh1 - h_hi) * OW);
+    col += L;
   };
   forEachTap(c, ah, aw, tap);
 }
 
-void im2colBlock(const float* x, int64_t c, const Axis& ah, const Axis& aw, int64_t j0, int64_t n,
-                 float* dst) {
-  const int64_t H = ah.in, W = aw.in, OW = aw.out, sW = aw.stride, k = c * ah.kernel * aw.kernel;
-  const int64_t tile = packedBTile();
-  int64_t r = 0;
-  auto tap = [&](int64_t ci, int64_t kh, int64_t h_lo, int64_t h_hi, int64_t w_lo, int64_t w_hi,
-                 int64_t w_off) {
-    const float* xc = x + ci * H * W;
-    for (int64_t t0 = 0; t0 < n; t0 += tile) {  // the packed tiles of the block
-      const int64_t w = std::min(tile, n - t0);
-      float* d = dst + t0 * k + r * w;
-      // Output positions [j0 + t0, j0 + t0 + w) by runs within an output row.
-      for (int64_t q = j0 + t0, end = j0 + t0 + w; q < end;) {
-        const int64_t oh = q / OW, ow0 = q % OW, ow1 = std::min(OW, ow0 + (end - q));
-        if (oh < h_lo || oh >= h_hi) {
-          std::fill(d, d + (ow1 - ow0), 0.f);
-        } else {
-          const float* src = xc + (oh * ah.stride - ah.pad_begin + kh * ah.dilation) * W + w_off;
-          const int64_t a = std::clamp(w_lo, ow0, ow1), b = std::clamp(w_hi, a, ow1);
-          std::fill(d, d + (a - ow0), 0.f);
-          if (sW == 1) {
-            std::memcpy(d + (a - ow0), src + a, sizeof(float) * (b - a));
-          } else {
-            for (int64_t ow = a; ow < b; ++ow) d[ow - ow0] = src[ow * sW];
-          }
-          std::fill(d + (b - ow0), d + (ow1 - ow0), 0.f);
-        }
-        d += ow1 - ow0;
-        q += ow1 - ow0;
-      }
-    }
-    ++r;
-  };
-  forEachTap(c, ah, aw, tap);
+void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* col) {
+  im2colRows(x, c, ah, aw, 0, ah.out, col);
 }
 
 void col2im(const float* col, int64_t c, const Axis& ah, const Axis& aw, float* dx) {

@@ -43,16 +43,12 @@ void packA(bool ta, int64_t m, int64_t k, const float* a, int64_t lda, float* ds
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc);
 
-/// B packed for gemmPackedB: tiles of packedBTile() consecutive columns, each
-/// stored as its k rows of its width (the last tile may be narrower), tile
-/// after tile, k * n floats in all. The kernels then read B contiguously
-/// (a row-major B far wider than a tile costs a page per row of k).
-int64_t packedBTile();
-
-/// Writes row p (n floats at `row`) of a k x n matrix into its packed B.
-void packBRow(const float* row, int64_t n, int64_t k, int64_t p, float* dst);
-
-/// Packs the row-major k x n matrix b (row stride ldb) as packed B.
+/// Packs the row-major k x n matrix b (row stride ldb) as packed B for
+/// gemmPackedB: tiles of the kernels' column count (48 with AVX-512, 16
+/// otherwise), each stored as its k rows of its width (the last tile may be
+/// narrower), tile after tile, k * n floats in all. The kernels then read B
+/// contiguously (a row-major B far wider than a tile costs a page per row of
+/// k: the weight gradient's B has k = 8 images x their positions).
 void packB(int64_t k, int64_t n, const float* b, int64_t ldb, float* dst);
 
 /// Writes rows [r0, r0 + rows) of the k x n packed B from their transpose:
@@ -60,7 +56,7 @@ void packB(int64_t k, int64_t n, const float* b, int64_t ldb, float* dst);
 void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,
                      float* dst);
 
-/// gemmPacked with B packed by packB / packBRow / packBTransposed: the same
+/// gemmPacked with B packed by packB / packBTransposed: the same
 /// bits as gemmPacked on the unpacked B.
 void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,
                  float beta, float* c, int64_t ldc);
@@ -118,11 +114,11 @@ void tapRange(const Axis& a, int64_t t, int64_t& lo, int64_t& hi);
 /// x: (c, H, W) -> col: (c*kH*kW, OH*OW), zeros where the window hits padding.
 void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* col);
 
-/// The columns [j0, j0 + n) of im2col (c*kH*kW rows) as packed B
-/// (gemmPackedB): the block of a convolution's B that the GEMM uses next,
-/// written where the cache still holds it when the GEMM reads it.
-void im2colBlock(const float* x, int64_t c, const Axis& ah, const Axis& aw, int64_t j0, int64_t n,
-                 float* dst);
+/// The columns of output rows [oh0, oh1) of im2col: col (c*kH*kW,
+/// (oh1 - oh0) * OW), the block of a convolution's B that the GEMM reads
+/// next, written while the cache can still hold it.
+void im2colRows(const float* x, int64_t c, const Axis& ah, const Axis& aw, int64_t oh0, int64_t oh1,
+                float* col);
 
 /// col2im (the adjoint of im2col): dx (c, H, W) += col (c*kH*kW, OH*OW).
 void col2im(const float* col, int64_t c, const Axis& ah, const Axis& aw, float* dx);

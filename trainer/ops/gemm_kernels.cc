@@ -341,17 +341,12 @@ void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, c
   gemmTiles(m, n, k, alpha, ap, BView{b, ldb, k, n}, beta, c, ldc);
 }
 
-int64_t packedBTile() { return kNB; }
-
-void packBRow(const float* row, int64_t n, int64_t k, int64_t p, float* dst) {
+void packB(int64_t k, int64_t n, const float* b, int64_t ldb, float* dst) {
   for (int64_t j0 = 0; j0 < n; j0 += kNB) {
     const int64_t w = std::min(kNB, n - j0);
-    std::memcpy(dst + j0 * k + p * w, row + j0, sizeof(float) * w);
+    for (int64_t p = 0; p < k; ++p)
+      std::memcpy(dst + j0 * k + p * w, b + p * ldb + j0, sizeof(float) * w);
   }
-}
-
-void packB(int64_t k, int64_t n, const float* b, int64_t ldb, float* dst) {
-  for (int64_t p = 0; p < k; ++p) packBRow(b + p * ldb, n, k, p, dst);
 }
 
 void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,

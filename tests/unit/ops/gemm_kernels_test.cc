@@ -143,7 +143,7 @@ TEST(GemmKernels, TransposeMatchesLoops) {
   }
 }
 
-// The packed-B forms: gemmPackedB on B packed by packB, by packBRow and by
+// The packed-B forms: gemmPackedB on B packed by packB and by
 // packBTransposed (rows written in two parts) has the bits of gemmPacked on
 // the row-major B, at every edge of the tiles and k blocks.
 TEST(GemmKernels, PackedBHasTheBitsOfRowMajorB) {
@@ -160,15 +160,13 @@ TEST(GemmKernels, PackedBHasTheBitsOfRowMajorB) {
       std::vector<float> bt(static_cast<size_t>(s.n * s.k));  // B^T, n x k
       for (int64_t p = 0; p < s.k; ++p)
         for (int64_t j = 0; j < s.n; ++j) bt[j * s.k + p] = b[p * s.n + j];
-      std::vector<float> packs[3];
+      std::vector<float> packs[2];
       for (auto& pk : packs) pk.assign(static_cast<size_t>(s.k * s.n), std::nanf(""));
       d::packB(s.k, s.n, b.data(), s.n, packs[0].data());
-      for (int64_t p = 0; p < s.k; ++p)
-        d::packBRow(b.data() + p * s.n, s.n, s.k, p, packs[1].data());
       const int64_t half = s.k / 2;
-      d::packBTransposed(s.k, s.n, 0, half, bt.data(), s.k, packs[2].data());
-      d::packBTransposed(s.k, s.n, half, s.k - half, bt.data() + half, s.k, packs[2].data());
-      for (int i = 0; i < 3; ++i) {
+      d::packBTransposed(s.k, s.n, 0, half, bt.data(), s.k, packs[1].data());
+      d::packBTransposed(s.k, s.n, half, s.k - half, bt.data() + half, s.k, packs[1].data());
+      for (int i = 0; i < 2; ++i) {
         auto c = c0;
         d::gemmPackedB(s.m, s.n, s.k, 1.5f, ap.data(), packs[i].data(), beta, c.data(), s.n);
         EXPECT_EQ(firstDiff(c, want), -1)
@@ -177,10 +175,9 @@ TEST(GemmKernels, PackedBHasTheBitsOfRowMajorB) {
     }
 }
 
-// im2colBlock writes columns [j0, j0 + n) of im2col as packB would pack them,
-// for blocks that start and end inside output rows, with padding, strides
-// and dilations.
-TEST(GemmKernels, Im2colBlockIsThePackedIm2col) {
+// im2colRows writes the columns of its output rows exactly as im2col does,
+// for row ranges cut anywhere, with padding, strides and dilations.
+TEST(GemmKernels, Im2colRowsIsABlockOfIm2col) {
   namespace d = ops::detail;
   struct Geo {
     int64_t c, h, w, k, stride, dil, pad;
@@ -192,17 +189,19 @@ TEST(GemmKernels, Im2colBlockIsThePackedIm2col) {
         aw{g.w, g.k, g.stride, g.dil, g.pad, g.pad, 0};
     ah.out = (g.h + 2 * g.pad - ah.extent()) / g.stride + 1;
     aw.out = (g.w + 2 * g.pad - aw.extent()) / g.stride + 1;
-    const int64_t P = ah.out * aw.out, K = g.c * g.k * g.k;
+    const int64_t P = ah.out * aw.out, K = g.c * g.k * g.k, OW = aw.out;
     auto x = randomVec(static_cast<size_t>(g.c * g.h * g.w), 14);
     std::vector<float> col(static_cast<size_t>(K * P));
     d::im2col(x.data(), g.c, ah, aw, col.data());
-    for (int64_t j0 : {int64_t{0}, int64_t{5}, P / 2})
-      for (int64_t n : {int64_t{1}, P - j0, std::min<int64_t>(P - j0, 50)}) {
+    for (int64_t oh0 = 0; oh0 < ah.out; ++oh0)
+      for (int64_t oh1 = oh0 + 1; oh1 <= ah.out; ++oh1) {
+        const int64_t n = (oh1 - oh0) * OW;
         std::vector<float> want(static_cast<size_t>(K * n)), got(want.size(), std::nanf(""));
-        d::packB(K, n, col.data() + j0, P, want.data());
-        d::im2colBlock(x.data(), g.c, ah, aw, j0, n, got.data());
+        for (int64_t r = 0; r < K; ++r)
+          std::memcpy(want.data() + r * n, col.data() + r * P + oh0 * OW, sizeof(float) * n);
+        d::im2colRows(x.data(), g.c, ah, aw, oh0, oh1, got.data());
         EXPECT_EQ(firstDiff(got, want), -1) << "c " << g.c << " " << g.h << "x" << g.w << " k "
-                                            << g.k << " j0 " << j0 << " n " << n;
+                                            << g.k << " rows " << oh0 << ".." << oh1;
       }
   }
 }
