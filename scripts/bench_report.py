@@ -161,9 +161,11 @@ def section(rows, commit, now, cpu, cores):
     return "\n".join(L) + "\n"
 
 
-def replace_section(md_path, text):
+def replace_section(md_path, text, heading=SECTION):
+    """Writes `text` in place of the section `heading` of md_path (up to the
+    next "## " heading), or at the end when there is none."""
     doc = open(md_path).read() if os.path.exists(md_path) else "# Performance\n\n"
-    m = re.search(r"^" + re.escape(SECTION) + r"[ \t]*$", doc, re.M)
+    m = re.search(r"^" + re.escape(heading) + r"[ \t]*$", doc, re.M)
     if m:  # up to the next "## " heading or the end
         nxt = re.search(r"^## ", doc[m.end():], re.M)
         end = m.end() + nxt.start() if nxt else len(doc)

@@ -112,6 +112,20 @@ def quantize(module):
     return module
 
 
+def time_steps(step, warmup, iters):
+    """Runs step() `warmup` times, then `iters` times each timed on its own
+    (seconds): the median step is what a short burst of other load on a
+    shared host moves least (slimtrain's bench does the same)."""
+    for _ in range(warmup):
+        step()
+    steps = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        steps.append(time.perf_counter() - t0)
+    return steps
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="mobilenet_tiny")
@@ -160,15 +174,7 @@ def main():
         loss.backward()
         opt.step()
 
-    for _ in range(a.warmup):
-        step()
-    # Each step timed on its own: the median step is what a short burst of
-    # other load on a shared host moves least (slimtrain's bench does the same).
-    steps = []
-    for _ in range(a.iters):
-        t0 = time.perf_counter()
-        step()
-        steps.append(time.perf_counter() - t0)
+    steps = time_steps(step, a.warmup, a.iters)
     dt = sum(steps)
     median = sorted(steps)[len(steps) // 2]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -27,14 +27,14 @@ import json
 import os
 import resource
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_torch import QuantWrap  # noqa: E402
+from bench_report import replace_section  # noqa: E402
+from bench_torch import QuantWrap, time_steps  # noqa: E402
 
 CLASSES = 1000
 
@@ -185,13 +185,7 @@ def torch_step(a):
         loss.backward()
         opt.step()
 
-    for _ in range(a.warmup):
-        step()
-    steps = []
-    for _ in range(a.iters):
-        t0 = time.perf_counter()
-        step()
-        steps.append(time.perf_counter() - t0)
+    steps = time_steps(step, a.warmup, a.iters)
     median = sorted(steps)[len(steps) // 2]
     print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "model": a.model,
                       "batch": a.batch, "threads": a.threads, "iters": a.iters,
@@ -215,7 +209,6 @@ def report(d, md_path, commit):
     """Writes the "## Zoo" section of md_path (only that section) and
     d/bench_zoo.json from d/rows.jsonl and d/<model>.json."""
     import datetime
-    import re
     rows = [json.loads(line) for line in open(os.path.join(d, "rows.jsonl"))]
     probe = next((r["r"].get("probe_gflops_1core") for r in rows if r["row"] == "probe"), None)
     peak2 = 2 * probe if probe else None
@@ -289,15 +282,7 @@ def report(d, md_path, commit):
           "keeps its projections as raw parameters, which the PyTorch step leaves float, while "
           "slimtrain quantizes the exported MatMuls: that row favours PyTorch.", ""]
     section = "\n".join(L)
-    text = open(md_path).read() if os.path.exists(md_path) else "# Performance\n\n"
-    m = re.search(r"^## Zoo[^\n]*$", text, re.M)
-    if m:  # replace only this section: up to the next "## " heading or the end
-        nxt = re.search(r"^## ", text[m.end():], re.M)
-        end = m.end() + nxt.start() if nxt else len(text)
-        text = text[:m.start()] + section + ("\n" if nxt else "") + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(md_path, "w").write(text)
+    replace_section(md_path, section, SECTION)
     json.dump({"rows": out, "probe_gflops_1core": probe, "cpu": cpu, "commit": commit, "date": now},
               open(os.path.join(d, "bench_zoo.json"), "w"), indent=1)
     print(section)

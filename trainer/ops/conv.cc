@@ -1,10 +1,12 @@
 // Conv (ONNX, 2-D): grouped convolution with any stride, padding and
 // dilation. Three paths: 1x1/stride-1/no-pad convs are a GEMM straight on the
 // input, depthwise convs (group == C) use a direct kernel, everything else is
-// im2col + GEMM per image and group. Scratch buffers (per thread) only grow,
-// so steady-state steps do not allocate. Threads: images in parallel; the
-// weight gradient is summed per fixed chunk of images (parallel.h) and the
-// chunks combined in order, so results do not depend on the thread count.
+// im2col + GEMM per image and group, in blocks of output rows whose im2col
+// the GEMM reads from the cache. Scratch buffers (per thread) only grow, so
+// steady-state steps do not allocate. Threads: images in parallel; the
+// weight gradient is one GEMM per fixed chunk of images (exact_sum.h) over
+// its inputs packed in the GEMM's column tiles, the chunks added in fixed
+// point, so results depend on neither the thread count nor the rank split.
 #include <algorithm>
 #include <cstring>
 #include <optional>

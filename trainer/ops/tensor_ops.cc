@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "trainer/ops/broadcast.h"
+#include "trainer/ops/dtype_dispatch.h"
 #include "trainer/ops/op.h"
 #include "trainer/ops/op_preamble.h"
 
@@ -122,9 +123,9 @@ class CastOp : public Op {
       return;
     }
     out[0]->resize(x.shape(), dt_);
-    dispatch(x.dtype(), [&](auto s) {
+    detail::dispatchDType(x.dtype(), [&](auto s) {
       using S = decltype(s);
-      dispatch(dt_, [&](auto d) {
+      detail::dispatchDType(dt_, [&](auto d) {
         using D = decltype(d);
         const S* xp = x.data<S>();
         D* y = out[0]->data<D>();
@@ -151,16 +152,6 @@ class CastOp : public Op {
   }
 
  private:
-  template <class Fn>
-  static void dispatch(DType t, Fn&& fn) {
-    switch (t) {
-      case DType::kF32: fn(float{}); break;
-      case DType::kI64: fn(int64_t{}); break;
-      case DType::kI32: fn(int32_t{}); break;
-      case DType::kU8: fn(uint8_t{}); break;
-      case DType::kI8: fn(int8_t{}); break;
-    }
-  }
   int64_t to_;
   DType dt_;
 };
