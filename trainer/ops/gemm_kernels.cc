@@ -1,12 +1,14 @@
 // slimtrain's own GEMM (declared in conv_kernels.h): C = alpha * A * B +
 // beta * C with A packed into panels of kGemmMR rows (packA, once per weight
-// for all images of a convolution) and B read in place, row by row, in tiles
-// of up to 48 columns (AVX-512) and 8-row vectors for the n % 16 columns
-// after the last whole vector. Every output element accumulates over k in ascending
-// order from zero with fused multiply-adds, then c = fma(acc, alpha, beta * c):
-// the bits depend on neither the tiling, the thread count nor the vector
-// width, so AVX-512, AVX2 and scalar builds agree (Eigen's blocking depends
-// on the thread count and the cache sizes).
+// for all images of a convolution) and B read in place (gemmPacked) or
+// packed in the same tiles (gemmPackedB), row by row, in tiles of up to 48
+// columns (AVX-512) and 8-row vectors for the n % 16 columns after the last
+// whole vector; long products in blocks of k. Every output element
+// accumulates over k in ascending order from zero with fused multiply-adds,
+// then c = fma(acc, alpha, beta * c): the bits depend on neither the tiling,
+// the k blocks, the thread count nor the vector width, so AVX-512, AVX2 and
+// scalar builds agree (Eigen's blocking depends on the thread count and the
+// cache sizes).
 #include <algorithm>
 #include <array>
 #include <cmath>
