@@ -4,12 +4,14 @@
 // reduction of an output-shaped gradient back to an input's shape.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "trainer/core/tensor.h"
 #include "trainer/ops/fast_math.h"
+#include "trainer/ops/parallel.h"
 #include "trainer/rank_reduction/exact_sum.h"
 
 namespace slim::ops {
@@ -54,7 +56,18 @@ class BroadcastPlan {
   /// ix + i*sx with sx in {0, 1}.
   template <class Fn>
   void forEachRow(Fn&& fn) const {
-    if (numel_ == 0) return;
+    forRows(0, rows(), fn);
+  }
+  /// Rows of the output (forEachRow's calls).
+  int64_t rows() const {
+    if (numel_ == 0) return 0;
+    return dims_.empty() ? 1 : numel_ / dims_.back();
+  }
+  /// forEachRow for rows [row0, row1) only (rows are independent: threads
+  /// may take disjoint ranges).
+  template <class Fn>
+  void forRows(int64_t row0, int64_t row1, Fn&& fn) const {
+    if (row0 >= row1) return;
     const int r = static_cast<int>(dims_.size());
     if (r == 0) {
       fn(int64_t{0}, int64_t{0}, int64_t{0}, int64_t{1}, int64_t{0}, int64_t{0});
@@ -63,7 +76,13 @@ class BroadcastPlan {
     const int64_t n = dims_[r - 1], sa = sa_[r - 1], sb = sb_[r - 1];
     int64_t idx[kMaxDims] = {0};
     int64_t ia = 0, ib = 0;
-    for (int64_t o = 0; o < numel_; o += n) {
+    for (int64_t d = r - 2, rem = row0; d >= 0; --d) {  // the first row's position
+      idx[d] = rem % dims_[d];
+      rem /= dims_[d];
+      ia += idx[d] * sa_[d];
+      ib += idx[d] * sb_[d];
+    }
+    for (int64_t o = row0 * n; o < row1 * n; o += n) {
       fn(o, ia, ib, n, sa, sb);
       for (int d = r - 2; d >= 0; --d) {
         ia += sa_[d];
@@ -88,10 +107,11 @@ class BroadcastPlan {
 };
 
 /// out[k] = f(a[ia], b[ib]) over the plan (out has plan.numel() elements).
+/// Output rows run over the threads (each element is written once, so any
+/// split gives the same bits); `out` may be `a` when a is not broadcast.
 template <class T, class F>
 void broadcastApply(const BroadcastPlan& p, const T* a, const T* b, T* out, F f) {
-  p.forEachRow([&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa,
-                   int64_t sb) {
+  auto row = [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
     T* y = out + o;
     const T* x = a + ia;
     const T* z = b + ib;
@@ -107,7 +127,10 @@ void broadcastApply(const BroadcastPlan& p, const T* a, const T* b, T* out, F f)
       const T v = f(*x, *z);
       for (int64_t i = 0; i < n; ++i) y[i] = v;
     }
-  });
+  };
+  const int64_t rows = p.rows(), per_row = std::max<int64_t>(1, rows ? p.numel() / rows : 1);
+  detail::parallelRange(rows, std::max<int64_t>(1, 32768 / per_row),
+                        [&](int64_t r0, int64_t r1) { p.forRows(r0, r1, row); });
 }
 
 /// Gradient of operand `which`: dst[operand index] = sum over the output

@@ -3,6 +3,9 @@
 // int64 forward, and finite-difference gradients for both operands.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -149,6 +152,47 @@ TEST(Elementwise, SumVariadic) {
       EXPECT_FLOAT_EQ(out[0].f32()[i * 3 + j],
                       in[0].f32()[i * 3 + j] + in[1].f32()[j] + in[2].f32()[i]);
   test::gradCheck("Sum", {}, in, 1);
+}
+
+// forRows over any range visits exactly forEachRow's rows (offsets and
+// operand positions), and broadcastApply split over threads writes what one
+// thread writes, for shapes that broadcast on either side.
+TEST(Broadcast, RowRangesAndThreadsMatchOneSweep) {
+  struct Row {
+    int64_t o, ia, ib, n, sa, sb;
+    bool operator==(const Row&) const = default;
+  };
+  const std::pair<Shape, Shape> cases[] = {{{4, 3, 5}, {4, 3, 5}}, {{4, 3, 5}, {3, 1}},
+                                           {{2, 1, 6}, {2, 7, 1}}, {{64, 33, 40}, {33, 1}},
+                                           {{8, 197, 384}, {384}}, {{5}, {}}};
+  for (const auto& [sa, sb] : cases) {
+    ops::BroadcastPlan p;
+    p.init(sa, sb);
+    std::vector<Row> all, parts;
+    p.forEachRow([&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t a, int64_t b) {
+      all.push_back({o, ia, ib, n, a, b});
+    });
+    const int64_t rows = p.rows(), cut = rows / 3;
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, cut}, {cut, rows}})
+      p.forRows(r0, r1, [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t a, int64_t b) {
+        parts.push_back({o, ia, ib, n, a, b});
+      });
+    EXPECT_TRUE(all == parts) << shapeStr(sa) << " " << shapeStr(sb);
+    std::vector<float> a(static_cast<size_t>(numelOf(sa))), b(static_cast<size_t>(numelOf(sb)));
+    for (size_t i = 0; i < a.size(); ++i) a[i] = 0.25f * static_cast<float>(i % 97) - 3.f;
+    for (size_t i = 0; i < b.size(); ++i) b[i] = 1.f + 0.5f * static_cast<float>(i % 13);
+    std::vector<float> y[2];
+    const int saved = omp_get_max_threads();
+    for (int t = 0; t < 2; ++t) {
+      omp_set_num_threads(t + 1);
+      y[t].assign(static_cast<size_t>(p.numel()), 0.f);
+      ops::broadcastApply<float>(p, a.data(), b.data(), y[t].data(),
+                                 [](float x, float z) { return x / z + x * z; });
+    }
+    omp_set_num_threads(saved);
+    EXPECT_EQ(0, std::memcmp(y[0].data(), y[1].data(), y[0].size() * sizeof(float)))
+        << shapeStr(sa) << " " << shapeStr(sb);
+  }
 }
 
 }  // namespace
