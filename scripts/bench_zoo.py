@@ -8,6 +8,8 @@ in slimtrain and in PyTorch, on the same BN-folded model, batch and threads.
   bench_zoo.py torch --model M --batch B --threads T --iters N
         the PyTorch ACT step on the same model (BN folded by torch.fx's
         fuse, as the export does), one JSON line: images/s of the median step
+  bench_zoo.py slim DIR --binary SLIMTRAIN --model M --batch B --threads T --round R --iters N
+        slimtrain's side: compress with SLIM_CONFIG, one JSON row
   bench_zoo.py report DIR PERFORMANCE.md COMMIT
         the "## Zoo" section of PERFORMANCE.md from DIR/rows.jsonl
 
@@ -16,7 +18,7 @@ The PyTorch step is the one scripts/bench_torch.py writes for mobilenet_tiny
 per-channel fake quant of the weight), with a magnitude mask on every
 Conv2d / Linear weight (slimtrain's `prune_params_type: null`), a frozen
 teacher forward and l2 (MSE) distillation on the logits, Momentum SGD.
-slimtrain's side is scripts/bench's ZOO_CONFIG. torchvision's
+slimtrain's side is `compress` with SLIM_CONFIG (below). torchvision's
 VisionTransformer keeps its attention projections as raw parameters
 (nn.MultiheadAttention), which this PyTorch step leaves float; slimtrain
 quantizes the exported MatMuls: the ViT row favours PyTorch.
@@ -152,6 +154,66 @@ def prepare(out, names):
             with h5py.File(path, "w") as f:
                 f["x"] = rng.integers(0, 256, (32, 3, hw, hw), dtype=np.uint8)
                 f["y"] = rng.integers(0, CLASSES, (32,), dtype=np.int64)
+
+
+# slimtrain's side: compress with this config (an ACT config; the zoo step
+# without renormalized convs: by default compress gives each conv of a
+# BN-folded CNN a trainable batch norm, work the PyTorch step does not do).
+SLIM_CONFIG = """Global:
+  model_dir: {d}
+  model_filename: {model}.onnx
+  batch_size: {batch}
+  eval_batch_size: {batch}
+  seed: 1
+  num_threads: {threads}
+  save_dir: {out}
+  Data: {{format: hdf5, train_images: {d}/random_224.h5, eval_images: {d}/random_224.h5,
+         mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}}
+Checkpoint: {{every_iters: 0, resume: never}}
+Quantization:
+  use_pact: true
+  activation_quantize_type: moving_average_abs_max
+  weight_quantize_type: channel_wise_abs_max
+  quantize_op_types: [conv2d, depthwise_conv2d, mul]
+Distillation: {{loss: l2}}
+UnstructurePrune: {{prune_strategy: gmp, ratio: 0.5, prune_params_type: null}}
+TrainConfig:
+  renormalize_convs: false
+  train_iter: {train_iter}
+  eval_iter: 100000
+  logging_iter: 1
+  learning_rate: 0.0001
+  optimizer_builder: {{optimizer: {{type: Momentum, momentum: 0.9}}}}
+"""
+
+
+def slim_step(a):
+    """Runs slimtrain compress on the exported model for 1 + iters iterations
+    (no ONNX Runtime check) and prints its row: images/s of the median
+    logging interval after the first, peak RSS of the whole run."""
+    import shutil
+    import statistics
+    import subprocess
+    d = os.path.abspath(a.dir)
+    out = os.path.join(d, f"out_{a.model}_{a.threads}")
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = os.path.join(d, f"{a.model}.yaml")
+    with open(cfg, "w") as f:
+        f.write(SLIM_CONFIG.format(d=d, model=a.model, batch=a.batch, threads=a.threads, out=out,
+                                   train_iter=a.iters + 1))
+    rss, log = os.path.join(d, f"{a.model}.rss"), os.path.join(d, f"{a.model}.log")
+    with open(log, "w") as lf:
+        rc = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss, a.binary, "compress", cfg],
+                             stdout=lf, stderr=subprocess.STDOUT,
+                             env=dict(os.environ, SLIM_ORT_SCRIPT="/nonexistent"))
+    if rc != 0:
+        sys.stderr.write(open(log).read()[-4000:])
+        raise SystemExit(f"bench_zoo: slimtrain compress of {a.model} exited {rc} (log: {log})")
+    rows = [r for r in map(json.loads, open(os.path.join(out, "metrics.jsonl"))) if "images_per_s" in r]
+    print(json.dumps({"row": "step", "side": "slimtrain", "model": a.model, "batch": a.batch,
+                      "threads": a.threads, "round": a.round,
+                      "images_per_s": statistics.median(r["images_per_s"] for r in rows[1:] or rows),
+                      "peak_rss_mb": int(open(rss).read().split()[-1]) / 1024.0}))
 
 
 def quantize_all(module):
@@ -301,6 +363,14 @@ def main():
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--iters", type=int, default=5)
     t.add_argument("--warmup", type=int, default=1)
+    sl = sub.add_parser("slim")
+    sl.add_argument("dir")
+    sl.add_argument("--binary", required=True)
+    sl.add_argument("--model", required=True, choices=sorted(MODELS))
+    sl.add_argument("--batch", type=int, default=8)
+    sl.add_argument("--threads", type=int, default=2)
+    sl.add_argument("--round", type=int, default=1)
+    sl.add_argument("--iters", type=int, default=5)
     r = sub.add_parser("report")
     r.add_argument("dir")
     r.add_argument("md")
@@ -310,6 +380,8 @@ def main():
         prepare(a.dir, a.models.split(","))
     elif a.cmd == "report":
         report(a.dir, a.md, a.commit)
+    elif a.cmd == "slim":
+        slim_step(a)
     else:
         torch_step(a)
 
