@@ -43,20 +43,18 @@ void packA(bool ta, int64_t m, int64_t k, const float* a, int64_t lda, float* ds
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc);
 
-/// Packs the row-major k x n matrix b (row stride ldb) as packed B for
-/// gemmPackedB: tiles of the kernels' column count (48 with AVX-512, 16
-/// otherwise), each stored as its k rows of its width (the last tile may be
-/// narrower), tile after tile, k * n floats in all. The kernels then read B
-/// contiguously (a row-major B far wider than a tile costs a page per row of
-/// k: the weight gradient's B has k = 8 images x their positions).
-void packB(int64_t k, int64_t n, const float* b, int64_t ldb, float* dst);
-
+/// Packed B (gemmPackedB): tiles of the kernels' column count (48 with
+/// AVX-512, 16 otherwise), each stored as its k rows of its width (the last
+/// tile may be narrower), tile after tile, k * n floats in all. The kernels
+/// then read B contiguously (a row-major B far wider than a tile costs a page
+/// per row of k: the weight gradient's B has k = 8 images x their positions).
+///
 /// Writes rows [r0, r0 + rows) of the k x n packed B from their transpose:
 /// B[r0 + p][j] = src[j * lds + p] (src: n rows of at least `rows` floats).
 void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,
                      float* dst);
 
-/// gemmPacked with B packed by packB / packBTransposed: the same
+/// gemmPacked with B packed by packBTransposed: the same
 /// bits as gemmPacked on the unpacked B.
 void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,
                  float beta, float* c, int64_t ldc);

@@ -280,7 +280,8 @@ namespace {
 constexpr int64_t kKBlock = 256, kKBlockAbove = 2048, kKGroup = 16;
 
 // Where column j of B starts and the stride between its rows: B row-major
-// (ldb) or packed by packB (tiles of kNB columns, each k rows of its width).
+// (ldb) or packed (packBTransposed: tiles of kNB columns, each k rows of its
+// width).
 struct BView {
   const float* b;
   int64_t ldb;   // row-major stride; 0 when packed
@@ -341,14 +342,6 @@ void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, co
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc) {
   gemmTiles(m, n, k, alpha, ap, BView{b, ldb, k, n}, beta, c, ldc);
-}
-
-void packB(int64_t k, int64_t n, const float* b, int64_t ldb, float* dst) {
-  for (int64_t j0 = 0; j0 < n; j0 += kNB) {
-    const int64_t w = std::min(kNB, n - j0);
-    for (int64_t p = 0; p < k; ++p)
-      std::memcpy(dst + j0 * k + p * w, b + p * ldb + j0, sizeof(float) * w);
-  }
 }
 
 void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,

@@ -46,6 +46,21 @@ int32_t quantizeBias(double b, float step) {
   return static_cast<int32_t>(std::clamp(v, double{INT32_MIN}, double{INT32_MAX}));
 }
 
+namespace {
+
+// x fake-quantized with `step` (> 0) to the levels [lo, bin]. Clamping before
+// rounding is equivalent (the bounds are integers) and keeps |v| <= 2^15,
+// where adding and subtracting 1.5 * 2^23 rounds to the nearest integer, ties
+// to even, exactly like std::nearbyint (no fast-math in this build) but
+// vectorisable.
+inline float quantLevel(float x, float step, float bin, float lo) {
+  constexpr float kMagic = 12582912.f;
+  const float v = std::min(bin, std::max(lo, x / step));
+  return ((v + kMagic) - kMagic) * step;
+}
+
+}  // namespace
+
 void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits, const float* clip) {
   const float bin = static_cast<float>(quantBinCount(bits));
   const float step = scale / bin;
@@ -54,24 +69,14 @@ void fakeQuantize(const float* x, float* y, int64_t n, float scale, int bits, co
     return;
   }
   const float lo = -bin - 1.f;
-  // Clamping before rounding is equivalent (the bounds are integers) and
-  // keeps |v| <= 2^15, where adding and subtracting 1.5 * 2^23 rounds to the
-  // nearest integer, ties to even, exactly like std::nearbyint (no fast-math
-  // in this build) but vectorisable.
-  constexpr float kMagic = 12582912.f;
   ops::detail::parallelRange(n, 16384, [&](int64_t b, int64_t e) {
     if (clip) {
       const float a = *clip;
-      for (int64_t i = b; i < e; ++i) {
-        const float v = std::min(bin, std::max(lo, std::min(a, std::max(-a, x[i])) / step));
-        y[i] = ((v + kMagic) - kMagic) * step;
-      }
+      for (int64_t i = b; i < e; ++i)
+        y[i] = quantLevel(std::min(a, std::max(-a, x[i])), step, bin, lo);
       return;
     }
-    for (int64_t i = b; i < e; ++i) {
-      const float v = std::min(bin, std::max(lo, x[i] / step));
-      y[i] = ((v + kMagic) - kMagic) * step;
-    }
+    for (int64_t i = b; i < e; ++i) y[i] = quantLevel(x[i], step, bin, lo);
   });
   if (std::isnan(step)) std::fill(y, y + n, step);  // keep a diverged run visible
 }
@@ -159,46 +164,32 @@ void fakeQuantizeChannels(const float* x, float* y, int64_t outer, int64_t C, in
       }
     return;
   }
-  // fakeQuantize's arithmetic per block, the outer blocks over the threads.
+  // fakeQuantize's arithmetic per block, the rows of blocks over the threads;
+  // the channels whose step is 0 or NaN are filled as fakeQuantize fills them.
   const float bin = static_cast<float>(quantBinCount(bits)), lo = -bin - 1.f;
-  constexpr float kMagic = 12582912.f;
-  if (inner == 1) {  // one value per channel and row: vectorised along the row
-    std::vector<float> steps(static_cast<size_t>(C));
-    std::vector<int64_t> special;  // channels whose step is 0 or NaN
-    for (int64_t c = 0; c < C; ++c) {
-      steps[c] = scales[c] / bin;
-      if (steps[c] == 0.f || std::isnan(steps[c])) special.push_back(c);
-    }
-    const float* st = steps.data();
-    ops::detail::parallelRange(outer, std::max<int64_t>(1, 16384 / C), [&](int64_t b, int64_t e) {
-      for (int64_t o = b; o < e; ++o) {
-        const float* xr = x + o * C;
-        float* yr = y + o * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const float v = std::min(bin, std::max(lo, xr[c] / st[c]));
-          yr[c] = ((v + kMagic) - kMagic) * st[c];
-        }
-        for (int64_t c : special) yr[c] = st[c] == 0.f ? 0.f : st[c];
-      }
-    });
-    return;
+  std::vector<float> steps(static_cast<size_t>(C));
+  std::vector<int64_t> special;
+  for (int64_t c = 0; c < C; ++c) {
+    steps[c] = scales[c] / bin;
+    if (steps[c] == 0.f || std::isnan(steps[c])) special.push_back(c);
   }
-  ops::detail::parallelRange(outer, std::max<int64_t>(1, 16384 / (C * inner)),
-                             [&](int64_t b, int64_t e) {
-                               for (int64_t o = b; o < e; ++o)
-                                 for (int64_t c = 0; c < C; ++c) {
-                                   const int64_t off = (o * C + c) * inner;
-                                   const float step = scales[c] / bin;
-                                   if (step == 0.f || std::isnan(step)) {
-                                     std::fill(y + off, y + off + inner, step == 0.f ? 0.f : step);
-                                     continue;
-                                   }
-                                   for (int64_t i = off; i < off + inner; ++i) {
-                                     const float v = std::min(bin, std::max(lo, x[i] / step));
-                                     y[i] = ((v + kMagic) - kMagic) * step;
-                                   }
-                                 }
-                             });
+  const float* st = steps.data();
+  ops::detail::parallelRange(
+      outer, std::max<int64_t>(1, 16384 / (C * inner)), [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          const float* xr = x + o * C * inner;
+          float* yr = y + o * C * inner;
+          if (inner == 1) {  // one value per channel: vectorised along the row
+            for (int64_t c = 0; c < C; ++c) yr[c] = quantLevel(xr[c], st[c], bin, lo);
+          } else {
+            for (int64_t c = 0; c < C; ++c)
+              for (int64_t i = c * inner; i < (c + 1) * inner; ++i)
+                yr[i] = quantLevel(xr[i], st[c], bin, lo);
+          }
+          for (int64_t c : special)
+            std::fill(yr + c * inner, yr + (c + 1) * inner, st[c] == 0.f ? 0.f : st[c]);
+        }
+      });
 }
 
 }  // namespace slim::compress
