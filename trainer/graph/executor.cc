@@ -156,6 +156,12 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
                    ", got ", shapeStr(t.shape()));
     m.values[m.id.at(v.name)] = t;
   }
+  // Where the samples lie, followed node by node (sample_layout.h).
+  m.samples.assign(m.names.size(), {});
+  for (const auto& v : graph_.inputs) {
+    const int k = m.id.at(v.name);
+    m.samples[k] = rank_reduction::inputSampleLayout(m.values[k].shape());
+  }
   for (int k : m.initializer_ids) m.values[k] = graph_.initializers.at(m.names[k]);
   // A fused activation's output shares its producer's buffer: drop it, so
   // the producer writes into its buffer again instead of a new one.
@@ -171,6 +177,10 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
         m.acquire(m.values[k], m.last_bytes[k]);
       out.push_back(&m.values[k]);
     }
+    const auto& node_in = m.node_in[i];
+    for (size_t j = 0; j < node_in.size(); ++j)
+      ops_[i]->setInputSamples(
+          j, node_in[j] < 0 ? rank_reduction::SampleLayout{} : m.samples[node_in[j]]);
     if (!m.profile) {
       ops_[i]->forward(in, out, ctx);
     } else {
@@ -180,6 +190,7 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
       row.fwd += detail::secondsSince(t0);
       row.calls++;
     }
+    noteSampleLayouts(i);
     if (!m.release_values) continue;
     for (int k : m.node_out[i])
       if (m.releasable[k] && m.alias_of[k] < 0) {
@@ -194,6 +205,20 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
         for (int a = m.alias_of[k]; a >= 0; a = m.alias_of[a]) m.values[a] = Tensor();
       }
   }
+}
+
+void Executor::noteSampleLayouts(size_t node) {
+  Impl& m = *impl_;
+  m.in_samples.clear();
+  m.in_shapes.clear();
+  for (int k : m.node_in[node]) {
+    m.in_samples.push_back(k < 0 ? rank_reduction::SampleLayout{} : m.samples[k]);
+    m.in_shapes.push_back(k < 0 || !m.values[k].defined() ? nullptr : &m.values[k].shape());
+  }
+  const Node& nd = graph_.nodes[node];
+  for (int k : m.node_out[node])
+    m.samples[k] = rank_reduction::outputSampleLayout(nd.op_type, nd.attrs, m.in_samples,
+                                                      m.in_shapes, m.values[k].shape());
 }
 
 void Executor::releaseForwardValues(bool release) {

@@ -86,6 +86,8 @@ class Executor {
 
  private:
   void planRankReduction();  ///< applies rank_reduction::planReduction
+  /// After node `node`'s forward: its outputs' sample layouts (sample_layout.h).
+  void noteSampleLayouts(size_t node);
 
   struct Impl;
   Graph& graph_;

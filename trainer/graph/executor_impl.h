@@ -11,6 +11,7 @@
 #include "trainer/graph/executor.h"
 #include "trainer/graph/fuse.h"
 #include "trainer/graph/profile.h"
+#include "trainer/rank_reduction/sample_layout.h"
 
 namespace slim::graph {
 
@@ -38,6 +39,9 @@ struct Executor::Impl {
   std::vector<bool> releasable;             // value id freed after its last forward use
   std::vector<int> fwd_uses;                // forward consumptions per value id
   std::vector<size_t> last_bytes;           // bytes of each value in the last forward
+  std::vector<rank_reduction::SampleLayout> samples;     // per value id (sample_layout.h)
+  std::vector<rank_reduction::SampleLayout> in_samples;  // forward: one node's inputs'
+  std::vector<const Shape*> in_shapes;                   // forward: one node's inputs'
   std::vector<int> alias_ids;               // outputs of fused activations
   std::vector<int> alias_of;                // value id -> the id it shares storage with, or -1
   std::vector<bool> alias_source;           // value id is shared by a fused activation's output

@@ -3,9 +3,11 @@
 // on the GEMM of conv_kernels. MatMul folds the batch into the rows when
 // B has no batch dimensions (x[B,T,K] @ w[K,N]: one large GEMM). A weight
 // B's gradient is a reduction over the samples; where the executor asks for
-// it (Op::reducesGradOverRanks) both add float partials over chunks of
-// kSumChunk rows in fixed point (exact_sum.h).
+// it (Op::reducesGradOverRanks) both add float partials in fixed point
+// (exact_sum.h): one per group of kSumChunk samples when the executor says
+// where A's samples lie (sample_groups.h), else one per kSumChunk rows.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "trainer/ops/conv_kernels.h"
@@ -15,6 +17,57 @@ namespace slim::ops {
 namespace {
 
 using detail::gemm;
+
+// Scratch of the weight gradients: the float partials and a group's
+// gathered rows. Ops run backward one at a time and use it only inside, so
+// one buffer serves every Gemm/MatMul instead of one per op.
+struct GradScratch {
+  std::vector<float> partials, rows;
+};
+GradScratch& gradScratch() {
+  thread_local GradScratch s;
+  return s;
+}
+
+// The partials of a weight's gradient over A (rows x k) and dY (rows x n),
+// both row-major: per sample group g of `groups`, alpha * A_g^T dY_g [k, n],
+// or its transpose alpha * dY_g^T A_g [n, k] when `transposed`, at
+// part + g * k * n. A group whose rows are not one block is gathered first
+// (its runs in order), so every group is one GEMM over all its rows.
+float* groupPartials(const rank_reduction::SampleGroups& groups, int64_t k, int64_t n, float alpha,
+                     bool transposed, const float* a, const float* dy) {
+  GradScratch& s = gradScratch();
+  const int64_t size = k * n;
+  if (s.partials.size() < static_cast<size_t>(groups.count * size))
+    s.partials.resize(static_cast<size_t>(groups.count * size));
+  for (int64_t g = 0; g < groups.count; ++g) {
+    const int64_t rows = groups.rows(g);
+    const float* ag = a + groups.runStart(g, 0) * k;
+    const float* dg = dy + groups.runStart(g, 0) * n;
+    if (!groups.contiguous(g)) {
+      if (s.rows.size() < static_cast<size_t>(rows * (k + n)))
+        s.rows.resize(static_cast<size_t>(rows * (k + n)));
+      float* ga = s.rows.data();
+      float* gd = ga + rows * k;
+      const int64_t run = groups.runRows(g);
+      detail::parallelRange(groups.outer, 1, [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) {
+          const int64_t r0 = groups.runStart(g, o);
+          std::memcpy(ga + o * run * k, a + r0 * k, static_cast<size_t>(run * k) * sizeof(float));
+          std::memcpy(gd + o * run * n, dy + r0 * n, static_cast<size_t>(run * n) * sizeof(float));
+        }
+      });
+      ag = ga;
+      dg = gd;
+    }
+    float* p = s.partials.data() + g * size;
+    if (!transposed)
+      gemm(true, false, k, n, rows, alpha, ag, k, dg, n, 0.f, p, n);
+    else
+      gemm(true, false, n, k, rows, alpha, dg, n, ag, k, 0.f, p, k);
+  }
+  return s.partials.data();
+}
 
 class GemmOp : public Op {
  public:
@@ -65,22 +118,31 @@ class GemmOp : public Op {
         gemm(tb_, true, K_, M_, N_, alpha_, b, ldb(), dy, N_, 0.f, da->f32(), M_);
     }
     if (db) {
-      // Rows of op(A) are samples: one float partial per chunk of kSumChunk
-      // rows, summed in fixed point (exact_sum.h; world-size invariant).
-      const rank_reduction::SumChunks chunks(M_);
+      // dB (K, N) = alpha * op(A)^T * dY, or (N, K) = alpha * dY^T * op(A)
+      // when transB: a float partial per sample group (or chunk of kSumChunk
+      // rows of op(A)), summed in fixed point (world-size invariant).
       const int64_t bsize = K_ * N_;
-      if (partial_.size() < static_cast<size_t>(chunks.count * bsize))
-        partial_.resize(static_cast<size_t>(chunks.count * bsize));
-      for (int64_t c = 0; c < chunks.count; ++c) {
-        const int64_t r0 = chunks.begin(c), rows = chunks.end(c) - r0;
-        const float* as = ta_ ? a + r0 : a + r0 * lda();
-        float* part = partial_.data() + c * bsize;
-        if (!tb_)  // dB (K, N) = alpha * op(A)^T * dY
-          gemm(!ta_, false, K_, N_, rows, alpha_, as, lda(), dy + r0 * N_, N_, 0.f, part, N_);
-        else       // dB (N, K) = alpha * dY^T * op(A)
-          gemm(true, ta_, N_, K_, rows, alpha_, dy + r0 * N_, N_, as, lda(), 0.f, part, K_);
+      const rank_reduction::SampleLayout l = inputSamples(0);
+      if (!ta_ && rank_reduction::SampleGroups::fits(l, K_, M_)) {
+        const rank_reduction::SampleGroups groups(l, K_);
+        finishPartials(1, groupPartials(groups, K_, N_, alpha_, tb_, a, dy), groups.count, bsize,
+                       bsum_, ctx, db->f32());
+      } else {
+        const rank_reduction::SumChunks chunks(M_);
+        std::vector<float>& partials = gradScratch().partials;
+        if (partials.size() < static_cast<size_t>(chunks.count * bsize))
+          partials.resize(static_cast<size_t>(chunks.count * bsize));
+        for (int64_t c = 0; c < chunks.count; ++c) {
+          const int64_t r0 = chunks.begin(c), rows = chunks.end(c) - r0;
+          const float* as = ta_ ? a + r0 : a + r0 * lda();
+          float* part = partials.data() + c * bsize;
+          if (!tb_)
+            gemm(!ta_, false, K_, N_, rows, alpha_, as, lda(), dy + r0 * N_, N_, 0.f, part, N_);
+          else
+            gemm(true, ta_, N_, K_, rows, alpha_, dy + r0 * N_, N_, as, lda(), 0.f, part, K_);
+        }
+        finishPartials(1, partials.data(), chunks.count, bsize, bsum_, ctx, db->f32());
       }
-      finishPartials(1, partial_.data(), chunks.count, bsize, bsum_, ctx, db->f32());
     }
     if (dc) {  // dC = beta * dY summed over C's broadcast dimensions
       rank_reduction::FixedSum sum;
@@ -125,7 +187,6 @@ class GemmOp : public Op {
   float alpha_, beta_;
   bool ta_, tb_;
   int64_t M_ = 0, N_ = 0, K_ = 0, cM_ = 1, cN_ = 1;
-  std::vector<float> partial_;  // per-chunk dB partials, grows only
   rank_reduction::FixedSum bsum_;
   const Tensor* c_ = nullptr;
 };
@@ -188,14 +249,24 @@ class MatMulOp : public Op {
   bool reducesGradOverRanks(int i) const override { return i == 1; }
 
  private:
-  // dB of a weight B, world-size invariant: one float partial A^T dY per
-  // chunk of kSumChunk consecutive rows of each output batch entry, added in
-  // fixed point. With a per-rank batch that is a multiple of kSumChunk,
-  // every rank's rows start on a chunk boundary of the whole batch's,
-  // whichever dimension holds the samples ([N, T, K], or batch_first
-  // attention's projections on [T, N, K]), so the chunks, their partials and
-  // the sums are those of one rank with the whole batch.
+  // dB of a weight B, world-size invariant: float partials A^T dY added in
+  // fixed point. Where the executor says where A's samples lie (B one
+  // matrix), one partial per group of kSumChunk samples over all their rows
+  // (sample_groups.h). Otherwise one per chunk of kSumChunk consecutive rows
+  // of each output batch entry: with a per-rank batch that is a multiple of
+  // kSumChunk, every rank's rows start on a chunk boundary of the whole
+  // batch's, whichever dimension holds the samples ([N, T, K], or
+  // batch_first attention's projections on [T, N, K]), so the chunks, their
+  // partials and the sums are those of one rank with the whole batch; but a
+  // sequence of T tokens costs T / kSumChunk partials per sample.
   void weightGradient(const float* a, const float* dy, RunContext& ctx, float* db) {
+    const rank_reduction::SampleLayout l = inputSamples(0);
+    if (fold_ && rank_reduction::SampleGroups::fits(l, K_, batch_ * M_)) {
+      const rank_reduction::SampleGroups groups(l, K_);
+      finishPartials(1, groupPartials(groups, K_, N_, 1.f, false, a, dy), groups.count, K_ * N_,
+                     bsum_, ctx, db);
+      return;
+    }
     const int64_t entries = fold_ ? 1 : batch_;  // output batch entries
     const int64_t rows = fold_ ? batch_ * M_ : M_;  // rows of each entry
     const int64_t bsize = K_ * N_;

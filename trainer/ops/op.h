@@ -17,6 +17,7 @@
 #include "trainer/core/rng.h"
 #include "trainer/core/tensor.h"
 #include "trainer/ops/attrs.h"
+#include "trainer/rank_reduction/sample_groups.h"
 #include "trainer/rank_reduction/state_sync.h"
 
 namespace slim::ops {
@@ -162,6 +163,14 @@ class Op {
   /// ranks (the mean over ranks, as the gradient reducer would) when
   /// RunContext::sync is set. The reducer then leaves those gradients alone.
   void setRankReducedInputs(std::vector<bool> inputs) { rank_reduced_ = std::move(inputs); }
+  /// Set by the executor before each forward: where the samples of input
+  /// `i` lie (rank_reduction/sample_groups.h), unknown when it cannot tell.
+  /// A rank-reduced gradient groups its rows by them (same bits on any
+  /// number of ranks either way).
+  void setInputSamples(size_t i, const rank_reduction::SampleLayout& l) {
+    if (input_samples_.size() <= i) input_samples_.resize(i + 1);
+    input_samples_[i] = l;
+  }
 
   /// Executor fusion: true when this op applies `e` to output 0 as it
   /// writes it from now on. Only ops whose backward never reads output 0
@@ -239,6 +248,9 @@ class Op {
 
  protected:
   bool rankReduced(size_t i) const { return i < rank_reduced_.size() && rank_reduced_[i]; }
+  rank_reduction::SampleLayout inputSamples(size_t i) const {
+    return i < input_samples_.size() ? input_samples_[i] : rank_reduction::SampleLayout{};
+  }
   /// Completes a per-rank fixed-point sum: over all ranks when input `i` is
   /// rank-reduced and ctx.sync is set (then divided by the number of ranks).
   /// Writes the float result to out[0..n).
@@ -252,6 +264,7 @@ class Op {
 
  private:
   std::vector<bool> rank_reduced_;
+  std::vector<rank_reduction::SampleLayout> input_samples_;
 };
 
 /// Throws ModelError "<label>: <what> of dtype D is not supported (float32

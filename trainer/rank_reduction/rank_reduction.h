@@ -30,6 +30,13 @@
 //     sumOverBatch). With a per-rank batch that is a multiple of kSumChunk, a
 //     rank's slice of the global batch starts on a chunk boundary, so one
 //     rank and N ranks form the same partials.
+//   - sample_groups.h, sample_layout.h: the rows a product's weight gradient
+//     reduces (MatMul, Gemm) form one partial per group of kSumChunk samples,
+//     however their rows lie ([N, T, K], [T, N, K], [T*N, K]): the executor
+//     follows where each tensor's samples lie through the graph and tells the
+//     ops. Where it cannot tell, chunks of kSumChunk rows (the same bits on
+//     any number of ranks too, but T / kSumChunk partials per sample of a
+//     T-token sequence).
 //   - state_sync.h: StateSync, the ops' only way to the other ranks;
 //     sumOverRanks adds a FixedSum over ranks through StateSync::sumFixed.
 //     comm_state_sync.h: CommStateSync implements sumFixed as an allgather of

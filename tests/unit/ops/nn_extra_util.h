@@ -90,9 +90,11 @@ inline Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
 // setRankReducedInputs: the ops' exact path), reduced over ranks with `sync`.
 inline std::vector<Tensor> grads(const std::string& type, const ops::Attrs& a,
                                  std::vector<Tensor> in, const Tensor& dy,
-                                 rank_reduction::StateSync* sync, const std::vector<bool>& params) {
+                                 rank_reduction::StateSync* sync, const std::vector<bool>& params,
+                                 const std::vector<rank_reduction::SampleLayout>& samples = {}) {
   auto op = make(type, a);
   op->setRankReducedInputs(params);
+  for (size_t i = 0; i < samples.size(); ++i) op->setInputSamples(i, samples[i]);
   ops::RunContext ctx;
   ctx.training = true;
   ctx.sync = sync;

@@ -77,6 +77,57 @@ TEST(WeightGradExact, MatMulWeightIsRankExactWithSamplesInDimension1) {
   }
 }
 
+// Where the executor says where the samples lie (sample_groups.h), MatMul
+// and Gemm form one partial per group of kSumChunk samples over all their
+// rows: samples in dimension 0 ([N, T, K], one block per group) or 1
+// ([T, N, K], and Gemm's [T*N, K]: a group's rows gathered from T runs).
+// Two thread-ranks with halves give the whole batch's bits, and the sums
+// are A^T dY.
+TEST(WeightGradExact, WeightGradientGroupsBySamples) {
+  using rank_reduction::SampleLayout;
+  const int64_t N = 16, K = 6, M = 5;
+  for (int64_t T : {3, 12})
+    for (int dim : {0, 1})
+      for (const char* type : {"MatMul", "Gemm"}) {
+        SCOPED_TRACE(std::string(type) + " T=" + std::to_string(T) + " dim " + std::to_string(dim));
+        const Tensor x = randomTensor({dim == 0 ? N : T, dim == 0 ? T : N, K}, 40 + T);
+        const Tensor w = randomTensor({K, M}, 41);
+        const Tensor dy = randomTensor({dim == 0 ? N : T, dim == 0 ? T : N, M}, 42);
+        // Samples [r * n, (r + 1) * n) of dimension `dim`, as Gemm's 2-D rows when asked.
+        auto part = [&](const Tensor& t, int r, int64_t n, bool flat) {
+          const int64_t inner = t.dim(2), outer = dim == 0 ? 1 : T, run = dim == 0 ? n * T : n;
+          Tensor out(dim == 0 ? Shape{n, T, inner} : Shape{T, n, inner});
+          for (int64_t o = 0; o < outer; ++o)
+            std::memcpy(out.f32() + o * run * inner,
+                        t.f32() + (o * (dim == 0 ? N * T : N) + r * run) * inner,
+                        sizeof(float) * static_cast<size_t>(run * inner));
+          return flat ? out.reshaped({out.numel() / inner, inner}) : out;
+        };
+        auto layout = [&](int64_t n) {
+          return dim == 0 ? SampleLayout{1, n, T * K} : SampleLayout{T, n, K};
+        };
+        const bool gemm = std::string(type) == "Gemm";
+        const std::vector<bool> params{false, true};
+        const auto full = test::grads(type, {}, {part(x, 0, N, gemm), w}, part(dy, 0, N, gemm),
+                                      nullptr, params, {layout(N)});
+        const auto res = test::onTwoRanks([&](int r, test::ExactSync* sync) {
+          return test::grads(type, {}, {part(x, r, N / 2, gemm), w}, part(dy, r, N / 2, gemm), sync,
+                             params, {layout(N / 2)});
+        });
+        for (int r = 0; r < 2; ++r)
+          for (int64_t k = 0; k < w.numel(); ++k)
+            ASSERT_EQ(res[r][1].f32()[k] * 2.f, full[1].f32()[k]) << "rank " << r << " el " << k;
+        const int64_t rows = N * T;
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t m = 0; m < M; ++m) {
+            double ref = 0;
+            for (int64_t i = 0; i < rows; ++i)
+              ref += static_cast<double>(x.f32()[i * K + k]) * dy.f32()[i * M + m];
+            ASSERT_NEAR(full[1].f32()[k * M + m], ref, 1e-4 * (1 + std::fabs(ref)));
+          }
+      }
+}
+
 TEST(WeightGradExact, BroadcastBinaryGradients) {
   for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
     SCOPED_TRACE(op);
