@@ -12,6 +12,7 @@
 
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/op.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::ops {
 namespace {
@@ -206,9 +207,10 @@ class MatMulOp : public Op {
       gemm(false, false, batch_ * M_, N_, K_, 1.f, a, K_, b, N_, 0.f, y.f32(), N_);
       return;
     }
-    for (int64_t i = 0; i < batch_; ++i)
+    forEntries(true, [&](int64_t i) {
       gemm(false, false, M_, N_, K_, 1.f, a + a_off_[i], K_, b + b_off_[i], N_, 0.f,
            y.f32() + i * M_ * N_, N_);
+    });
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -234,8 +236,10 @@ class MatMulOp : public Op {
         gemm(true, false, K_, N_, batch_ * M_, 1.f, a, K_, dy, N_, 0.f, db->f32(), N_);
       return;
     }
-    // Broadcast batch entries accumulate (beta = 1 on zeroed gradients).
-    for (int64_t i = 0; i < batch_; ++i) {
+    // Broadcast batch entries accumulate (beta = 1 on zeroed gradients), in
+    // entry order: the entries run in parallel only when none shares a
+    // gradient with another.
+    forEntries((!da || a_distinct_) && (!db || b_distinct_), [&](int64_t i) {
       const float* dyi = dy + i * M_ * N_;
       if (da)
         gemm(false, true, M_, K_, N_, 1.f, dyi, N_, b + b_off_[i], N_, 1.f,
@@ -243,7 +247,7 @@ class MatMulOp : public Op {
       if (db)
         gemm(true, false, K_, N_, M_, 1.f, a + a_off_[i], K_, dyi, N_, 1.f,
              db->f32() + b_off_[i], N_);
-    }
+    });
   }
 
   bool reducesGradOverRanks(int i) const override { return i == 1; }
@@ -295,6 +299,19 @@ class MatMulOp : public Op {
     finishSum(1, bsum_, ctx, db);
   }
 
+  // f(i) for every output batch entry i: over the threads, one GEMM each,
+  // when `independent` and there are at least as many entries as threads;
+  // else in order, each GEMM over the threads. A GEMM's bits do not depend
+  // on its threads, so both give the same bits.
+  template <class F>
+  void forEntries(bool independent, F&& f) const {
+    if (independent && batch_ >= detail::opThreads()) {
+      detail::parallelFor(batch_, f);
+      return;
+    }
+    for (int64_t i = 0; i < batch_; ++i) f(i);
+  }
+
   void setup(const std::vector<Tensor*>& in) {
     SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs inputs A and B");
     const Shape& as = in[0]->shape();
@@ -329,6 +346,8 @@ class MatMulOp : public Op {
     batch_ = numelOf(ob);
     fold_ = numelOf(bb) == 1 && numelOf(ab) == batch_;
     if (fold_) return;
+    a_distinct_ = numelOf(ab) == batch_;  // no entry shares A's block (or its gradient)
+    b_distinct_ = numelOf(bb) == batch_;
     // Element offsets of each output batch entry in A and B.
     a_off_.assign(batch_, 0);
     b_off_.assign(batch_, 0);
@@ -347,7 +366,7 @@ class MatMulOp : public Op {
   }
 
   int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
-  bool fold_ = false;
+  bool fold_ = false, a_distinct_ = false, b_distinct_ = false;
   Shape out_shape_, b_shape_;
   std::vector<int64_t> a_off_, b_off_;
   std::vector<float> part_;  // weightGradient's partial of one chunk

@@ -68,6 +68,13 @@ SampleLayout outputSampleLayout(const std::string& op_type, const ops::Attrs& at
     if (k > 0 && in[0].inner % k == 0)
       return {in[0].outer, in[0].samples, in[0].inner / k * out.back()};
   }
+  // Any other op with an output shaped like a known input (element-wise,
+  // PACT and fake quant, Softmax, normalisations, ...) writes each element
+  // where it read it, also where no dimension holds the samples ([T*N, E]).
+  // Not Gather: a permutation of rows keeps the shape.
+  if (op_type != "Gather")
+    for (size_t i = 0; i < in.size(); ++i)
+      if (known(i) && *in_shapes[i] == out) return in[i];
   // Any other op: the dimensions up to the samples' pass through unchanged
   // (element-wise, broadcasting, reductions keeping dimensions, Conv, pools,
   // Concat / Slice / Split along later dimensions, ...).

@@ -65,6 +65,7 @@ int runEval(const config::Config& cfg, const std::string& model_path,
   graph::Graph g = model;
   GraphIo io = addClassificationLoss(g);
   graph::Executor ex(g);
+  ex.releaseForwardValues(true);  // only the logits (an output) are read: one batch's live set
   EvalSpec spec{io.image, io.label, io.logits, cfg.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg.global.data.decode_workers)};
   spec.metric = cfg.train.eval_metric;  // "auto" when the config has no TrainConfig

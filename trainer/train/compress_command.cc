@@ -72,6 +72,7 @@ ExportCheck checkExport(const config::Config& cfg, const graph::Graph& out,
   int64_t ort_correct = 0;
   graph::Graph run = out;
   graph::Executor ex(run);
+  ex.releaseForwardValues(true);  // only the logits (an output) are read: one batch's live set
   comm::LocalCommunicator self;
   EvalSpec spec{run.inputs[0].name, "", logits, cfg.global.eval_batch_size,
                 data::decodeWorkers(eval, cfg.global.data.decode_workers)};

@@ -58,6 +58,11 @@ TEST(SampleLayout, AttentionSequenceFirst) {
   const SampleLayout flat = rule("Reshape", {}, {{back, {T, N * H, D}}, {{}, {2}}}, {T * N, E});
   EXPECT_EQ(flat, (SampleLayout{T, N, E}));
   EXPECT_EQ(sampleDim({T * N, E}, flat), -1);
+  // PACT and the fake quantizer before the projection keep it.
+  EXPECT_EQ(rule("Pact", {}, {{flat, {T * N, E}}, {{}, {1}}}, {T * N, E}), flat);
+  EXPECT_EQ(rule("FakeQuantAct", {}, {{flat, {T * N, E}}, {{}, {1}}}, {T * N, E}), flat);
+  // A Gather of rows might permute them: unknown.
+  EXPECT_FALSE(rule("Gather", {}, {{flat, {T * N, E}}, {{}, {T * N}}}, {T * N, E}).known());
   ops::Attrs gemm;
   gemm.set("transB", int64_t{1});
   EXPECT_EQ(rule("Gemm", gemm, {{flat, {T * N, E}}, {{}, {E, E}}, {{}, {E}}}, {T * N, E}), flat);

@@ -3,6 +3,9 @@
 // finite-difference gradients.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
+#include <cstring>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -205,6 +208,37 @@ const MatMulCase kMatMulCases[] = {
 };
 INSTANTIATE_TEST_SUITE_P(Cases, MatMulTest, ::testing::ValuesIn(kMatMulCases),
                          [](const auto& info) { return info.param.name; });
+
+// Batched products run their entries on the threads (one GEMM each) when no
+// two entries share a gradient: the bits are those of one thread, forward
+// and backward, with and without a broadcast operand.
+TEST(MatMulThreads, BatchedEntriesMatchOneThread) {
+  const int saved = omp_get_max_threads();
+  for (const auto& [as, bs] : std::vector<std::pair<Shape, Shape>>{{{12, 37, 16}, {12, 16, 29}},
+                                                                   {{3, 4, 37, 16}, {1, 4, 16, 29}},
+                                                                   {{37, 16}, {5, 16, 29}}}) {
+    SCOPED_TRACE(shapeStr(as) + " @ " + shapeStr(bs));
+    const Tensor a = test::randomTensor(as, 21), b = test::randomTensor(bs, 22);
+    std::vector<std::vector<Tensor>> res;
+    for (int t : {1, 2}) {
+      omp_set_num_threads(t);
+      auto op = ops::OpRegistry::get().create("MatMul", ops::Attrs{}, "m");
+      std::vector<Tensor> in{a, b};
+      std::vector<Tensor*> pin{&in[0], &in[1]};
+      ops::RunContext ctx;
+      Tensor y;
+      op->forward(pin, {&y}, ctx);
+      const Tensor dy = test::randomTensor(y.shape(), 23);
+      std::vector<Tensor> g(2);
+      op->backward(pin, {&y}, {&dy}, {&g[0], &g[1]}, ctx);
+      res.push_back({y, g[0], g[1]});
+    }
+    omp_set_num_threads(saved);
+    for (size_t j = 0; j < 3; ++j)
+      ASSERT_EQ(0, std::memcmp(res[0][j].raw(), res[1][j].raw(), res[0][j].bytes()))
+          << "tensor " << j;
+  }
+}
 
 TEST(MatMulErrors, RejectsMismatch) {
   auto op = ops::OpRegistry::get().create("MatMul", ops::Attrs{}, "bad_matmul");
