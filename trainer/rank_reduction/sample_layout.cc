@@ -60,6 +60,19 @@ SampleLayout outputSampleLayout(const std::string& op_type, const ops::Attrs& at
       if (perm[j] == d) return alongDim(out, j, in[0].samples);
     return {};
   }
+  // An embedding lookup: Gather of a table by per-sample indices; the
+  // indices' dimensions replace the gathered axis of the table.
+  if (op_type == "Gather" && !known(0) && known(1) && in_shapes[0]) {
+    const Shape& data = *in_shapes[0];
+    const Shape& idx = *in_shapes[1];
+    int64_t axis = attrs.getInt("axis", 0);
+    if (axis < 0) axis += static_cast<int64_t>(data.size());
+    const int d = sampleDim(idx, in[1]);
+    if (d >= 0 && axis >= 0 && out.size() == data.size() - 1 + idx.size() &&
+        std::equal(idx.begin(), idx.end(), out.begin() + axis))
+      return alongDim(out, static_cast<size_t>(axis + d), in[1].samples);
+    return {};
+  }
   // A product with one matrix (a weight): each row of A gives a row of Y,
   // also where no dimension holds exactly the samples ([T*N, K]).
   if (isOneOf(op_type, {"MatMul", "Gemm"}) && known(0) && in_shapes[1] &&

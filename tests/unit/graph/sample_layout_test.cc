@@ -93,6 +93,10 @@ TEST(SampleLayout, UnknownWhenNotFollowed) {
   g.set("axis", int64_t{2});
   EXPECT_EQ(rule("Gather", g, {{x, {N, N, E}}, {{}, {4}}}, {N, N, 4}), (SampleLayout{1, N, N * 4}));
   EXPECT_FALSE(rule("Einsum", {}, {{x, {N, N, E}}}, {N, N, E}).known());
+  // An embedding: the table gathered by per-sample token ids.
+  const SampleLayout ids = inputSampleLayout({N, 12});
+  EXPECT_EQ(rule("Gather", {}, {{{}, {100, E}}, {ids, {N, 12}}}, {N, 12, E}),
+            (SampleLayout{1, N, 12 * E}));
   EXPECT_FALSE(rule("Shape", {}, {{x, {N, N, E}}}, {3}).known());
   // A transpose swapping two dimensions of the same size follows the samples.
   EXPECT_EQ(rule("Transpose", perm({1, 0, 2}), {{x, {N, N, E}}}, {N, N, E}),
