@@ -80,12 +80,10 @@ void BroadcastPlan::init(const Shape& a, const Shape& b) {
 void BroadcastPlan::reduceTo(int which, const float* g, float* dst) const {
   const int64_t n_dst = numelOf(operandShape(which));
   if (!broadcasts(which)) {
-    std::memcpy(dst, g, sizeof(float) * n_dst);
+    detail::parallelCopy(dst, g, n_dst * static_cast<int64_t>(sizeof(float)));
     return;
   }
-  std::memset(dst, 0, sizeof(float) * n_dst);
-  forEachRow([&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa,
-                 int64_t sb) {
+  auto row = [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
     const float* gr = g + o;
     const int64_t sd = which == 0 ? sa : sb;
     float* d = dst + (which == 0 ? ia : ib);
@@ -94,7 +92,12 @@ void BroadcastPlan::reduceTo(int which, const float* g, float* dst) const {
     } else {
       *d += laneSum(n, [gr](int64_t i) { return gr[i]; });
     }
-  });
+  };
+  detail::parallelRange(n_dst, operandGrain(which, detail::kGrainCheap),
+                        [&](int64_t d0, int64_t d1) {
+                          std::memset(dst + d0, 0, sizeof(float) * (d1 - d0));
+                          forOperandRange(which, d0, d1, row);
+                        });
 }
 
 }  // namespace slim::ops

@@ -95,8 +95,50 @@ class BroadcastPlan {
     }
   }
 
+  /// forEachRow for output elements [o0, o1) only: the first and the last
+  /// row may be cut (fn gets the piece's offset, operand positions and
+  /// length). Elements are independent: threads may take disjoint ranges.
+  template <class Fn>
+  void forElements(int64_t o0, int64_t o1, Fn&& fn) const {
+    if (o0 >= o1) return;
+    const int64_t n = dims_.empty() ? 1 : dims_.back();
+    forRows(o0 / n, (o1 + n - 1) / n,
+            [&](int64_t o, int64_t ia, int64_t ib, int64_t len, int64_t sa, int64_t sb) {
+              const int64_t b = std::max(o, o0), e = std::min(o + len, o1), k = b - o;
+              fn(b, ia + k * sa, ib + k * sb, e - b, sa, sb);
+            });
+  }
+  /// forEachRow, every row in order, each cut to the elements whose
+  /// operand-`which` element lies in [d0, d1) (a row along which that operand
+  /// stays put is passed whole or skipped). A sum into operand `which`'s
+  /// elements run this way adds each element's terms in forEachRow's order,
+  /// so threads taking disjoint ranges [d0, d1) give the bits of one sweep.
+  template <class Fn>
+  void forOperandRange(int which, int64_t d0, int64_t d1, Fn&& fn) const {
+    if (d0 >= d1) return;
+    forEachRow([&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
+      const int64_t d = which == 0 ? ia : ib, sd = which == 0 ? sa : sb;
+      int64_t b = 0, e = n;
+      if (sd == 0) {
+        if (d < d0 || d >= d1) return;
+      } else {
+        b = std::max<int64_t>(0, d0 - d);
+        e = std::min(n, d1 - d);
+        if (b >= e) return;
+      }
+      fn(o + b, ia + b * sa, ib + b * sb, e - b, sa, sb);
+    });
+  }
+  /// Operand elements per thread for a sum into operand `which` run with
+  /// forOperandRange: about `grain` output elements each.
+  int64_t operandGrain(int which, int64_t grain) const {
+    const int64_t nd = numelOf(operandShape(which));
+    return std::max<int64_t>(1, grain * nd / std::max<int64_t>(1, numel_));
+  }
+
   /// Sums the output-shaped `g` over the broadcast dims of operand `which`
-  /// into `dst` (operand-shaped, overwritten).
+  /// into `dst` (operand-shaped, overwritten). Operand elements run over the
+  /// threads, each summed in forEachRow's order (forOperandRange).
   void reduceTo(int which, const float* g, float* dst) const;
 
  private:
@@ -107,10 +149,14 @@ class BroadcastPlan {
 };
 
 /// out[k] = f(a[ia], b[ib]) over the plan (out has plan.numel() elements).
-/// Output rows run over the threads (each element is written once, so any
-/// split gives the same bits); `out` may be `a` when a is not broadcast.
+/// Output element ranges run over the threads, cutting rows where they fall
+/// (each element is written once, so any split gives the same bits): a
+/// same-shape or scalar operation is one row. `out` may be `a` when a is not
+/// broadcast. `grain`: output elements per thread at least (parallel.h; a
+/// costly f such as std::pow takes detail::kGrainCostly).
 template <class T, class F>
-void broadcastApply(const BroadcastPlan& p, const T* a, const T* b, T* out, F f) {
+void broadcastApply(const BroadcastPlan& p, const T* a, const T* b, T* out, F f,
+                    int64_t grain = detail::kGrainCheap) {
   auto row = [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
     T* y = out + o;
     const T* x = a + ia;
@@ -128,20 +174,21 @@ void broadcastApply(const BroadcastPlan& p, const T* a, const T* b, T* out, F f)
       for (int64_t i = 0; i < n; ++i) y[i] = v;
     }
   };
-  const int64_t rows = p.rows(), per_row = std::max<int64_t>(1, rows ? p.numel() / rows : 1);
-  detail::parallelRange(rows, std::max<int64_t>(1, 32768 / per_row),
-                        [&](int64_t r0, int64_t r1) { p.forRows(r0, r1, row); });
+  detail::parallelRange(p.numel(), grain,
+                        [&](int64_t o0, int64_t o1) { p.forElements(o0, o1, row); });
 }
 
 /// Gradient of operand `which`: dst[operand index] = sum over the output
 /// elements mapping to it of f(g[k], a[ia], b[ib]). dst is overwritten.
+/// On the threads: output element ranges when the operand is not repeated
+/// (one term per element), else operand element ranges, each element's terms
+/// added in forEachRow's order (forOperandRange): the bits of one sweep.
+/// `grain` as broadcastApply's.
 template <class F>
-void broadcastGrad(const BroadcastPlan& p, int which, const float* a,
-                   const float* b, const float* g, float* dst, F f) {
+void broadcastGrad(const BroadcastPlan& p, int which, const float* a, const float* b,
+                   const float* g, float* dst, F f, int64_t grain = detail::kGrainCheap) {
   const bool acc = p.broadcasts(which);
-  if (acc) std::memset(dst, 0, sizeof(float) * numelOf(p.operandShape(which)));
-  p.forEachRow([&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa,
-                   int64_t sb) {
+  auto row = [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
     const float* gr = g + o;
     const float* x = a + ia;
     const float* z = b + ib;
@@ -160,22 +207,49 @@ void broadcastGrad(const BroadcastPlan& p, int which, const float* a,
     } else {
       *d += laneSum(n, [&](int64_t i) { return f(gr[i], *x, *z); });
     }
-  });
+  };
+  if (!acc) {
+    detail::parallelRange(p.numel(), grain,
+                          [&](int64_t o0, int64_t o1) { p.forElements(o0, o1, row); });
+    return;
+  }
+  detail::parallelRange(numelOf(p.operandShape(which)), p.operandGrain(which, grain),
+                        [&](int64_t d0, int64_t d1) {
+                          std::memset(dst + d0, 0, sizeof(float) * (d1 - d0));
+                          p.forOperandRange(which, d0, d1, row);
+                        });
 }
 
 /// broadcastGrad for a repeated operand `which` (a weight), exactly: every
 /// output element's f(g[k], a[ia], b[ib]) is added to `sum` (reset to the
 /// operand's size) in fixed point, so the total does not depend on the order
-/// or on how the batch is split over ranks (exact_sum.h).
+/// or on how the batch is split over ranks (exact_sum.h). Operand element
+/// ranges run over the threads (forOperandRange), each sum on one thread.
 template <class F>
 void broadcastGradExact(const BroadcastPlan& p, int which, const float* a, const float* b,
                         const float* g, rank_reduction::FixedSum& sum, F f) {
-  sum.reset(static_cast<size_t>(numelOf(p.operandShape(which))));
-  p.forEachRow([&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
-    const int64_t d = which == 0 ? ia : ib, sd = which == 0 ? sa : sb;
-    for (int64_t i = 0; i < n; ++i)
-      sum.add(static_cast<size_t>(d + i * sd), f(g[o + i], a[ia + i * sa], b[ib + i * sb]));
-  });
+  const int64_t nd = numelOf(p.operandShape(which));
+  sum.reset(static_cast<size_t>(nd));
+  rank_reduction::Fixed* s = sum.data();
+  bool bad = false;
+  // A fixed-point conversion per term: several ns an element.
+  detail::parallelRange(
+      nd, p.operandGrain(which, detail::kGrainCostly), [&](int64_t d0, int64_t d1) {
+        bool my_bad = false;
+        p.forOperandRange(
+            which, d0, d1,
+            [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
+              const int64_t d = which == 0 ? ia : ib, sd = which == 0 ? sa : sb;
+              for (int64_t i = 0; i < n; ++i)
+                s[d + i * sd] += rank_reduction::detail::toFixed(
+                    f(g[o + i], a[ia + i * sa], b[ib + i * sb]), &my_bad);
+            });
+        if (my_bad) {
+#pragma omp atomic write
+          bad = true;
+        }
+      });
+  if (bad) sum.setBad();
 }
 
 }  // namespace slim::ops

@@ -93,8 +93,9 @@ class PowOp : public Op {
       broadcastApply<float>(plan_, x.f32(), e.f32(), out[0]->f32(),
                             [](float a, float) { return a * a; });
     } else {
-      broadcastApply<float>(plan_, x.f32(), e.f32(), out[0]->f32(),
-                            [](float a, float b) { return std::pow(a, b); });
+      broadcastApply<float>(
+          plan_, x.f32(), e.f32(), out[0]->f32(), [](float a, float b) { return std::pow(a, b); },
+          detail::kGrainCostly);
     }
   }
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
@@ -110,13 +111,17 @@ class PowOp : public Op {
       const float* xp = in[0]->f32();
       const float* ep = in[1]->f32();
       if (w == 0) {
-        broadcastGrad(plan_, 0, xp, ep, dout[0]->f32(), din[0]->f32(),
-                      [](float g, float a, float b) { return g * b * std::pow(a, b - 1.f); });
+        broadcastGrad(
+            plan_, 0, xp, ep, dout[0]->f32(), din[0]->f32(),
+            [](float g, float a, float b) { return g * b * std::pow(a, b - 1.f); },
+            detail::kGrainCostly);
       } else {
-        broadcastGrad(plan_, 1, xp, ep, dout[0]->f32(), din[1]->f32(),
-                      [](float g, float a, float b) {
-                        return a > 0.f ? g * std::pow(a, b) * std::log(a) : 0.f;
-                      });
+        broadcastGrad(
+            plan_, 1, xp, ep, dout[0]->f32(), din[1]->f32(),
+            [](float g, float a, float b) {
+              return a > 0.f ? g * std::pow(a, b) * std::log(a) : 0.f;
+            },
+            detail::kGrainCostly);
       }
     }
   }

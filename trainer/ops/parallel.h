@@ -50,6 +50,33 @@ void parallelRange(int64_t n, int64_t grain, F&& f) {
   }
 }
 
+/// Items per thread at least, by the cost of an item. Under slimtrain's
+/// default OMP_WAIT_POLICY=passive (launcher/omp_env.h) each parallel region
+/// wakes a sleeping thread: 45-80 us on the 2-core test host, the time one
+/// core takes to add 600K floats that are in cache. So memory-bound loops
+/// (copies, + - * /, transposes, slices: well under 1 ns an element) split
+/// from about 1M elements, and only loops of several ns an element (pow,
+/// fixed-point sums) from 64K. (With a spinning wait, 2^15 elements a
+/// thread would already pay; the bits are the same either way.)
+constexpr int64_t kGrainCheap = int64_t{1} << 19;
+constexpr int64_t kGrainCostly = int64_t{1} << 15;
+
+/// memcpy of `bytes` bytes in contiguous blocks over the threads (at least
+/// kGrainCheap floats each): a copy, so the bits do not depend on the split.
+inline void parallelCopy(void* dst, const void* src, int64_t bytes) {
+  parallelRange(bytes, kGrainCheap * 4, [&](int64_t b, int64_t e) {
+    std::memcpy(static_cast<char*>(dst) + b, static_cast<const char*>(src) + b,
+                static_cast<size_t>(e - b));
+  });
+}
+
+/// memset(dst, 0, bytes) in blocks over the threads, as parallelCopy.
+inline void parallelZero(void* dst, int64_t bytes) {
+  parallelRange(bytes, kGrainCheap * 4, [&](int64_t b, int64_t e) {
+    std::memset(static_cast<char*>(dst) + b, 0, static_cast<size_t>(e - b));
+  });
+}
+
 /// Per-thread scratch vectors, grown only (index by omp_get_thread_num()).
 class ThreadScratch {
  public:

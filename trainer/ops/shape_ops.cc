@@ -187,7 +187,32 @@ class ConcatOp : public Op {
   int64_t axis_, outer_ = 1;
 };
 
-// Copies elements of size E: y[out index] = x[sum idx[d] * st[d]].
+// Output rows [r0, r1) (the last dim) of permuteCopy.
+template <class E>
+void permuteRows(const E* x, E* y, const Shape& oshape, const std::vector<int64_t>& st, int64_t r0,
+                 int64_t r1) {
+  const int r = static_cast<int>(oshape.size());
+  const int64_t inner = oshape[r - 1], ist = st[r - 1];
+  int64_t idx[16] = {0};
+  int64_t base = 0;
+  for (int64_t d = r - 2, rem = r0; d >= 0; --d) {  // the first row's position
+    idx[d] = rem % oshape[d];
+    rem /= oshape[d];
+    base += idx[d] * st[d];
+  }
+  for (int64_t o = r0 * inner; o < r1 * inner; o += inner) {
+    for (int64_t i = 0; i < inner; ++i) y[o + i] = x[base + i * ist];
+    for (int d = r - 2; d >= 0; --d) {
+      base += st[d];
+      if (++idx[d] < oshape[d]) break;
+      base -= st[d] * oshape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+// Copies elements of size E: y[out index] = x[sum idx[d] * st[d]]. Output
+// rows run over the threads; a copy, so any split gives the same bits.
 template <class E>
 void permuteCopy(const E* x, E* y, const Shape& oshape, const std::vector<int64_t>& st) {
   const int r = static_cast<int>(oshape.size());
@@ -197,18 +222,12 @@ void permuteCopy(const E* x, E* y, const Shape& oshape, const std::vector<int64_
     y[0] = x[0];
     return;
   }
-  const int64_t inner = oshape[r - 1], ist = st[r - 1];
-  int64_t idx[16] = {0};
-  int64_t base = 0;
-  for (int64_t o = 0; o < n; o += inner) {
-    for (int64_t i = 0; i < inner; ++i) y[o + i] = x[base + i * ist];
-    for (int d = r - 2; d >= 0; --d) {
-      base += st[d];
-      if (++idx[d] < oshape[d]) break;
-      base -= st[d] * oshape[d];
-      idx[d] = 0;
-    }
-  }
+  // Elements per thread at least (parallel.h): contiguous rows are a copy,
+  // strided reads (a moved last axis) cost a few times more.
+  const int64_t inner = oshape[r - 1];
+  const int64_t grain = st[r - 1] == 1 ? detail::kGrainCheap : detail::kGrainCheap / 4;
+  detail::parallelRange(n / inner, std::max<int64_t>(1, grain / inner),
+                        [&](int64_t r0, int64_t r1) { permuteRows(x, y, oshape, st, r0, r1); });
 }
 
 void permute(const Tensor& x, Tensor& y, const std::vector<int64_t>& perm) {

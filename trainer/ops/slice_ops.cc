@@ -54,15 +54,26 @@ struct AffineMap {
   // fn(o, i, s, n): output elements [o, o+n) come from input i, i+s, ...
   template <class Fn>
   void forEachRow(Fn&& fn) const {
-    const int64_t total = numelOf(os);
-    if (total == 0) return;
+    forElements(0, numelOf(os), fn);
+  }
+  // forEachRow for output elements [e0, e1) only: the first and the last
+  // row may be cut where the range cuts them.
+  template <class Fn>
+  void forElements(int64_t e0, int64_t e1, Fn&& fn) const {
+    if (e0 >= e1) return;
     const int r = static_cast<int>(os.size());
     if (r == 0) return fn(int64_t{0}, base, int64_t{0}, int64_t{1});
-    const int64_t n = os[r - 1];
+    const int64_t n = os[r - 1], s = st[r - 1];
     std::vector<int64_t> idx(r, 0);
     int64_t i = base;
-    for (int64_t o = 0; o < total; o += n) {
-      fn(o, i, st[r - 1], n);
+    for (int64_t d = r - 2, rem = e0 / n; d >= 0; --d) {  // the first row's position
+      idx[d] = rem % os[d];
+      rem /= os[d];
+      i += idx[d] * st[d];
+    }
+    for (int64_t o = e0 / n * n; o < e1; o += n) {
+      const int64_t b = std::max(o, e0), e = std::min(o + n, e1);
+      fn(b, i + (b - o) * s, s, e - b);
       for (int d = r - 2; d >= 0; --d) {
         i += st[d];
         if (++idx[d] < os[d]) break;
@@ -71,18 +82,28 @@ struct AffineMap {
       }
     }
   }
+  // True when no two output elements read one input element (no zero
+  // stride: Slice and Split, not Tile's repeats).
+  bool injective() const {
+    return std::none_of(st.begin(), st.end(), [](int64_t v) { return v == 0; });
+  }
 };
 
-// y[o..] = x[map(o)] for any dtype (elements moved as N-byte words).
+constexpr int64_t kGrainBytes = detail::kGrainCheap * 4;  // per thread at least (parallel.h)
+
+// y[o..] = x[map(o)] for any dtype (elements moved as N-byte words). Output
+// element ranges run over the threads: a copy, the same bits however split.
 template <size_t N>
 void gatherBytes(const AffineMap& m, const char* x, char* y) {
-  m.forEachRow([&](int64_t o, int64_t i, int64_t s, int64_t n) {
+  auto row = [&](int64_t o, int64_t i, int64_t s, int64_t n) {
     if (s == 1) {
       std::memcpy(y + o * N, x + i * N, static_cast<size_t>(n) * N);
       return;
     }
     for (int64_t k = 0; k < n; ++k) std::memcpy(y + (o + k) * N, x + (i + k * s) * N, N);
-  });
+  };
+  detail::parallelRange(numelOf(m.os), kGrainBytes / N,
+                        [&](int64_t e0, int64_t e1) { m.forElements(e0, e1, row); });
 }
 void gather(const AffineMap& m, const Tensor& x, Tensor& y) {
   const auto* xp = static_cast<const char*>(x.raw());
@@ -96,13 +117,28 @@ void gather(const AffineMap& m, const Tensor& x, Tensor& y) {
 }
 
 // dx[map(o)] += g[o] (dx already sized and zeroed): the exact adjoint of
-// gather; repeated reads (Tile) accumulate in output order.
+// gather; repeated reads (Tile) accumulate in output order, on one thread.
+// An injective map (Slice, Split) adds one value to each element it
+// touches: output element ranges then run over the threads.
 void scatterAdd(const AffineMap& m, const float* g, float* dx) {
-  m.forEachRow([&](int64_t o, int64_t i, int64_t s, int64_t n) {
+  auto row = [&](int64_t o, int64_t i, int64_t s, int64_t n) {
     float* d = dx + i;
     const float* gr = g + o;
     for (int64_t k = 0; k < n; ++k) d[k * s] += gr[k];
-  });
+  };
+  if (!m.injective()) return m.forEachRow(row);
+  detail::parallelRange(numelOf(m.os), kGrainBytes / 4,
+                        [&](int64_t e0, int64_t e1) { m.forElements(e0, e1, row); });
+}
+
+// zeroedF32InputGrad with the zeros written over the threads.
+Tensor* zeroedGrad(const std::vector<Tensor*>& in, const std::vector<Tensor*>& din,
+                   const std::string& label) {
+  if (din.empty() || !din[0]) return nullptr;
+  requireF32(*in[0], label);
+  din[0]->resize(in[0]->shape());
+  detail::parallelZero(din[0]->raw(), static_cast<int64_t>(din[0]->bytes()));
+  return din[0];
 }
 
 // An op whose output is input 0 read through an affine index map (Slice,
@@ -113,7 +149,7 @@ class MappedOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    Tensor* dx = zeroedF32InputGrad(in, din, label);
+    Tensor* dx = zeroedGrad(in, din, label);
     if (dx && dout[0]) scatterAdd(map_, dout[0]->f32(), dx->f32());
   }
 
@@ -231,7 +267,7 @@ class SplitOp : public Op {
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
-    Tensor* dx = zeroedF32InputGrad(in, din, label);
+    Tensor* dx = zeroedGrad(in, din, label);
     if (!dx) return;
     for (size_t j = 0; j < maps_.size() && j < dout.size(); ++j)
       if (dout[j]) scatterAdd(maps_[j], dout[j]->f32(), dx->f32());

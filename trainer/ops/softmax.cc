@@ -10,6 +10,7 @@
 #include "trainer/ops/fast_math.h"
 #include "trainer/ops/op.h"
 #include "trainer/ops/op_preamble.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::ops {
 namespace {
@@ -31,90 +32,121 @@ View viewAt(const Shape& s, int axis, bool coerce_2d) {
   return v;
 }
 
-// y = softmax(x) or log_softmax(x) along L. `m`, `z` are I-sized scratch.
-void softmaxFwd(const float* x, float* y, View v, bool log, std::vector<float>& m,
-                std::vector<float>& z) {
+// Threads: contiguous rows (I == 1) or, along a strided axis, columns
+// (o, i) split into ranges; each row's or column's max and sum stay on one
+// thread in the serial order, so the bits do not depend on the thread count.
+// Elements per thread at least (parallel.h): the forward's fastExp costs
+// about 1 ns an element, the backward a few multiply-adds.
+constexpr int64_t kFwdGrain = int64_t{1} << 17, kBwdGrain = detail::kGrainCheap;
+
+// Calls f(o, i0, i1) for the columns [c0, c1) of the o * I columns, cut at
+// each o.
+template <class F>
+void forColumns(int64_t c0, int64_t c1, int64_t I, F&& f) {
+  for (int64_t c = c0; c < c1;) {
+    const int64_t o = c / I, i0 = c % I, i1 = std::min(I, i0 + (c1 - c));
+    f(o, i0, i1);
+    c += i1 - i0;
+  }
+}
+
+// y = softmax(x) or log_softmax(x) along L. `scratch`: two floats per
+// column of a thread's range (strided axis only).
+void softmaxFwd(const float* x, float* y, View v, bool log, detail::ThreadScratch& scratch) {
   const int64_t L = v.l, I = v.i;
+  if (L == 0) return;
   if (I == 1) {
-    for (int64_t o = 0; o < v.o; ++o) {
-      const float* xr = x + o * L;
-      float* yr = y + o * L;
-      if (L == 0) continue;
-      const float mx = laneMax(xr, L);
-      for (int64_t k = 0; k < L; ++k) yr[k] = fastExp(xr[k] - mx);
-      const float s = laneSum(L, [yr](int64_t k) { return yr[k]; });
-      if (log) {
-        const float lse = mx + std::log(s);
-        for (int64_t k = 0; k < L; ++k) yr[k] = xr[k] - lse;
-      } else {
-        const float inv = 1.f / s;
-        for (int64_t k = 0; k < L; ++k) yr[k] *= inv;
+    detail::parallelRange(v.o, std::max<int64_t>(1, kFwdGrain / L), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        const float* xr = x + o * L;
+        float* yr = y + o * L;
+        const float mx = laneMax(xr, L);
+        for (int64_t k = 0; k < L; ++k) yr[k] = fastExp(xr[k] - mx);
+        const float s = laneSum(L, [yr](int64_t k) { return yr[k]; });
+        if (log) {
+          const float lse = mx + std::log(s);
+          for (int64_t k = 0; k < L; ++k) yr[k] = xr[k] - lse;
+        } else {
+          const float inv = 1.f / s;
+          for (int64_t k = 0; k < L; ++k) yr[k] *= inv;
+        }
       }
-    }
+    });
     return;
   }
   // Strided axis: vectorise across the inner dimension.
-  m.resize(I);
-  z.resize(I);
-  for (int64_t o = 0; o < v.o; ++o) {
-    const float* xo = x + o * L * I;
-    float* yo = y + o * L * I;
-    std::fill(m.begin(), m.end(), -std::numeric_limits<float>::infinity());
-    std::fill(z.begin(), z.end(), 0.f);
-    for (int64_t k = 0; k < L; ++k)
-      for (int64_t i = 0; i < I; ++i) m[i] = std::max(m[i], xo[k * I + i]);
-    for (int64_t k = 0; k < L; ++k)
-      for (int64_t i = 0; i < I; ++i) {
-        const float e = fastExp(xo[k * I + i] - m[i]);
-        yo[k * I + i] = e;
-        z[i] += e;
+  scratch.ensureThreads();
+  detail::parallelRange(v.o * I, std::max<int64_t>(1, kFwdGrain / L), [&](int64_t c0, int64_t c1) {
+    float* const buf = scratch.get(static_cast<size_t>(2 * std::min(I, c1 - c0)));
+    forColumns(c0, c1, I, [&](int64_t o, int64_t i0, int64_t i1) {
+      const float* xo = x + o * L * I + i0;
+      float* yo = y + o * L * I + i0;
+      const int64_t n = i1 - i0;
+      float* m = buf;
+      float* z = buf + n;
+      std::fill(m, m + n, -std::numeric_limits<float>::infinity());
+      std::fill(z, z + n, 0.f);
+      for (int64_t k = 0; k < L; ++k)
+        for (int64_t i = 0; i < n; ++i) m[i] = std::max(m[i], xo[k * I + i]);
+      for (int64_t k = 0; k < L; ++k)
+        for (int64_t i = 0; i < n; ++i) {
+          const float e = fastExp(xo[k * I + i] - m[i]);
+          yo[k * I + i] = e;
+          z[i] += e;
+        }
+      if (log) {
+        for (int64_t i = 0; i < n; ++i) z[i] = m[i] + std::log(z[i]);
+        for (int64_t k = 0; k < L; ++k)
+          for (int64_t i = 0; i < n; ++i) yo[k * I + i] = xo[k * I + i] - z[i];
+      } else {
+        for (int64_t i = 0; i < n; ++i) z[i] = 1.f / z[i];
+        for (int64_t k = 0; k < L; ++k)
+          for (int64_t i = 0; i < n; ++i) yo[k * I + i] *= z[i];
       }
-    if (log) {
-      for (int64_t i = 0; i < I; ++i) z[i] = m[i] + std::log(z[i]);
-      for (int64_t k = 0; k < L; ++k)
-        for (int64_t i = 0; i < I; ++i) yo[k * I + i] = xo[k * I + i] - z[i];
-    } else {
-      for (int64_t i = 0; i < I; ++i) z[i] = 1.f / z[i];
-      for (int64_t k = 0; k < L; ++k)
-        for (int64_t i = 0; i < I; ++i) yo[k * I + i] *= z[i];
-    }
-  }
+    });
+  });
 }
 
 // dx from y and g: softmax dx = y*(g - sum(g*y)); log dx = g - exp(y)*sum(g).
 void softmaxBwd(const float* y, const float* g, float* dx, View v, bool log,
-                std::vector<float>& s) {
+                detail::ThreadScratch& scratch) {
   const int64_t L = v.l, I = v.i;
+  if (L == 0) return;
   if (I == 1) {  // contiguous rows
-    for (int64_t o = 0; o < v.o; ++o) {
-      const float* yr = y + o * L;
-      const float* gr = g + o * L;
-      float* dr = dx + o * L;
-      if (log) {
-        const float sg = laneSum(L, [gr](int64_t k) { return gr[k]; });
-        for (int64_t k = 0; k < L; ++k) dr[k] = gr[k] - fastExp(yr[k]) * sg;
-      } else {
-        const float sg = laneSum(L, [gr, yr](int64_t k) { return gr[k] * yr[k]; });
-        for (int64_t k = 0; k < L; ++k) dr[k] = yr[k] * (gr[k] - sg);
+    detail::parallelRange(v.o, std::max<int64_t>(1, kBwdGrain / L), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        const float* yr = y + o * L;
+        const float* gr = g + o * L;
+        float* dr = dx + o * L;
+        if (log) {
+          const float sg = laneSum(L, [gr](int64_t k) { return gr[k]; });
+          for (int64_t k = 0; k < L; ++k) dr[k] = gr[k] - fastExp(yr[k]) * sg;
+        } else {
+          const float sg = laneSum(L, [gr, yr](int64_t k) { return gr[k] * yr[k]; });
+          for (int64_t k = 0; k < L; ++k) dr[k] = yr[k] * (gr[k] - sg);
+        }
       }
-    }
+    });
     return;
   }
-  s.resize(I);
-  for (int64_t o = 0; o < v.o; ++o) {
-    const int64_t base = o * L * I;
-    std::fill(s.begin(), s.end(), 0.f);
-    for (int64_t k = 0; k < L; ++k)
-      for (int64_t i = 0; i < I; ++i) {
-        const int64_t j = base + k * I + i;
-        s[i] += log ? g[j] : g[j] * y[j];
-      }
-    for (int64_t k = 0; k < L; ++k)
-      for (int64_t i = 0; i < I; ++i) {
-        const int64_t j = base + k * I + i;
-        dx[j] = log ? g[j] - fastExp(y[j]) * s[i] : y[j] * (g[j] - s[i]);
-      }
-  }
+  scratch.ensureThreads();
+  detail::parallelRange(v.o * I, std::max<int64_t>(1, kBwdGrain / L), [&](int64_t c0, int64_t c1) {
+    float* const s = scratch.get(static_cast<size_t>(std::min(I, c1 - c0)));
+    forColumns(c0, c1, I, [&](int64_t o, int64_t i0, int64_t i1) {
+      const int64_t base = o * L * I + i0, n = i1 - i0;
+      std::fill(s, s + n, 0.f);
+      for (int64_t k = 0; k < L; ++k)
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t j = base + k * I + i;
+          s[i] += log ? g[j] : g[j] * y[j];
+        }
+      for (int64_t k = 0; k < L; ++k)
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t j = base + k * I + i;
+          dx[j] = log ? g[j] - fastExp(y[j]) * s[i] : y[j] * (g[j] - s[i]);
+        }
+    });
+  });
 }
 
 class SoftmaxOp : public Op {
@@ -130,21 +162,21 @@ class SoftmaxOp : public Op {
     const int ax = normalizeAxis(axis_, x.ndim(), label.c_str());
     view_ = viewAt(x.shape(), ax, coerce_);
     out[0]->resize(x.shape());
-    softmaxFwd(x.f32(), out[0]->f32(), view_, log_, m_, z_);
+    softmaxFwd(x.f32(), out[0]->f32(), view_, log_, scratch_);
   }
 
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
     if (!beginUnaryBackward(in, dout, din)) return;
-    softmaxBwd(out[0]->f32(), dout[0]->f32(), din[0]->f32(), view_, log_, m_);
+    softmaxBwd(out[0]->f32(), dout[0]->f32(), din[0]->f32(), view_, log_, scratch_);
   }
 
  private:
   bool log_, coerce_;
   int64_t axis_;
   View view_;
-  std::vector<float> m_, z_;
+  detail::ThreadScratch scratch_;
 };
 
 // SoftmaxCrossEntropyLoss: scores (N, C, d...) float, labels (N, d...) int64,
@@ -173,7 +205,7 @@ class SceLossOp : public Op {
                     shapeStr(lab.shape()), " vs scores ", shapeStr(x.shape()));
     const float* w = in.size() > 2 && in[2] ? in[2]->f32() : nullptr;
     logp_.resize(x.shape());
-    softmaxFwd(x.f32(), logp_.f32(), view_, true, m_, z_);
+    softmaxFwd(x.f32(), logp_.f32(), view_, true, scratch_);
     // Per-sample weight (0 = ignored) and loss.
     const int64_t S = view_.o * view_.i, C = view_.l, I = view_.i;
     const int64_t* lp = lab.data<int64_t>();
@@ -237,7 +269,7 @@ class SceLossOp : public Op {
     }
     if (dout.size() > 1 && dout[1]) {  // through the log_prob output
       tmp_.resize(dx.shape());
-      softmaxBwd(lp, dout[1]->f32(), tmp_.f32(), view_, true, m_);
+      softmaxBwd(lp, dout[1]->f32(), tmp_.f32(), view_, true, scratch_);
       const float* t = tmp_.f32();
       for (int64_t k = 0; k < dx.numel(); ++k) d[k] += t[k];
     }
@@ -252,7 +284,8 @@ class SceLossOp : public Op {
   View view_;
   float scale_ = 1.f;
   Tensor logp_, tmp_;
-  std::vector<float> m_, z_, sw_, per_;
+  detail::ThreadScratch scratch_;
+  std::vector<float> sw_, per_;
 };
 
 }  // namespace

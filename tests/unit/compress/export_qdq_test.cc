@@ -2,7 +2,8 @@
 // (optionally with a residual Add quantized as elementwise_add): graph structure, int8
 // weights / axes / zeros, size ratio (also on zoo mobilenet_tiny), and logits
 // of the QDQ graph in slimtrain's executor and in ONNX Runtime against the
-// fake-quant training graph in inference mode.
+// fake-quant training graph in inference mode; the QDQ kernels on one, two
+// and three threads.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 
 #include "tests/unit/compress/export_qdq_fixture.h"
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/compress/export/qdq_export.h"
 #include "trainer/compress/export/qdq_ops.h"
 #include "trainer/compress/quant/numerics.h"
@@ -439,6 +441,47 @@ TEST(ExportQdq, KernelsReproduceFakeQuantGrid) {
     EXPECT_EQ(static_cast<int>(out.at("xq").data<uint8_t>()[i]) - 128,
               quantizeValue(xs[static_cast<size_t>(i)], step, 8));
   }
+}
+
+// QuantizeLinear / DequantizeLinear on 1, 2 and 3 threads, bit for bit
+// (element ranges over the threads, cut inside channel blocks): an int8
+// weight per column (one value per channel), per output channel of a
+// convolution weight, per tensor with a zero point, and an int32 bias.
+// Odd sizes over three grains (1.6M values).
+TEST(ExportQdq, KernelsSameBitsOnOneTwoAndThreeThreads) {
+  registerQdqOps(ops::OpRegistry::get());
+  auto i8 = [](Shape s) {
+    Tensor t(std::move(s), DType::kI8);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      t.data<int8_t>()[i] = static_cast<int8_t>(i * 37 % 256 - 128);
+    return t;
+  };
+  auto axis = [](int64_t a) {
+    ops::Attrs at;
+    at.set("axis", a);
+    return at;
+  };
+  test::expectSameBitsOnThreads("DequantizeLinear", axis(1),
+                                {i8({1031, 1543}), test::randomTensor({1543}, 31, 0.01f, 0.1f)},
+                                {});
+  test::expectSameBitsOnThreads(
+      "DequantizeLinear", axis(0),
+      {i8({1031, 3, 16, 33}), test::randomTensor({1031}, 32, 0.01f, 0.1f)}, {});
+  Tensor zp(Shape{}, DType::kU8);
+  zp.data<uint8_t>()[0] = 128;
+  Tensor u8({9, 197, 911}, DType::kU8);
+  for (int64_t i = 0; i < u8.numel(); ++i) u8.data<uint8_t>()[i] = static_cast<uint8_t>(i * 31);
+  test::expectSameBitsOnThreads("DequantizeLinear", {}, {u8, Tensor::scalar(0.02f), zp}, {});
+  Tensor i32({1600001}, DType::kI32);
+  for (int64_t i = 0; i < i32.numel(); ++i)
+    i32.data<int32_t>()[i] = static_cast<int32_t>(i * 997 - 800000000);
+  test::expectSameBitsOnThreads("DequantizeLinear", axis(0), {i32, Tensor::scalar(1e-4f)}, {});
+  const Tensor x = test::randomTensor({9, 197, 911}, 33, -3.f, 3.f);
+  test::expectSameBitsOnThreads("QuantizeLinear", {}, {x, Tensor::scalar(0.02f), zp}, {});
+  Tensor zs({911}, DType::kI8);
+  for (int64_t c = 0; c < 911; ++c) zs.data<int8_t>()[c] = static_cast<int8_t>(c % 7 - 3);
+  test::expectSameBitsOnThreads("QuantizeLinear", axis(2),
+                                {x, test::randomTensor({911}, 34, 0.01f, 0.05f), zs}, {});
 }
 
 }  // namespace

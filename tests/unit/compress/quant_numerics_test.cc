@@ -1,8 +1,10 @@
 // Fake-quant numerics (SEMANTICS.md §2) and FakeQuantWeight: ties to even,
-// clamp ranges, zero scale, per-channel axes, straight-through gradient.
+// clamp ranges, zero scale, per-channel axes, straight-through gradient, the
+// same bits on one, two and three threads.
 // Inputs are chosen so that steps are exact (s = 127 -> step 1), making the
 // expected levels hand-computable.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/compress/quant/numerics.h"
 #include "trainer/compress/quant/quant_ops.h"
 
@@ -117,6 +120,50 @@ TEST(QuantNumerics, ChannelsMatchThePerBlockDefinition) {
     EXPECT_TRUE(std::isnan(s[4])) << inner;
     EXPECT_EQ(y[(2 * C + 1) * inner], 0.f) << inner;
   }
+}
+
+// The per-channel scales and fake quantization split over the threads
+// (channels for the scales, rows of channels or blocks for the values) against
+// the per-block definition, bit for bit on 1, 2 and 3 threads, for sizes that
+// split unevenly: a MatMul weight per column (blocks of one value), a
+// convolution weight per output channel (one row of blocks), short blocks on
+// several rows, long blocks; with an all-zero channel and a NaN.
+TEST(QuantNumerics, ChannelsOnThreadsMatchThePerBlockDefinition) {
+  // Over three grains of detail::kGrainCheap values (long blocks: absMax's).
+  const int64_t shapes[][3] = {{1031, 1543, 1}, {1, 1031, 1583}, {5, 331, 1021}, {2, 3, 20011}};
+  const int saved = omp_get_max_threads();
+  for (const auto& sh : shapes) {
+    const int64_t outer = sh[0], C = sh[1], inner = sh[2], n = outer * C * inner;
+    SCOPED_TRACE(std::to_string(outer) + " x " + std::to_string(C) + " x " + std::to_string(inner));
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) * 3.f;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) x[(o * C + 1) * inner + i] = 0.f;  // channel 1: zeros
+    x[((outer - 1) * C + 2) * inner] = std::nanf("");                        // channel 2: a NaN
+    omp_set_num_threads(1);
+    std::vector<float> want_s(static_cast<size_t>(C), 0.f), want(x.size());
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < C; ++c) {
+        const float m = absMax(x.data() + (o * C + c) * inner, inner);
+        want_s[c] = (m > want_s[c] || m != m) ? m : want_s[c];
+      }
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t off = (o * C + c) * inner;
+        fakeQuantize(x.data() + off, want.data() + off, inner, want_s[c], 8);
+      }
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      std::vector<float> s(want_s.size()), y(x.size());
+      channelAbsMax(x.data(), outer, C, inner, s.data());
+      fakeQuantizeChannels(x.data(), y.data(), outer, C, inner, s.data(), 8);
+      EXPECT_EQ(0, std::memcmp(s.data(), want_s.data(), s.size() * sizeof(float))) << threads;
+      EXPECT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float))) << threads;
+    }
+    EXPECT_TRUE(std::isnan(want_s[2]));
+    EXPECT_EQ(want_s[1], 0.f);
+  }
+  omp_set_num_threads(saved);
 }
 
 // The integer-compare block kernel against a plain float loop: every length
@@ -246,6 +293,34 @@ TEST_F(FakeQuantWeightTest, StraightThroughGradient) {
   for (int i = 0; i < 12; ++i) EXPECT_EQ(dw.f32()[i], dy.f32()[i]);
   op->backward({&w, &s}, {&y}, {nullptr}, {&dw, nullptr}, ctx);
   for (int i = 0; i < 12; ++i) EXPECT_EQ(dw.f32()[i], 0.f);
+}
+
+// FakeQuantWeight on 1, 2 and 3 threads, forward (the weight and the scales
+// it writes) and the straight-through backward, bit for bit: ViT's MatMul
+// weights per column, a patch-embedding convolution weight per output
+// channel, and per tensor. Odd sizes over three grains (1.6M values).
+TEST_F(FakeQuantWeightTest, SameBitsOnOneTwoAndThreeThreads) {
+  struct Case {
+    Shape w;
+    std::string mode;
+    int64_t axis, channels;
+  };
+  const Case cases[] = {{{1031, 1543}, "channel_wise_abs_max", 1, 1543},
+                        {{1543, 1031}, "channel_wise_abs_max", 1, 1031},
+                        {{1031, 3, 16, 33}, "channel_wise_abs_max", 0, 1031},
+                        {{1031, 1543}, "abs_max", 0, 1}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.mode + " " + shapeStr(c.w) + " axis " + std::to_string(c.axis));
+    ops::Attrs a;
+    a.set("bits", int64_t{8});
+    a.set("mode", c.mode);
+    a.set("axis", c.axis);
+    Tensor w = test::randomTensor(c.w, 41, -2.f, 2.f);
+    w.f32()[7] = 0.f;
+    test::expectSameBitsOnThreads(kFakeQuantWeightOp, a,
+                                  {w, Tensor(c.channels == 1 ? Shape{1} : Shape{c.channels})},
+                                  {true, false});
+  }
 }
 
 TEST_F(FakeQuantWeightTest, RegistrationIsIdempotent) {

@@ -1,15 +1,18 @@
 // Broadcasting arithmetic: broadcastShape rules, Add/Sub/Mul/Div/Sum forward
 // against a naive index-mapping loop (scalar, per-channel, two-sided cases),
-// int64 forward, and finite-difference gradients for both operands.
+// int64 forward, finite-difference gradients for both operands, and the
+// same bits on one, two and three threads (forward and backward).
 #include <gtest/gtest.h>
 
 #include <omp.h>
 
 #include <cstring>
 #include <functional>
+#include <map>
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
 
@@ -193,6 +196,108 @@ TEST(Broadcast, RowRangesAndThreadsMatchOneSweep) {
     EXPECT_EQ(0, std::memcmp(y[0].data(), y[1].data(), y[0].size() * sizeof(float)))
         << shapeStr(sa) << " " << shapeStr(sb);
   }
+}
+
+// forElements over cut ranges visits each output element once with
+// forEachRow's operand positions; forOperandRange over disjoint operand
+// ranges gives each operand element the output elements of one sweep, in
+// the sweep's order (so sums into it keep their order on any thread).
+TEST(Broadcast, ElementAndOperandRangesMatchOneSweep) {
+  const std::pair<Shape, Shape> cases[] = {{{4, 3, 5}, {4, 3, 5}},
+                                           {{4, 3, 5}, {3, 1}},
+                                           {{2, 1, 6}, {2, 7, 1}},
+                                           {{64, 33, 40}, {33, 1}},
+                                           {{8, 19, 38}, {38}},
+                                           {{5}, {}},
+                                           {{}, {}},
+                                           {{3, 1, 7}, {1, 5, 1}}};
+  for (const auto& [sa, sb] : cases) {
+    SCOPED_TRACE(shapeStr(sa) + " " + shapeStr(sb));
+    ops::BroadcastPlan p;
+    p.init(sa, sb);
+    const int64_t n = p.numel();
+    std::vector<int64_t> ia(static_cast<size_t>(n), -1), ib(ia);  // one sweep, per element
+    p.forEachRow([&](int64_t o, int64_t a, int64_t b, int64_t len, int64_t x, int64_t z) {
+      for (int64_t i = 0; i < len; ++i) {
+        ia[o + i] = a + i * x;
+        ib[o + i] = b + i * z;
+      }
+    });
+    for (int64_t parts : {1, 2, 3, 7}) {
+      std::vector<int> seen(static_cast<size_t>(n), 0);
+      for (int64_t k = 0; k < parts; ++k)
+        p.forElements(n * k / parts, n * (k + 1) / parts,
+                      [&](int64_t o, int64_t a, int64_t b, int64_t len, int64_t x, int64_t z) {
+                        for (int64_t i = 0; i < len; ++i) {
+                          ++seen[o + i];
+                          EXPECT_EQ(ia[o + i], a + i * x);
+                          EXPECT_EQ(ib[o + i], b + i * z);
+                        }
+                      });
+      for (int64_t o = 0; o < n; ++o) EXPECT_EQ(seen[o], 1) << "element " << o;
+      for (int which = 0; which < 2; ++which) {
+        const std::vector<int64_t>& pos = which == 0 ? ia : ib;
+        std::map<int64_t, std::vector<int64_t>> want, got;  // operand element -> outputs
+        for (int64_t o = 0; o < n; ++o) want[pos[o]].push_back(o);
+        const int64_t nd = numelOf(p.operandShape(which));
+        for (int64_t k = 0; k < parts; ++k) {
+          const int64_t d0 = nd * k / parts, d1 = nd * (k + 1) / parts;
+          p.forOperandRange(
+              which, d0, d1,
+              [&](int64_t o, int64_t a, int64_t b, int64_t len, int64_t x, int64_t z) {
+                for (int64_t i = 0; i < len; ++i) {
+                  const int64_t d = which == 0 ? a + i * x : b + i * z;
+                  EXPECT_TRUE(d >= d0 && d < d1);
+                  EXPECT_EQ(ia[o + i], a + i * x);
+                  EXPECT_EQ(ib[o + i], b + i * z);
+                  got[d].push_back(o + i);
+                }
+              });
+        }
+        EXPECT_TRUE(want == got) << "operand " << which << ", " << parts << " parts";
+      }
+    }
+  }
+}
+
+// Add/Sub/Mul/Div (and Sum, Expand, PRelu, which share the broadcast
+// kernels) on 1, 2 and 3 threads, forward and backward, bit for bit: same
+// shapes and scalars (one row, cut over the threads), rows of a bias, a
+// column per row (a layer norm's statistics), two-sided broadcasts and the
+// exact (rank-reduced) weight gradients. An odd size over three grains of
+// detail::kGrainCheap elements, so that three threads split it and their
+// ranges fall inside rows.
+TEST(Elementwise, SameBitsOnOneTwoAndThreeThreads) {
+  const Shape x{9, 197, 911};  // 1615203 elements
+  const std::pair<Shape, Shape> pairs[] = {{x, x},
+                                           {x, {}},
+                                           {{}, x},
+                                           {x, {911}},
+                                           {x, {9, 197, 1}},
+                                           {x, {1, 197, 911}},
+                                           {{9, 1, 911}, {1, 197, 1}},
+                                           {{911}, x}};
+  for (const char* type : {"Add", "Sub", "Mul", "Div"}) {
+    for (const auto& [sa, sb] : pairs) {
+      SCOPED_TRACE(std::string(type) + " " + shapeStr(sa) + " " + shapeStr(sb));
+      const std::vector<Tensor> in = {test::randomTensor(sa, 51, -2.f, 2.f),
+                                      test::randomTensor(sb, 52, 0.5f, 2.f)};
+      test::expectSameBitsOnThreads(type, {}, in, {true, true});
+      if (numelOf(sa) != numelOf(sb))  // the smaller operand as a rank-reduced weight
+        test::expectSameBitsOnThreads(type, {}, in, {true, true}, 1,
+                                      {numelOf(sa) < numelOf(sb), numelOf(sb) < numelOf(sa)});
+    }
+  }
+  test::expectSameBitsOnThreads("Sum", {},
+                                {test::randomTensor(x, 53), test::randomTensor({911}, 54),
+                                 test::randomTensor({9, 197, 1}, 55)},
+                                {true, true, true});
+  test::expectSameBitsOnThreads(
+      "Expand", {}, {test::randomTensor({9, 1, 911}, 56), Tensor::fromInts({3}, {9, 197, 911})},
+      {true, false});
+  test::expectSameBitsOnThreads(
+      "PRelu", {}, {test::randomTensor({1, 1773, 911}, 57), test::randomTensor({911}, 58)},
+      {true, true});
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Math ops: pointwise forward against <cmath>, Pow with broadcast exponents,
 // ReduceSum/ReduceMean over attribute and input axes (keepdims, negative
 // axes, noop_with_empty_axes) against naive sums, and gradients; fastErf's
-// error against the exact erf; pointwise ops on one and two threads.
+// error against the exact erf; pointwise ops, Pow and the reductions on one
+// and two threads.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/ops/fast_math.h"
 #include "trainer/ops/op.h"
 
@@ -233,6 +235,35 @@ TEST(MathOps, ReduceAxesKeepdimsAndInputs) {
   ops::Attrs bad;
   bad.set("axes", std::vector<int64_t>{3});
   EXPECT_THROW(run1("ReduceSum", bad, {x}), Error);
+}
+
+// Pow (squares, std::pow, a broadcast exponent) and ReduceMean/ReduceSum
+// (the last axis, a middle axis, leading axes, everything) on 1, 2 and 3
+// threads, forward and backward, bit for bit: outputs split over the
+// threads, each reduced value summed on one thread in the serial order.
+// An odd size over three grains of detail::kGrainCheap elements.
+TEST(MathOps, PowAndReduceSameBitsOnOneTwoAndThreeThreads) {
+  const Shape x{9, 197, 911};  // 1615203 elements
+  const Tensor base = test::randomTensor(x, 61, 0.2f, 2.f);
+  for (const Tensor& e :
+       {Tensor::scalar(2.f), Tensor::scalar(1.7f), test::randomTensor({911}, 62, -1.f, 2.f)}) {
+    SCOPED_TRACE("Pow exponent " + shapeStr(e.shape()));
+    test::expectSameBitsOnThreads("Pow", {}, {base, e}, {true, e.numel() > 1});
+  }
+  for (const char* type : {"ReduceMean", "ReduceSum"}) {
+    for (const std::vector<int64_t>& axes :
+         {std::vector<int64_t>{-1}, std::vector<int64_t>{1}, std::vector<int64_t>{0, 1},
+          std::vector<int64_t>{0, 1, 2}}) {
+      for (int64_t keep : {0, 1}) {
+        SCOPED_TRACE(std::string(type) + " over " + std::to_string(axes.size()) + " axes from " +
+                     std::to_string(axes[0]) + ", keepdims " + std::to_string(keep));
+        ops::Attrs a;
+        a.set("axes", axes);
+        a.set("keepdims", keep);
+        test::expectSameBitsOnThreads(type, a, {base}, {true});
+      }
+    }
+  }
 }
 
 }  // namespace

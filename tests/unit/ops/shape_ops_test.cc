@@ -1,12 +1,14 @@
 // Shape plumbing: Concat/Flatten/Reshape/Transpose/Squeeze/Unsqueeze/Identity
 // output shapes and values against naive loops, attribute vs input forms,
-// Dropout in both modes, and finite-difference gradients.
+// Dropout in both modes, finite-difference gradients, and Transpose on one,
+// two and three threads.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/ops/op.h"
 
 namespace slim {
@@ -133,6 +135,33 @@ TEST(ShapeOps, DropoutTraining) {
   g.fill(1.f);
   op->backward({&x, &r}, {&y, &mask}, {&g, nullptr}, {&dx, nullptr}, ctx);
   for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(dx.f32()[i], y.f32()[i] / 2.f);
+}
+
+// Transpose on 1, 2 and 3 threads, forward and backward, bit for bit (output
+// rows over the threads): ViT's head splits and merges, a last axis moved
+// (strided reads), the default reversed order, and int64 and uint8 data.
+// Odd sizes over three grains (detail::kGrainCheap elements, a quarter of
+// that for strided reads).
+TEST(ShapeOps, TransposeSameBitsOnOneTwoAndThreeThreads) {
+  const std::pair<Shape, std::vector<int64_t>> cases[] = {{{397, 61, 67}, {1, 0, 2}},
+                                                          {{7, 197, 1151}, {1, 0, 2}},
+                                                          {{5, 197, 6, 67}, {0, 2, 3, 1}},
+                                                          {{7, 197, 19, 61}, {0, 2, 1, 3}},
+                                                          {{1031, 1543}, {}}};
+  for (const auto& [shape, perm] : cases) {
+    SCOPED_TRACE(shapeStr(shape));
+    ops::Attrs a;
+    if (!perm.empty()) a.set("perm", perm);
+    test::expectSameBitsOnThreads("Transpose", a, {test::randomTensor(shape, 81)}, {true});
+  }
+  std::vector<int64_t> v(7 * 197 * 1151);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int64_t>(i * 2654435761u);
+  test::expectSameBitsOnThreads("Transpose", intsAttr("perm", {1, 0, 2}),
+                                {Tensor::fromInts({7, 197, 1151}, v)}, {false});
+  Tensor bytes({9, 197, 911}, DType::kU8);
+  for (int64_t i = 0; i < bytes.numel(); ++i)
+    bytes.data<uint8_t>()[i] = static_cast<uint8_t>(i * 37);
+  test::expectSameBitsOnThreads("Transpose", intsAttr("perm", {1, 2, 0}), {bytes}, {false});
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Slice/Split/Tile/Range and the comparison/selection ops: values against
 // naive loops (negative indices and steps, clamping, broadcasting, int64 and
-// bool tensors) and finite-difference gradients.
+// bool tensors), finite-difference gradients, and Slice/Split/Tile on one,
+// two and three threads.
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/ops/op.h"
 
 namespace slim {
@@ -219,6 +221,37 @@ TEST(LogicOps, MinMaxVariadicTiesAndGradient) {
   op->backward(ip, op_out, {&g}, dp, ctx);
   EXPECT_EQ(values<float>(grads[0]), (std::vector<float>{1, 1}));
   EXPECT_EQ(values<float>(grads[1]), (std::vector<float>{0, 0}));
+}
+
+// Slice, Split and Tile on 1, 2 and 3 threads, forward and backward, bit for
+// bit: output element ranges over the threads for the copies and for the
+// injective scatters (Slice, Split); Tile's repeated reads add on one
+// thread. Odd sizes over three grains of detail::kGrainCheap elements;
+// negative steps; int64 data.
+TEST(SliceOps, SameBitsOnOneTwoAndThreeThreads) {
+  const Tensor x = test::randomTensor({9, 197, 2689}, 91);
+  auto slice = [&](const Tensor& t, std::vector<int64_t> b, std::vector<int64_t> e,
+                   std::vector<int64_t> axes, std::vector<int64_t> steps) {
+    SCOPED_TRACE("Slice of " + shapeStr(t.shape()));
+    test::expectSameBitsOnThreads("Slice", {}, {t, ints(b), ints(e), ints(axes), ints(steps)},
+                                  {true, false, false, false, false});
+  };
+  slice(x, {897}, {1793}, {2}, {1});                     // ViT's q/k/v columns
+  slice(x, {-1, -1}, {-1000, -3000}, {1, 2}, {-1, -2});  // negative steps over whole axes
+  slice(test::randomTensor({3, 8, 6, 197, 173}, 92), {1}, {2}, {0}, {1});  // one long row
+  std::vector<int64_t> v(9 * 197 * 1153);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int64_t>(i);
+  test::expectSameBitsOnThreads(
+      "Slice", {},
+      {Tensor::fromInts({9, 197, 1153}, v), ints({1}), ints({1152}), ints({2}), ints({1})},
+      {false, false, false, false, false});
+  ops::Attrs split;
+  split.set("axis", int64_t{2});
+  test::expectSameBitsOnThreads("Split", split, {x, ints({897, 896, 896})}, {true, false}, 3);
+  test::expectSameBitsOnThreads("Tile", {}, {test::randomTensor({197, 2003}, 93), ints({4, 1})},
+                                {true, false});
+  test::expectSameBitsOnThreads("Tile", {}, {test::randomTensor({1, 1543}, 94), ints({1021, 1})},
+                                {true, false});
 }
 
 }  // namespace

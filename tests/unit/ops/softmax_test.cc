@@ -1,6 +1,7 @@
 // Softmax/LogSoftmax on every axis (opset 13 semantics and coerce_2d) against
 // a naive reference, numerical stability, SoftmaxCrossEntropyLoss values for
-// mean/sum/none with ignore_index and weights, and gradients.
+// mean/sum/none with ignore_index and weights, gradients, and the same bits
+// on one, two and three threads.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/ops/op.h"
 
 namespace slim {
@@ -159,6 +161,35 @@ TEST(SoftmaxCrossEntropyLoss, SpatialAndGradients) {
   test::gradCheck("SoftmaxCrossEntropyLoss", {},
                   {test::randomTensor({5, 3}, 15), Tensor::fromInts({5}, {0, 1, 2, 2, 1}),
                    Tensor::fromVector({3}, {0.2f, 1.f, 2.5f})}, 1);
+}
+
+// Softmax/LogSoftmax along the last axis (rows over the threads) and along a
+// strided axis (columns over the threads, cut inside an outer index), and
+// SoftmaxCrossEntropyLoss (its log-softmax along the class axis), on 1, 2 and
+// 3 threads, forward and backward, bit for bit. Odd sizes over three grains
+// (1.6M elements).
+TEST(Softmax, SameBitsOnOneTwoAndThreeThreads) {
+  for (const char* type : {"Softmax", "LogSoftmax"}) {
+    for (int64_t axis : {int64_t{-1}, int64_t{1}, int64_t{0}}) {
+      SCOPED_TRACE(std::string(type) + " axis " + std::to_string(axis));
+      ops::Attrs a;
+      a.set("axis", axis);
+      test::expectSameBitsOnThreads(type, a, {test::randomTensor({5, 211, 1543}, 71, -4.f, 4.f)},
+                                    {true});
+    }
+  }
+  const Shape labels{8, 4999};
+  std::vector<int64_t> lab(static_cast<size_t>(numelOf(labels)));
+  for (size_t i = 0; i < lab.size(); ++i) lab[i] = static_cast<int64_t>((i * 7) % 41);
+  for (const char* reduction : {"mean", "none"}) {
+    SCOPED_TRACE(std::string("SoftmaxCrossEntropyLoss ") + reduction);
+    ops::Attrs a;
+    a.set("reduction", std::string(reduction));
+    test::expectSameBitsOnThreads(
+        "SoftmaxCrossEntropyLoss", a,
+        {test::randomTensor({8, 41, 4999}, 72, -4.f, 4.f), Tensor::fromInts(labels, lab)},
+        {true, false}, 2);
+  }
 }
 
 }  // namespace

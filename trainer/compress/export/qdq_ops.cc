@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include "trainer/ops/parallel.h"
 
 namespace slim::compress {
 namespace {
@@ -46,6 +49,29 @@ int64_t zeroPoint(const Tensor* zp, int64_t c) {
                         " is not supported (uint8, int8, int32)");
   }
 }
+
+// Every channel's zero point (zeroPoint), looked up once per call.
+std::vector<int64_t> zeroPoints(const Tensor* zp, int64_t C) {
+  std::vector<int64_t> z(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) z[static_cast<size_t>(c)] = zeroPoint(zp, c);
+  return z;
+}
+
+// Calls f(c, e0, e1) for the elements [e0, e1) of x's layout `v` that lie in
+// [b, e), cut at each block of `inner` elements (one channel c of one outer
+// index). Elements are independent: threads take disjoint ranges.
+template <class F>
+void forBlocks(const AxisView& v, int64_t b, int64_t e, F&& f) {
+  if (v.inner <= 0) return;
+  for (int64_t k = b; k < e;) {
+    const int64_t blk = k / v.inner, end = std::min(e, (blk + 1) * v.inner);
+    f(blk % v.C, k, end);
+    k = end;
+  }
+}
+
+// Elements per thread at least (parallel.h: memory-bound loops).
+constexpr int64_t kGrain = ops::detail::kGrainCheap;
 
 // What QuantizeLinear and DequantizeLinear share: the axis attribute, no
 // gradient, and the inputs x, scale and the optional zero point.
@@ -90,17 +116,23 @@ class QuantizeLinearOp : public QdqOp {
 
  private:
   // The element loop, typed pointers fetched once (T: uint8_t or int8_t).
+  // Element ranges over the threads (each value computed alone).
   template <class T>
   static void quantize(const float* xp, const float* scale, const Tensor* zp, const AxisView& v,
                        float lo, float hi, T* q) {
-    for (int64_t o = 0; o < v.outer; ++o)
-      for (int64_t c = 0; c < v.C; ++c) {
+    if (v.outer * v.C * v.inner == 0) return;
+    const std::vector<int64_t> zs = zeroPoints(zp, v.C);
+    ops::detail::parallelRange(v.outer * v.C * v.inner, kGrain, [&](int64_t b, int64_t e) {
+      forBlocks(v, b, e, [&, lo, hi](int64_t c, int64_t i0, int64_t i1) {
+        // Locals: stores through T* (a char type) could alias captured ones.
+        const float* __restrict xs = xp;
+        T* __restrict qs = q;
         const float s = scale[c];
-        const float z = static_cast<float>(zeroPoint(zp, c));
-        const int64_t base = (o * v.C + c) * v.inner;
-        for (int64_t i = 0; i < v.inner; ++i)
-          q[base + i] = static_cast<T>(std::clamp(std::nearbyint(xp[base + i] / s) + z, lo, hi));
-      }
+        const float z = static_cast<float>(zs[static_cast<size_t>(c)]);
+        for (int64_t i = i0; i < i1; ++i)
+          qs[i] = static_cast<T>(std::clamp(std::nearbyint(xs[i] / s) + z, lo, hi));
+      });
+    });
   }
 };
 
@@ -128,18 +160,35 @@ class DequantizeLinearOp : public QdqOp {
   }
 
  private:
-  // The element loop, typed pointers fetched once.
+  // The element loop, typed pointers fetched once; element ranges over the
+  // threads (each value computed alone). One value per channel (a weight
+  // per column): whole rows of channels, vectorised along the row.
   template <class T>
   static void dequantize(const T* x, const float* scale, const Tensor* zp, const AxisView& v,
                          float* y) {
-    for (int64_t o = 0; o < v.outer; ++o)
-      for (int64_t c = 0; c < v.C; ++c) {
+    if (v.outer * v.C * v.inner == 0) return;
+    const std::vector<int64_t> zs = zeroPoints(zp, v.C);
+    const int64_t* z = zs.data();
+    if (v.inner == 1) {
+      ops::detail::parallelRange(
+          v.outer, std::max<int64_t>(1, kGrain / v.C), [&](int64_t b, int64_t e) {
+            for (int64_t o = b; o < e; ++o) {
+              const T* xr = x + o * v.C;
+              float* yr = y + o * v.C;
+              for (int64_t c = 0; c < v.C; ++c)
+                yr[c] = static_cast<float>(static_cast<int64_t>(xr[c]) - z[c]) * scale[c];
+            }
+          });
+      return;
+    }
+    ops::detail::parallelRange(v.outer * v.C * v.inner, kGrain, [&](int64_t b, int64_t e) {
+      forBlocks(v, b, e, [&](int64_t c, int64_t i0, int64_t i1) {
         const float s = scale[c];
-        const int64_t z = zeroPoint(zp, c);
-        const int64_t base = (o * v.C + c) * v.inner;
-        for (int64_t i = 0; i < v.inner; ++i)
-          y[base + i] = static_cast<float>(static_cast<int64_t>(x[base + i]) - z) * s;
-      }
+        const int64_t zc = z[c];
+        for (int64_t i = i0; i < i1; ++i)
+          y[i] = static_cast<float>(static_cast<int64_t>(x[i]) - zc) * s;
+      });
+    });
   }
 };
 

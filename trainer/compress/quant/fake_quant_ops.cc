@@ -8,6 +8,7 @@
 #include "trainer/compress/quant/numerics.h"
 #include "trainer/compress/quant/quant_ops.h"
 #include "trainer/config/config.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::compress {
 namespace {
@@ -36,10 +37,12 @@ void passThrough(const std::vector<Tensor*>& in, const std::vector<const Tensor*
                  const std::vector<Tensor*>& din) {
   if (din.empty() || !din[0]) return;
   din[0]->resize(in[0]->shape());
-  if (dout[0])
-    din[0]->copyFrom(*dout[0]);
-  else
-    din[0]->zero();
+  if (!dout[0]) return din[0]->zero();
+  SLIM_ENFORCE(dout[0]->dtype() == din[0]->dtype() && dout[0]->numel() == din[0]->numel(),
+               "straight-through gradient of shape ", shapeStr(dout[0]->shape()), " for input ",
+               shapeStr(in[0]->shape()));
+  if (din[0]->raw() != dout[0]->raw())  // Tensor::copyFrom, over the threads
+    ops::detail::parallelCopy(din[0]->raw(), dout[0]->raw(), static_cast<int64_t>(din[0]->bytes()));
 }
 
 class FakeQuantWeightOp : public ops::Op {

@@ -137,21 +137,57 @@ float absMax(const float* x, int64_t n) {
 // set-up (thread split, buffers): the same arithmetic, in one loop.
 constexpr int64_t kShortBlock = 4096;
 
+// Threads: channels (each channel's maximum over its blocks taken on one
+// thread, in the serial order) and, for the fake quantization, rows of
+// channels or blocks (each value written once): the bits do not depend on
+// the thread count.
 void channelAbsMax(const float* x, int64_t outer, int64_t C, int64_t inner, float* scales) {
-  std::fill(scales, scales + C, 0.f);
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t c = 0; c < C; ++c) {
-      const float* xb = x + (o * C + c) * inner;
-      float m;
-      if (inner < kShortBlock) {  // absMax's result: NaN when the block holds one
-        bool nan = false;
-        m = absMaxBlock(xb, inner, &nan);
-        if (nan) m = std::nanf("");
-      } else {
-        m = absMax(xb, inner);
+  if (inner >= kShortBlock) {  // absMax splits each block over the threads
+    std::fill(scales, scales + C, 0.f);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < C; ++c) {
+        const float m = absMax(x + (o * C + c) * inner, inner);
+        scales[c] = (m > scales[c] || m != m) ? m : scales[c];
       }
-      scales[c] = (m > scales[c] || m != m) ? m : scales[c];
+    return;
+  }
+  // Channels per thread: kGrainCheap values at least (parallel.h).
+  const int64_t grain =
+      std::max<int64_t>(1, ops::detail::kGrainCheap / std::max<int64_t>(1, outer * inner));
+  if (inner == 1) {
+    // One value per block: absMaxBlock's integer maximum on the bit patterns,
+    // vectorised along the row of channels. The maximum of the |x| over the
+    // rows is the running float maximum's value, a NaN (any NaN) giving
+    // absMax's NaN, as the block loop below gives it.
+    ops::detail::parallelRange(C, grain, [&](int64_t c0, int64_t c1) {
+      std::vector<int32_t> m(static_cast<size_t>(c1 - c0), 0);
+      int32_t* __restrict mp = m.data();
+      for (int64_t o = 0; o < outer; ++o) {
+        const float* xr = x + o * C + c0;
+        for (int64_t c = 0; c < c1 - c0; ++c) {
+          int32_t b;
+          std::memcpy(&b, xr + c, sizeof b);
+          b &= 0x7fffffff;
+          mp[c] = b > mp[c] ? b : mp[c];
+        }
+      }
+      for (int64_t c = c0; c < c1; ++c)
+        scales[c] = mp[c - c0] > 0x7f800000 ? std::nanf("") : std::bit_cast<float>(mp[c - c0]);
+    });
+    return;
+  }
+  ops::detail::parallelRange(C, grain, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float s = 0.f;
+      for (int64_t o = 0; o < outer; ++o) {
+        bool nan = false;  // absMax's result: NaN when the block holds one
+        float m = absMaxBlock(x + (o * C + c) * inner, inner, &nan);
+        if (nan) m = std::nanf("");
+        s = (m > s || m != m) ? m : s;
+      }
+      scales[c] = s;
     }
+  });
 }
 
 void fakeQuantizeChannels(const float* x, float* y, int64_t outer, int64_t C, int64_t inner,
@@ -164,8 +200,8 @@ void fakeQuantizeChannels(const float* x, float* y, int64_t outer, int64_t C, in
       }
     return;
   }
-  // fakeQuantize's arithmetic per block, the rows of blocks over the threads;
-  // the channels whose step is 0 or NaN are filled as fakeQuantize fills them.
+  // fakeQuantize's arithmetic per block; the channels whose step is 0 or NaN
+  // are filled as fakeQuantize fills them.
   const float bin = static_cast<float>(quantBinCount(bits)), lo = -bin - 1.f;
   std::vector<float> steps(static_cast<size_t>(C));
   std::vector<int64_t> special;
@@ -174,22 +210,36 @@ void fakeQuantizeChannels(const float* x, float* y, int64_t outer, int64_t C, in
     if (steps[c] == 0.f || std::isnan(steps[c])) special.push_back(c);
   }
   const float* st = steps.data();
-  ops::detail::parallelRange(
-      outer, std::max<int64_t>(1, 16384 / (C * inner)), [&](int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; ++o) {
-          const float* xr = x + o * C * inner;
-          float* yr = y + o * C * inner;
-          if (inner == 1) {  // one value per channel: vectorised along the row
-            for (int64_t c = 0; c < C; ++c) yr[c] = quantLevel(xr[c], st[c], bin, lo);
-          } else {
-            for (int64_t c = 0; c < C; ++c)
-              for (int64_t i = c * inner; i < (c + 1) * inner; ++i)
-                yr[i] = quantLevel(xr[i], st[c], bin, lo);
-          }
-          for (int64_t c : special)
-            std::fill(yr + c * inner, yr + (c + 1) * inner, st[c] == 0.f ? 0.f : st[c]);
-        }
-      });
+  if (inner == 1) {  // one value per channel: rows over the threads, vectorised along the row
+    ops::detail::parallelRange(outer, std::max<int64_t>(1, ops::detail::kGrainCheap / C),
+                               [&](int64_t b, int64_t e) {
+                                 for (int64_t o = b; o < e; ++o) {
+                                   const float* xr = x + o * C;
+                                   float* yr = y + o * C;
+                                   for (int64_t c = 0; c < C; ++c)
+                                     yr[c] = quantLevel(xr[c], st[c], bin, lo);
+                                   for (int64_t c : special) yr[c] = st[c] == 0.f ? 0.f : st[c];
+                                 }
+                               });
+    return;
+  }
+  // Blocks (o, c) over the threads (a convolution weight per output channel
+  // is one row of C blocks).
+  ops::detail::parallelRange(outer * C, std::max<int64_t>(1, ops::detail::kGrainCheap / inner),
+                             [&](int64_t b, int64_t e) {
+                               for (int64_t k = b; k < e; ++k) {
+                                 const int64_t c = k % C;
+                                 const float* xb = x + k * inner;
+                                 float* yb = y + k * inner;
+                                 const float sc = st[c];
+                                 if (sc == 0.f || std::isnan(sc)) {
+                                   std::fill(yb, yb + inner, sc == 0.f ? 0.f : sc);
+                                   continue;
+                                 }
+                                 for (int64_t i = 0; i < inner; ++i)
+                                   yb[i] = quantLevel(xb[i], sc, bin, lo);
+                               }
+                             });
 }
 
 }  // namespace slim::compress
