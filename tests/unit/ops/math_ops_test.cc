@@ -179,6 +179,26 @@ TEST(MathOps, PowBroadcast) {
   test::gradCheck("Pow", {}, {x, Tensor::scalar(0.5f)}, 1);
 }
 
+// The square's gradient (g * 2 * x) has the general expression's bits
+// (g * 2 * pow(x, 1)) for every kind of float.
+TEST(MathOps, PowSquareGradientIsTheGeneralOne) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> xs = {0.f, -0.f, 1e-40f, -3e-39f, 0.3f, -2.5f, 1e30f, inf, -inf, NAN};
+  Tensor x = Tensor::fromVector({static_cast<int64_t>(xs.size())}, xs);
+  Tensor two = Tensor::scalar(2.f);
+  Tensor g = test::randomTensor(x.shape(), 24, -2.f, 2.f);
+  auto op = ops::OpRegistry::get().create("Pow", {}, "pow");
+  std::vector<Tensor*> in{&x, &two};
+  ops::RunContext ctx;
+  Tensor y, dx;
+  op->forward(in, {&y}, ctx);
+  op->backward(in, {&y}, {&g}, {&dx, nullptr}, ctx);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float want = g.f32()[i] * 2.f * std::pow(xs[i], 2.f - 1.f);
+    EXPECT_EQ(std::bit_cast<uint32_t>(dx.f32()[i]), std::bit_cast<uint32_t>(want)) << xs[i];
+  }
+}
+
 // Naive reduction of (2, 3, 4) over the axes flagged in `red`.
 std::vector<float> naiveReduce(const Tensor& x, std::vector<bool> red, bool mean) {
   const int64_t D[3] = {2, 3, 4};
