@@ -299,8 +299,17 @@ void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, co
   const int64_t panels = ceilDiv(m, kGemmMR);
   const int64_t tail_tasks = full < n ? ceilDiv(panels, kTailPanels) : 0;
   const bool blocked = k > kKBlockAbove;
-  // Panels per task: one, or a group sharing the k blocks of B.
-  const int64_t group = blocked ? kKGroup : 1, groups = ceilDiv(panels, group);
+  // Panels per task: one, or a group sharing the k blocks of B, at most
+  // kKGroup and small enough for two tasks per thread where the column tiles
+  // are few (a tall, narrow weight gradient: 18 panels by one tile were
+  // tasks of 16 and 2). Each element's sum does not depend on the grouping
+  // (carried exactly between k blocks).
+  int64_t group = 1;
+  if (blocked) {
+    const int64_t per_tile = ceilDiv(2 * opThreads(), std::max<int64_t>(tiles, 1));
+    group = std::clamp<int64_t>(ceilDiv(panels, per_tile), 1, kKGroup);
+  }
+  const int64_t groups = ceilDiv(panels, group);
   // Column tiles outer: one tile of B serves every panel of A; then the tail.
   auto task = [&](int64_t t) {
     if (t >= tiles * groups) {
