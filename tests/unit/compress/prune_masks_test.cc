@@ -72,6 +72,80 @@ TEST(PruneMasks, TiesGoToLowerIndexThenEarlierTensor) {
   EXPECT_EQ(mixed.m, (std::vector<uint8_t>{0, 0, 1, 0, 1}));
 }
 
+// The definition, directly: sort every non-zero by (magnitude, tensor,
+// index) and prune the first floor(ratio * N) - zeros.
+void referenceMasks(std::vector<Buf>& bufs, double ratio) {
+  struct Key {
+    float mag;
+    size_t t, i;
+  };
+  std::vector<Key> keys;
+  int64_t n = 0;
+  for (size_t t = 0; t < bufs.size(); ++t) {
+    n += static_cast<int64_t>(bufs[t].w.size());
+    for (size_t i = 0; i < bufs[t].w.size(); ++i) {
+      float a = bufs[t].m[i] ? std::fabs(bufs[t].w[i]) : 0.f;
+      if (std::isnan(a)) a = std::numeric_limits<float>::infinity();
+      bufs[t].m[i] = a > 0.f;
+      if (a > 0.f) keys.push_back({a, t, i});
+    }
+  }
+  std::sort(keys.begin(), keys.end(), [](const Key& x, const Key& y) {
+    return x.mag != y.mag ? x.mag < y.mag : x.t != y.t ? x.t < y.t : x.i < y.i;
+  });
+  const int64_t zeros = n - static_cast<int64_t>(keys.size());
+  const int64_t need =
+      std::min<int64_t>(static_cast<int64_t>(std::floor(ratio * static_cast<double>(n))) - zeros,
+                        static_cast<int64_t>(keys.size()));
+  for (int64_t j = 0; j < need; ++j) bufs[keys[j].t].m[keys[j].i] = 0;
+}
+
+// The radix select gives the definition's masks: ties within and across
+// tensors, zeros, earlier masks, NaN and infinities, subnormals, equal high
+// bits with different low bits, over ratios from none to all.
+TEST(PruneMasks, SelectMatchesTheSortedDefinition) {
+  Rng r(11);
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<Buf> bufs;
+    for (size_t t = 0; t < 3; ++t) {
+      Buf b(static_cast<size_t>(1 + r.uniform() * 700), 100 + trial * 3 + t);
+      for (size_t i = 0; i < b.w.size(); ++i) {
+        const float u = r.uniform();
+        if (u < 0.15f)
+          b.w[i] = 0.25f * static_cast<float>(i % 3);  // ties and zeros
+        else if (u < 0.2f)
+          b.w[i] = std::nextafter(0.5f, 1.f) * (i % 2 ? 1.f : -1.f);
+        else if (u < 0.22f)
+          b.w[i] = 1e-40f;
+        else if (u < 0.23f)
+          b.w[i] = NAN;
+        else if (u < 0.24f)
+          b.w[i] = -std::numeric_limits<float>::infinity();
+        if (r.uniform() < 0.1f) b.m[i] = 0;  // pruned earlier
+      }
+      bufs.push_back(b);
+    }
+    const double ratio = trial % 10 == 0 ? 1.0 : trial % 10 == 1 ? 0.0 : r.uniform();
+    for (bool local : {false, true}) {
+      std::vector<Buf> got = bufs, want = bufs;
+      std::vector<MaskTarget> ts;
+      for (Buf& b : got) ts.push_back(b.target());
+      ratioMasks(ts, ratio, local);
+      if (local)
+        for (Buf& b : want) {
+          std::vector<Buf> one{b};
+          referenceMasks(one, ratio);
+          b = one[0];
+        }
+      else
+        referenceMasks(want, ratio);
+      for (size_t t = 0; t < got.size(); ++t)
+        ASSERT_EQ(got[t].m, want[t].m)
+            << "trial " << trial << " local " << local << " tensor " << t;
+    }
+  }
+}
+
 TEST(PruneMasks, ExistingZerosCountAsPruned) {
   Buf a({0, 0.3f, 0, 0.1f, 0, 0.5f, 0, 0.2f, 0, 0, 0.4f, -0.0f});  // 7 zeros of 12
   ratioMasks({a.target()}, 0.25, true);  // k = 3 < 7: only the zeros
