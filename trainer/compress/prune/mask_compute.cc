@@ -52,31 +52,30 @@ void ratioGroup(const std::vector<MaskTarget>& ts, size_t first, size_t last, do
   }
   const int64_t need = std::min<int64_t>(k - (n_total - nonzero), nonzero);
   if (need <= 0) return;
+  // f(mask, bits) for every non-zero magnitude, in (tensor, index) order.
+  auto forNonZeros = [&](auto f) {
+    for (size_t t = first; t < last; ++t) {
+      const MaskTarget& mt = ts[t];
+      for (int64_t i = 0; i < mt.n; ++i)
+        if (const uint32_t b = bitsOf(magnitude(mt, i)); b != 0) f(mt.mask[i], b);
+    }
+  };
   int64_t below = 0;  // non-zeros under the threshold's bin, then under the threshold
   uint32_t hi = 0;
   while (below + hist[hi] < need) below += hist[hi++];
   // Pass 2: the low bits within that bin.
   hist.assign(size_t{1} << 16, 0);
-  for (size_t t = first; t < last; ++t) {
-    const MaskTarget& mt = ts[t];
-    for (int64_t i = 0; i < mt.n; ++i) {
-      const uint32_t b = bitsOf(magnitude(mt, i));
-      if (b != 0 && (b >> 16) == hi) ++hist[b & 0xffffu];
-    }
-  }
+  forNonZeros([&](uint8_t&, uint32_t b) {
+    if ((b >> 16) == hi) ++hist[b & 0xffffu];
+  });
   uint32_t lo = 0;
   while (below + hist[lo] < need) below += hist[lo++];
   // Pass 3: everything below the threshold, and its first `ties` equals.
   const uint32_t threshold = hi << 16 | lo;
   int64_t ties = need - below;
-  for (size_t t = first; t < last; ++t) {
-    const MaskTarget& mt = ts[t];
-    for (int64_t i = 0; i < mt.n; ++i) {
-      const uint32_t b = bitsOf(magnitude(mt, i));
-      if (b == 0) continue;
-      if (b < threshold || (b == threshold && ties-- > 0)) mt.mask[i] = 0;
-    }
-  }
+  forNonZeros([&](uint8_t& mask, uint32_t b) {
+    if (b < threshold || (b == threshold && ties-- > 0)) mask = 0;
+  });
 }
 
 }  // namespace
