@@ -52,6 +52,14 @@ Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtyp
   if (bytes() > 0) std::memset(storage_.get(), 0, bytes());
 }
 
+Tensor Tensor::shapeOnly(Shape shape, DType dtype) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.numel_ = numelOf(t.shape_);
+  t.dtype_ = dtype;
+  return t;
+}
+
 void Tensor::allocate(size_t nbytes) {
   // 64-byte alignment for vector loads; never a null storage for defined().
   size_t cap = ((nbytes + 63) / 64) * 64;

@@ -55,6 +55,10 @@ class Tensor {
   static Tensor fromInts(Shape shape, const std::vector<int64_t>& values);
   /// A float scalar (shape {}).
   static Tensor scalar(float v);
+  /// Shape and dtype without storage (defined() false, data() null): what the
+  /// executor leaves of an activation whose backward readers need only its
+  /// shape (Op::backwardReadsInput).
+  static Tensor shapeOnly(Shape shape, DType dtype);
 
   bool defined() const { return storage_ != nullptr; }
   const Shape& shape() const { return shape_; }
@@ -96,6 +100,8 @@ class Tensor {
   Tensor reshaped(Shape shape) const;
   /// True when both tensors share storage.
   bool sameStorage(const Tensor& o) const { return storage_ == o.storage_; }
+  /// True when another tensor shares this storage (a view).
+  bool storageShared() const { return storage_.use_count() > 1; }
   /// Bytes resize() can use without allocating (0 when undefined).
   size_t capacity() const { return storage_ ? capacity_ : 0; }
 

@@ -200,9 +200,13 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     for (int k : m.node_in[i])
       if (k >= 0 && m.releasable[k] && --uses[k] == 0 && !m.alias_source[k]) {
         // A fused activation's output goes back with its producer's handle
-        // dropped: the pool must be the buffer's only owner.
+        // dropped: the pool must be the buffer's only owner. The shape stays
+        // for backward readers that need no more (Op::backwardReadsInput).
+        for (int a = m.alias_of[k]; a >= 0; a = m.alias_of[a])
+          m.values[a] = Tensor::shapeOnly(m.values[a].shape(), m.values[a].dtype());
+        Tensor shape = Tensor::shapeOnly(m.values[k].shape(), m.values[k].dtype());
         m.release(m.values[k]);
-        for (int a = m.alias_of[k]; a >= 0; a = m.alias_of[a]) m.values[a] = Tensor();
+        m.values[k] = std::move(shape);
       }
   }
 }
@@ -229,22 +233,45 @@ void Executor::releaseForwardValues(bool release) {
   m.fwd_uses.assign(nv, 0);
   m.last_bytes.assign(nv, 0);
   if (!release) return;
-  // Candidates: outputs of nodes outside backward; any consumer in backward
-  // (or being a graph output) disqualifies.
+  // Candidates: node outputs that no backward reads; being a graph output or
+  // kept (keepValue) disqualifies.
   std::vector<bool> bad(nv, false);
   for (const auto& o : graph_.outputs) {
     auto it = m.id.find(o.name);
     if (it != m.id.end()) bad[it->second] = true;
   }
+  for (int k : m.kept) bad[k] = true;
+  // A backward reader that needs the values (Op::backwardReadsInput; a node
+  // whose gradient is handed over runs no backward of its own) disqualifies.
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
-    for (int k : m.node_in[i]) {
+    for (size_t j = 0; j < m.node_in[i].size(); ++j) {
+      const int k = m.node_in[i][j];
       if (k < 0) continue;
       ++m.fwd_uses[k];
-      if (m.node_backward[i]) bad[k] = true;
+      if (m.node_backward[i] && (!m.grad_passthrough[i] || m.keep_grads) &&
+          ops_[i]->backwardReadsInput(j, m.node_in_grad[i]))
+        bad[k] = true;
     }
+  // So does a producer in backward that reads it.
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
-    for (int k : m.node_out[i])
-      m.releasable[k] = !m.node_backward[i] && !bad[k] && m.fwd_uses[k] > 0;
+    for (size_t j = 0; j < m.node_out[i].size(); ++j)
+      if (m.node_backward[i] && ops_[i]->backwardReadsOutput(j)) bad[m.node_out[i][j]] = true;
+  // A fused activation's output takes its producer's buffer along: both
+  // must be free to go.
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    for (int k : m.node_out[i]) {
+      bool ok = !bad[k] && m.fwd_uses[k] > 0;
+      for (int a = m.alias_of[k]; a >= 0 && ok; a = m.alias_of[a]) ok = !bad[a];
+      m.releasable[k] = ok;
+    }
+}
+
+void Executor::keepValue(const std::string& name) {
+  Impl& m = *impl_;
+  auto it = m.id.find(name);
+  if (it == m.id.end()) return;
+  m.kept.push_back(it->second);
+  if (!m.releasable.empty()) m.releasable[it->second] = false;
 }
 
 bool Executor::hasValue(const std::string& name) const {
@@ -414,6 +441,8 @@ Tensor& Executor::grad(const std::string& param) {
 void Executor::keepIntermediateGrads(bool keep) {
   Impl& m = *impl_;
   m.keep_grads = keep;
+  // Activations then run their own backward, which reads their inputs.
+  releaseForwardValues(m.release_values);
   // Kept gradients are the unmasked ones: the activations run their own
   // backward then.
   for (const auto& a : m.masked)

@@ -61,11 +61,17 @@ class Executor {
   /// gradient for gradOf (tests, debugging).
   void keepIntermediateGrads(bool keep);
   /// true: forward hands a node output to the same pool once its last
-  /// consumer ran, when neither its producer nor any consumer takes part in
-  /// backward and it is not a graph output (e.g. a frozen teacher's
-  /// activations); such outputs are written into pooled buffers. value()
-  /// of those tensors is then unavailable after forward. Default false.
+  /// consumer ran, when no backward reads its values and it is not a graph
+  /// output: a frozen teacher's activations, and a student's that backward
+  /// needs only the shape of (Op::backwardReadsInput / backwardReadsOutput:
+  /// a MatMul's output before its bias Add, the scores before Softmax).
+  /// Such outputs are written into pooled buffers. value() of those tensors
+  /// is then unavailable after forward. Default false.
   void releaseForwardValues(bool release);
+  /// Keeps `name` readable by value() after forward when
+  /// releaseForwardValues(true) would free it (a loss term, evaluation
+  /// logits). Graph outputs are always kept. Unknown names are ignored.
+  void keepValue(const std::string& name);
 
   /// Bytes of the buffers held for reuse (released activations, used-up
   /// gradients): what the pool adds to the live tensors' memory.

@@ -37,6 +37,7 @@ struct Executor::Impl {
   std::multimap<size_t, Tensor> pool;       // free gradient buffers by capacity
   bool release_values = false;              // releaseForwardValues
   std::vector<bool> releasable;             // value id freed after its last forward use
+  std::vector<int> kept;                    // keepValue: never released
   std::vector<int> fwd_uses;                // forward consumptions per value id
   std::vector<size_t> last_bytes;           // bytes of each value in the last forward
   std::vector<rank_reduction::SampleLayout> samples;     // per value id (sample_layout.h)
@@ -76,8 +77,10 @@ struct Executor::Impl {
     p.copyFrom(t);
     t = std::move(p);
   }
+  // A buffer another tensor still shares (a view of a released activation)
+  // is not pooled: resize() would not reuse it anyway.
   void release(Tensor& t) {
-    if (t.capacity() > 0) pool.emplace(t.capacity(), std::move(t));
+    if (t.capacity() > 0 && !t.storageShared()) pool.emplace(t.capacity(), std::move(t));
     t = Tensor();
   }
   // SLIM_PROFILE=1: per-op-type forward/backward seconds, printed at exit.

@@ -121,7 +121,9 @@ class ConvOp : public Op {
     });
   }
 
-  // Backward reads x, w and dy, never y.
+  // Backward reads x, w and dy, never y or the bias.
+  bool backwardReadsInput(size_t i, const std::vector<bool>&) const override { return i < 2; }
+  bool backwardReadsOutput(size_t) const override { return false; }
   bool fuseOutputActivation(const ActEpilogue& e) override {
     epilogue_ = e;
     return true;

@@ -63,9 +63,13 @@ class BinaryOp : public Op {
         d.zero();
         continue;
       }
+      // An operand backward does not read may be shape-only
+      // (backwardReadsInput): its formula ignores the values, so any buffer
+      // of at least its size serves, and g's is (the output's, the
+      // broadcast of both).
       const float* g = dout[0]->f32();
-      const float* ap = a.f32();
-      const float* bp = b.f32();
+      const float* ap = a.defined() ? a.f32() : g;
+      const float* bp = b.defined() ? b.f32() : g;
       float* dp = d.f32();
       if (rankReduced(static_cast<size_t>(w))) {
         // A weight (bias, norm scale) repeated over the batch: exact sum.
@@ -109,6 +113,19 @@ class BinaryOp : public Op {
 
   // Either operand may be a weight whose gradient sums over the batch.
   bool reducesGradOverRanks(int) const override { return true; }
+  // Add and Sub read no operand; a product or quotient reads the other
+  // operand for each gradient, and Div's divisor for both.
+  bool backwardReadsInput(size_t i, const std::vector<bool>& grads) const override {
+    const bool other = grads.size() > 1 - i && grads[1 - i];
+    switch (kind_) {
+      case BinKind::kAdd:
+      case BinKind::kSub: return false;
+      case BinKind::kMul: return other;
+      case BinKind::kDiv: return i == 1 ? other || (grads.size() > 1 && grads[1]) : other;
+    }
+    return true;
+  }
+  bool backwardReadsOutput(size_t) const override { return false; }
 
  private:
   // The gradient of operand w summed into sum_ in fixed point.
@@ -173,6 +190,8 @@ class SumOp : public Op {
       plans_[k].reduceTo(1, dout[0]->f32(), din[k]->f32());
     }
   }
+  bool backwardReadsInput(size_t, const std::vector<bool>&) const override { return false; }
+  bool backwardReadsOutput(size_t) const override { return false; }
 
  private:
   std::vector<BroadcastPlan> plans_;  // plans_[k]: (output shape, input k)

@@ -158,6 +158,10 @@ class GemmOp : public Op {
 
   bool reducesGradOverRanks(int i) const override { return i == 1 || i == 2; }
 
+  // Backward reads A and B, never C or Y.
+  bool backwardReadsInput(size_t i, const std::vector<bool>&) const override { return i < 2; }
+  bool backwardReadsOutput(size_t) const override { return false; }
+
  private:
   void setup(const std::vector<Tensor*>& in) {
     SLIM_ENFORCE(in.size() >= 2 && in[0] && in[1], label, ": needs inputs A and B");
@@ -251,6 +255,8 @@ class MatMulOp : public Op {
   }
 
   bool reducesGradOverRanks(int i) const override { return i == 1; }
+
+  bool backwardReadsOutput(size_t) const override { return false; }
 
  private:
   // dB of a weight B, world-size invariant: float partials A^T dY added in

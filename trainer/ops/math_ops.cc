@@ -32,14 +32,18 @@ class UnaryOp : public Op {
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
     if (!beginUnaryBackward(in, dout, din)) return;
-    const float* xp = in[0]->f32();
-    const float* yp = out[0]->f32();
+    // What F::bwd ignores may be shape-only (backwardReadsInput/Output):
+    // g's buffer, of the same size, stands in.
     const float* g = dout[0]->f32();
+    const float* xp = F::kReadsX ? in[0]->f32() : g;
+    const float* yp = F::kReadsY ? out[0]->f32() : g;
     float* dx = din[0]->f32();
     detail::parallelRange(in[0]->numel(), kGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) dx[i] = F::bwd(xp[i], yp[i], g[i]);
     });
   }
+  bool backwardReadsInput(size_t, const std::vector<bool>&) const override { return F::kReadsX; }
+  bool backwardReadsOutput(size_t) const override { return F::kReadsY; }
 
  private:
   static constexpr int64_t kGrain = 1 << 15;  // elements per thread at least
@@ -48,30 +52,37 @@ class UnaryOp : public Op {
 constexpr float kTwoOverSqrtPi = 1.1283791670955126f;
 
 struct SqrtF {
+  static constexpr bool kReadsX = false, kReadsY = true;
   static float fwd(float x) { return std::sqrt(x); }
   static float bwd(float, float y, float g) { return g * 0.5f / y; }
 };
 struct ExpF {
+  static constexpr bool kReadsX = false, kReadsY = true;
   static float fwd(float x) { return std::exp(x); }
   static float bwd(float, float y, float g) { return g * y; }
 };
 struct LogF {
+  static constexpr bool kReadsX = true, kReadsY = false;
   static float fwd(float x) { return std::log(x); }
   static float bwd(float x, float, float g) { return g / x; }
 };
 struct ErfF {  // vectorised (fast_math.h): < 1 ulp forward
+  static constexpr bool kReadsX = true, kReadsY = false;
   static float fwd(float x) { return fastErf(x); }
   static float bwd(float x, float, float g) { return fastExp(-x * x) * kTwoOverSqrtPi * g; }
 };
 struct NegF {
+  static constexpr bool kReadsX = false, kReadsY = false;
   static float fwd(float x) { return -x; }
   static float bwd(float, float, float g) { return -g; }
 };
 struct AbsF {
+  static constexpr bool kReadsX = true, kReadsY = false;
   static float fwd(float x) { return std::fabs(x); }
   static float bwd(float x, float, float g) { return x > 0.f ? g : (x < 0.f ? -g : 0.f); }
 };
 struct ReciprocalF {
+  static constexpr bool kReadsX = false, kReadsY = true;
   static float fwd(float x) { return 1.f / x; }
   static float bwd(float, float y, float g) { return -g * y * y; }
 };
@@ -131,6 +142,8 @@ class PowOp : public Op {
       }
     }
   }
+
+  bool backwardReadsOutput(size_t) const override { return false; }
 
  private:
   BroadcastPlan plan_;
@@ -193,10 +206,13 @@ class ReduceOp : public Op {
     }
     const int64_t kn = numelOf(kept_);
     const float s = mean_ && kn > 0 ? float(kn) / float(x.numel()) : 1.f;
-    // out = x (shape X) op g (shape K): only the g operand is read.
-    broadcastApply<float>(plan_, x.f32(), dout[0]->f32(), din[0]->f32(),
-                          [s](float, float g) { return g * s; });
+    // out = x (shape X) op g (shape K): only the g operand is read (x may be
+    // shape-only; dx's buffer, of x's size, stands in).
+    broadcastApply<float>(plan_, x.defined() ? x.f32() : din[0]->f32(), dout[0]->f32(),
+                          din[0]->f32(), [s](float, float g) { return g * s; });
   }
+  bool backwardReadsInput(size_t, const std::vector<bool>&) const override { return false; }
+  bool backwardReadsOutput(size_t) const override { return false; }
 
   std::vector<int> nonDiffInputs() const override { return {1}; }
 

@@ -154,6 +154,15 @@ class Op {
   virtual std::vector<int> nonDiffInputs() const { return {}; }
   /// False for ops without a backward (shape plumbing on constants).
   virtual bool differentiable() const { return true; }
+  /// Whether backward reads the values of input `i` (not only its shape and
+  /// dtype) when it computes the gradients of the inputs `grads` marks.
+  /// false lets the executor free the tensor after its last forward reader;
+  /// backward then gets Tensor::shapeOnly in its place. Default true.
+  virtual bool backwardReadsInput(size_t /*i*/, const std::vector<bool>& /*grads*/) const {
+    return true;
+  }
+  /// Whether backward reads the values of output `i`. Default true.
+  virtual bool backwardReadsOutput(size_t /*i*/) const { return true; }
 
   /// True when the gradient of input `i` is a reduction over the batch that
   /// this op can complete over all ranks itself, exactly (exact_sum.h), when
@@ -265,6 +274,15 @@ class Op {
  private:
   std::vector<bool> rank_reduced_;
   std::vector<rank_reduction::SampleLayout> input_samples_;
+};
+
+/// Base of the ops whose backward reads shapes only (views, transposes,
+/// slices, concatenation, padding, pooling): the executor may free their
+/// inputs and outputs after forward (Op::backwardReadsInput).
+class ShapeOnlyBackwardOp : public Op {
+ public:
+  bool backwardReadsInput(size_t, const std::vector<bool>&) const override { return false; }
+  bool backwardReadsOutput(size_t) const override { return false; }
 };
 
 /// Throws ModelError "<label>: <what> of dtype D is not supported (float32

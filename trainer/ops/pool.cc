@@ -18,7 +18,7 @@ namespace {
 using detail::Axis;
 
 // Shared window set-up of MaxPool and AveragePool.
-class WindowPool : public Op {
+class WindowPool : public ShapeOnlyBackwardOp {
  protected:
   explicit WindowPool(const Attrs& a) : wa_(detail::readWindowAttrs(a, true)) {}
 
@@ -226,7 +226,7 @@ class AveragePoolOp : public WindowPool {
   bool include_pad_;
 };
 
-class GlobalAveragePoolOp : public Op {
+class GlobalAveragePoolOp : public ShapeOnlyBackwardOp {
  public:
   explicit GlobalAveragePoolOp(const Attrs&) {}
 

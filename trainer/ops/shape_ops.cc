@@ -29,7 +29,7 @@ void copyGrad(const Tensor& x, const Tensor* g, Tensor* dx) {
 }
 
 // Base for ops whose output is a reshaped view of input 0.
-class ViewOp : public Op {
+class ViewOp : public ShapeOnlyBackwardOp {
  public:
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
@@ -125,7 +125,7 @@ class SqueezeOp : public ViewOp {
   std::vector<int64_t> axes_;
 };
 
-class ConcatOp : public Op {
+class ConcatOp : public ShapeOnlyBackwardOp {
  public:
   explicit ConcatOp(const Attrs& a) : axis_(a.getInt("axis")) {}
 
@@ -248,7 +248,7 @@ void permute(const Tensor& x, Tensor& y, const std::vector<int64_t>& perm) {
   }
 }
 
-class TransposeOp : public Op {
+class TransposeOp : public ShapeOnlyBackwardOp {
  public:
   explicit TransposeOp(const Attrs& a) : attr_perm_(a.getInts("perm", {})) {}
 
@@ -285,7 +285,7 @@ class TransposeOp : public Op {
 // Dropout: ratio from the attribute (opset < 12) or input 1; input 2
 // (training_mode) is ignored, RunContext::training decides. Training keeps an
 // element with probability 1-p and scales it by 1/(1-p) (inverted dropout).
-class DropoutOp : public Op {
+class DropoutOp : public ShapeOnlyBackwardOp {
  public:
   explicit DropoutOp(const Attrs& a)
       : ratio_attr_(a.getFloat("ratio", 0.5f)), frozen_(a.getInt("slim_frozen", 0) != 0) {}

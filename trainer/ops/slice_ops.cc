@@ -144,7 +144,7 @@ Tensor* zeroedGrad(const std::vector<Tensor*>& in, const std::vector<Tensor*>& d
 // An op whose output is input 0 read through an affine index map (Slice,
 // Tile): forward gathers through map_, backward adds the gradient back
 // through the same map (a sum over Tile's repeats).
-class MappedOp : public Op {
+class MappedOp : public ShapeOnlyBackwardOp {
  public:
   void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
                 const std::vector<const Tensor*>& dout,
@@ -220,7 +220,7 @@ class SliceOp : public MappedOp {
 // Split(input, split) along `axis`: sizes from the input (opset 13+), the
 // attribute (opset 2-12), or equal chunks (the last one smaller, opset 18's
 // num_outputs rule) when neither is given.
-class SplitOp : public Op {
+class SplitOp : public ShapeOnlyBackwardOp {
  public:
   explicit SplitOp(const Attrs& a)
       : axis_(a.getInt("axis", 0)), split_(a.getInts("split", {})),

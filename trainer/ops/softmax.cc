@@ -171,6 +171,7 @@ class SoftmaxOp : public Op {
     if (!beginUnaryBackward(in, dout, din)) return;
     softmaxBwd(out[0]->f32(), dout[0]->f32(), din[0]->f32(), view_, log_, scratch_);
   }
+  bool backwardReadsInput(size_t, const std::vector<bool>&) const override { return false; }
 
  private:
   bool log_, coerce_;

@@ -101,7 +101,7 @@ class ConstantOfShapeOp : public NoGradOp {
 
 // Cast: `to` is the ONNX TensorProto enum (1 FLOAT, 2 UINT8, 3 INT8, 6 INT32,
 // 7 INT64, 9 BOOL -> uint8 0/1).
-class CastOp : public Op {
+class CastOp : public ShapeOnlyBackwardOp {
  public:
   explicit CastOp(const Attrs& a) : to_(a.getInt("to")) {
     switch (to_) {
@@ -157,7 +157,7 @@ class CastOp : public Op {
 };
 
 // Gather(data, indices) along `axis`; any dtype for data, int64/int32 indices.
-class GatherOp : public Op {
+class GatherOp : public ShapeOnlyBackwardOp {
  public:
   explicit GatherOp(const Attrs& a) : axis_(a.getInt("axis", 0)) {}
 
@@ -226,7 +226,7 @@ class GatherOp : public Op {
 };
 
 // Expand(data, shape): broadcast data to broadcastShape(data, shape).
-class ExpandOp : public Op {
+class ExpandOp : public ShapeOnlyBackwardOp {
  public:
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
@@ -261,12 +261,11 @@ class ExpandOp : public Op {
   BroadcastPlan plan_;
 };
 
-
 // Pad(data, pads, constant_value, axes): pads as attribute (opset < 11) or
 // int64 input [begin..., end...]; negative pads crop. Each output coordinate
 // maps, per dim, to an input coordinate or -1 (constant); the tables drive
 // both forward and the scatter-add backward.
-class PadOp : public Op {
+class PadOp : public ShapeOnlyBackwardOp {
  public:
   explicit PadOp(const Attrs& a)
       : mode_(a.getString("mode", "constant")),

@@ -42,14 +42,22 @@ Trainer::Trainer(const config::Config& cfg, graph::Graph& graph, GraphIo io,
     : cfg_(cfg), graph_(graph), io_(std::move(io)), comm_(comm), hooks_(processHooks()),
       process_hooks_(hooks_.size()) {
   executor_ = std::make_unique<graph::Executor>(graph_);
-  // A frozen teacher's activations are dead once its forward moved on.
+  // A frozen teacher's activations are dead once its forward moved on, and
+  // so are the student's that backward needs only the shapes of.
   executor_->releaseForwardValues(true);
+  for (const std::string* name : {&io_.logits, &io_.loss}) executor_->keepValue(*name);
+}
+
+void Trainer::setLossTerms(std::vector<std::pair<std::string, std::string>> terms) {
+  loss_terms_ = std::move(terms);
+  for (const auto& term : loss_terms_) executor_->keepValue(term.second);
 }
 
 Trainer::~Trainer() = default;
 
 void Trainer::addEvalTarget(const std::string& label, const std::string& logits) {
   eval_targets_.emplace_back(label, logits);
+  executor_->keepValue(logits);
 }
 
 std::map<std::string, EvalResult> Trainer::evaluateAll(const data::Dataset& eval) {

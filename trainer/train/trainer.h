@@ -101,9 +101,7 @@ class Trainer {
     hooks_.insert(hooks_.end() - static_cast<std::ptrdiff_t>(process_hooks_), hooks);
   }
   /// Tensors (scalars) logged as loss terms besides the loss itself.
-  void setLossTerms(std::vector<std::pair<std::string, std::string>> terms) {
-    loss_terms_ = std::move(terms);
-  }
+  void setLossTerms(std::vector<std::pair<std::string, std::string>> terms);
   /// Logits evaluated besides io.logits, reported under `label` (e.g. teacher).
   void addEvalTarget(const std::string& label, const std::string& logits);
 

@@ -81,6 +81,10 @@ class FakeQuantWeightOp : public ops::Op {
     passThrough(in, dout, din);
   }
 
+  // Straight-through: backward reads no values.
+  bool backwardReadsInput(size_t, const std::vector<bool>&) const override { return false; }
+  bool backwardReadsOutput(size_t) const override { return false; }
+
  private:
   int bits_;
   std::string mode_;
@@ -150,6 +154,10 @@ class FakeQuantActOp : public ops::Op {
     in_clip_ = link;
     return true;
   }
+
+  // Straight-through: backward reads no values.
+  bool backwardReadsInput(size_t, const std::vector<bool>&) const override { return false; }
+  bool backwardReadsOutput(size_t) const override { return false; }
 
  private:
   const ops::AbsMaxLink* in_max_ = nullptr;  // max |x| from x's producer (executor)
