@@ -193,6 +193,44 @@ TEST(CheckpointManager, RealFullTmpfsKeepsPreviousCheckpoint) {
   expectPreviousSurvives(m, 10);
 }
 
+/// A field of /proc/self/status in KiB, -1 when absent.
+int64_t statusKiB(const char* key) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::strlen(key)));
+  return -1;
+}
+
+TEST(CheckpointManager, SavingAddsFarLessThanTheStateToPeakMemory) {
+  // 32 MiB of tensors. Saving used to hold the state twice more (the HDF5
+  // in-memory file, then its image copy); streamed into the temporary file
+  // the peak grows by HDF5's chunk buffers only.
+  TrainingState s = test::makeState(40);
+  for (int i = 0; i < 8; ++i) {
+    Tensor t({1024, 1024});
+    float* p = t.f32();
+    for (int64_t j = 0; j < t.numel(); ++j) p[j] = static_cast<float>(j % 1000 + i) * 0.25f;
+    s.params.tensors["big" + std::to_string(i)] = t;
+  }
+  test::ScratchDir dir;
+  CheckpointManager m(dir.path, 1);
+  m.save(test::makeState(39));  // HDF5 set up, small buffers allocated
+  // Reset the peak (VmHWM) to the current resident size (Linux >= 4.0).
+  bool reset = false;
+  {
+    std::ofstream clear("/proc/self/clear_refs");
+    reset = static_cast<bool>(clear << "5" << std::flush);
+  }
+  if (!reset || statusKiB("VmHWM:") > statusKiB("VmRSS:") + 1024)
+    GTEST_SKIP() << "cannot reset the peak resident size here";
+  const int64_t before = statusKiB("VmRSS:");
+  m.save(s);
+  const int64_t added = statusKiB("VmHWM:") - before;
+  EXPECT_LT(added, 8 * 1024) << "saving a 32 MiB state raised the peak by " << added / 1024
+                             << " MiB";
+  EXPECT_TRUE(checkpoint::diffStates(s, *m.loadLatest()).empty());
+}
+
 TEST(CheckpointManager, OneMegabyteStateTiming) {
   // mobilenet_tiny scale: ~100k parameters with momentum and masks (~0.9 MB).
   test::ScratchDir dir;
