@@ -419,6 +419,8 @@ StreamFile::~StreamFile() {
   }
 }
 
+bool StreamFile::streamsDirectly() { return SLIM_H5_STREAM_DRIVER != 0; }
+
 void StreamFile::rethrowSinkError() const {
   if (ctx_->error) std::rethrow_exception(ctx_->error);
 }

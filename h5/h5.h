@@ -138,6 +138,10 @@ class StreamFile {
   /// the HDF5 error it caused); does nothing otherwise.
   void rethrowSinkError() const;
 
+  /// False where HDF5's driver interface is not 1.10's: finish() then copies
+  /// a memory file's image into the sink (same bytes, the old peak memory).
+  static bool streamsDirectly();
+
   struct Context;
 
  private:

@@ -205,6 +205,8 @@ TEST(CheckpointManager, SavingAddsFarLessThanTheStateToPeakMemory) {
   // 32 MiB of tensors. Saving used to hold the state twice more (the HDF5
   // in-memory file, then its image copy); streamed into the temporary file
   // the peak grows by HDF5's chunk buffers only.
+  if (!h5::StreamFile::streamsDirectly())
+    GTEST_SKIP() << "this HDF5 version builds the file in memory";
   TrainingState s = test::makeState(40);
   for (int i = 0; i < 8; ++i) {
     Tensor t({1024, 1024});
