@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <utility>
 
 #include "trainer/core/error.h"
@@ -90,14 +91,20 @@ DurableFile::~DurableFile() {
   std::filesystem::remove(path_, ec);
 }
 
-void DurableFile::fail(int err, const std::string& what) {
+void DurableFile::fail(int err, const char* what, uint64_t at, uint64_t total) {
   const std::string msg =
-      str("cannot write ", path_.string(), " (", what, "): ", std::strerror(err));
+      str("cannot write ", path_.string(), " (", what, " at byte ", at,
+          total > 0 ? str(" of ", total) : std::string(), "): ", std::strerror(err));
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   std::error_code ec;
   std::filesystem::remove(path_, ec);  // never leave a partial file behind
   SLIM_THROW(CheckpointError, msg);
+}
+
+void DurableFile::reportFailure(uint64_t size, std::exception_ptr first) {
+  if (write_errno_ == 0) std::rethrow_exception(first);
+  fail(write_errno_, "write", write_failed_at_, size);
 }
 
 void DurableFile::writeAt(uint64_t offset, const void* data, size_t n) {
@@ -110,13 +117,16 @@ void DurableFile::writeAt(uint64_t offset, const void* data, size_t n) {
     if (limit_ >= 0 && at + chunk > static_cast<uint64_t>(limit_)) {
       const auto limit = static_cast<uint64_t>(limit_);
       chunk = limit > at ? static_cast<size_t>(limit - at) : 0;
-      if (chunk == 0)
-        fail(ENOSPC, str("write at byte ", limit));  // the simulated disk is full there
+      if (chunk == 0) {  // the simulated disk is full there
+        write_errno_ = ENOSPC, write_failed_at_ = limit;
+        fail(ENOSPC, "write", limit);
+      }
     }
     const ssize_t w = ::pwrite(fd_, p + done, chunk, static_cast<off_t>(at));
     if (w < 0) {
       if (errno == EINTR) continue;
-      fail(errno, str("write at byte ", at));
+      write_errno_ = errno, write_failed_at_ = at;
+      fail(write_errno_, "write", at);
     }
     done += static_cast<size_t>(w);
   }
@@ -132,7 +142,7 @@ void DurableFile::readAt(uint64_t offset, void* out, size_t n) {
     const ssize_t r = ::pread(fd_, p + done, n - done, static_cast<off_t>(offset + done));
     if (r < 0) {
       if (errno == EINTR) continue;
-      fail(errno, str("read back at byte ", offset + done));
+      fail(errno, "read back", offset + done);
     }
     if (r == 0) break;
     done += static_cast<size_t>(r);
@@ -143,15 +153,14 @@ void DurableFile::readAt(uint64_t offset, void* out, size_t n) {
 void DurableFile::resize(uint64_t size) {
   if (fd_ < 0) SLIM_THROW(CheckpointError, "cannot write ", path_.string(), ": the file is closed");
   if (limit_ >= 0 && size > static_cast<uint64_t>(limit_))
-    fail(ENOSPC, str("write at byte ", limit_));
-  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
-    fail(errno, str("truncate to ", size, " bytes"));
+    fail(ENOSPC, "write", static_cast<uint64_t>(limit_), size);
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) fail(errno, "truncate", size, size);
   size_ = size;
 }
 
 void DurableFile::commit() {
   if (fd_ < 0) SLIM_THROW(CheckpointError, "cannot write ", path_.string(), ": the file is closed");
-  if (::fsync(fd_) != 0) fail(errno, str("fsync at byte ", size_, " of ", size_));
+  if (::fsync(fd_) != 0) fail(errno, "fsync", size_, size_);
   const int fd = fd_;
   fd_ = -1;  // closed either way
   if (::close(fd) != 0) {

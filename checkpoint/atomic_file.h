@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <string>
 
@@ -32,20 +33,28 @@ class DurableFile final : public h5::ByteSink {
   DurableFile& operator=(const DurableFile&) = delete;
 
   /// @throws CheckpointError "cannot write <path> (write at byte <offset>): <strerror>"
+  ///         (the file is removed; reportFailure() then names the full size)
   void writeAt(uint64_t offset, const void* data, size_t n) override;
   /// Bytes past the end of the file read as zero.
   void readAt(uint64_t offset, void* out, size_t n) override;
   void resize(uint64_t size) override;
+  /// After a failed write: writeFileDurably's message for the whole file,
+  /// "cannot write <path> (write at byte <offset> of <size>): <strerror>".
+  [[noreturn]] void reportFailure(uint64_t size, std::exception_ptr first) override;
   /// fsyncs and closes the file (errors as writeFileDurably's); it stays.
   void commit();
 
  private:
-  [[noreturn]] void fail(int err, const std::string& what);
+  /// Closes and removes the file, then throws "cannot write <path> (<what>
+  /// at byte <at>[ of <total>]): <strerror>" (" of <total>" when total > 0).
+  [[noreturn]] void fail(int err, const char* what, uint64_t at, uint64_t total = 0);
 
   std::filesystem::path path_;
   int fd_ = -1;
-  int64_t limit_ = -1;  // fault injection, see detail::setWriteFailureAfter
-  uint64_t size_ = 0;   // current file size
+  int64_t limit_ = -1;   // fault injection, see detail::setWriteFailureAfter
+  uint64_t size_ = 0;    // current file size
+  int write_errno_ = 0;  // a failed write's errno and position
+  uint64_t write_failed_at_ = 0;
 };
 
 /// Renames `from` to `to` atomically (same directory), replacing `to`.
@@ -58,8 +67,8 @@ void syncDirectory(const std::filesystem::path& dir);
 
 namespace detail {
 /// Test-only fault injection: while set to N >= 0, writeFileDurably and
-/// DurableFile fail with ENOSPC once a file would exceed N bytes (as on a full disk); -1 turns it
-/// off. When unset, the environment variable SLIM_CKPT_FAIL_AFTER_BYTES
+/// DurableFile fail with ENOSPC once a file would exceed N bytes (as on a
+/// full disk); -1 turns it off. When unset, the environment variable SLIM_CKPT_FAIL_AFTER_BYTES
 /// provides the same knob to whole-program tests.
 void setWriteFailureAfter(int64_t bytes);
 }  // namespace detail

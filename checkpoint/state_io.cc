@@ -93,13 +93,14 @@ uint64_t encodeStateTo(const TrainingState& s, const std::string& fname, int64_t
     h5::StreamFile file(fname, sink);
     try {
       writeState(file.handle(), s, fname, created_unix);
-      const uint64_t size = file.finish(str("checkpoint ", fname));
-      file.close(str("checkpoint ", fname));
-      return size;
     } catch (const Error&) {
       file.rethrowSinkError();  // a failed write (disk full, I/O error) as the sink reported it
       throw;
     }
+    // finish() reports a failed write itself, naming the file's full size.
+    const uint64_t size = file.finish(str("checkpoint ", fname));
+    file.close(str("checkpoint ", fname));
+    return size;
   } catch (const CheckpointError&) {
     throw;
   } catch (const Error& e) {

@@ -429,17 +429,17 @@ uint64_t StreamFile::finish(const std::string& context) {
   detail::ApiLock lock;
   silenceAutoPrint();
 #if SLIM_H5_STREAM_DRIVER
+  uint64_t size = 0;
   try {
     SLIM_H5_CHECK(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL), context);
+    // The image's size: the end of allocation (what H5Fget_file_image copies).
+    size = static_cast<uint64_t>(SLIM_H5_CHECK(H5Fget_file_image(file_.id(), nullptr, 0), context));
   } catch (const CheckpointError&) {
     rethrowSinkError();  // the sink's own error (disk full, ...) rather than HDF5's
     throw;
   }
-  rethrowSinkError();
-  // The image's size: the end of allocation (what H5Fget_file_image copies).
-  const auto size =
-      static_cast<uint64_t>(SLIM_H5_CHECK(H5Fget_file_image(file_.id(), nullptr, 0), context));
   ctx_->detached = true;
+  if (ctx_->error) ctx_->sink->reportFailure(size, ctx_->error);  // a write failed on the way
   ctx_->sink->resize(size);
   // H5Fget_file_image's edits: clear the status flags of the v2/v3 superblock
   // (byte 11), then fixSuperblockChecksum's repair.

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -109,6 +110,13 @@ class ByteSink {
   virtual void readAt(uint64_t offset, void* out, size_t n) = 0;
   /// Makes the file exactly `size` bytes long (zero-extending or cutting).
   virtual void resize(uint64_t size) = 0;
+  /// Called by StreamFile::finish() when a call above threw (`first`), with
+  /// the size the file has once complete: throws the error to report (e.g.
+  /// naming that size); by default `first` itself.
+  [[noreturn]] virtual void reportFailure(uint64_t size, std::exception_ptr first) {
+    (void)size;
+    std::rethrow_exception(first);
+  }
 };
 
 /// A file with the checkpoint layout settings of createMemoryFile() whose

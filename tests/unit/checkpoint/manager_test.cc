@@ -164,7 +164,7 @@ TEST(CheckpointManager, DiskFullDuringWriteKeepsPreviousCheckpoint) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("ckpt-00000020.h5.tmp"), std::string::npos) << msg;
     EXPECT_NE(msg.find("No space left on device"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("at byte 5000"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("(write at byte 5000 of "), std::string::npos) << msg;
   }
   checkpoint::detail::setWriteFailureAfter(-1);
   expectPreviousSurvives(m, 10);
