@@ -160,8 +160,12 @@ fs::path CheckpointManager::save(const TrainingState& state) {
   const fs::path final_path = pathFor(state.step);
   const fs::path tmp = tempPathFor(state.step);
   const int64_t created = state.created_unix > 0 ? state.created_unix : static_cast<int64_t>(std::time(nullptr));
-  const std::vector<char> image = encodeState(state, final_path.string(), created);
-  writeFileDurably(tmp, image.data(), image.size());
+  {
+    // Streamed into the temporary: no image of the file in memory.
+    DurableFile out(tmp);
+    encodeStateTo(state, final_path.string(), created, out);
+    out.commit();
+  }
   renameFile(tmp, final_path);
   syncDirectory(dir_);
 

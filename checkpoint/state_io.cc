@@ -46,6 +46,26 @@ void writeGroup(const h5::Handle& file, const char* gname, const Group& g, const
   }
 }
 
+/// Writes the root attributes and the seven groups of `s` into `file`.
+void writeState(const h5::Handle& file, const TrainingState& s, const std::string& fname,
+                int64_t created_unix) {
+  h5::writeAttr(file, "magic", std::string(kMagic));
+  h5::writeAttr(file, "format_version", kFormatVersion);
+  h5::writeAttr(file, "step", s.step);
+  h5::writeAttr(file, "epoch", s.epoch);
+  h5::writeAttr(file, "sample_offset", s.sample_offset);
+  h5::writeAttr(file, "world_size", s.world_size);
+  h5::writeAttr(file, "seed", s.seed);
+  h5::writeAttr(file, "config_yaml", s.config_yaml);
+  h5::writeAttr(file, "created_unix", created_unix);
+  h5::writeAttr(file, "writer", std::string("slimtrain ") + SLIM_VERSION);
+  for (const auto& [gname, g] : s.groups()) {
+    writeGroup(file, gname, *g, fname);
+    h5::writeAttr(file, countAttr(gname),
+                  static_cast<int64_t>(g->tensors.size() + g->words.size()));
+  }
+}
+
 }  // namespace
 
 std::vector<char> encodeState(const TrainingState& s, const std::string& fname, int64_t created_unix) {
@@ -56,23 +76,31 @@ std::vector<char> encodeState(const TrainingState& s, const std::string& fname, 
       for (const auto& kv : g->words) bytes += kv.second.size() * sizeof(uint64_t) + 1024;
     }
     h5::Handle file = h5::createMemoryFile(fname, bytes + bytes / 16 + s.config_yaml.size());
-    h5::writeAttr(file, "magic", std::string(kMagic));
-    h5::writeAttr(file, "format_version", kFormatVersion);
-    h5::writeAttr(file, "step", s.step);
-    h5::writeAttr(file, "epoch", s.epoch);
-    h5::writeAttr(file, "sample_offset", s.sample_offset);
-    h5::writeAttr(file, "world_size", s.world_size);
-    h5::writeAttr(file, "seed", s.seed);
-    h5::writeAttr(file, "config_yaml", s.config_yaml);
-    h5::writeAttr(file, "created_unix", created_unix);
-    h5::writeAttr(file, "writer", std::string("slimtrain ") + SLIM_VERSION);
-    for (const auto& [gname, g] : s.groups()) {
-      writeGroup(file, gname, *g, fname);
-      h5::writeAttr(file, countAttr(gname), static_cast<int64_t>(g->tensors.size() + g->words.size()));
-    }
+    writeState(file, s, fname, created_unix);
     std::vector<char> image = h5::fileImage(file, str("checkpoint ", fname));
     file.close(str("checkpoint ", fname));
     return image;
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const Error& e) {
+    SLIM_THROW(CheckpointError, "cannot encode checkpoint ", fname, ": ", e.what());
+  }
+}
+
+uint64_t encodeStateTo(const TrainingState& s, const std::string& fname, int64_t created_unix,
+                       h5::ByteSink& sink) {
+  try {
+    h5::StreamFile file(fname, sink);
+    try {
+      writeState(file.handle(), s, fname, created_unix);
+    } catch (const Error&) {
+      file.rethrowSinkError();  // a failed write (disk full, I/O error) as the sink reported it
+      throw;
+    }
+    // finish() reports a failed write itself, naming the file's full size.
+    const uint64_t size = file.finish(str("checkpoint ", fname));
+    file.close(str("checkpoint ", fname));
+    return size;
   } catch (const CheckpointError&) {
     throw;
   } catch (const Error& e) {

@@ -3,10 +3,12 @@
 // retention are CheckpointManager's job (checkpoint_manager.h).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "checkpoint/training_state.h"
+#include "h5/h5.h"
 
 namespace slim::checkpoint {
 
@@ -18,6 +20,15 @@ namespace slim::checkpoint {
 ///         undefined tensors) naming the group and tensor
 std::vector<char> encodeState(const TrainingState& state, const std::string& name_for_messages,
                               int64_t created_unix);
+
+/// Encodes `state` as encodeState() does, but the file's bytes go to `sink`
+/// as HDF5 writes them (h5::StreamFile): no image of the file is held in
+/// memory. The sink ends up holding exactly encodeState()'s bytes.
+/// @return the file size in bytes
+/// @throws CheckpointError as encodeState(); a failing sink's own
+///         CheckpointError (e.g. disk full) is rethrown unchanged
+uint64_t encodeStateTo(const TrainingState& state, const std::string& name_for_messages,
+                       int64_t created_unix, h5::ByteSink& sink);
 
 /// Reads and validates a checkpoint file: magic, format_version, required
 /// root attributes and their types, the seven groups, every dataset's type,

@@ -16,6 +16,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -95,6 +97,65 @@ Handle createMemoryFile(const std::string& name_for_messages, size_t size_hint =
 /// superblock checksum is recomputed (works around HDF5 1.10, see h5.cc).
 /// @param context named in errors
 std::vector<char> fileImage(const Handle& file, const std::string& context);
+
+/// Destination of a StreamFile's bytes (e.g. a temporary file). Calls come
+/// from inside HDF5: exceptions are caught there, reported to the StreamFile
+/// and rethrown by it (see StreamFile::rethrowSinkError).
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  /// Writes `n` bytes at `offset` (the file grows as needed, gaps read as 0).
+  virtual void writeAt(uint64_t offset, const void* data, size_t n) = 0;
+  /// Reads `n` bytes at `offset`; bytes never written read as 0.
+  virtual void readAt(uint64_t offset, void* out, size_t n) = 0;
+  /// Makes the file exactly `size` bytes long (zero-extending or cutting).
+  virtual void resize(uint64_t size) = 0;
+  /// Called by StreamFile::finish() when a call above threw (`first`), with
+  /// the size the file has once complete: throws the error to report (e.g.
+  /// naming that size); by default `first` itself.
+  [[noreturn]] virtual void reportFailure(uint64_t size, std::exception_ptr first) {
+    (void)size;
+    std::rethrow_exception(first);
+  }
+};
+
+/// A file with the checkpoint layout settings of createMemoryFile() whose
+/// bytes go straight to a ByteSink as HDF5 writes them, so no image of the
+/// whole file is held in memory. After finish() the sink holds exactly the
+/// bytes fileImage() gives for the same writes to a memory file (HDF5 1.10;
+/// other versions build a memory file and hand its image to the sink).
+class StreamFile {
+ public:
+  /// @param name_for_messages the destination path, named in errors
+  StreamFile(const std::string& name_for_messages, ByteSink& sink);
+  ~StreamFile();
+  StreamFile(const StreamFile&) = delete;
+  StreamFile& operator=(const StreamFile&) = delete;
+
+  /// The file, for createGroup/writeDataset/writeAttr.
+  const Handle& handle() const { return file_; }
+  /// Flushes the file and completes the sink: its size becomes the file's
+  /// end of allocation, the superblock's status flags are cleared and its
+  /// checksum recomputed (as fileImage() does). Later library writes (the
+  /// close) are dropped, so the sink keeps these bytes.
+  /// @return the file size in bytes
+  uint64_t finish(const std::string& context);
+  /// Closes the file; throws like Handle::close.
+  void close(const std::string& context);
+  /// When a sink call failed, rethrows its exception (call while handling
+  /// the HDF5 error it caused); does nothing otherwise.
+  void rethrowSinkError() const;
+
+  /// False where HDF5's driver interface is not 1.10's: finish() then copies
+  /// a memory file's image into the sink (same bytes, the old peak memory).
+  static bool streamsDirectly();
+
+  struct Context;
+
+ private:
+  std::unique_ptr<Context> ctx_;  // outlives file_ (declared first)
+  Handle file_;
+};
 /// Opens an existing file read-only.
 /// @throws CheckpointError naming `path` with the HDF5 error text
 Handle openFileReadOnly(const std::string& path);

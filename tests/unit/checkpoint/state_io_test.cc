@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "checkpoint/checkpoint_manager.h"
 #include "checkpoint/schema.h"
@@ -73,6 +76,97 @@ TEST(CheckpointState, EncodingIsDeterministicAndDiffFindsChanges) {
   EXPECT_NE(diff[0].find("element 5"), std::string::npos) << diff[0];
   EXPECT_NE(diff[1].find("schedule/@gmp.ratio: 0.375 vs 0.5"), std::string::npos) << diff[1];
   EXPECT_NE(diff[2].find("rng/sampler: word 2: 3 vs 4"), std::string::npos) << diff[2];
+}
+
+/// Collects a streamed file in memory and records how it arrived.
+struct VectorSink : h5::ByteSink {
+  std::vector<char> bytes;
+  size_t largest_write = 0;
+  size_t writes = 0;
+  int64_t fail_after = -1;  // throw once the file would exceed this many bytes
+  void writeAt(uint64_t offset, const void* data, size_t n) override {
+    if (fail_after >= 0 && offset + n > static_cast<uint64_t>(fail_after))
+      SLIM_THROW(CheckpointError, "test sink: full at byte ", fail_after);
+    if (bytes.size() < offset + n) bytes.resize(offset + n);
+    std::memcpy(bytes.data() + offset, data, n);
+    largest_write = std::max(largest_write, n);
+    ++writes;
+  }
+  void readAt(uint64_t offset, void* out, size_t n) override {
+    std::memset(out, 0, n);
+    if (offset < bytes.size())
+      std::memcpy(out, bytes.data() + offset, std::min<size_t>(n, bytes.size() - offset));
+  }
+  void resize(uint64_t size) override { bytes.resize(size); }
+};
+
+/// makeState plus multi-chunk tensors (edge chunks, every dtype) and a config
+/// above 64 KiB (dense attribute storage): about 8 MB.
+TrainingState largeState(int64_t step) {
+  TrainingState s = test::makeState(step, 5);
+  Rng rng(17);
+  s.params.tensors["layer4.0.conv2.weight"] = test::randomTensor({512, 256, 3, 3}, rng);
+  s.optimizer.tensors["layer4.0.conv2.weight/velocity"] = test::randomTensor({3, 701, 333}, rng);
+  Tensor mask({1000, 1037}, DType::kU8);
+  for (int64_t i = 0; i < mask.numel(); ++i)
+    mask.data<uint8_t>()[i] = static_cast<uint8_t>(i % 3 != 0);
+  s.masks.tensors["layer4.0.conv2.weight"] = mask;
+  Tensor steps({300, 517}, DType::kI64);
+  for (int64_t i = 0; i < steps.numel(); ++i) steps.data<int64_t>()[i] = i * 7919 - 5;
+  s.buffers.tensors["counts"] = steps;
+  s.rng.words["big"] = std::vector<uint64_t>(200000, 0x9E3779B97F4A7C15ull);
+  s.config_yaml += std::string(100000, '#') + "\n";
+  return s;
+}
+
+TEST(CheckpointState, StreamedEncodingEqualsTheInMemoryImage) {
+  // encodeStateTo (the manager's path: HDF5 writes go straight to the file)
+  // must give encodeState's bytes exactly (its H5Fget_file_image copy and
+  // superblock repair), and must hand the file over piecewise: if a whole
+  // image were built and copied again, the largest write would be the file.
+  for (const TrainingState& s : {test::makeState(7), largeState(8)}) {
+    const std::vector<char> image = checkpoint::encodeState(s, "a.h5", 99);
+    VectorSink sink;
+    const uint64_t size = checkpoint::encodeStateTo(s, "a.h5", 99, sink);
+    EXPECT_EQ(size, image.size());
+    ASSERT_EQ(sink.bytes.size(), image.size());
+    EXPECT_TRUE(sink.bytes == image) << "the streamed file differs from the in-memory image";
+    if (image.size() > (size_t{4} << 20) && h5::StreamFile::streamsDirectly()) {
+      EXPECT_LE(sink.largest_write, (size_t{1} << 20) + 4096)
+          << "a write of the whole image is back";
+      EXPECT_GT(sink.writes, 8u);
+    }
+  }
+  // ... and the manager's file is that image, readable with the checksums.
+  test::ScratchDir dir;
+  TrainingState s = largeState(9);
+  s.created_unix = 1700000000;
+  const auto path = saveOne(dir.path, s);
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<char> file((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_TRUE(file == checkpoint::encodeState(s, path.string(), s.created_unix));
+  const auto diff = checkpoint::diffStates(s, CheckpointManager::load(path));
+  EXPECT_TRUE(diff.empty()) << diff.front();
+}
+
+TEST(CheckpointState, AFailingSinkEndsTheEncodingWithItsOwnError) {
+  const TrainingState s = largeState(3);
+  for (int64_t limit : {0, 3000, 5000000}) {
+    VectorSink sink;
+    sink.fail_after = limit;
+    try {
+      checkpoint::encodeStateTo(s, "full.h5", 1, sink);
+      ADD_FAILURE() << "no error with a sink full at " << limit;
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("test sink: full at byte " + std::to_string(limit)),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  // The library is left in order: the same name encodes again.
+  VectorSink sink;
+  checkpoint::encodeStateTo(s, "full.h5", 1, sink);
+  EXPECT_TRUE(sink.bytes == checkpoint::encodeState(s, "full.h5", 1));
 }
 
 TEST(CheckpointState, InvalidStatesAreRejected) {
