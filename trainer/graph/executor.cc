@@ -168,12 +168,17 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
   for (int k : m.alias_ids) m.values[k] = Tensor();
   std::vector<Tensor*> in, out;
   std::vector<int> uses = m.fwd_uses;
+  // Without training no backward follows: everything but the outputs and
+  // kept values goes after its last reader.
+  const std::vector<bool>& rel = ctx.training ? m.releasable : m.releasable_inference;
+  m.inference_released = m.release_values && !ctx.training;
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
     in.clear();
     out.clear();
     for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
     for (int k : m.node_out[i]) {
-      if (m.release_values && m.releasable[k] && m.alias_of[k] < 0)
+      // A value released by an inference forward takes a pooled buffer back.
+      if (m.release_values && m.alias_of[k] < 0 && (rel[k] || !m.values[k].defined()))
         m.acquire(m.values[k], m.last_bytes[k]);
       out.push_back(&m.values[k]);
     }
@@ -193,12 +198,12 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     noteSampleLayouts(i);
     if (!m.release_values) continue;
     for (int k : m.node_out[i])
-      if (m.releasable[k] && m.alias_of[k] < 0) {
-        if (m.last_bytes[k] == 0) m.adopt(m.values[k]);
+      if (m.alias_of[k] < 0) {
+        if (rel[k] && m.last_bytes[k] == 0) m.adopt(m.values[k]);
         m.last_bytes[k] = m.values[k].bytes();
       }
     for (int k : m.node_in[i])
-      if (k >= 0 && m.releasable[k] && --uses[k] == 0 && !m.alias_source[k]) {
+      if (k >= 0 && rel[k] && --uses[k] == 0 && !m.alias_source[k]) {
         // A fused activation's output goes back with its producer's handle
         // dropped: the pool must be the buffer's only owner. The shape stays
         // for backward readers that need no more (Op::backwardReadsInput).
@@ -230,6 +235,7 @@ void Executor::releaseForwardValues(bool release) {
   m.release_values = release;
   const size_t nv = m.names.size();
   m.releasable.assign(nv, false);
+  m.releasable_inference.assign(nv, false);
   m.fwd_uses.assign(nv, 0);
   m.last_bytes.assign(nv, 0);
   if (!release) return;
@@ -241,6 +247,7 @@ void Executor::releaseForwardValues(bool release) {
     if (it != m.id.end()) bad[it->second] = true;
   }
   for (int k : m.kept) bad[k] = true;
+  std::vector<bool> kept = bad;  // what an inference forward keeps
   // A backward reader that needs the values (Op::backwardReadsInput; a node
   // whose gradient is handed over runs no backward of its own) disqualifies.
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
@@ -256,13 +263,19 @@ void Executor::releaseForwardValues(bool release) {
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (size_t j = 0; j < m.node_out[i].size(); ++j)
       if (m.node_backward[i] && ops_[i]->backwardReadsOutput(j)) bad[m.node_out[i][j]] = true;
-  // A fused activation's output takes its producer's buffer along: both
-  // must be free to go.
+  // An alias (a fused activation's output, a PACT's that hands its clip on)
+  // takes its source's buffer along: the source must be free to go and read
+  // by nothing else.
+  auto free = [&](int k, const std::vector<bool>& stays) {
+    bool ok = !stays[k] && m.fwd_uses[k] > 0;
+    for (int a = m.alias_of[k]; a >= 0 && ok; a = m.alias_of[a])
+      ok = !stays[a] && m.fwd_uses[a] == 1;
+    return ok;
+  };
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (int k : m.node_out[i]) {
-      bool ok = !bad[k] && m.fwd_uses[k] > 0;
-      for (int a = m.alias_of[k]; a >= 0 && ok; a = m.alias_of[a]) ok = !bad[a];
-      m.releasable[k] = ok;
+      m.releasable[k] = free(k, bad);
+      m.releasable_inference[k] = free(k, kept);
     }
 }
 
@@ -271,7 +284,7 @@ void Executor::keepValue(const std::string& name) {
   auto it = m.id.find(name);
   if (it == m.id.end()) return;
   m.kept.push_back(it->second);
-  if (!m.releasable.empty()) m.releasable[it->second] = false;
+  releaseForwardValues(m.release_values);
 }
 
 bool Executor::hasValue(const std::string& name) const {
@@ -298,6 +311,9 @@ void addInto(Tensor& acc, const Tensor& g) {
 void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunContext& ctx,
                         const std::function<void(const std::string&, Tensor&)>& on_param_grad) {
   Impl& m = *impl_;
+  SLIM_ENFORCE(!m.inference_released,
+               "backward after a forward without RunContext::training: that forward freed "
+               "the activations backward reads (releaseForwardValues)");
   std::fill(m.grad_valid.begin(), m.grad_valid.end(), false);
   for (const auto& kv : seeds) {
     auto it = m.id.find(kv.first);

@@ -65,8 +65,10 @@ class Executor {
   /// output: a frozen teacher's activations, and a student's that backward
   /// needs only the shape of (Op::backwardReadsInput / backwardReadsOutput:
   /// a MatMul's output before its bias Add, the scores before Softmax).
-  /// Such outputs are written into pooled buffers. value() of those tensors
-  /// is then unavailable after forward. Default false.
+  /// A forward without RunContext::training frees every value but the
+  /// outputs and kept ones (no backward may follow it). Such outputs are
+  /// written into pooled buffers. value() of those tensors is then
+  /// unavailable after forward. Default false.
   void releaseForwardValues(bool release);
   /// Keeps `name` readable by value() after forward when
   /// releaseForwardValues(true) would free it (a loss term, evaluation

@@ -38,6 +38,8 @@ struct Executor::Impl {
   bool release_values = false;              // releaseForwardValues
   std::vector<bool> releasable;             // value id freed after its last forward use
   std::vector<int> kept;                    // keepValue: never released
+  std::vector<bool> releasable_inference;   // the same without backward (not training)
+  bool inference_released = false;          // the last forward was one of those
   std::vector<int> fwd_uses;                // forward consumptions per value id
   std::vector<size_t> last_bytes;           // bytes of each value in the last forward
   std::vector<rank_reduction::SampleLayout> samples;     // per value id (sample_layout.h)

@@ -43,10 +43,12 @@ class PointwiseOp : public Op {
                 const std::vector<const Tensor*>& dout,
                 const std::vector<Tensor*>& din, RunContext&) override {
     if (!beginUnaryBackward(in, dout, din)) return;
+    // What f.bwd ignores may be shape-only (backwardReadsInput/Output): g's
+    // buffer, of the same size, stands in.
     const Tensor& x = *in[0];
-    const float* xp = x.f32();
-    const float* yp = out[0]->f32();
     const float* g = dout[0]->f32();
+    const float* xp = F::kReadsX ? x.f32() : g;
+    const float* yp = F::kReadsY ? out[0]->f32() : g;
     float* dx = din[0]->f32();
     const int64_t n = x.numel();
     const F f = f_;
@@ -56,6 +58,11 @@ class PointwiseOp : public Op {
   }
 
   std::vector<int> nonDiffInputs() const override { return {1, 2}; }
+  // Clip's bounds are read in forward (prepare) only.
+  bool backwardReadsInput(size_t i, const std::vector<bool>&) const override {
+    return i == 0 && F::kReadsX;
+  }
+  bool backwardReadsOutput(size_t) const override { return F::kReadsY; }
   bool forwardAsAlias(bool on) override {
     alias_ = on && F::kAliasable;
     return alias_;
@@ -69,14 +76,17 @@ class PointwiseOp : public Op {
 };
 
 // kAliasable: bwd(x) masks the same on x and on fwd(x), so the executor may
-// have the producer apply fwd and run this op as an alias.
+// have the producer apply fwd and run this op as an alias. kReadsX / kReadsY:
+// whether bwd reads x / y (the executor frees what it does not).
 struct ReluF {
   static constexpr bool kAliasable = true;
+  static constexpr bool kReadsX = true, kReadsY = false;
   float fwd(float x) const { return reluValue(x); }
   float bwd(float x, float, float g) const { return reluGrad(x, g); }
 };
 struct LeakyReluF {
   static constexpr bool kAliasable = false;
+  static constexpr bool kReadsX = true, kReadsY = false;
   float alpha;
   float fwd(float x) const {
     const float n = alpha * x;  // computed unconditionally: no speculation, so it vectorises
@@ -89,11 +99,13 @@ struct LeakyReluF {
 };
 struct SigmoidF {
   static constexpr bool kAliasable = false;
+  static constexpr bool kReadsX = false, kReadsY = true;
   float fwd(float x) const { return 1.f / (1.f + fastExp(-x)); }
   float bwd(float, float y, float g) const { return g * y * (1.f - y); }
 };
 struct HardSigmoidF {
   static constexpr bool kAliasable = false;
+  static constexpr bool kReadsX = true, kReadsY = false;
   float alpha, beta;
   float fwd(float x) const { return std::min(1.f, std::max(0.f, alpha * x + beta)); }
   float bwd(float x, float, float g) const {
@@ -103,6 +115,7 @@ struct HardSigmoidF {
 };
 struct HardSwishF {  // x * relu6(x + 3) / 6
   static constexpr bool kAliasable = false;
+  static constexpr bool kReadsX = true, kReadsY = false;
   float fwd(float x) const {
     return x * std::min(1.f, std::max(0.f, x * (1.f / 6.f) + 0.5f));
   }
@@ -115,11 +128,13 @@ struct HardSwishF {  // x * relu6(x + 3) / 6
 };
 struct TanhF {
   static constexpr bool kAliasable = false;
+  static constexpr bool kReadsX = false, kReadsY = true;
   float fwd(float x) const { return std::tanh(x); }
   float bwd(float, float y, float g) const { return g * (1.f - y * y); }
 };
 struct EluF {
   static constexpr bool kAliasable = false;
+  static constexpr bool kReadsX = true, kReadsY = true;
   float alpha;
   float fwd(float x) const {
     const float n = alpha * (fastExp(x) - 1.f);
@@ -132,6 +147,7 @@ struct EluF {
 };
 struct ClipF {
   static constexpr bool kAliasable = true;
+  static constexpr bool kReadsX = true, kReadsY = false;
   float lo, hi;
   float fwd(float x) const { return clipValue(x, lo, hi); }
   // The gradient passes strictly inside (lo, hi).

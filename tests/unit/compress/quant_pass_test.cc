@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "tests/unit/ops/gradcheck.h"
 #include "trainer/compress/quant/numerics.h"
@@ -441,6 +442,48 @@ TEST(InsertQat, ExecutorTrainsTheRewrittenGraph) {
   EXPECT_EQ(g.initializers.at("r1.act_scale").f32()[0], scale);
   EXPECT_NEAR(g.initializers.at("x.act_state").f32()[0], 1.9, 1e-6);
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::isfinite(ex.value("out").f32()[i]));
+}
+
+// r = relu(conv1(x)) is read by conv2's PACT, which hands its clip on (its
+// output shares r's storage), and by the residual Add after conv2. An
+// executor that frees activations must keep r until the Add ran, in
+// inference forwards too: same outputs as an executor that frees nothing.
+Graph residualQat() {
+  Graph g;
+  g.inputs = {{"x", {-1, 4, 5, 5}, DType::kF32}};
+  g.addInitializer("conv1.w", test::randomTensor({4, 4, 3, 3}, 1), true);
+  g.addInitializer("conv2.w", test::randomTensor({4, 4, 3, 3}, 2), true);
+  Node c1 = node("conv1", "Conv", {"x", "conv1.w"}, {"c1"});
+  Node c2 = node("conv2", "Conv", {"r", "conv2.w"}, {"c2"});
+  for (Node* n : {&c1, &c2}) n->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  g.nodes = {c1, node("relu", "Relu", {"c1"}, {"r"}), c2, node("add", "Add", {"c2", "r"}, {"s"})};
+  g.outputs = {{"s", {-1, 4, 5, 5}, DType::kF32}};
+  insertQat(g, quantConfig({"conv2d"}, true));
+  return g;
+}
+
+TEST(InsertQat, FreedActivationsKeepAClipSourceWithOtherReaders) {
+  Graph g = residualQat(), plain_g = residualQat();  // own observer states
+  graph::Executor freed(g), plain(plain_g);
+  freed.releaseForwardValues(true);
+  const Tensor x = test::randomTensor({2, 4, 5, 5}, 3);
+  Tensor seed({2, 4, 5, 5});
+  seed.fill(1.f);
+  ops::RunContext train, infer;
+  train.training = true;
+  for (ops::RunContext* ctx : {&infer, &train, &infer}) {
+    freed.forward({{"x", x}}, *ctx);
+    plain.forward({{"x", x}}, *ctx);
+    const Tensor& a = freed.value("s");
+    const Tensor& b = plain.value("s");
+    ASSERT_EQ(std::memcmp(a.raw(), b.raw(), a.bytes()), 0) << "training " << ctx->training;
+    if (!ctx->training) continue;
+    freed.backward({{"s", seed}}, *ctx);
+    plain.backward({{"s", seed}}, *ctx);
+    const Tensor& ga = freed.grad("conv1.w");
+    const Tensor& gb = plain.grad("conv1.w");
+    ASSERT_EQ(std::memcmp(ga.raw(), gb.raw(), ga.bytes()), 0);
+  }
 }
 
 }  // namespace

@@ -75,6 +75,7 @@ TEST(Executor, PoolHoldsLiveBuffersOnly) {
   Executor ex(g);
   ex.releaseForwardValues(true);
   ops::RunContext ctx;
+  ctx.training = true;  // backward follows
   Tensor x({64, 1000});
   x.fill(1.f);
   Tensor seed({64, 1000});

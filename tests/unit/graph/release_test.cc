@@ -89,5 +89,33 @@ TEST(ReleaseForwardValues, KeptValuesStay) {
   EXPECT_FALSE(ex.hasValue("e"));
 }
 
+// A forward without training (an evaluation) frees everything but the
+// outputs; backward after it is refused, and the next training step takes
+// pooled buffers back and keeps the gradients' bits.
+TEST(ReleaseForwardValues, InferenceForwardFreesAll) {
+  Graph gr = mlpGraph(), gk = mlpGraph();
+  Executor released(gr), kept(gk);
+  released.releaseForwardValues(true);
+  ops::RunContext train, infer;
+  train.training = true;
+  const std::map<std::string, Tensor> feeds{{"x", test::randomTensor({4, 5, 6}, 30)}};
+  const std::map<std::string, Tensor> seeds{{"y", test::randomTensor({5, 4, 3}, 31)}};
+  for (int step = 0; step < 2; ++step) {
+    released.forward(feeds, infer);
+    kept.forward(feeds, infer);
+    ASSERT_TRUE(sameBits(released.value("y"), kept.value("y")));
+    for (const char* gone : {"a", "u", "v", "s", "t"})
+      EXPECT_FALSE(released.hasValue(gone)) << gone;
+    EXPECT_THROW(released.backward(seeds, train), Error);
+    released.forward(feeds, train);
+    kept.forward(feeds, train);
+    EXPECT_TRUE(released.hasValue("s"));
+    released.backward(seeds, train);
+    kept.backward(seeds, train);
+    for (const char* p : {"W1", "b1", "W2"})
+      EXPECT_TRUE(sameBits(released.grad(p), kept.grad(p))) << p << ", step " << step;
+  }
+}
+
 }  // namespace
 }  // namespace slim::graph
