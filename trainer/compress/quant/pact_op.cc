@@ -13,15 +13,34 @@
 namespace slim::compress {
 namespace {
 
-// dx = g inside [-a, a], 0 outside, over one block; returns whether any
-// element was outside. Restrict pointers and an integer OR: vectorised.
-int maskBlock(const float* __restrict x, const float* __restrict g, float* __restrict dx,
-              int64_t n, float a) {
+// Backward's codes of x, one byte per element, written by the training
+// forward so that backward needs no copy of x: bit 0 x > a, bit 1 x < -a
+// (alpha's gradient), bit 2 the fused Relu/Clip blocks the gradient (its
+// backward on x). dx passes where the code is 0 (NaN: inside, as in the
+// comparisons on x).
+constexpr uint8_t kAbove = 1, kBelow = 2, kActBlocks = 4;
+void codeBlock(const float* __restrict x, uint8_t* __restrict c, int64_t n, float a,
+               const ops::ActEpilogue& act) {
+  if (act.kind == ops::ActEpilogue::Kind::kRelu) {
+    for (int64_t i = 0; i < n; ++i)
+      c[i] = static_cast<uint8_t>((x[i] > a) | ((x[i] < -a) << 1) | (!(x[i] > 0.f) << 2));
+  } else if (act.kind == ops::ActEpilogue::Kind::kClip) {
+    const float lo = act.lo, hi = act.hi;
+    for (int64_t i = 0; i < n; ++i)
+      c[i] =
+          static_cast<uint8_t>((x[i] > a) | ((x[i] < -a) << 1) | (!(x[i] > lo && x[i] < hi) << 2));
+  } else {
+    for (int64_t i = 0; i < n; ++i) c[i] = static_cast<uint8_t>((x[i] > a) | ((x[i] < -a) << 1));
+  }
+}
+
+// dx = g where the code is 0, else 0; returns whether any code says clipped.
+int maskCodes(const uint8_t* __restrict c, const float* __restrict g, float* __restrict dx,
+              int64_t n) {
   int outside = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const int out = (x[i] > a) | (x[i] < -a);
-    dx[i] = out ? 0.f : g[i];
-    outside |= out;
+    dx[i] = c[i] ? 0.f : g[i];
+    outside |= c[i] & (kAbove | kBelow);
   }
   return outside;
 }
@@ -89,6 +108,9 @@ class PactOp : public ops::Op {
     }
     const float a = in[1]->f32()[0];
     const float* xp = x.f32();
+    codes_.resize(static_cast<size_t>(x.numel()));
+    code_act_ = dx_mask_;
+    uint8_t* codes = codes_.data();
     if (clip_) {
       SLIM_ENFORCE(abs_max_, label, ": a clip left to the reader needs the abs-max link");
       clip_->bound = a;
@@ -97,6 +119,9 @@ class PactOp : public ops::Op {
         rows_->valid = false;
         abs_max_->value = ClipStats::combine(row_stats_, &outside_);
         abs_max_->valid = true;
+        ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
+          codeBlock(xp + b, codes + b, e - b, a, dx_mask_);
+        });
         return;
       }
     }
@@ -107,6 +132,7 @@ class PactOp : public ops::Op {
       ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) yp[i] = std::min(a, std::max(-a, xp[i]));
         outside[static_cast<size_t>(omp_get_thread_num())] = anyOutside(xp + b, e - b, a);
+        codeBlock(xp + b, codes + b, e - b, a, dx_mask_);
       });
       outside_ = std::find(outside.begin(), outside.end(), 1) != outside.end();
       return;
@@ -116,6 +142,7 @@ class PactOp : public ops::Op {
     std::vector<ClipStats> parts(nt);
     ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
       parts[static_cast<size_t>(omp_get_thread_num())].add(xp + b, e - b, a, yp ? yp + b : nullptr);
+      codeBlock(xp + b, codes + b, e - b, a, dx_mask_);
     });
     abs_max_->value = ClipStats::combine(parts, &outside_);
     abs_max_->valid = true;
@@ -138,11 +165,20 @@ class PactOp : public ops::Op {
     // x: (n); dx = g inside [-a, a]; da = sum(g | x > a) - sum(g | x < -a),
     // each element converted to fixed point and added as integers
     // (exact_sum.h): the same bits for any split over threads or ranks.
-    const float a = in[1]->f32()[0];
-    const float* xp = x.f32();
+    const float* xp = x.defined() ? x.f32() : nullptr;
     float* dxp = dx ? dx->f32() : nullptr;
     const int64_t n = x.numel();
     const bool clipped = clipped_;
+    // A training forward left codes (x may be shape-only, Op::backwardReadsInput);
+    // after another forward x itself is read.
+    const uint8_t* codes = codes_.data();
+    if (clipped)
+      SLIM_ENFORCE(static_cast<int64_t>(codes_.size()) == n && code_act_.kind == dx_mask_.kind &&
+                       code_act_.lo == dx_mask_.lo && code_act_.hi == dx_mask_.hi,
+                   label, ": backward without its training forward");
+    else
+      SLIM_ENFORCE(xp || (!dxp && !da) || dx_mask_.kind == ops::ActEpilogue::Kind::kNone, label,
+                   ": backward after an inference forward needs x");
     const int nt = std::max(1, ops::detail::opThreads());
     std::vector<rank_reduction::Fixed> part(static_cast<size_t>(nt), 0);
     std::vector<char> bad(static_cast<size_t>(nt), 0);
@@ -157,16 +193,19 @@ class PactOp : public ops::Op {
         int outside = 0;
         if (!clipped) {
           if (dxp) std::copy(g + b0, g + e0, dxp + b0);
-        } else {
-          outside = dxp ? maskBlock(xp + b0, g + b0, dxp + b0, e0 - b0, a)
-                        : anyOutside(xp + b0, e0 - b0, a);
+          if (dxp) dx_mask_.maskGrad(xp + b0, dxp + b0, e0 - b0);
+          continue;
         }
-        if (dxp) dx_mask_.maskGrad(xp + b0, dxp + b0, e0 - b0);
-        if (!clipped || !outside || !da) continue;
+        if (dxp) {
+          outside = maskCodes(codes + b0, g + b0, dxp + b0, e0 - b0);
+        } else {
+          for (int64_t i = b0; i < e0; ++i) outside |= codes[i] & (kAbove | kBelow);
+        }
+        if (!outside || !da) continue;
         for (int64_t i = b0; i < e0; ++i) {
-          if (xp[i] > a)
+          if (codes[i] & kAbove)
             acc += rank_reduction::detail::toFixed(g[i], &my_bad);
-          else if (xp[i] < -a)
+          else if (codes[i] & kBelow)
             acc += rank_reduction::detail::toFixed(-g[i], &my_bad);
         }
       }
@@ -183,6 +222,9 @@ class PactOp : public ops::Op {
   }
 
   bool reducesGradOverRanks(int i) const override { return i == 1; }
+  // After a training forward backward reads the codes, not x.
+  bool backwardReadsInput(size_t i, const std::vector<bool>&) const override { return i == 1; }
+  bool backwardReadsOutput(size_t) const override { return false; }
   // Nothing clipped (or not in training mode): alpha's gradient is 0 and g
   // matters only for x's gradient. With sync and alpha reduced over ranks,
   // another rank may have clipped: every rank then computes it.
@@ -229,6 +271,8 @@ class PactOp : public ops::Op {
   ops::ClipLink* clip_ = nullptr;  // the clip, left to the reader (executor)
   ops::RowVisitLink* rows_ = nullptr;  // x's rows, visited by its producer (executor)
   std::vector<ClipStats> row_stats_;   // per thread, over the visited rows
+  std::vector<uint8_t> codes_;         // backward's codes of x (codeBlock)
+  ops::ActEpilogue code_act_;          // the dx_mask_ they were written with
 };
 
 }  // namespace
