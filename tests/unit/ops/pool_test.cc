@@ -156,6 +156,34 @@ TEST(Pool, CeilModeTrimsWindowStartingInPadding) {
   EXPECT_EQ(test::runForward(*op, in, 1, false)[0].shape(), (Shape{1, 1, 3, 3}));
 }
 
+// Ties: the first inside tap in window order (kh, then kw) wins, in the
+// border windows and in the interior columns alike (resnet's 3x3 / 2 pool).
+TEST(Pool, MaxPoolTiesGoToTheFirstTap) {
+  ops::Attrs a = poolAttrs({"", 9, 11, 3, 3, 2, 2, {1, 1, 1, 1}, false, false}, false);
+  auto op = ops::OpRegistry::get().create("MaxPool", a, "ties");
+  Tensor x({1, 2, 9, 11});
+  x.fill(0.5f);
+  std::vector<Tensor*> in{&x};
+  Tensor y;
+  std::vector<Tensor*> out{&y};
+  ops::RunContext ctx;
+  op->forward(in, out, ctx);
+  ASSERT_EQ(y.shape(), (Shape{1, 2, 5, 6}));
+  Tensor dy(y.shape());
+  dy.fill(1.f);
+  Tensor dx;
+  std::vector<const Tensor*> dout{&dy};
+  std::vector<Tensor*> din{&dx};
+  op->backward(in, out, dout, din, ctx);
+  // Output (i, j) covers rows 2i-1.., columns 2j-1..: its first inside tap.
+  std::vector<float> want(2 * 9 * 11, 0.f);
+  for (int c = 0; c < 2; ++c)
+    for (int i = 0; i < 5; ++i)
+      for (int j = 0; j < 6; ++j)
+        want[(c * 9 + std::max(0, 2 * i - 1)) * 11 + std::max(0, 2 * j - 1)] += 1.f;
+  for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(dx.f32()[k], want[k]) << k;
+}
+
 TEST(Pool, GlobalAveragePool) {
   Tensor x = test::randomTensor({2, 3, 3, 4}, 5);
   auto op = ops::OpRegistry::get().create("GlobalAveragePool", ops::Attrs{}, "gap");
