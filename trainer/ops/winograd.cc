@@ -1,0 +1,206 @@
+// Winograd F(4x4, 3x3) (winograd.h). Per block of tiles (several images'
+// tiles side by side): the input transform V = B^T d B of every (tile,
+// channel) into 36 matrices (c x tiles) that stay in the cache, 36 GEMMs
+// M_xi (m x tiles) = U_xi (m x c) V_xi, then the output transform A^T M A of
+// every (tile, output channel) into y. The transforms run on 16 tiles at a
+// time (one lane each, loops GCC vectorises): the tile count is padded to a
+// multiple of 16 with zero tiles, so every tile runs the same code.
+#include "trainer/ops/winograd.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "trainer/ops/conv_kernels.h"
+#include "trainer/ops/parallel.h"
+
+namespace slim::ops::detail {
+namespace {
+
+constexpr int kL = 16;  // tiles per transform group (vector lanes)
+// Bytes of a block's transformed inputs V (36 x c x tiles): with U's panels
+// streaming through they stay in a core's L2 while the 36 GEMMs read them.
+constexpr int64_t kBlockBytes = 512 << 10;
+constexpr int64_t kMaxBlockTiles = 128;
+
+// The 1-D input transform B^T d of six lane vectors: in(k), out(k) point at
+// the kL lanes of element k.
+template <class In, class Out>
+inline void inputTransform1(In in, Out out) {
+  const float *d0 = in(0), *d1 = in(1), *d2 = in(2), *d3 = in(3), *d4 = in(4), *d5 = in(5);
+  float *o0 = out(0), *o1 = out(1), *o2 = out(2), *o3 = out(3), *o4 = out(4), *o5 = out(5);
+#pragma GCC ivdep
+  for (int l = 0; l < kL; ++l) {
+    const float a = d1[l], b = d2[l], c = d3[l], d = d4[l];
+    o0[l] = 4.f * d0[l] - 5.f * b + d;
+    o1[l] = (d + c) - 4.f * (a + b);
+    o2[l] = (d - c) + 4.f * (a - b);
+    o3[l] = (d - b) + 2.f * (c - a);
+    o4[l] = (d - b) - 2.f * (c - a);
+    o5[l] = 4.f * a - 5.f * c + d5[l];
+  }
+}
+
+// The 1-D output transform A^T m of six lane vectors into four.
+template <class In, class Out>
+inline void outputTransform1(In in, Out out) {
+  const float *m0 = in(0), *m1 = in(1), *m2 = in(2), *m3 = in(3), *m4 = in(4), *m5 = in(5);
+  float *o0 = out(0), *o1 = out(1), *o2 = out(2), *o3 = out(3);
+#pragma GCC ivdep
+  for (int l = 0; l < kL; ++l) {
+    const float s12 = m1[l] + m2[l], d12 = m1[l] - m2[l];
+    const float s34 = m3[l] + m4[l], d34 = m3[l] - m4[l];
+    o0[l] = m0[l] + s12 + s34;
+    o1[l] = d12 + 2.f * d34;
+    o2[l] = s12 + 4.f * s34;
+    o3[l] = d12 + 8.f * d34 + m5[l];
+  }
+}
+
+// Where a group's tiles read x and write y.
+struct Group {
+  int64_t x_off[kL];  // offset of the tile's input origin in its image's channel 0 (may be < 0)
+  int64_t img[kL];    // image, -1 for a padding tile
+  int64_t r0[kL], c0[kL];  // input origin (row, column), may be outside
+  bool interior[kL];
+};
+
+}  // namespace
+
+int64_t winogradPackedSize(int64_t m, int64_t c) { return 36 * packedASize(m, c); }
+
+void winogradPackWeights(const float* w, int64_t M, int64_t C, bool flipped, float* dst) {
+  const int64_t mo = flipped ? C : M, co = flipped ? M : C;  // outputs, inputs of the conv
+  const int64_t psz = packedASize(mo, co);
+  // G (6 x 3) in double.
+  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                     {0, 0, 1}};
+  parallelFor(ceilDiv(mo, kGemmMR), [&](int64_t panel) {
+    const int64_t o0 = panel * kGemmMR;
+    for (int64_t xi = 0; xi < 36; ++xi)
+      std::fill(dst + xi * psz + o0 * co, dst + xi * psz + (o0 + kGemmMR) * co, 0.f);
+    for (int64_t o = o0; o < std::min(mo, o0 + kGemmMR); ++o)
+      for (int64_t i = 0; i < co; ++i) {
+        double g[3][3];
+        for (int a = 0; a < 3; ++a)
+          for (int b = 0; b < 3; ++b)
+            g[a][b] = flipped ? w[((i * C + o) * 3 + 2 - a) * 3 + 2 - b]
+                              : w[((o * C + i) * 3 + a) * 3 + b];
+        double t[6][3];  // G g
+        for (int r = 0; r < 6; ++r)
+          for (int b = 0; b < 3; ++b)
+            t[r][b] = G[r][0] * g[0][b] + G[r][1] * g[1][b] + G[r][2] * g[2][b];
+        float* d = dst + o0 * co + i * kGemmMR + (o - o0);
+        for (int r = 0; r < 6; ++r)
+          for (int s = 0; s < 6; ++s)
+            d[(r * 6 + s) * psz] =
+                static_cast<float>(t[r][0] * G[s][0] + t[r][1] * G[s][1] + t[r][2] * G[s][2]);
+      }
+  });
+}
+
+void winogradConv(const float* x, const float* u, const WinogradShape& s, float* y) {
+  const int64_t C = s.c, H = s.h, W = s.w, M = s.m, OH = s.oh, OW = s.ow;
+  const int64_t TH = ceilDiv(OH, 4), TW = ceilDiv(OW, 4), per_image = TH * TW;
+  const int64_t tiles = s.n * per_image;
+  if (tiles == 0) return;
+  const int64_t HW = H * W, OHW = OH * OW, psz = packedASize(M, C);
+  // Tiles per block: a multiple of kL, V about kBlockBytes.
+  const int64_t want =
+      std::clamp<int64_t>(kBlockBytes / (36 * 4 * C) / kL * kL, kL, kMaxBlockTiles);
+  const int64_t nt = std::min(want, ceilDiv(tiles, kL) * kL);
+  const int64_t blocks = ceilDiv(tiles, nt);
+  // The caller's per-thread buffers (indexed by omp_get_thread_num()).
+  thread_local ThreadScratch caller_scratch;
+  ThreadScratch* scratch = &caller_scratch;
+  scratch->ensureThreads();
+  parallelFor(blocks, [&](int64_t blk) {
+    const int64_t t0 = blk * nt;
+    const int64_t groups = nt / kL;
+    float* buf = scratch->get(static_cast<size_t>(36 * nt * (C + M) + 2 * 36 * kL));
+    float* V = buf;               // [36][C][nt]
+    float* Mb = V + 36 * C * nt;  // [36][M][nt]
+    float* d = Mb + 36 * M * nt;  // [36][kL] one tile group's input / output patch
+    float* t = d + 36 * kL;       // [36][kL] the half-transformed patch
+    auto lanes = [](float* base) { return [base](int k) { return base + k * kL; }; };
+    for (int64_t g = 0; g < groups; ++g) {
+      Group gr{};
+      for (int l = 0; l < kL; ++l) {
+        const int64_t tile = t0 + g * kL + l;
+        if (tile >= tiles) {
+          gr.img[l] = -1;
+          gr.interior[l] = false;
+          continue;
+        }
+        const int64_t n = tile / per_image, q = tile % per_image;
+        gr.img[l] = n;
+        gr.r0[l] = (q / TW) * 4 - s.top;
+        gr.c0[l] = (q % TW) * 4 - s.left;
+        gr.interior[l] = gr.r0[l] >= 0 && gr.r0[l] + 6 <= H && gr.c0[l] >= 0 && gr.c0[l] + 6 <= W;
+        gr.x_off[l] = n * C * HW + gr.r0[l] * W + gr.c0[l];
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        for (int l = 0; l < kL; ++l) {
+          if (gr.interior[l]) {
+            const float* p = x + gr.x_off[l] + c * HW;
+            for (int a = 0; a < 6; ++a, p += W)
+              for (int b = 0; b < 6; ++b) d[(a * 6 + b) * kL + l] = p[b];
+          } else if (gr.img[l] < 0) {
+            for (int k = 0; k < 36; ++k) d[k * kL + l] = 0.f;
+          } else {
+            const float* plane = x + (gr.img[l] * C + c) * HW;
+            for (int a = 0; a < 6; ++a) {
+              const int64_t r = gr.r0[l] + a;
+              for (int b = 0; b < 6; ++b) {
+                const int64_t col = gr.c0[l] + b;
+                d[(a * 6 + b) * kL + l] =
+                    r >= 0 && r < H && col >= 0 && col < W ? plane[r * W + col] : 0.f;
+              }
+            }
+          }
+        }
+        // t = B^T d (down the columns), then V = t B (along the rows).
+        for (int b = 0; b < 6; ++b)
+          inputTransform1([&](int k) { return d + (k * 6 + b) * kL; },
+                          [&](int k) { return t + (k * 6 + b) * kL; });
+        float* v = V + c * nt + g * kL;
+        for (int a = 0; a < 6; ++a)
+          inputTransform1(lanes(t + a * 6 * kL), [&](int k) { return v + (a * 6 + k) * C * nt; });
+      }
+    }
+    for (int64_t xi = 0; xi < 36; ++xi)
+      gemmPacked(M, nt, C, 1.f, u + xi * psz, V + xi * C * nt, nt, 0.f, Mb + xi * M * nt, nt);
+    for (int64_t g = 0; g < groups; ++g) {
+      int64_t img[kL], r0[kL], c0[kL];
+      for (int l = 0; l < kL; ++l) {
+        const int64_t tile = t0 + g * kL + l;
+        img[l] = tile < tiles ? tile / per_image : -1;
+        const int64_t q = tile % per_image;
+        r0[l] = (q / TW) * 4;
+        c0[l] = (q % TW) * 4;
+      }
+      for (int64_t m = 0; m < M; ++m) {
+        const float* mb = Mb + m * nt + g * kL;
+        // t = A^T M (down the columns), then o = t A (along the rows).
+        for (int b = 0; b < 6; ++b)
+          outputTransform1([&](int k) { return mb + (k * 6 + b) * M * nt; },
+                           [&](int k) { return t + (k * 6 + b) * kL; });
+        for (int a = 0; a < 4; ++a)
+          outputTransform1(lanes(t + a * 6 * kL), [&](int k) { return d + (a * 4 + k) * kL; });
+        for (int l = 0; l < kL; ++l) {
+          if (img[l] < 0) break;
+          float* yp = y + (img[l] * M + m) * OHW + r0[l] * OW + c0[l];
+          const int64_t rows = std::min<int64_t>(4, OH - r0[l]),
+                        cols = std::min<int64_t>(4, OW - c0[l]);
+          for (int a = 0; a < rows; ++a)
+            for (int b = 0; b < cols; ++b) yp[a * OW + b] = d[(a * 4 + b) * kL + l];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace slim::ops::detail
