@@ -71,34 +71,45 @@ int64_t winogradPackedSize(int64_t m, int64_t c) { return 36 * packedASize(m, c)
 void winogradPackWeights(const float* w, int64_t M, int64_t C, bool flipped, float* dst) {
   const int64_t mo = flipped ? C : M, co = flipped ? M : C;  // outputs, inputs of the conv
   const int64_t psz = packedASize(mo, co);
-  // G (6 x 3) in double.
-  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
-                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                     {0, 0, 1}};
+  // G g G^T in double, one lane per row of a packed panel (kGemmMR output
+  // channels), so each (point, input channel) stores one contiguous run.
+  constexpr int R = static_cast<int>(kGemmMR);
+  // The 1-D transform G g of three lane vectors into six.
+  auto g1 = [](const double* a, const double* b, const double* c, double* const* o) {
+#pragma GCC ivdep
+    for (int r = 0; r < R; ++r) {
+      const double s = a[r] + c[r];
+      o[0][r] = a[r] * (1.0 / 4);
+      o[1][r] = -(s + b[r]) * (1.0 / 6);
+      o[2][r] = -(s - b[r]) * (1.0 / 6);
+      const double q = a[r] * (1.0 / 24) + c[r] * (1.0 / 6);
+      o[3][r] = q + b[r] * (1.0 / 12);
+      o[4][r] = q - b[r] * (1.0 / 12);
+      o[5][r] = c[r];
+    }
+  };
   parallelFor(ceilDiv(mo, kGemmMR), [&](int64_t panel) {
-    const int64_t o0 = panel * kGemmMR;
-    for (int64_t xi = 0; xi < 36; ++xi)
-      std::fill(dst + xi * psz + o0 * co, dst + xi * psz + (o0 + kGemmMR) * co, 0.f);
-    for (int64_t o = o0; o < std::min(mo, o0 + kGemmMR); ++o)
-      for (int64_t i = 0; i < co; ++i) {
-        double g[3][3];
-        for (int a = 0; a < 3; ++a)
-          for (int b = 0; b < 3; ++b)
-            g[a][b] = flipped ? w[((i * C + o) * 3 + 2 - a) * 3 + 2 - b]
-                              : w[((o * C + i) * 3 + a) * 3 + b];
-        double t[6][3];  // G g
-        for (int r = 0; r < 6; ++r)
-          for (int b = 0; b < 3; ++b)
-            t[r][b] = G[r][0] * g[0][b] + G[r][1] * g[1][b] + G[r][2] * g[2][b];
-        float* d = dst + o0 * co + i * kGemmMR + (o - o0);
-        for (int r = 0; r < 6; ++r)
-          for (int s = 0; s < 6; ++s)
-            d[(r * 6 + s) * psz] =
-                static_cast<float>(t[r][0] * G[s][0] + t[r][1] * G[s][1] + t[r][2] * G[s][2]);
+    const int64_t o0 = panel * kGemmMR, rows = std::min<int64_t>(kGemmMR, mo - o0);
+    for (int64_t i = 0; i < co; ++i) {
+      alignas(64) double g[9][R], t[18][R], u[36][R];
+      for (int k = 0; k < 9; ++k)
+        for (int r = 0; r < R; ++r)
+          g[k][r] = r >= rows ? 0.0
+                    : flipped ? w[(i * C + o0 + r) * 9 + 8 - k]
+                              : w[((o0 + r) * C + i) * 9 + k];
+      for (int b = 0; b < 3; ++b) {  // t (6 x 3) = G g, column by column
+        double* o[6] = {t[b], t[3 + b], t[6 + b], t[9 + b], t[12 + b], t[15 + b]};
+        g1(g[b], g[3 + b], g[6 + b], o);
       }
+      for (int a = 0; a < 6; ++a) {  // u (6 x 6) = t G^T, row by row
+        double* o[6] = {u[a * 6],     u[a * 6 + 1], u[a * 6 + 2],
+                        u[a * 6 + 3], u[a * 6 + 4], u[a * 6 + 5]};
+        g1(t[a * 3], t[a * 3 + 1], t[a * 3 + 2], o);
+      }
+      float* d = dst + o0 * co + i * kGemmMR;
+      for (int xi = 0; xi < 36; ++xi)
+        for (int r = 0; r < R; ++r) d[xi * psz + r] = static_cast<float>(u[xi][r]);
+    }
   });
 }
 
