@@ -122,7 +122,9 @@ void winogradConv(const float* x, const float* u, const WinogradShape& s, float*
   // Tiles per block: a multiple of kL, V about kBlockBytes.
   const int64_t want =
       std::clamp<int64_t>(kBlockBytes / (36 * 4 * C) / kL * kL, kL, kMaxBlockTiles);
-  const int64_t nt = std::min(want, ceilDiv(tiles, kL) * kL);
+  // At least one block per thread when the tiles are few (the block size
+  // does not change any bits: columns and lanes are independent).
+  const int64_t nt = std::min(want, ceilDiv(ceilDiv(tiles, opThreads()), kL) * kL);
   const int64_t blocks = ceilDiv(tiles, nt);
   // The caller's per-thread buffers (indexed by omp_get_thread_num()).
   thread_local ThreadScratch caller_scratch;

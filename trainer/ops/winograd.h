@@ -19,9 +19,11 @@
 namespace slim::ops::detail {
 
 /// Input and output channels from which Conv runs a qualifying conv by
-/// Winograd when RunContext::fast_conv (below, its direct path is faster on
-/// the 2-core AVX-512 host: the crossover measured in the PR).
-constexpr int64_t kWinogradMinChannels = 16;
+/// Winograd when RunContext::fast_conv. The crossover with the direct path
+/// on the 2-core AVX-512 host, batch 8, 1 and 2 threads: C = M = 16 at
+/// 56x56 is a tie (forward 0.87-0.97x, input gradient 1.03-1.10x), 20 wins
+/// (1.25-1.40x), 24 and up win at 56, 28 and 14 (1.1-1.8x).
+constexpr int64_t kWinogradMinChannels = 20;
 
 /// Floats of the transformed, packed weights of an m-output, c-input conv
 /// (36 packA panels of m x c).
