@@ -92,7 +92,7 @@ class ConvOp : public Op {
     };
     if (wino) {  // the whole batch, then the epilogue per image
       packWinograd(wp, false);
-      detail::winogradConv(xp, wino_pack_.data(), winogradShape(false), yp);
+      detail::winogradConv(xp, wino_pack_, winogradShape(false), yp);
       detail::parallelFor(N_, [&](int64_t n) {
         float* yn = yp + n * M_ * P;
         epilogue(yn, bias);
@@ -226,7 +226,7 @@ class ConvOp : public Op {
         });
       if (dxp && wino) {  // dx = the conv of dy with W^T rotated 180 degrees
         packWinograd(wp, true);
-        detail::winogradConv(dy, wino_pack_.data(), winogradShape(true), dxp);
+        detail::winogradConv(dy, wino_pack_, winogradShape(true), dxp);
         detail::parallelFor(
             N, [&](int64_t n) { dx_mask_.maskGrad(xp + n * C_ * HW, dxp + n * C_ * HW, C_ * HW); });
       } else if (dxp)
@@ -288,11 +288,16 @@ class ConvOp : public Op {
                  aw_.pad_end == 0;
   }
 
-  // The Winograd weights (winograd.h): for y from x, or (flipped) for dx from dy.
+  // The Winograd weights (winograd.h): for y from x, or (flipped) for dx
+  // from dy. Transient within the call, so one buffer per calling thread
+  // serves every Conv node (as callerScratch): 4x the largest node's
+  // weights, not 4x the sum.
   void packWinograd(const float* w, bool flipped) {
-    wino_pack_.resize(static_cast<size_t>(flipped ? detail::winogradPackedSize(C_, M_)
-                                                  : detail::winogradPackedSize(M_, C_)));
-    detail::winogradPackWeights(w, M_, C_, flipped, wino_pack_.data());
+    thread_local std::vector<float> pack;
+    pack.resize(static_cast<size_t>(flipped ? detail::winogradPackedSize(C_, M_)
+                                            : detail::winogradPackedSize(M_, C_)));
+    detail::winogradPackWeights(w, M_, C_, flipped, pack.data());
+    wino_pack_ = pack.data();
   }
 
   // The Winograd conv of the batch: y from x, or (dx) dx from dy, the
@@ -428,7 +433,7 @@ class ConvOp : public Op {
   detail::ThreadScratch* scratch_ = nullptr;
   std::vector<float> partial_;     // per-chunk weight-gradient partials, grows only
   std::vector<float> wpack_;       // packWeights
-  std::vector<float> wino_pack_;   // packWinograd
+  const float* wino_pack_ = nullptr;  // packWinograd's buffer, during one call
   int64_t packed_group_ = 0;       // floats of one group in wpack_
   rank_reduction::FixedSum wsum_;  // their exact sum
 };
