@@ -219,11 +219,19 @@ class ConvOp : public Op {
     } else if (group_ == 1) {
       // dW per chunk (one GEMM over its images), dX per image: separate
       // loops, so a batch of one chunk still uses every thread for dX.
-      if (dw)
+      if (dw && wino) {  // chunk after chunk, each split over the threads
+        for (int64_t c = 0; c < chunks.count; ++c) {
+          detail::WinogradShape ws = winogradShape(false);
+          ws.n = chunks.end(c) - chunks.begin(c);
+          detail::winogradWeightGrad(xp + chunks.begin(c) * C_ * HW, dy + chunks.begin(c) * M_ * P,
+                                     ws, partial_.data() + c * wsize);
+        }
+      } else if (dw) {
         detail::parallelFor(chunks.count, [&](int64_t c) {
           chunkWeightGrad(xp, dy, chunks.begin(c), chunks.end(c),
                           partial_.data() + c * wsize);
         });
+      }
       if (dxp && wino) {  // dx = the conv of dy with W^T rotated 180 degrees
         packWinograd(wp, true);
         detail::winogradConv(dy, wino_pack_, winogradShape(true), dxp);

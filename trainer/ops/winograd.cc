@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/parallel.h"
@@ -64,6 +65,64 @@ struct Group {
   bool interior[kL];
 };
 
+// The group of tiles [t0, t0 + kL) of a batch of `tiles` tiles (those past
+// it are padding), per_image = TH x TW tiles an image, input origins at
+// 4 * tile position - (top, left), inputs (C, H, W) an image.
+Group makeGroup(int64_t t0, int64_t tiles, int64_t per_image, int64_t TW, int64_t top, int64_t left,
+                int64_t C, int64_t H, int64_t W) {
+  Group gr{};
+  for (int l = 0; l < kL; ++l) {
+    const int64_t tile = t0 + l;
+    if (tile >= tiles) {
+      gr.img[l] = -1;
+      gr.interior[l] = false;
+      continue;
+    }
+    const int64_t n = tile / per_image, q = tile % per_image;
+    gr.img[l] = n;
+    gr.r0[l] = (q / TW) * 4 - top;
+    gr.c0[l] = (q % TW) * 4 - left;
+    gr.interior[l] = gr.r0[l] >= 0 && gr.r0[l] + 6 <= H && gr.c0[l] >= 0 && gr.c0[l] + 6 <= W;
+    gr.x_off[l] = n * C * H * W + gr.r0[l] * W + gr.c0[l];
+  }
+  return gr;
+}
+
+// V = B^T d B of channel c's 6x6 input patches d of the group's tiles (zero
+// outside the image and for padding tiles): point xi's kL lanes to out(xi).
+// d, t: scratch of 36 x kL floats.
+template <class Out>
+inline void transformInput(const float* x, const Group& gr, int64_t c, int64_t C, int64_t H,
+                           int64_t W, float* d, float* t, Out out) {
+  const int64_t HW = H * W;
+  for (int l = 0; l < kL; ++l) {
+    if (gr.interior[l]) {
+      const float* p = x + gr.x_off[l] + c * HW;
+      for (int a = 0; a < 6; ++a, p += W)
+        for (int b = 0; b < 6; ++b) d[(a * 6 + b) * kL + l] = p[b];
+    } else if (gr.img[l] < 0) {
+      for (int k = 0; k < 36; ++k) d[k * kL + l] = 0.f;
+    } else {
+      const float* plane = x + (gr.img[l] * C + c) * HW;
+      for (int a = 0; a < 6; ++a) {
+        const int64_t r = gr.r0[l] + a;
+        for (int b = 0; b < 6; ++b) {
+          const int64_t col = gr.c0[l] + b;
+          d[(a * 6 + b) * kL + l] =
+              r >= 0 && r < H && col >= 0 && col < W ? plane[r * W + col] : 0.f;
+        }
+      }
+    }
+  }
+  // t = B^T d (down the columns), then V = t B (along the rows).
+  for (int b = 0; b < 6; ++b)
+    inputTransform1([&](int k) { return d + (k * 6 + b) * kL; },
+                    [&](int k) { return t + (k * 6 + b) * kL; });
+  for (int a = 0; a < 6; ++a)
+    inputTransform1([&](int k) { return t + (a * 6 + k) * kL; },
+                    [&](int k) { return out(a * 6 + k); });
+}
+
 }  // namespace
 
 int64_t winogradPackedSize(int64_t m, int64_t c) { return 36 * packedASize(m, c); }
@@ -118,7 +177,7 @@ void winogradConv(const float* x, const float* u, const WinogradShape& s, float*
   const int64_t TH = ceilDiv(OH, 4), TW = ceilDiv(OW, 4), per_image = TH * TW;
   const int64_t tiles = s.n * per_image;
   if (tiles == 0) return;
-  const int64_t HW = H * W, OHW = OH * OW, psz = packedASize(M, C);
+  const int64_t OHW = OH * OW, psz = packedASize(M, C);
   // Tiles per block: a multiple of kL, V about kBlockBytes.
   const int64_t want =
       std::clamp<int64_t>(kBlockBytes / (36 * 4 * C) / kL * kL, kL, kMaxBlockTiles);
@@ -140,48 +199,10 @@ void winogradConv(const float* x, const float* u, const WinogradShape& s, float*
     float* t = d + 36 * kL;       // [36][kL] the half-transformed patch
     auto lanes = [](float* base) { return [base](int k) { return base + k * kL; }; };
     for (int64_t g = 0; g < groups; ++g) {
-      Group gr{};
-      for (int l = 0; l < kL; ++l) {
-        const int64_t tile = t0 + g * kL + l;
-        if (tile >= tiles) {
-          gr.img[l] = -1;
-          gr.interior[l] = false;
-          continue;
-        }
-        const int64_t n = tile / per_image, q = tile % per_image;
-        gr.img[l] = n;
-        gr.r0[l] = (q / TW) * 4 - s.top;
-        gr.c0[l] = (q % TW) * 4 - s.left;
-        gr.interior[l] = gr.r0[l] >= 0 && gr.r0[l] + 6 <= H && gr.c0[l] >= 0 && gr.c0[l] + 6 <= W;
-        gr.x_off[l] = n * C * HW + gr.r0[l] * W + gr.c0[l];
-      }
+      const Group gr = makeGroup(t0 + g * kL, tiles, per_image, TW, s.top, s.left, C, H, W);
       for (int64_t c = 0; c < C; ++c) {
-        for (int l = 0; l < kL; ++l) {
-          if (gr.interior[l]) {
-            const float* p = x + gr.x_off[l] + c * HW;
-            for (int a = 0; a < 6; ++a, p += W)
-              for (int b = 0; b < 6; ++b) d[(a * 6 + b) * kL + l] = p[b];
-          } else if (gr.img[l] < 0) {
-            for (int k = 0; k < 36; ++k) d[k * kL + l] = 0.f;
-          } else {
-            const float* plane = x + (gr.img[l] * C + c) * HW;
-            for (int a = 0; a < 6; ++a) {
-              const int64_t r = gr.r0[l] + a;
-              for (int b = 0; b < 6; ++b) {
-                const int64_t col = gr.c0[l] + b;
-                d[(a * 6 + b) * kL + l] =
-                    r >= 0 && r < H && col >= 0 && col < W ? plane[r * W + col] : 0.f;
-              }
-            }
-          }
-        }
-        // t = B^T d (down the columns), then V = t B (along the rows).
-        for (int b = 0; b < 6; ++b)
-          inputTransform1([&](int k) { return d + (k * 6 + b) * kL; },
-                          [&](int k) { return t + (k * 6 + b) * kL; });
         float* v = V + c * nt + g * kL;
-        for (int a = 0; a < 6; ++a)
-          inputTransform1(lanes(t + a * 6 * kL), [&](int k) { return v + (a * 6 + k) * C * nt; });
+        transformInput(x, gr, c, C, H, W, d, t, [&](int xi) { return v + xi * C * nt; });
       }
     }
     for (int64_t xi = 0; xi < 36; ++xi)
@@ -212,6 +233,125 @@ void winogradConv(const float* x, const float* u, const WinogradShape& s, float*
             for (int b = 0; b < cols; ++b) yp[a * OW + b] = d[(a * 4 + b) * kL + l];
         }
       }
+    }
+  });
+}
+
+namespace {
+
+// The 1-D transform A z of four lane vectors into six (the adjoint of the
+// output transform: dy's tiles into the transform domain).
+template <class In, class Out>
+inline void gradTransform1(In in, Out out) {
+  const float *e0 = in(0), *e1 = in(1), *e2 = in(2), *e3 = in(3);
+  float *o0 = out(0), *o1 = out(1), *o2 = out(2), *o3 = out(3), *o4 = out(4), *o5 = out(5);
+#pragma GCC ivdep
+  for (int l = 0; l < kL; ++l) {
+    const float s02 = e0[l] + e2[l], s13 = e1[l] + e3[l];
+    const float q02 = e0[l] + 4.f * e2[l], q13 = 2.f * e1[l] + 8.f * e3[l];
+    o0[l] = e0[l];
+    o1[l] = s02 + s13;
+    o2[l] = s02 - s13;
+    o3[l] = q02 + q13;
+    o4[l] = q02 - q13;
+    o5[l] = e3[l];
+  }
+}
+
+}  // namespace
+
+void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s, float* dw) {
+  const int64_t C = s.c, H = s.h, W = s.w, M = s.m, OH = s.oh, OW = s.ow, OHW = OH * OW;
+  const int64_t TH = ceilDiv(OH, 4), TW = ceilDiv(OW, 4), per_image = TH * TW;
+  const int64_t K = s.n * per_image;  // the GEMMs' depth: every tile, in order
+  if (K == 0) {
+    std::fill(dw, dw + M * C * 9, 0.f);
+    return;
+  }
+  const int64_t ysz = packedASize(M, K), groups = ceilDiv(K, kL);
+  thread_local std::vector<float> buf;
+  buf.resize(static_cast<size_t>(36 * (ysz + K * C + M * C)));
+  float* Y = buf.data();        // [36] packA panels of (A dy A^T) (M x K)
+  float* VT = Y + 36 * ysz;     // [36][K][C]: (B^T x B)^T
+  float* dU = VT + 36 * K * C;  // [36][M][C]
+  thread_local ThreadScratch caller_scratch;
+  ThreadScratch* scratch = &caller_scratch;
+  scratch->ensureThreads();
+  // The transforms, by groups of kL tiles (lanes past K computed, not stored).
+  parallelFor(groups, [&](int64_t g) {
+    float* d = scratch->get(3 * 36 * kL);
+    float* t = d + 36 * kL;
+    float* v = t + 36 * kL;
+    const int64_t k0 = g * kL, nl = std::min<int64_t>(kL, K - k0);
+    const Group gr = makeGroup(k0, K, per_image, TW, s.top, s.left, C, H, W);
+    for (int64_t c = 0; c < C; ++c) {
+      transformInput(x, gr, c, C, H, W, d, t, [&](int xi) { return v + xi * kL; });
+      for (int xi = 0; xi < 36; ++xi) {
+        float* dst = VT + (xi * K + k0) * C + c;
+        for (int l = 0; l < nl; ++l) dst[l * C] = v[xi * kL + l];
+      }
+    }
+    // dy's 4x4 tiles (zero past OH, OW and for padding tiles).
+    int64_t off[kL], rows[kL], cols[kL];
+    for (int l = 0; l < kL; ++l) {
+      const int64_t tile = k0 + l, n = tile / per_image, q = tile % per_image;
+      const int64_t r0 = (q / TW) * 4, c0 = (q % TW) * 4;
+      off[l] = n * M * OHW + r0 * OW + c0;
+      rows[l] = l < nl ? std::min<int64_t>(4, OH - r0) : 0;
+      cols[l] = std::min<int64_t>(4, OW - c0);
+    }
+    for (int64_t m = 0; m < M; ++m) {
+      for (int l = 0; l < kL; ++l) {
+        for (int k = 0; k < 16; ++k) d[k * kL + l] = 0.f;
+        const float* p = dy + off[l] + m * OHW;
+        for (int a = 0; a < rows[l]; ++a)
+          for (int b = 0; b < cols[l]; ++b) d[(a * 4 + b) * kL + l] = p[a * OW + b];
+      }
+      // t (6 x 4) = A e (down the columns), then z = t A^T (along the rows).
+      for (int b = 0; b < 4; ++b)
+        gradTransform1([&](int k) { return d + (k * 4 + b) * kL; },
+                       [&](int k) { return t + (k * 4 + b) * kL; });
+      for (int a = 0; a < 6; ++a)
+        gradTransform1([&](int k) { return t + (a * 4 + k) * kL; },
+                       [&](int k) { return v + (a * 6 + k) * kL; });
+      float* dst = Y + (m / kGemmMR) * kGemmMR * K + k0 * kGemmMR + m % kGemmMR;
+      for (int xi = 0; xi < 36; ++xi)
+        for (int l = 0; l < nl; ++l) dst[xi * ysz + l * kGemmMR] = v[xi * kL + l];
+    }
+  });
+  // Rows of the last panel past M are zero (packA's layout).
+  if (M % kGemmMR)
+    for (int64_t xi = 0; xi < 36; ++xi)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t r = M % kGemmMR; r < kGemmMR; ++r)
+          Y[xi * ysz + (M / kGemmMR) * kGemmMR * K + k * kGemmMR + r] = 0.f;
+  // dU_xi (M x C) = Y_xi (M x K) VT_xi (K x C): the sum over the tiles in order.
+  parallelFor(36, [&](int64_t xi) {
+    gemmPacked(M, C, K, 1.f, Y + xi * ysz, VT + xi * K * C, C, 0.f, dU + xi * M * C, C);
+  });
+  // dw = G^T dU G per (m, c), in double: kL input channels at a time.
+  parallelFor(M, [&](int64_t m) {
+    for (int64_t c0 = 0; c0 < C; c0 += kL) {
+      const int nl = static_cast<int>(std::min<int64_t>(kL, C - c0));
+      double q[36][kL], p[18][kL], r[9][kL];
+      for (int xi = 0; xi < 36; ++xi)
+        for (int l = 0; l < kL; ++l) q[xi][l] = l < nl ? dU[(xi * M + m) * C + c0 + l] : 0.0;
+      // G^T applied to six values: three.
+      auto gt = [](auto in, auto out) {
+        for (int l = 0; l < kL; ++l) {
+          const double a = in(0)[l], b = in(1)[l], c = in(2)[l], d = in(3)[l], e = in(4)[l],
+                       f = in(5)[l];
+          out(0)[l] = a * (1.0 / 4) - (b + c) * (1.0 / 6) + (d + e) * (1.0 / 24);
+          out(1)[l] = (c - b) * (1.0 / 6) + (d - e) * (1.0 / 12);
+          out(2)[l] = (d + e - b - c) * (1.0 / 6) + f;
+        }
+      };
+      for (int j = 0; j < 6; ++j)  // p (3 x 6) = G^T q, column by column
+        gt([&](int k) { return q[k * 6 + j]; }, [&](int k) { return p[k * 6 + j]; });
+      for (int i = 0; i < 3; ++i)  // r (3 x 3) = p G, row by row
+        gt([&](int k) { return p[i * 6 + k]; }, [&](int k) { return r[i * 3 + k]; });
+      for (int l = 0; l < nl; ++l)
+        for (int k = 0; k < 9; ++k) dw[(m * C + c0 + l) * 9 + k] = static_cast<float>(r[k][l]);
     }
   });
 }

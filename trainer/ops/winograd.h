@@ -51,4 +51,12 @@ struct WinogradShape {
 /// x zero outside. Splits blocks of tiles over the threads (parallelFor).
 void winogradConv(const float* x, const float* u, const WinogradShape& s, float* y);
 
+/// The weight gradient of that conv summed over the s.n images of x and dy
+/// (the outputs' gradient, (n, m, oh, ow)), by Winograd: dU_xi (m x c) =
+/// sum over the tiles, in order, of (A dy_t A^T)_xi (B^T x_t B)_xi (36
+/// GEMMs over all tiles of the images), then dw (m, c, 3, 3) = G^T dU G
+/// (double, rounded once). Overwrites dw. A function of these images in
+/// this order only (any thread count). Splits over the threads.
+void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s, float* dw);
+
 }  // namespace slim::ops::detail

@@ -84,6 +84,33 @@ void directInputGrad(const Case& k, const float* dy, const float* w, std::vector
         }
 }
 
+// dw (m, c, 3, 3) of the conv above for dy, in double, and its scale.
+void directWeightGrad(const Case& k, const float* x, const float* dy, std::vector<double>& dw,
+                      std::vector<double>& scale) {
+  const int64_t OH = k.oh(), OW = k.ow();
+  dw.assign(k.m * k.c * 9, 0.0);
+  scale.assign(dw.size(), 0.0);
+  for (int64_t m = 0; m < k.m; ++m)
+    for (int64_t c = 0; c < k.c; ++c)
+      for (int64_t a = 0; a < 3; ++a)
+        for (int64_t b = 0; b < 3; ++b) {
+          double acc = 0, sc = 0;
+          for (int64_t n = 0; n < k.n; ++n)
+            for (int64_t r = 0; r < OH; ++r)
+              for (int64_t s = 0; s < OW; ++s) {
+                const int64_t i = r + a - k.top, j = s + b - k.left;
+                if (i < 0 || i >= k.h || j < 0 || j >= k.w) continue;
+                const double p = double(x[((n * k.c + c) * k.h + i) * k.w + j]) *
+                                 dy[((n * k.m + m) * OH + r) * OW + s];
+                acc += p;
+                sc += std::fabs(p);
+              }
+          const int64_t o = ((m * k.c + c) * 3 + a) * 3 + b;
+          dw[o] = acc;
+          scale[o] = sc;
+        }
+}
+
 // Max |got - want| / max(scale); also asserts it is below `tol`.
 double expectClose(const char* what, const Case& k, const float* got,
                    const std::vector<double>& want, const std::vector<double>& scale, double tol) {
@@ -125,6 +152,11 @@ TEST(Winograd, KernelMatchesDoubleDirect) {
     std::vector<double> ref, scale;
     directForward(k, x.f32(), w.f32(), ref, scale);
     expectClose("y", k, y.data(), ref, scale, kTol);
+    Tensor dy = test::randomTensor({k.n, k.m, k.oh(), k.ow()}, 3);
+    std::vector<float> dw(k.m * k.c * 9, std::nanf(""));
+    ops::detail::winogradWeightGrad(x.f32(), dy.f32(), s, dw.data());
+    directWeightGrad(k, x.f32(), dy.f32(), ref, scale);
+    expectClose("dw", k, dw.data(), ref, scale, kTol);
   }
 }
 
@@ -154,7 +186,7 @@ ConvRun runConv(const Case& k, const Tensor& x, const Tensor& w, const Tensor& d
 
 const int64_t kMin = ops::detail::kWinogradMinChannels;
 
-// Conv with fast_conv: y and dx by Winograd (they differ from the direct
+// Conv with fast_conv: y, dx and dw by Winograd (they differ from the direct
 // path's bits), each close to the double direct convolution.
 TEST(Winograd, ConvFastPathMatchesDoubleDirect) {
   const Case cases[] = {
@@ -162,8 +194,9 @@ TEST(Winograd, ConvFastPathMatchesDoubleDirect) {
       {"op_asym", 1, kMin, kMin + 17, 9, 7, 0, 2, 1, 0},
       {"op_pad2", 3, kMin + 1, kMin, 7, 11, 2, 1, 2, 0},
       {"op_pad0", 1, 2 * kMin + 1, kMin + 2, 10, 9, 0, 0, 0, 0},
+      {"op_chunks", 11, kMin + 1, kMin + 9, 9, 8, 1, 1, 1, 1},  // two weight-gradient chunks
   };
-  double worst_y = 0, worst_dx = 0;
+  double worst_y = 0, worst_dx = 0, worst_dw = 0;
   for (const Case& k : cases) {
     Tensor x = test::randomTensor({k.n, k.c, k.h, k.w}, 3);
     Tensor w = test::randomTensor({k.m, k.c, 3, 3}, 4);
@@ -176,15 +209,17 @@ TEST(Winograd, ConvFastPathMatchesDoubleDirect) {
         << k.name << ": fast_conv did not take the Winograd path";
     EXPECT_NE(0, std::memcmp(fast.dx.raw(), slow.dx.raw(), slow.dx.bytes()))
         << k.name << ": fast_conv's dx did not take the Winograd path";
-    // The weight gradient keeps the direct path.
-    EXPECT_EQ(0, std::memcmp(fast.dw.raw(), slow.dw.raw(), slow.dw.bytes())) << k.name;
+    EXPECT_NE(0, std::memcmp(fast.dw.raw(), slow.dw.raw(), slow.dw.bytes()))
+        << k.name << ": fast_conv's dw did not take the Winograd path";
     std::vector<double> ref, scale;
     directForward(k, x.f32(), w.f32(), ref, scale);
     worst_y = std::max(worst_y, expectClose("y", k, fast.y.f32(), ref, scale, kTol));
     directInputGrad(k, dy.f32(), w.f32(), ref, scale);
     worst_dx = std::max(worst_dx, expectClose("dx", k, fast.dx.f32(), ref, scale, kTol));
+    directWeightGrad(k, x.f32(), dy.f32(), ref, scale);
+    worst_dw = std::max(worst_dw, expectClose("dw", k, fast.dw.f32(), ref, scale, kTol));
   }
-  std::printf("worst relative error: y %.3g, dx %.3g\n", worst_y, worst_dx);
+  std::printf("worst relative error: y %.3g, dx %.3g, dw %.3g\n", worst_y, worst_dx, worst_dw);
 }
 
 // Below the channel threshold, or not 3x3 stride 1, fast_conv changes nothing.
@@ -198,12 +233,14 @@ TEST(Winograd, NonQualifyingConvsKeepTheDirectPath) {
   test::expectSameBytes(slow.dx, fast.dx, "dx");
 }
 
-// The same bits on 1, 2 and 3 threads: a batch whose tiles make several
-// blocks (wide channels: 16-tile blocks) and one that fits one block.
+// The same bits on 1, 2 and 3 threads (y, dx, dw): a batch whose tiles
+// make several blocks (wide channels: 16-tile blocks), one that fits one
+// block, one of two weight-gradient chunks.
 TEST(Winograd, SameBitsOnThreads) {
   const Case cases[] = {
       {"blocks", 3, 256, kMin + 3, 9, 9, 1, 1, 1, 1},
       {"one_block", 3, kMin + 2, kMin + 1, 11, 6, 0, 1, 2, 1},
+      {"chunks", 10, kMin + 2, kMin + 3, 7, 9, 1, 0, 1, 2},
   };
   for (const Case& k : cases) {
     std::vector<Tensor> in{test::randomTensor({k.n, k.c, k.h, k.w}, 9),
