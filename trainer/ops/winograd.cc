@@ -22,6 +22,9 @@ constexpr int kL = 16;  // tiles per transform group (vector lanes)
 // streaming through they stay in a core's L2 while the 36 GEMMs read them.
 constexpr int64_t kBlockBytes = 512 << 10;
 constexpr int64_t kMaxBlockTiles = 128;
+// Bytes of the weight gradient's transformed tiles (dy's and x's) per block
+// of tiles.
+constexpr int64_t kGradBlockBytes = 8 << 20;
 
 // The 1-D input transform B^T d of six lane vectors: in(k), out(k) point at
 // the kL lanes of element k.
@@ -260,7 +263,8 @@ inline void gradTransform1(In in, Out out) {
 
 }  // namespace
 
-void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s, float* dw) {
+void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s, float* dw,
+                        int64_t block_tiles) {
   const int64_t C = s.c, H = s.h, W = s.w, M = s.m, OH = s.oh, OW = s.ow, OHW = OH * OW;
   const int64_t TH = ceilDiv(OH, 4), TW = ceilDiv(OW, 4), per_image = TH * TW;
   const int64_t K = s.n * per_image;  // the GEMMs' depth: every tile, in order
@@ -268,67 +272,77 @@ void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s,
     std::fill(dw, dw + M * C * 9, 0.f);
     return;
   }
-  const int64_t ysz = packedASize(M, K), groups = ceilDiv(K, kL);
+  // The tiles in blocks of KB (fixed by C and M: the bits do not depend on
+  // the threads), their transforms about kGradBlockBytes, each block's
+  // products added to dU in block order (gemmPacked with beta 1).
+  const int64_t KB = block_tiles > 0
+                         ? ceilDiv(block_tiles, kL) * kL
+                         : std::max<int64_t>(kL, kGradBlockBytes / (36 * 4 * (C + M)) / kL * kL);
+  const int64_t kb_max = std::min(KB, K), ysz = packedASize(M, kb_max);
   thread_local std::vector<float> buf;
-  buf.resize(static_cast<size_t>(36 * (ysz + K * C + M * C)));
-  float* Y = buf.data();        // [36] packA panels of (A dy A^T) (M x K)
-  float* VT = Y + 36 * ysz;     // [36][K][C]: (B^T x B)^T
-  float* dU = VT + 36 * K * C;  // [36][M][C]
+  buf.resize(static_cast<size_t>(36 * (ysz + kb_max * C + M * C)));
+  float* Y = buf.data();             // [36] packA panels of (A dy A^T) (M x Kb)
+  float* VT = Y + 36 * ysz;          // [36][Kb][C]: (B^T x B)^T
+  float* dU = VT + 36 * kb_max * C;  // [36][M][C]
   thread_local ThreadScratch caller_scratch;
   ThreadScratch* scratch = &caller_scratch;
   scratch->ensureThreads();
-  // The transforms, by groups of kL tiles (lanes past K computed, not stored).
-  parallelFor(groups, [&](int64_t g) {
-    float* d = scratch->get(3 * 36 * kL);
-    float* t = d + 36 * kL;
-    float* v = t + 36 * kL;
-    const int64_t k0 = g * kL, nl = std::min<int64_t>(kL, K - k0);
-    const Group gr = makeGroup(k0, K, per_image, TW, s.top, s.left, C, H, W);
-    for (int64_t c = 0; c < C; ++c) {
-      transformInput(x, gr, c, C, H, W, d, t, [&](int xi) { return v + xi * kL; });
-      for (int xi = 0; xi < 36; ++xi) {
-        float* dst = VT + (xi * K + k0) * C + c;
-        for (int l = 0; l < nl; ++l) dst[l * C] = v[xi * kL + l];
+  for (int64_t kb0 = 0; kb0 < K; kb0 += KB) {
+    const int64_t Kb = std::min(KB, K - kb0), kend = kb0 + Kb;
+    // The transforms, by groups of kL tiles (lanes past the block computed, not stored).
+    parallelFor(ceilDiv(Kb, kL), [&](int64_t g) {
+      float* d = scratch->get(3 * 36 * kL);
+      float* t = d + 36 * kL;
+      float* v = t + 36 * kL;
+      const int64_t k0 = kb0 + g * kL, nl = std::min<int64_t>(kL, kend - k0), kk = k0 - kb0;
+      const Group gr = makeGroup(k0, kend, per_image, TW, s.top, s.left, C, H, W);
+      for (int64_t c = 0; c < C; ++c) {
+        transformInput(x, gr, c, C, H, W, d, t, [&](int xi) { return v + xi * kL; });
+        for (int xi = 0; xi < 36; ++xi) {
+          float* dst = VT + (xi * Kb + kk) * C + c;
+          for (int l = 0; l < nl; ++l) dst[l * C] = v[xi * kL + l];
+        }
       }
-    }
-    // dy's 4x4 tiles (zero past OH, OW and for padding tiles).
-    int64_t off[kL], rows[kL], cols[kL];
-    for (int l = 0; l < kL; ++l) {
-      const int64_t tile = k0 + l, n = tile / per_image, q = tile % per_image;
-      const int64_t r0 = (q / TW) * 4, c0 = (q % TW) * 4;
-      off[l] = n * M * OHW + r0 * OW + c0;
-      rows[l] = l < nl ? std::min<int64_t>(4, OH - r0) : 0;
-      cols[l] = std::min<int64_t>(4, OW - c0);
-    }
-    for (int64_t m = 0; m < M; ++m) {
+      // dy's 4x4 tiles (zero past OH, OW and for padding tiles).
+      int64_t off[kL], rows[kL], cols[kL];
       for (int l = 0; l < kL; ++l) {
-        for (int k = 0; k < 16; ++k) d[k * kL + l] = 0.f;
-        const float* p = dy + off[l] + m * OHW;
-        for (int a = 0; a < rows[l]; ++a)
-          for (int b = 0; b < cols[l]; ++b) d[(a * 4 + b) * kL + l] = p[a * OW + b];
+        const int64_t tile = k0 + l, n = tile / per_image, q = tile % per_image;
+        const int64_t r0 = (q / TW) * 4, c0 = (q % TW) * 4;
+        off[l] = n * M * OHW + r0 * OW + c0;
+        rows[l] = l < nl ? std::min<int64_t>(4, OH - r0) : 0;
+        cols[l] = std::min<int64_t>(4, OW - c0);
       }
-      // t (6 x 4) = A e (down the columns), then z = t A^T (along the rows).
-      for (int b = 0; b < 4; ++b)
-        gradTransform1([&](int k) { return d + (k * 4 + b) * kL; },
-                       [&](int k) { return t + (k * 4 + b) * kL; });
-      for (int a = 0; a < 6; ++a)
-        gradTransform1([&](int k) { return t + (a * 4 + k) * kL; },
-                       [&](int k) { return v + (a * 6 + k) * kL; });
-      float* dst = Y + (m / kGemmMR) * kGemmMR * K + k0 * kGemmMR + m % kGemmMR;
-      for (int xi = 0; xi < 36; ++xi)
-        for (int l = 0; l < nl; ++l) dst[xi * ysz + l * kGemmMR] = v[xi * kL + l];
-    }
-  });
-  // Rows of the last panel past M are zero (packA's layout).
-  if (M % kGemmMR)
-    for (int64_t xi = 0; xi < 36; ++xi)
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t r = M % kGemmMR; r < kGemmMR; ++r)
-          Y[xi * ysz + (M / kGemmMR) * kGemmMR * K + k * kGemmMR + r] = 0.f;
-  // dU_xi (M x C) = Y_xi (M x K) VT_xi (K x C): the sum over the tiles in order.
-  parallelFor(36, [&](int64_t xi) {
-    gemmPacked(M, C, K, 1.f, Y + xi * ysz, VT + xi * K * C, C, 0.f, dU + xi * M * C, C);
-  });
+      for (int64_t m = 0; m < M; ++m) {
+        for (int l = 0; l < kL; ++l) {
+          for (int k = 0; k < 16; ++k) d[k * kL + l] = 0.f;
+          const float* p = dy + off[l] + m * OHW;
+          for (int a = 0; a < rows[l]; ++a)
+            for (int b = 0; b < cols[l]; ++b) d[(a * 4 + b) * kL + l] = p[a * OW + b];
+        }
+        // t (6 x 4) = A e (down the columns), then z = t A^T (along the rows).
+        for (int b = 0; b < 4; ++b)
+          gradTransform1([&](int k) { return d + (k * 4 + b) * kL; },
+                         [&](int k) { return t + (k * 4 + b) * kL; });
+        for (int a = 0; a < 6; ++a)
+          gradTransform1([&](int k) { return t + (a * 4 + k) * kL; },
+                         [&](int k) { return v + (a * 6 + k) * kL; });
+        float* dst = Y + (m / kGemmMR) * kGemmMR * Kb + kk * kGemmMR + m % kGemmMR;
+        for (int xi = 0; xi < 36; ++xi)
+          for (int l = 0; l < nl; ++l) dst[xi * ysz + l * kGemmMR] = v[xi * kL + l];
+      }
+    });
+    // Rows of the last panel past M are zero (packA's layout).
+    if (M % kGemmMR)
+      for (int64_t xi = 0; xi < 36; ++xi)
+        for (int64_t k = 0; k < Kb; ++k)
+          for (int64_t r = M % kGemmMR; r < kGemmMR; ++r)
+            Y[xi * ysz + (M / kGemmMR) * kGemmMR * Kb + k * kGemmMR + r] = 0.f;
+    // dU_xi (M x C) (+)= Y_xi (M x Kb) VT_xi (Kb x C): the block's tiles in order.
+    parallelFor(36, [&](int64_t xi) {
+      gemmPacked(M, C, Kb, 1.f, Y + xi * ysz, VT + xi * Kb * C, C, kb0 == 0 ? 0.f : 1.f,
+                 dU + xi * M * C, C);
+    });
+  }
   // dw = G^T dU G per (m, c), in double: kL input channels at a time.
   parallelFor(M, [&](int64_t m) {
     for (int64_t c0 = 0; c0 < C; c0 += kL) {

@@ -54,9 +54,13 @@ void winogradConv(const float* x, const float* u, const WinogradShape& s, float*
 /// The weight gradient of that conv summed over the s.n images of x and dy
 /// (the outputs' gradient, (n, m, oh, ow)), by Winograd: dU_xi (m x c) =
 /// sum over the tiles, in order, of (A dy_t A^T)_xi (B^T x_t B)_xi (36
-/// GEMMs over all tiles of the images), then dw (m, c, 3, 3) = G^T dU G
-/// (double, rounded once). Overwrites dw. A function of these images in
-/// this order only (any thread count). Splits over the threads.
-void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s, float* dw);
+/// GEMMs over the tiles of the images, in blocks of tiles added in order),
+/// then dw (m, c, 3, 3) = G^T dU G (double, rounded once). Overwrites dw. A
+/// function of these images in this order only (any thread count). Splits
+/// over the threads.
+/// @param block_tiles  tiles per block (a multiple of 16); 0: by C and M,
+///   the transforms of a block about 8 MB (tests set it)
+void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s, float* dw,
+                        int64_t block_tiles = 0);
 
 }  // namespace slim::ops::detail

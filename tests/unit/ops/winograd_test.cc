@@ -154,9 +154,11 @@ TEST(Winograd, KernelMatchesDoubleDirect) {
     expectClose("y", k, y.data(), ref, scale, kTol);
     Tensor dy = test::randomTensor({k.n, k.m, k.oh(), k.ow()}, 3);
     std::vector<float> dw(k.m * k.c * 9, std::nanf(""));
-    ops::detail::winogradWeightGrad(x.f32(), dy.f32(), s, dw.data());
     directWeightGrad(k, x.f32(), dy.f32(), ref, scale);
-    expectClose("dw", k, dw.data(), ref, scale, kTol);
+    for (int64_t block : {0, 16, 48}) {  // the default, and the tiles in several blocks
+      ops::detail::winogradWeightGrad(x.f32(), dy.f32(), s, dw.data(), block);
+      expectClose(block ? "dw_blk" : "dw", k, dw.data(), ref, scale, kTol);
+    }
   }
 }
 
