@@ -137,7 +137,7 @@ TEST(Winograd, KernelMatchesDoubleDirect) {
       {"pad1_odd", 1, 5, 7, 9, 11, 1, 1, 1, 1}, {"asym", 3, 17, 19, 13, 10, 0, 2, 1, 0},
       {"pad2", 3, 16, 33, 7, 9, 2, 2, 2, 2},    {"pad0", 1, 20, 18, 15, 17, 0, 0, 0, 0},
       {"mixed", 3, 33, 24, 12, 13, 2, 0, 0, 1}, {"tiny", 1, 3, 2, 3, 3, 0, 0, 0, 0},
-      {"wide_c", 2, 130, 9, 6, 5, 1, 1, 1, 1},
+      {"wide_c", 2, 130, 9, 6, 5, 1, 1, 1, 1},  {"big_u", 2, 128, 131, 6, 5, 1, 1, 1, 1},
   };
   for (const Case& k : cases) {
     Tensor x = test::randomTensor({k.n, k.c, k.h, k.w}, 1);
@@ -243,6 +243,7 @@ TEST(Winograd, SameBitsOnThreads) {
       {"blocks", 3, 256, kMin + 3, 9, 9, 1, 1, 1, 1},
       {"one_block", 3, kMin + 2, kMin + 1, 11, 6, 0, 1, 2, 1},
       {"chunks", 10, kMin + 2, kMin + 3, 7, 9, 1, 0, 1, 2},
+      {"big_u", 3, 128, 129, 9, 7, 1, 1, 1, 1},
   };
   for (const Case& k : cases) {
     std::vector<Tensor> in{test::randomTensor({k.n, k.c, k.h, k.w}, 9),
@@ -256,6 +257,7 @@ TEST(Winograd, ImageAloneMatchesImageInBatch) {
   const Case cases[] = {
       {"blocks", 3, 256, kMin + 3, 9, 9, 1, 1, 1, 1},
       {"one_block", 3, kMin + 2, kMin + 1, 11, 6, 0, 1, 2, 1},
+      {"big_u", 3, 128, 129, 9, 7, 1, 1, 1, 1},
   };
   for (const Case& k : cases) {
     Tensor x = test::randomTensor({k.n, k.c, k.h, k.w}, 11);
