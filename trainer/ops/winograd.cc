@@ -8,6 +8,7 @@
 #include "trainer/ops/winograd.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -368,6 +369,22 @@ void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s,
         for (int k = 0; k < 9; ++k) dw[(m * C + c0 + l) * 9 + k] = static_cast<float>(r[k][l]);
     }
   });
+  // Where the direct sum is exactly zero (taps that meet no non-zero dy x
+  // pair: Relu-sparse activations), the transforms leave rounding residue
+  // (about 1e-10 of the largest element). The fixed-point chunk sums
+  // (exact_sum.h) truncate below 2^-41, and ranks' partials are 2^k times
+  // a single rank's (each rank's loss averages its own images), so such
+  // residue would break world-size invariance. Elements below 2^-24 of
+  // the partial's largest (under float resolution, far under this
+  // kernel's own error) are set to zero: a decision scaling by 2^k does
+  // not change, and what remains is >= 2^-41 whenever the largest
+  // element is >= 2^-17.
+  const int64_t total = M * C * 9;
+  float big = 0.f;
+  for (int64_t i = 0; i < total; ++i) big = std::max(big, std::fabs(dw[i]));
+  const float floor_abs = big * 0x1p-24f;
+  for (int64_t i = 0; i < total; ++i)
+    if (std::fabs(dw[i]) < floor_abs) dw[i] = 0.f;
 }
 
 }  // namespace slim::ops::detail

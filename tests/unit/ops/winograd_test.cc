@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
@@ -160,6 +161,51 @@ TEST(Winograd, KernelMatchesDoubleDirect) {
       expectClose(block ? "dw_blk" : "dw", k, dw.data(), ref, scale, kTol);
     }
   }
+}
+
+// Taps that meet no non-zero (x, dy) pair have an exactly zero direct
+// weight gradient; the Winograd one leaves transform residue there, which
+// must not fall below 2^-24 of the largest element (set to zero), and a
+// partial for 2^k dy must be 2^k times the one for dy: the fixed-point rank
+// sums (exact_sum.h, truncated below 2^-41) then agree for any world size
+// (each rank's loss averages its own images).
+TEST(Winograd, WeightGradZeroTapsAndPowerOfTwoScaling) {
+  const Case k{"sparse", 3, 37, 29, 9, 10, 1, 1, 1, 1};
+  Tensor x({k.n, k.c, k.h, k.w}), dy({k.n, k.m, k.oh(), k.ow()}), dy2 = dy.clone();
+  x.zero();
+  dy.zero();
+  const Tensor rx = test::randomTensor(x.shape(), 21), rdy = test::randomTensor(dy.shape(), 22);
+  // x only in column 5, dy only in column 4: only the taps b = 2 meet
+  // pairs; in the tile of output columns 4..7 both transforms are non-zero,
+  // so the zero taps come out of the transforms' cancellation.
+  for (int64_t i = 0; i < x.numel(); ++i)
+    if (i % k.w == 5) x.f32()[i] = rx.f32()[i];
+  for (int64_t i = 0; i < dy.numel(); ++i)
+    if (i % k.ow() == 4) dy.f32()[i] = rdy.f32()[i] * 1e-3f;
+  for (int64_t i = 0; i < dy.numel(); ++i) dy2.f32()[i] = 4.f * dy.f32()[i];
+  ops::detail::WinogradShape s;
+  s.n = k.n, s.c = k.c, s.h = k.h, s.w = k.w, s.m = k.m, s.oh = k.oh(), s.ow = k.ow();
+  s.top = k.top, s.left = k.left;
+  std::vector<float> dw(k.m * k.c * 9), dw4(dw.size());
+  ops::detail::winogradWeightGrad(x.f32(), dy.f32(), s, dw.data());
+  ops::detail::winogradWeightGrad(x.f32(), dy2.f32(), s, dw4.data());
+  std::vector<double> ref, scale;
+  directWeightGrad(k, x.f32(), dy.f32(), ref, scale);
+  float big = 0.f;
+  for (float v : dw) big = std::max(big, std::fabs(v));
+  int64_t zeros = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    zeros += ref[i] == 0.0;
+    // Nothing between 0 and 2^-24 of the largest: with the largest >= 2^-17
+    // every non-zero element is >= 2^-41, exact in fixed point.
+    if (dw[i] != 0.f) {
+      ASSERT_GE(std::fabs(dw[i]), big * 0x1p-24f) << "element " << i;
+    }
+    ASSERT_EQ(dw4[i], 4.f * dw[i]) << i;
+  }
+  EXPECT_GE(big, 0x1p-17f);
+  EXPECT_EQ(zeros, int64_t(ref.size() / 3 * 2));
+  expectClose("dw", k, dw.data(), ref, scale, kTol);
 }
 
 ops::Attrs convAttrs(const Case& k) {
