@@ -219,7 +219,8 @@ class ConvOp : public Op {
     } else if (group_ == 1) {
       // dW per chunk (one GEMM over its images), dX per image: separate
       // loops, so a batch of one chunk still uses every thread for dX.
-      if (dw && wino) {  // chunk after chunk, each split over the threads
+      if (dw && wino && ah_.out * aw_.out >= detail::kWinogradGradMinPositions) {
+        // chunk after chunk, each split over the threads
         for (int64_t c = 0; c < chunks.count; ++c) {
           detail::WinogradShape ws = winogradShape(false);
           ws.n = chunks.end(c) - chunks.begin(c);

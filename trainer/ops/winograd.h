@@ -25,6 +25,12 @@ namespace slim::ops::detail {
 /// (1.25-1.40x), 24 and up win at 56, 28 and 14 (1.1-1.8x).
 constexpr int64_t kWinogradMinChannels = 20;
 
+/// Output positions (OH x OW) from which Conv's weight gradient runs by
+/// Winograd too: at 7x7 (four 8x8 tiles for 49 outputs) it does not pay
+/// (512 channels, batch 8: 1.00x on 1 thread, 0.88x on 2), at 14x14 it does
+/// (256 channels: 1.5-1.65x).
+constexpr int64_t kWinogradGradMinPositions = 64;
+
 /// Floats of the transformed, packed weights of an m-output, c-input conv
 /// (36 packA panels of m x c).
 int64_t winogradPackedSize(int64_t m, int64_t c);
