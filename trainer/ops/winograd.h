@@ -11,7 +11,8 @@
 // tiles are gemmPacked, whose columns do not depend on one another; every
 // tile runs the same 16-lane code whatever its place in a block), so the
 // result is the same for any thread count, batch composition or position
-// of an image in the batch.
+// of an image in the batch. The weight gradient (one partial per chunk of
+// images) is a function of the chunk's images in order.
 #pragma once
 
 #include <cstdint>
@@ -61,9 +62,12 @@ void winogradConv(const float* x, const float* u, const WinogradShape& s, float*
 /// (the outputs' gradient, (n, m, oh, ow)), by Winograd: dU_xi (m x c) =
 /// sum over the tiles, in order, of (A dy_t A^T)_xi (B^T x_t B)_xi (36
 /// GEMMs over the tiles of the images, in blocks of tiles added in order),
-/// then dw (m, c, 3, 3) = G^T dU G (double, rounded once). Overwrites dw. A
-/// function of these images in this order only (any thread count). Splits
-/// over the threads.
+/// then dw (m, c, 3, 3) = G^T dU G (double, rounded once); elements under
+/// 2^-24 of the largest |dw| are set to zero (transform residue where the
+/// direct sum is exactly zero; see winograd.cc: world-size invariance of the
+/// fixed-point chunk sums). Overwrites dw. A function of these images in
+/// this order only (any thread count); dy scaled by 2^k gives dw scaled by
+/// 2^k. Splits over the threads.
 /// @param block_tiles  tiles per block (a multiple of 16); 0: by C and M,
 ///   the transforms of a block about 8 MB (tests set it)
 void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s, float* dw,
