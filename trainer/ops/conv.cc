@@ -15,6 +15,7 @@
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/op.h"
 #include "trainer/ops/parallel.h"
+#include "trainer/ops/winograd.h"
 
 namespace slim::ops {
 namespace {
@@ -43,7 +44,8 @@ class ConvOp : public Op {
     float* yp = y.f32();
     scratch_ = &callerScratch();
     scratch_->ensureThreads();
-    if (!depthwise_) packWeights(wp, false);
+    const bool wino = ctx.fast_conv && winograd_;
+    if (!depthwise_ && !wino) packWeights(wp, false);
     // The reader's row sums (a training BatchNormalization), each while the
     // image's output is in cache: the same sumF it would run.
     float* sums = nullptr;
@@ -88,6 +90,16 @@ class ConvOp : public Op {
         }
       });
     };
+    if (wino) {  // the whole batch, then the epilogue per image
+      packWinograd(wp, false);
+      detail::winogradConv(xp, wino_pack_, winogradShape(false), yp);
+      detail::parallelFor(N_, [&](int64_t n) {
+        float* yn = yp + n * M_ * P;
+        epilogue(yn, bias);
+        rowSums(n, yn);
+      });
+      return;
+    }
     detail::parallelFor(N_, [&](int64_t n) {
       const float* xn = xp + n * C_ * HW;
       float* yn = yp + n * M_ * P;
@@ -183,7 +195,8 @@ class ConvOp : public Op {
     float* dxp = dx ? dx->f32() : nullptr;
     scratch_ = &callerScratch();
     scratch_->ensureThreads();
-    if (dxp && !depthwise_) packWeights(wp, true);  // W^T for every image's dx
+    const bool wino = ctx.fast_conv && winograd_;
+    if (dxp && !depthwise_ && !wino) packWeights(wp, true);  // W^T for every image's dx
     if (depthwise_) {
       // Tasks (chunk, block of channels): channels are independent, so any
       // split gives the same bits. Blocks are multiples of 8 channels (the
@@ -208,12 +221,26 @@ class ConvOp : public Op {
     } else if (group_ == 1) {
       // dW per chunk (one GEMM over its images), dX per image: separate
       // loops, so a batch of one chunk still uses every thread for dX.
-      if (dw)
+      if (dw && wino && ah_.out * aw_.out >= detail::kWinogradGradMinPositions) {
+        // chunk after chunk, each split over the threads
+        for (int64_t c = 0; c < chunks.count; ++c) {
+          detail::WinogradShape ws = winogradShape(false);
+          ws.n = chunks.end(c) - chunks.begin(c);
+          detail::winogradWeightGrad(xp + chunks.begin(c) * C_ * HW, dy + chunks.begin(c) * M_ * P,
+                                     ws, partial_.data() + c * wsize);
+        }
+      } else if (dw) {
         detail::parallelFor(chunks.count, [&](int64_t c) {
           chunkWeightGrad(xp, dy, chunks.begin(c), chunks.end(c),
                           partial_.data() + c * wsize);
         });
-      if (dxp)
+      }
+      if (dxp && wino) {  // dx = the conv of dy with W^T rotated 180 degrees
+        packWinograd(wp, true);
+        detail::winogradConv(dy, wino_pack_, winogradShape(true), dxp);
+        detail::parallelFor(
+            N, [&](int64_t n) { dx_mask_.maskGrad(xp + n * C_ * HW, dxp + n * C_ * HW, C_ * HW); });
+      } else if (dxp)
         detail::parallelFor(N, [&](int64_t n) {
           imageBackward(xp + n * C_ * HW, wp, dy + n * M_ * P, dxp + n * C_ * HW, nullptr,
                         false);
@@ -264,9 +291,41 @@ class ConvOp : public Op {
     // 64 columns (a narrow block spends its time in the GEMM's column tail).
     block_rows_ = std::min(ah_.out, std::max({int64_t{1}, kBlockBytes / (4 * Kg_ * aw_.out),
                                               detail::ceilDiv(64, aw_.out)}));
+    winograd_ = group_ == 1 && kh == 3 && kw == 3 && ah_.stride == 1 && aw_.stride == 1 &&
+                ah_.dilation == 1 && aw_.dilation == 1 && C_ >= detail::kWinogradMinChannels &&
+                M_ >= detail::kWinogradMinChannels;
     pointwise_ = kh == 1 && kw == 1 && ah_.stride == 1 && aw_.stride == 1 &&
                  ah_.pad_begin == 0 && ah_.pad_end == 0 && aw_.pad_begin == 0 &&
                  aw_.pad_end == 0;
+  }
+
+  // The Winograd weights (winograd.h): for y from x, or (flipped) for dx
+  // from dy. Transient within the call, so one buffer per calling thread
+  // serves every Conv node (as callerScratch): 4x the largest node's
+  // weights, not 4x the sum.
+  void packWinograd(const float* w, bool flipped) {
+    thread_local std::vector<float> pack;
+    pack.resize(static_cast<size_t>(flipped ? detail::winogradPackedSize(C_, M_)
+                                            : detail::winogradPackedSize(M_, C_)));
+    detail::winogradPackWeights(w, M_, C_, flipped, pack.data());
+    wino_pack_ = pack.data();
+  }
+
+  // The Winograd conv of the batch: y from x, or (dx) dx from dy, the
+  // correlation of dy with the flipped kernel padded by 2 - pad_begin.
+  detail::WinogradShape winogradShape(bool dx) const {
+    detail::WinogradShape s;
+    s.n = N_;
+    if (dx) {
+      s.c = M_, s.h = ah_.out, s.w = aw_.out;
+      s.m = C_, s.oh = ah_.in, s.ow = aw_.in;
+      s.top = 2 - ah_.pad_begin, s.left = 2 - aw_.pad_begin;
+    } else {
+      s.c = C_, s.h = ah_.in, s.w = aw_.in;
+      s.m = M_, s.oh = ah_.out, s.ow = aw_.out;
+      s.top = ah_.pad_begin, s.left = aw_.pad_begin;
+    }
+    return s;
   }
 
   // Floats of one image's im2col buffer (C*kH*kW, OH*OW).
@@ -365,6 +424,7 @@ class ConvOp : public Op {
   int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0, block_rows_ = 0;
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
+  bool winograd_ = false;  // group 1, 3x3, stride 1, dilation 1, enough channels
   std::optional<detail::DepthwisePlan> dw_plan_;  // tables for the current geometry
   ActEpilogue epilogue_;  // fused Relu/Clip on y (executor)
   ActEpilogue dx_mask_;   // fused Relu/Clip backward on dx (executor)
@@ -384,6 +444,7 @@ class ConvOp : public Op {
   detail::ThreadScratch* scratch_ = nullptr;
   std::vector<float> partial_;     // per-chunk weight-gradient partials, grows only
   std::vector<float> wpack_;       // packWeights
+  const float* wino_pack_ = nullptr;  // packWinograd's buffer, during one call
   int64_t packed_group_ = 0;       // floats of one group in wpack_
   rank_reduction::FixedSum wsum_;  // their exact sum
 };

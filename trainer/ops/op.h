@@ -27,6 +27,13 @@ struct RunContext {
   bool training = false;        ///< train mode (BN batch stats, dropout, observers update)
   rank_reduction::StateSync* sync = nullptr;  ///< cross-rank state sync; null = one rank
   Rng* rng = nullptr;           ///< randomness (dropout); required when training uses it
+  /// Faster kernels whose rounding differs from the reference path: Conv
+  /// runs its qualifying 3x3 convs (forward and input gradient) by Winograd
+  /// F(4x4, 3x3) (winograd.h). Still the same bits for any thread count and
+  /// rank split. Set only for the training step (trainer.cc): evaluation,
+  /// the export check and `eval` keep the direct path that matches ONNX
+  /// Runtime.
+  bool fast_conv = false;
 };
 
 /// Relu and Clip's forward functions, shared by their ops and by the

@@ -108,6 +108,10 @@ TrainResult Trainer::run(const data::Dataset& train, const data::Dataset& eval) 
   ctx.training = true;
   ctx.sync = world > 1 ? &state_sync : nullptr;
   ctx.rng = &rng;
+  // The training step's teacher forward, student forward and backward may
+  // round differently from evaluation (Winograd convs): evaluate.cc, the
+  // export check and `eval` build their own context without it.
+  ctx.fast_conv = true;
   LoopState ls{&sampler, optimizer.get()};
 
   // Parameters in a fixed (sorted) order for the optimizer and clipping.

@@ -27,7 +27,7 @@ struct ThreadsRun {
 inline ThreadsRun runOnThreads(int threads, const std::string& type, const ops::Attrs& attrs,
                                const std::vector<Tensor>& inputs, const std::vector<bool>& grad,
                                const std::vector<bool>& rank_reduced, std::vector<Tensor>& douts,
-                               size_t n_out) {
+                               size_t n_out, bool fast_conv = false) {
   const int saved = omp_get_max_threads();
   omp_set_num_threads(threads);
   ThreadsRun r;
@@ -41,6 +41,7 @@ inline ThreadsRun runOnThreads(int threads, const std::string& type, const ops::
   for (Tensor& t : r.outs) out.push_back(&t);
   ops::RunContext ctx;
   ctx.training = true;
+  ctx.fast_conv = fast_conv;
   op->forward(in, out, ctx);
   if (op->differentiable()) {
     if (douts.empty())
@@ -67,15 +68,18 @@ inline void expectSameBytes(const Tensor& want, const Tensor& got, const std::st
 /// the gradients of the inputs marked in `grad` (backward skipped for an op
 /// that is not differentiable) and the inputs as the op left them.
 /// `rank_reduced`: Op::setRankReducedInputs (the exact weight-gradient path).
+/// `fast_conv`: RunContext::fast_conv of the runs.
 inline void expectSameBitsOnThreads(const std::string& type, const ops::Attrs& attrs,
                                     const std::vector<Tensor>& inputs,
                                     const std::vector<bool>& grad, size_t n_out = 1,
-                                    const std::vector<bool>& rank_reduced = {}) {
+                                    const std::vector<bool>& rank_reduced = {},
+                                    bool fast_conv = false) {
   std::vector<Tensor> douts;
-  const ThreadsRun one = runOnThreads(1, type, attrs, inputs, grad, rank_reduced, douts, n_out);
+  const ThreadsRun one =
+      runOnThreads(1, type, attrs, inputs, grad, rank_reduced, douts, n_out, fast_conv);
   for (int threads : {2, 3}) {
     const ThreadsRun more =
-        runOnThreads(threads, type, attrs, inputs, grad, rank_reduced, douts, n_out);
+        runOnThreads(threads, type, attrs, inputs, grad, rank_reduced, douts, n_out, fast_conv);
     const std::string on = " on " + std::to_string(threads) + " threads";
     for (size_t k = 0; k < n_out; ++k)
       expectSameBytes(one.outs[k], more.outs[k], "output " + std::to_string(k) + on);
