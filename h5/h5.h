@@ -272,6 +272,14 @@ int64_t check(int64_t rc, const char* call, const std::string& context);
 std::string errorStack();
 /// Switches off HDF5's automatic error printing for the calling thread.
 void silenceAutoPrint();
+/// The checkpoint layout settings (createMemoryFile, StreamFile): the 1.8
+/// file format on a file access property list...
+void setLayoutAccess(const Handle& fapl, const std::string& ctx);
+/// ...and no object timestamps on a new file creation property list.
+Handle layoutCreateProps(const std::string& ctx);
+/// Recomputes a v2/v3 superblock's checksum in the first `size` bytes of a
+/// file image (HDF5 1.10's H5Fget_file_image keeps the old one, see h5.cc).
+void fixSuperblockChecksum(char* image, size_t size);
 }  // namespace detail
 
 }  // namespace slim::h5
