@@ -66,10 +66,23 @@ void writeState(const h5::Handle& file, const TrainingState& s, const std::strin
   }
 }
 
+/// Runs an encoding: a CheckpointError passes unchanged, any other error
+/// becomes "cannot encode checkpoint <fname>: <what>".
+template <class F>
+auto encoding(const std::string& fname, F&& f) {
+  try {
+    return f();
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const Error& e) {
+    SLIM_THROW(CheckpointError, "cannot encode checkpoint ", fname, ": ", e.what());
+  }
+}
+
 }  // namespace
 
 std::vector<char> encodeState(const TrainingState& s, const std::string& fname, int64_t created_unix) {
-  try {
+  return encoding(fname, [&] {
     size_t bytes = 1 << 16;  // metadata, attributes, config
     for (const auto& [gname, g] : s.groups()) {
       for (const auto& kv : g->tensors) bytes += kv.second.defined() ? kv.second.bytes() + 1024 : 0;
@@ -80,16 +93,12 @@ std::vector<char> encodeState(const TrainingState& s, const std::string& fname, 
     std::vector<char> image = h5::fileImage(file, str("checkpoint ", fname));
     file.close(str("checkpoint ", fname));
     return image;
-  } catch (const CheckpointError&) {
-    throw;
-  } catch (const Error& e) {
-    SLIM_THROW(CheckpointError, "cannot encode checkpoint ", fname, ": ", e.what());
-  }
+  });
 }
 
 uint64_t encodeStateTo(const TrainingState& s, const std::string& fname, int64_t created_unix,
                        h5::ByteSink& sink) {
-  try {
+  return encoding(fname, [&] {
     h5::StreamFile file(fname, sink);
     try {
       writeState(file.handle(), s, fname, created_unix);
@@ -101,11 +110,7 @@ uint64_t encodeStateTo(const TrainingState& s, const std::string& fname, int64_t
     const uint64_t size = file.finish(str("checkpoint ", fname));
     file.close(str("checkpoint ", fname));
     return size;
-  } catch (const CheckpointError&) {
-    throw;
-  } catch (const Error& e) {
-    SLIM_THROW(CheckpointError, "cannot encode checkpoint ", fname, ": ", e.what());
-  }
+  });
 }
 
 // --- reading ----------------------------------------------------------------
