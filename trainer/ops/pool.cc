@@ -161,6 +161,7 @@ class MaxPoolOp : public WindowPool {
     y.resize({in[0]->dim(0), in[0]->dim(1), OH, OW});
     const float* x = in[0]->f32();
     float* yp = y.f32();
+    taps_.ensureThreads();
     detail::parallelFor(NC_, [&](int64_t p) {
       const float* xp = x + p * HW;
       for (int64_t oh = 0; oh < OH; ++oh) {
@@ -169,27 +170,32 @@ class MaxPoolOp : public WindowPool {
         for (int64_t ow = 0; ow < OW; ++ow)
           if (!rows || ow < ow_lo || ow >= ow_hi) yp[o0 + ow] = window(xp, oh, ow, o0 + ow);
         if (!rows) continue;
-        float* __restrict yr = yp + o0;
-        int32_t* __restrict ar = arg_.data() + o0;
-        const int64_t sw = aw_.stride, dw = aw_.dilation, iw0 = -aw_.pad_begin;
+        float* __restrict yr = yp + o0 + ow_lo;
+        int32_t* __restrict ar = arg_.data() + o0 + ow_lo;
+        const int64_t sw = aw_.stride, dw = aw_.dilation, n = ow_hi - ow_lo;
+        // Each tap's strided inputs are first copied to a contiguous row, so
+        // that the compare-and-select loop vectorises (over strided loads GCC
+        // left it a scalar branch that random data mispredicts).
+        float* __restrict tap = taps_.get(static_cast<size_t>(n));
         for (int64_t kh = kh0; kh < kh1; ++kh) {
-          const int64_t row = coord(ah_, oh, kh) * W + iw0;
+          const int64_t row = coord(ah_, oh, kh) * W + coord(aw_, ow_lo, 0);
           for (int64_t kw = 0; kw < aw_.kernel; ++kw) {
             const int32_t off = static_cast<int32_t>(row + kw * dw);
+            const int32_t step = static_cast<int32_t>(sw);
             if (kh == kh0 && kw == 0) {
-              for (int64_t ow = ow_lo; ow < ow_hi; ++ow) {
-                const int32_t i = off + static_cast<int32_t>(ow * sw);
-                yr[ow] = xp[i];
-                ar[ow] = i;
+              for (int64_t j = 0; j < n; ++j) {
+                yr[j] = xp[off + j * sw];
+                ar[j] = off + static_cast<int32_t>(j) * step;
               }
               continue;
             }
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) {
-              const int32_t i = off + static_cast<int32_t>(ow * sw);
-              const float v = xp[i];
-              const bool gt = v > yr[ow];
-              yr[ow] = gt ? v : yr[ow];
-              ar[ow] = gt ? i : ar[ow];
+            for (int64_t j = 0; j < n; ++j) tap[j] = xp[off + j * sw];
+            for (int64_t j = 0; j < n; ++j) {
+              const float v = tap[j];
+              const int32_t i = off + static_cast<int32_t>(j) * step;
+              const bool gt = v > yr[j];
+              yr[j] = gt ? v : yr[j];
+              ar[j] = gt ? i : ar[j];
             }
           }
         }
@@ -211,7 +217,8 @@ class MaxPoolOp : public WindowPool {
 
  private:
   std::vector<int32_t> arg_;
-  TapRanges rh_, rw_;  // valid taps per output row / column
+  TapRanges rh_, rw_;          // valid taps per output row / column
+  detail::ThreadScratch taps_;  // one tap's inputs over a row of outputs
 };
 
 class AveragePoolOp : public WindowPool {
