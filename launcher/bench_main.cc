@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "launcher/malloc_policy.h"
 #include "launcher/omp_env.h"
 #include "trainer/core/threads.h"
 #include "trainer/graph/executor.h"
@@ -91,6 +92,7 @@ uint64_t paramDigest(const slim::graph::Graph& g) {
 
 int main(int argc, char** argv) {
   slim::launcher::reexecWithOmpWaitDefaults(argv);  // the same waits as slimtrain
+  slim::launcher::mapLargeBuffers();                // and the same allocator policy
   std::string model = "zoo:mobilenet_tiny";
   int64_t batch = 64, iters = 30, warmup = 5, hw = 28, channels = 1, classes = 10, threads = 1;
   bool probe = false;

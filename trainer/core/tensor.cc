@@ -1,6 +1,7 @@
 // Tensor storage management and small helpers.
 #include "trainer/core/tensor.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -60,7 +61,14 @@ Tensor Tensor::shapeOnly(Shape shape, DType dtype) {
   return t;
 }
 
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+
+uint64_t Tensor::allocations() { return g_allocations.load(std::memory_order_relaxed); }
+
 void Tensor::allocate(size_t nbytes) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
   // 64-byte alignment for vector loads; never a null storage for defined().
   size_t cap = ((nbytes + 63) / 64) * 64;
   if (cap == 0) cap = 64;

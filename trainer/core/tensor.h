@@ -104,6 +104,9 @@ class Tensor {
   bool storageShared() const { return storage_.use_count() > 1; }
   /// Bytes resize() can use without allocating (0 when undefined).
   size_t capacity() const { return storage_ ? capacity_ : 0; }
+  /// Storage allocations this process has made (all threads): tests check
+  /// that a steady training step allocates no activations.
+  static uint64_t allocations();
 
  private:
   void checkType(DType want) const;

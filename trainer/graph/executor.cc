@@ -178,7 +178,8 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     for (int k : m.node_in[i]) in.push_back(k < 0 ? nullptr : &m.values[k]);
     for (int k : m.node_out[i]) {
       // A value released by an inference forward takes a pooled buffer back.
-      if (m.release_values && m.alias_of[k] < 0 && (rel[k] || !m.values[k].defined()))
+      if (m.release_values && m.alias_of[k] < 0 && !m.view_of_input[k] &&
+          (rel[k] || !m.values[k].defined()))
         m.acquire(m.values[k], m.last_bytes[k]);
       out.push_back(&m.values[k]);
     }
@@ -199,7 +200,14 @@ void Executor::forward(const std::map<std::string, Tensor>& feeds, ops::RunConte
     if (!m.release_values) continue;
     for (int k : m.node_out[i])
       if (m.alias_of[k] < 0) {
-        if (rel[k] && m.last_bytes[k] == 0) m.adopt(m.values[k]);
+        // An output that shares an input's storage (Reshape, Flatten, an
+        // identity Cast) replaces any buffer it is handed: it gets none
+        // from the pool again (that buffer would be freed, the pool would
+        // refill with fresh allocations and the heap fragment).
+        for (int j : m.node_in[i])
+          if (j >= 0 && m.values[k].defined() && m.values[k].raw() == m.values[j].raw())
+            m.view_of_input[k] = true;
+        if (rel[k] && m.last_bytes[k] == 0 && !m.view_of_input[k]) m.adopt(m.values[k]);
         m.last_bytes[k] = m.values[k].bytes();
       }
     for (int k : m.node_in[i])
@@ -238,6 +246,7 @@ void Executor::releaseForwardValues(bool release) {
   m.releasable_inference.assign(nv, false);
   m.fwd_uses.assign(nv, 0);
   m.last_bytes.assign(nv, 0);
+  m.view_of_input.assign(nv, false);
   if (!release) return;
   // Candidates: node outputs that no backward reads; being a graph output or
   // kept (keepValue) disqualifies.

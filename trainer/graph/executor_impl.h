@@ -42,6 +42,7 @@ struct Executor::Impl {
   bool inference_released = false;          // the last forward was one of those
   std::vector<int> fwd_uses;                // forward consumptions per value id
   std::vector<size_t> last_bytes;           // bytes of each value in the last forward
+  std::vector<bool> view_of_input;          // value id: its node made it share an input's storage
   std::vector<rank_reduction::SampleLayout> samples;     // per value id (sample_layout.h)
   std::vector<rank_reduction::SampleLayout> in_samples;  // forward: one node's inputs'
   std::vector<const Shape*> in_shapes;                   // forward: one node's inputs'

@@ -91,6 +91,39 @@ TEST(Executor, PoolHoldsLiveBuffersOnly) {
   }
 }
 
+// A Flatten's output is a view of its input: handed a pooled buffer, it
+// would drop it (freed), and every step would allocate one afresh.
+TEST(Executor, AViewOutputTakesNoPooledBuffer) {
+  Graph g;
+  g.inputs = {{"x", {64, 10, 100}, DType::kF32}};
+  g.outputs = {{"y", {64, 1000}, DType::kF32}};
+  g.addInitializer("s", Tensor::fromVector({1}, {0.5f}), true);
+  g.addInitializer("b", Tensor::fromVector({1}, {0.25f}), true);
+  Node flat{"flat", "Flatten", {"m"}, {"f"}, {}};
+  flat.attrs.set("axis", int64_t{1});
+  g.nodes.push_back(Node{"scale", "Mul", {"x", "s"}, {"m"}, {}});
+  g.nodes.push_back(flat);  // f is freed after "shift": Add reads no operand
+  g.nodes.push_back(Node{"shift", "Add", {"f", "b"}, {"y"}, {}});
+  Executor ex(g);
+  ex.releaseForwardValues(true);
+  ops::RunContext ctx;
+  ctx.training = true;
+  Tensor x({64, 10, 100});
+  x.fill(1.f);
+  Tensor seed({64, 1000});
+  seed.fill(1.f);
+  for (int step = 0; step < 4; ++step) {
+    const uint64_t made = Tensor::allocations();
+    ex.forward({{"x", x}}, ctx);
+    EXPECT_FLOAT_EQ(ex.value("y").f32()[0], 0.75f);
+    ex.backward({{"y", seed}}, ctx);
+    EXPECT_FLOAT_EQ(ex.grad("s").f32()[0], 64000.f);
+    if (step >= 2) {
+      EXPECT_EQ(Tensor::allocations(), made) << "step " << step;
+    }
+  }
+}
+
 TEST(Graph, CycleAndUndefinedInputsRejected) {
   Graph g;
   g.inputs = {{"x", {1}, DType::kF32}};
