@@ -42,6 +42,22 @@ inline void outputTransform1(In in, Out out) {
   }
 }
 
+// Packed weights from which winogradPackWeights writes with non-temporal
+// stores: resnet18's 512-channel convs (38 MB) do not stay in the cache.
+constexpr int64_t kStreamBytes = 24 << 20;
+
+// dst[0, n) = src[0, n) (src 64-byte aligned); stream: non-temporal
+// stores where dst is 64-byte aligned and n a multiple of 16.
+inline void storeRun(float* dst, const float* src, int64_t n, bool stream) {
+#if defined(SLIM_WINOGRAD_AVX512)
+  if (stream && n % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
+    for (int64_t k = 0; k < n; k += 16) _mm512_stream_ps(dst + k, _mm512_load_ps(src + k));
+    return;
+  }
+#endif
+  std::memcpy(dst, src, sizeof(float) * n);
+}
+
 // e[a * 64 + j * 16 + k * 4 + b] = d[(a * 4 + b) * kL + 4 * k + j]: the
 // 4x4 outputs of the group's tiles (lane layout) as runs of four, tile
 // 4k + j's row a at e + a * 64 + j * 16 + k * 4.
@@ -91,28 +107,50 @@ void winogradPackWeights(const float* w, int64_t M, int64_t C, bool flipped, flo
       o[5][r] = c[r];
     }
   };
+  // A panel's input channels by chunks of kI: each chunk's transforms land
+  // in ub, then go out as one contiguous run per point (36 runs of kI x R
+  // floats instead of 36 scattered stores per channel).
+  constexpr int64_t kI = 16;
+  // Past the last-level cache's share the runs bypass the cache (the bits
+  // are the same either way).
+  const bool stream = 36 * psz * int64_t{sizeof(float)} > kStreamBytes;
   parallelFor(ceilDiv(mo, kGemmMR), [&](int64_t panel) {
     const int64_t o0 = panel * kGemmMR, rows = std::min<int64_t>(kGemmMR, mo - o0);
-    for (int64_t i = 0; i < co; ++i) {
-      alignas(64) double g[9][R], t[18][R], u[36][R];
-      for (int k = 0; k < 9; ++k)
-        for (int r = 0; r < R; ++r)
-          g[k][r] = r >= rows ? 0.0
-                    : flipped ? w[(i * C + o0 + r) * 9 + 8 - k]
-                              : w[((o0 + r) * C + i) * 9 + k];
-      for (int b = 0; b < 3; ++b) {  // t (6 x 3) = G g, column by column
-        double* o[6] = {t[b], t[3 + b], t[6 + b], t[9 + b], t[12 + b], t[15 + b]};
-        g1(g[b], g[3 + b], g[6 + b], o);
+    alignas(64) float ub[36][kI][R];
+    for (int64_t i0 = 0; i0 < co; i0 += kI) {
+      const int64_t ni = std::min(kI, co - i0);
+      for (int64_t ii = 0; ii < ni; ++ii) {
+        const int64_t i = i0 + ii;
+        alignas(64) double g[9][R], t[18][R], u[36][R];
+        for (int r = 0; r < R; ++r) {
+          if (r >= rows) {
+            for (int k = 0; k < 9; ++k) g[k][r] = 0.0;
+          } else if (flipped) {
+            const float* p = w + (i * C + o0 + r) * 9;
+            for (int k = 0; k < 9; ++k) g[k][r] = p[8 - k];
+          } else {
+            const float* p = w + ((o0 + r) * C + i) * 9;
+            for (int k = 0; k < 9; ++k) g[k][r] = p[k];
+          }
+        }
+        for (int b = 0; b < 3; ++b) {  // t (6 x 3) = G g, column by column
+          double* o[6] = {t[b], t[3 + b], t[6 + b], t[9 + b], t[12 + b], t[15 + b]};
+          g1(g[b], g[3 + b], g[6 + b], o);
+        }
+        for (int a = 0; a < 6; ++a) {  // u (6 x 6) = t G^T, row by row
+          double* o[6] = {u[a * 6],     u[a * 6 + 1], u[a * 6 + 2],
+                          u[a * 6 + 3], u[a * 6 + 4], u[a * 6 + 5]};
+          g1(t[a * 3], t[a * 3 + 1], t[a * 3 + 2], o);
+        }
+        for (int xi = 0; xi < 36; ++xi)
+          for (int r = 0; r < R; ++r) ub[xi][ii][r] = static_cast<float>(u[xi][r]);
       }
-      for (int a = 0; a < 6; ++a) {  // u (6 x 6) = t G^T, row by row
-        double* o[6] = {u[a * 6],     u[a * 6 + 1], u[a * 6 + 2],
-                        u[a * 6 + 3], u[a * 6 + 4], u[a * 6 + 5]};
-        g1(t[a * 3], t[a * 3 + 1], t[a * 3 + 2], o);
-      }
-      float* d = dst + o0 * co + i * kGemmMR;
-      for (int xi = 0; xi < 36; ++xi)
-        for (int r = 0; r < R; ++r) d[xi * psz + r] = static_cast<float>(u[xi][r]);
+      float* d = dst + o0 * co + i0 * kGemmMR;
+      for (int xi = 0; xi < 36; ++xi) storeRun(d + xi * psz, ub[xi][0], ni * R, stream);
     }
+#if defined(SLIM_WINOGRAD_AVX512)
+    if (stream) _mm_sfence();
+#endif
   });
 }
 
