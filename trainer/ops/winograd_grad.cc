@@ -39,6 +39,41 @@ inline void gradTransform1(In in, Out out) {
   }
 }
 
+// dst[l * ld + r] = src[r * ss + l] for r < nr <= 8, l < nl: up to eight
+// rows of kL lanes as nl runs of nr floats.
+inline void storeRuns8(const float* src, int64_t ss, int nr, float* dst, int64_t ld, int nl) {
+#if defined(SLIM_WINOGRAD_AVX512)
+  if (nr == 8) {
+    __m512 s4[8];
+    for (int h = 0; h < 2; ++h) {  // 4x4 transposes in each 128-bit chunk: rows 4h..4h+3
+      const float* r = src + 4 * h * ss;
+      const __m512 r0 = _mm512_loadu_ps(r), r1 = _mm512_loadu_ps(r + ss);
+      const __m512 r2 = _mm512_loadu_ps(r + 2 * ss), r3 = _mm512_loadu_ps(r + 3 * ss);
+      const __m512 t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1);
+      const __m512 t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3);
+      s4[4 * h] = _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));      // lanes 4q
+      s4[4 * h + 1] = _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));  // 4q + 1
+      s4[4 * h + 2] = _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));  // 4q + 2
+      s4[4 * h + 3] = _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));  // 4q + 3
+    }
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i hi =
+        _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    for (int j = 0; j < 4; ++j) {  // lanes j, 4 + j, 8 + j, 12 + j
+      const __m512 a = _mm512_permutex2var_ps(s4[j], lo, s4[4 + j]);
+      const __m512 b = _mm512_permutex2var_ps(s4[j], hi, s4[4 + j]);
+      if (j < nl) _mm256_storeu_ps(dst + j * ld, _mm512_castps512_ps256(a));
+      if (4 + j < nl) _mm256_storeu_ps(dst + (4 + j) * ld, _mm512_extractf32x8_ps(a, 1));
+      if (8 + j < nl) _mm256_storeu_ps(dst + (8 + j) * ld, _mm512_castps512_ps256(b));
+      if (12 + j < nl) _mm256_storeu_ps(dst + (12 + j) * ld, _mm512_extractf32x8_ps(b, 1));
+    }
+    return;
+  }
+#endif
+  for (int l = 0; l < nl; ++l)
+    for (int r = 0; r < nr; ++r) dst[l * ld + r] = src[r * ss + l];
+}
+
 }  // namespace
 
 void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s, float* dw,
@@ -69,17 +104,22 @@ void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s,
     const int64_t Kb = std::min(KB, K - kb0), kend = kb0 + Kb;
     // The transforms, by groups of kL tiles (lanes past the block computed, not stored).
     parallelFor(ceilDiv(Kb, kL), [&](int64_t g) {
-      float* d = scratch->get(3 * 36 * kL);
+      // vb: eight channels' (or output channels') transforms, [8][36][kL],
+      // stored as runs of eight (storeRuns8).
+      float* d = scratch->get((2 + 8) * 36 * kL);
       float* t = d + 36 * kL;
-      float* v = t + 36 * kL;
-      const int64_t k0 = kb0 + g * kL, nl = std::min<int64_t>(kL, kend - k0), kk = k0 - kb0;
+      float* vb = t + 36 * kL;
+      const int64_t k0 = kb0 + g * kL, kk = k0 - kb0;
+      const int nl = static_cast<int>(std::min<int64_t>(kL, kend - k0));
       const Group gr = makeGroup(k0, kend, per_image, TW, s.top, s.left, C, H, W);
-      for (int64_t c = 0; c < C; ++c) {
-        transformInput(x, gr, c, H * W, W, d, t, [&](int xi) { return v + xi * kL; });
-        for (int xi = 0; xi < 36; ++xi) {
-          float* dst = VT + (xi * Kb + kk) * C + c;
-          for (int l = 0; l < nl; ++l) dst[l * C] = v[xi * kL + l];
-        }
+      for (int64_t c0 = 0; c0 < C; c0 += 8) {
+        const int64_t nc = std::min<int64_t>(8, C - c0);
+        for (int64_t j = 0; j < nc; ++j)
+          transformInput(x, gr, c0 + j, H * W, W, d, t,
+                         [&](int xi) { return vb + (j * 36 + xi) * kL; });
+        for (int xi = 0; xi < 36; ++xi)
+          storeRuns8(vb + xi * kL, 36 * kL, static_cast<int>(nc), VT + (xi * Kb + kk) * C + c0, C,
+                     nl);
       }
       // dy's 4x4 tiles (zero past OH, OW and for padding tiles).
       int64_t off[kL] = {};  // tile l's row a at dy + off[l] + m * OHW + a * OW
@@ -91,21 +131,25 @@ void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s,
         const int64_t rows = std::min<int64_t>(4, OH - r0), cols = std::min<int64_t>(4, OW - c0);
         for (int a = 0; a < rows; ++a) mask[l][a] = static_cast<uint8_t>((1u << cols) - 1);
       }
-      for (int64_t m = 0; m < M; ++m) {
-        const float* dym = dy + m * OHW;
-        for (int a = 0; a < 4; ++a)
-          gatherRuns<4>([&](int l) { return dym + off[l] + a * OW; },
-                        [&](int l) { return mask[l][a]; }, d + a * 4 * kL);
-        // t (6 x 4) = A e (down the columns), then z = t A^T (along the rows).
-        for (int b = 0; b < 4; ++b)
-          gradTransform1([&](int k) { return d + (k * 4 + b) * kL; },
-                         [&](int k) { return t + (k * 4 + b) * kL; });
-        for (int a = 0; a < 6; ++a)
-          gradTransform1([&](int k) { return t + (a * 4 + k) * kL; },
-                         [&](int k) { return v + (a * 6 + k) * kL; });
-        float* dst = Y + (m / kGemmMR) * kGemmMR * Kb + kk * kGemmMR + m % kGemmMR;
+      for (int64_t m0 = 0; m0 < M; m0 += kGemmMR) {  // a panel of Y at a time
+        const int64_t nm = std::min<int64_t>(kGemmMR, M - m0);
+        for (int64_t j = 0; j < nm; ++j) {
+          const float* dym = dy + (m0 + j) * OHW;
+          float* v = vb + j * 36 * kL;
+          for (int a = 0; a < 4; ++a)
+            gatherRuns<4>([&](int l) { return dym + off[l] + a * OW; },
+                          [&](int l) { return mask[l][a]; }, d + a * 4 * kL);
+          // t (6 x 4) = A e (down the columns), then z = t A^T (along the rows).
+          for (int b = 0; b < 4; ++b)
+            gradTransform1([&](int k) { return d + (k * 4 + b) * kL; },
+                           [&](int k) { return t + (k * 4 + b) * kL; });
+          for (int a = 0; a < 6; ++a)
+            gradTransform1([&](int k) { return t + (a * 4 + k) * kL; },
+                           [&](int k) { return v + (a * 6 + k) * kL; });
+        }
         for (int xi = 0; xi < 36; ++xi)
-          for (int l = 0; l < nl; ++l) dst[xi * ysz + l * kGemmMR] = v[xi * kL + l];
+          storeRuns8(vb + xi * kL, 36 * kL, static_cast<int>(nm),
+                     Y + xi * ysz + m0 * Kb + kk * kGemmMR, kGemmMR, nl);
       }
     });
     // Rows of the last panel past M are zero (packA's layout).
