@@ -111,6 +111,9 @@ void winogradPackWeights(const float* w, int64_t M, int64_t C, bool flipped, flo
   // in ub, then go out as one contiguous run per point (36 runs of kI x R
   // floats instead of 36 scattered stores per channel).
   constexpr int64_t kI = 16;
+  // Flipped, a panel reads R x 9 weights at a stride of C x 9 (one run per
+  // channel of the conv's input): prefetched kAhead channels ahead.
+  constexpr int64_t kAhead = 4;
   // Past the last-level cache's share the runs bypass the cache (the bits
   // are the same either way).
   const bool stream = 36 * psz * int64_t{sizeof(float)} > kStreamBytes;
@@ -122,6 +125,10 @@ void winogradPackWeights(const float* w, int64_t M, int64_t C, bool flipped, flo
       for (int64_t ii = 0; ii < ni; ++ii) {
         const int64_t i = i0 + ii;
         alignas(64) double g[9][R], t[18][R], u[36][R];
+        if (flipped && i + kAhead < co) {  // the R x 9 weights a few channels on: 288 bytes
+          const char* p = reinterpret_cast<const char*>(w + ((i + kAhead) * C + o0) * 9);
+          for (int b = 0; b < R * 9 * 4 + 64; b += 64) __builtin_prefetch(p + b);
+        }
         for (int r = 0; r < R; ++r) {
           if (r >= rows) {
             for (int k = 0; k < 9; ++k) g[k][r] = 0.0;
