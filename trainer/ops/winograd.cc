@@ -25,6 +25,9 @@ using namespace wino;
 // streaming through they stay in a core's L2 while the 36 GEMMs read them.
 constexpr int64_t kBlockBytes = 512 << 10;
 constexpr int64_t kMaxBlockTiles = 128;
+// The output transform writes y's rows (fresh lines, so a cache miss per
+// line) with a prefetch kYAhead output channels ahead.
+constexpr int64_t kYAhead = 2;
 
 // The 1-D output transform A^T m of six lane vectors into four.
 template <class In, class Out>
@@ -56,6 +59,16 @@ inline void storeRun(float* dst, const float* src, int64_t n, bool stream) {
   }
 #endif
   std::memcpy(dst, src, sizeof(float) * n);
+}
+
+// dst[0, n) = src[0, n), n <= 4 (no library call for a few bytes).
+inline void copyRun(const float* src, int64_t n, float* dst) {
+  switch (n) {
+    case 4: std::memcpy(dst, src, 16); break;
+    case 3: std::memcpy(dst, src, 8), dst[2] = src[2]; break;
+    case 2: std::memcpy(dst, src, 8); break;
+    default: dst[0] = src[0];
+  }
 }
 
 // e[a * 64 + j * 16 + k * 4 + b] = d[(a * 4 + b) * kL + 4 * k + j]: the
@@ -218,11 +231,9 @@ void winogradConv(const float* x, const float* u, const WinogradShape& s, float*
         for (int l = 0; l < kL; ++l) {
           float* yp = y + off[l] + m * OHW;
           const float* ep = e + (l % 4) * 16 + (l / 4) * 4;
-          if (cols[l] == 4)
-            for (int a = 0; a < rows[l]; ++a) std::memcpy(yp + a * OW, ep + a * 64, 16);
-          else
-            for (int a = 0; a < rows[l]; ++a)
-              for (int b = 0; b < cols[l]; ++b) yp[a * OW + b] = ep[a * 64 + b];
+          if (m + kYAhead < M)  // the rows kYAhead output channels on, for writing
+            for (int a = 0; a < rows[l]; ++a) __builtin_prefetch(yp + kYAhead * OHW + a * OW, 1);
+          for (int a = 0; a < rows[l]; ++a) copyRun(ep + a * 64, cols[l], yp + a * OW);
         }
       }
     }
