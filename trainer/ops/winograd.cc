@@ -61,6 +61,35 @@ inline void storeRun(float* dst, const float* src, int64_t n, bool stream) {
   std::memcpy(dst, src, sizeof(float) * n);
 }
 
+// g[k][r] = p[r * step + k] (flipped: p[r * step + 8 - k]) for r < 8, k < 9:
+// eight output channels' 3x3 taps, one lane per channel.
+inline void loadTaps(const float* p, int64_t step, bool flipped, double (*g)[8]) {
+#if defined(SLIM_WINOGRAD_AVX512)
+  __m256 r[8], s[8];
+  for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(p + j * step);  // taps 0..7
+  for (int h = 0; h < 2; ++h) {                                      // 8x8 transpose
+    const __m256 t0 = _mm256_unpacklo_ps(r[4 * h], r[4 * h + 1]);
+    const __m256 t1 = _mm256_unpackhi_ps(r[4 * h], r[4 * h + 1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[4 * h + 2], r[4 * h + 3]);
+    const __m256 t3 = _mm256_unpackhi_ps(r[4 * h + 2], r[4 * h + 3]);
+    s[4 * h] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    s[4 * h + 1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    s[4 * h + 2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    s[4 * h + 3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int c = 0; c < 4; ++c) {  // tap c and tap 4 + c of the eight channels
+    const __m256 lo = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
+    const __m256 hi = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
+    _mm512_store_pd(g[flipped ? 8 - c : c], _mm512_cvtps_pd(lo));
+    _mm512_store_pd(g[flipped ? 4 - c : 4 + c], _mm512_cvtps_pd(hi));
+  }
+  for (int j = 0; j < 8; ++j) g[flipped ? 0 : 8][j] = p[j * step + 8];
+#else
+  for (int j = 0; j < 8; ++j)
+    for (int k = 0; k < 9; ++k) g[k][j] = p[j * step + (flipped ? 8 - k : k)];
+#endif
+}
+
 // dst[0, n) = src[0, n), n <= 4 (no library call for a few bytes).
 inline void copyRun(const float* src, int64_t n, float* dst) {
   switch (n) {
@@ -142,16 +171,14 @@ void winogradPackWeights(const float* w, int64_t M, int64_t C, bool flipped, flo
           const char* p = reinterpret_cast<const char*>(w + ((i + kAhead) * C + o0) * 9);
           for (int b = 0; b < R * 9 * 4 + 64; b += 64) __builtin_prefetch(p + b);
         }
-        for (int r = 0; r < R; ++r) {
-          if (r >= rows) {
-            for (int k = 0; k < 9; ++k) g[k][r] = 0.0;
-          } else if (flipped) {
-            const float* p = w + (i * C + o0 + r) * 9;
-            for (int k = 0; k < 9; ++k) g[k][r] = p[8 - k];
-          } else {
-            const float* p = w + ((o0 + r) * C + i) * 9;
-            for (int k = 0; k < 9; ++k) g[k][r] = p[k];
-          }
+        const int64_t step = flipped ? 9 : C * 9;  // from one output channel's taps to the next
+        const float* p0 = flipped ? w + (i * C + o0) * 9 : w + (o0 * C + i) * 9;
+        if (rows == R) {
+          loadTaps(p0, step, flipped, g);
+        } else {
+          for (int r = 0; r < R; ++r)
+            for (int k = 0; k < 9; ++k)
+              g[k][r] = r >= rows ? 0.0 : p0[r * step + (flipped ? 8 - k : k)];
         }
         for (int b = 0; b < 3; ++b) {  // t (6 x 3) = G g, column by column
           double* o[6] = {t[b], t[3 + b], t[6 + b], t[9 + b], t[12 + b], t[15 + b]};
