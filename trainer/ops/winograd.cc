@@ -25,9 +25,6 @@ using namespace wino;
 // streaming through they stay in a core's L2 while the 36 GEMMs read them.
 constexpr int64_t kBlockBytes = 512 << 10;
 constexpr int64_t kMaxBlockTiles = 128;
-// The output transform writes y's rows (fresh lines, so a cache miss per
-// line) with a prefetch kYAhead output channels ahead.
-constexpr int64_t kYAhead = 2;
 
 // The 1-D output transform A^T m of six lane vectors into four.
 template <class In, class Out>
@@ -258,8 +255,6 @@ void winogradConv(const float* x, const float* u, const WinogradShape& s, float*
         for (int l = 0; l < kL; ++l) {
           float* yp = y + off[l] + m * OHW;
           const float* ep = e + (l % 4) * 16 + (l / 4) * 4;
-          if (m + kYAhead < M)  // the rows kYAhead output channels on, for writing
-            for (int a = 0; a < rows[l]; ++a) __builtin_prefetch(yp + kYAhead * OHW + a * OW, 1);
           for (int a = 0; a < rows[l]; ++a) copyRun(ep + a * 64, cols[l], yp + a * OW);
         }
       }
