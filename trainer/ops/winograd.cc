@@ -4,7 +4,10 @@
 // M_xi (m x tiles) = U_xi (m x c) V_xi, then the output transform A^T M A of
 // every (tile, output channel) into y. The transforms run on 16 tiles at a
 // time (one lane each, loops GCC vectorises): the tile count is padded to a
-// multiple of 16 with zero tiles, so every tile runs the same code.
+// multiple of 16 with zero tiles, so every tile runs the same code. Only
+// data movement is vectorised by hand (winograd_tiles.h: patches gathered by
+// masked row loads and register transposes; outputs written as runs of
+// four); the arithmetic is the same lane loops on every path.
 #include "trainer/ops/winograd.h"
 
 #include <algorithm>
