@@ -303,12 +303,16 @@ class ConvOp : public Op {
   // from dy. Transient within the call, so one buffer per calling thread
   // serves every Conv node (as callerScratch): 4x the largest node's
   // weights, not 4x the sum.
+  // 64-byte aligned (whole cache lines for the packer's streaming stores).
   void packWinograd(const float* w, bool flipped) {
     thread_local std::vector<float> pack;
     pack.resize(static_cast<size_t>(flipped ? detail::winogradPackedSize(C_, M_)
-                                            : detail::winogradPackedSize(M_, C_)));
-    detail::winogradPackWeights(w, M_, C_, flipped, pack.data());
-    wino_pack_ = pack.data();
+                                            : detail::winogradPackedSize(M_, C_)) +
+                16);
+    const auto mis = reinterpret_cast<uintptr_t>(pack.data()) / sizeof(float) % 16;
+    float* p = pack.data() + (16 - mis) % 16;
+    detail::winogradPackWeights(w, M_, C_, flipped, p);
+    wino_pack_ = p;
   }
 
   // The Winograd conv of the batch: y from x, or (dx) dx from dy, the
