@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cstring>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <vector>
 
 #include "trainer/core/error.h"
@@ -117,6 +120,27 @@ void tapRange(const Axis& a, int64_t t, int64_t& lo, int64_t& hi) {
   if (hi < lo) hi = lo;
 }
 
+void copyStrided(float* dst, const float* src, int64_t n, int64_t stride) {
+  if (stride == 1) {
+    std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(std::max<int64_t>(n, 0)));
+    return;
+  }
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  if (stride == 2) {
+    // Sixteen outputs from src[2j .. 2j + 31]: whole blocks while
+    // 2j + 31 <= 2(n - 1), the rest below.
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (; j + 17 <= n; j += 16) {
+      const __m512 a = _mm512_loadu_ps(src + 2 * j), b = _mm512_loadu_ps(src + 2 * j + 16);
+      _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(a, even, b));
+    }
+  }
+#endif
+  for (; j < n; ++j) dst[j] = src[j * stride];
+}
+
 namespace {
 
 // The loop nest im2col and col2im share: for every channel ci and kernel tap
@@ -153,11 +177,7 @@ void im2colRows(const float* x, int64_t c, const Axis& ah, const Axis& aw, int64
       float* dst = col + (oh - oh0) * OW;
       const float* src = xc + (oh * ah.stride - ah.pad_begin + kh * ah.dilation) * W + w_off;
       std::fill(dst, dst + w_lo, 0.f);
-      if (sW == 1) {
-        std::memcpy(dst + w_lo, src + w_lo, sizeof(float) * (w_hi - w_lo));
-      } else {
-        for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] = src[ow * sW];
-      }
+      copyStrided(dst + w_lo, src + w_lo * sW, w_hi - w_lo, sW);
       std::fill(dst + w_hi, dst + OW, 0.f);
     }
     std::memset(col + (h_hi - oh0) * OW, 0, sizeof(float) * (oh1 - h_hi) * OW);

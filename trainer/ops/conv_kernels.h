@@ -108,6 +108,11 @@ void resolveAxes(const WindowAttrs& wa, int64_t h, int64_t w, int64_t kh,
 /// with 0 <= o*stride - pad_begin + t*dilation < in.
 void tapRange(const Axis& a, int64_t t, int64_t& lo, int64_t& hi);
 
+/// dst[j] = src[j * stride] for j < n (a copy: the same values whatever the
+/// path; stride 2 deinterleaves 32 floats at a time on AVX-512). Reads only
+/// src[0 .. (n - 1) * stride].
+void copyStrided(float* dst, const float* src, int64_t n, int64_t stride);
+
 /// im2col for one image and a block of `c` channels.
 /// x: (c, H, W) -> col: (c*kH*kW, OH*OW), zeros where the window hits padding.
 void im2col(const float* x, int64_t c, const Axis& ah, const Axis& aw, float* col);

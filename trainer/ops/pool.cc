@@ -189,7 +189,7 @@ class MaxPoolOp : public WindowPool {
               }
               continue;
             }
-            for (int64_t j = 0; j < n; ++j) tap[j] = xp[off + j * sw];
+            detail::copyStrided(tap, xp + off, n, sw);
             for (int64_t j = 0; j < n; ++j) {
               const float v = tap[j];
               const int32_t i = off + static_cast<int32_t>(j) * step;

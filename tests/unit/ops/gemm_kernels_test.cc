@@ -203,5 +203,22 @@ TEST(GemmKernels, Im2colRowsIsABlockOfIm2col) {
   }
 }
 
+// Every stride and length around the 16-float blocks, from an exactly
+// sized buffer (the last element read is src[(n - 1) * stride]).
+TEST(GemmKernels, CopyStridedTakesEveryStrideth) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int64_t stride = 1; stride <= 3; ++stride)
+    for (int64_t n = 0; n <= 70; ++n) {
+      std::vector<float> src(static_cast<size_t>(n > 0 ? (n - 1) * stride + 1 : 0));
+      for (float& v : src) v = u(rng);
+      std::vector<float> dst(static_cast<size_t>(n) + 1, 7.f);
+      ops::detail::copyStrided(dst.data(), src.data(), n, stride);
+      for (int64_t j = 0; j < n; ++j)
+        ASSERT_EQ(dst[j], src[j * stride]) << "stride " << stride << " n " << n << " j " << j;
+      EXPECT_EQ(dst[n], 7.f) << "stride " << stride << " n " << n << ": wrote past n";
+    }
+}
+
 }  // namespace
 }  // namespace slim
