@@ -281,11 +281,77 @@ void Executor::releaseForwardValues(bool release) {
       ok = !stays[a] && m.fwd_uses[a] == 1;
     return ok;
   };
+  markRecomputable(bad);
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (int k : m.node_out[i]) {
-      m.releasable[k] = free(k, bad);
+      m.releasable[k] = free(k, bad) || (m.recompute_node[k] >= 0 && free(k, kept));
       m.releasable_inference[k] = free(k, kept);
     }
+}
+
+namespace {
+// Pointwise ops whose forward is a pure function of its inputs (no state,
+// no statistics), cheap next to the GEMMs around them: GELU's x / sqrt(2)
+// and 1 + erf(.), layer norm's (x - mean) / std.
+bool recomputableOp(const std::string& type) {
+  return type == "Add" || type == "Sub" || type == "Mul" || type == "Div" || type == "Erf" ||
+         type == "Sqrt";
+}
+constexpr int kMaxRecomputeDepth = 3;  // ops re-run to rebuild one value
+}  // namespace
+
+void Executor::markRecomputable(const std::vector<bool>& kept_for_backward) {
+  // A float activation that a pure pointwise op made from constants and
+  // values that backward has (kept, or themselves rebuilt, a few ops deep)
+  // is freed after its last forward reader and rebuilt, with the same bits,
+  // right before a backward that reads it (Executor::backward).
+  Impl& m = *impl_;
+  const size_t nv = m.names.size();
+  m.recompute_node.assign(nv, -1);
+  std::vector<int> depth(nv, 0);
+  std::vector<bool> produced(nv, false);  // by a node: the executor may free it
+  for (const auto& outs : m.node_out)
+    for (int k : outs)
+      if (k >= 0) produced[k] = true;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    if (m.node_out[i].size() != 1 || !recomputableOp(graph_.nodes[i].op_type)) continue;
+    const int k = m.node_out[i][0];
+    if (m.alias_of[k] >= 0 || m.alias_source[k] || m.fwd_uses[k] == 0) continue;
+    bool ok = true;
+    int d = 1;
+    for (int j : m.node_in[i]) {
+      if (j < 0 || !produced[j]) continue;  // omitted, initializer or graph input
+      if (m.recompute_node[j] >= 0)
+        d = std::max(d, depth[j] + 1);
+      else
+        ok = ok && kept_for_backward[j] && m.alias_of[j] < 0;
+    }
+    if (!ok || d > kMaxRecomputeDepth) continue;
+    m.recompute_node[k] = static_cast<int>(i);
+    depth[k] = d;
+  }
+}
+
+void Executor::rebuild(int k, ops::RunContext& ctx, std::vector<int>& rebuilt) {
+  Impl& m = *impl_;
+  const int i = m.recompute_node[k];
+  SLIM_ENFORCE(i >= 0, "backward: activation '", m.names[k],
+               "' was freed and cannot be rebuilt (releaseForwardValues)");
+  std::vector<Tensor*> in, out;
+  for (int j : m.node_in[i]) {
+    if (j >= 0 && !m.values[j].defined()) rebuild(j, ctx, rebuilt);
+    in.push_back(j < 0 ? nullptr : &m.values[j]);
+  }
+  const Shape shape = m.values[k].shape();
+  m.acquire(m.values[k], m.last_bytes[k]);
+  out.push_back(&m.values[k]);
+  for (size_t j = 0; j < m.node_in[i].size(); ++j)
+    ops_[i]->setInputSamples(
+        j, m.node_in[i][j] < 0 ? rank_reduction::SampleLayout{} : m.samples[m.node_in[i][j]]);
+  ops_[i]->forward(in, out, ctx);
+  SLIM_ENFORCE(m.values[k].shape() == shape, ops_[i]->label, ": rebuilt '", m.names[k], "' as ",
+               shapeStr(m.values[k].shape()), ", the forward made ", shapeStr(shape));
+  rebuilt.push_back(k);
 }
 
 void Executor::keepValue(const std::string& name) {
@@ -363,6 +429,7 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
   };
   std::vector<Tensor*> in, out, din;
   std::vector<const Tensor*> dout;
+  std::vector<int> rebuilt;
   for (size_t i = graph_.nodes.size(); i-- > 0;) {
     if (!m.node_backward[i]) continue;
     if (m.grad_passthrough[i] && !m.keep_grads) {
@@ -394,6 +461,21 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
     if (prune)
       for (size_t j = 0; j < need.size(); ++j) need[j] = need[j] && m.useful[m.node_in[i][j]];
     if (any_out && std::find(need.begin(), need.end(), true) != need.end()) {
+      // Freed activations this backward reads are rebuilt (markRecomputable)
+      // and freed again after it.
+      rebuilt.clear();
+      for (size_t j = 0; j < m.node_in[i].size(); ++j) {
+        const int k = m.node_in[i][j];
+        if (k >= 0 && !m.values[k].defined() && m.recompute_node[k] >= 0 &&
+            ops_[i]->backwardReadsInput(j, need))
+          rebuild(k, ctx, rebuilt);
+      }
+      for (size_t j = 0; j < m.node_out[i].size(); ++j) {
+        const int k = m.node_out[i][j];
+        if (k >= 0 && !m.values[k].defined() && m.recompute_node[k] >= 0 &&
+            ops_[i]->backwardReadsOutput(j))
+          rebuild(k, ctx, rebuilt);
+      }
       in.clear();
       out.clear();
       din.clear();
@@ -429,6 +511,12 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
         if (!m.keep_grads && !m.is_param[k]) m.release(s);
       }
     }
+    for (int k : rebuilt) {
+      Tensor shape = Tensor::shapeOnly(m.values[k].shape(), m.values[k].dtype());
+      m.release(m.values[k]);
+      m.values[k] = std::move(shape);
+    }
+    rebuilt.clear();
     // The outputs' gradients are used up (or unused): back to the pool.
     if (any_out && !m.keep_grads)
       for (int k : m.node_out[i])

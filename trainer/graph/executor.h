@@ -96,6 +96,8 @@ class Executor {
   void planRankReduction();  ///< applies rank_reduction::planReduction
   /// After node `node`'s forward: its outputs' sample layouts (sample_layout.h).
   void noteSampleLayouts(size_t node);
+  void markRecomputable(const std::vector<bool>& kept_for_backward);
+  void rebuild(int value, ops::RunContext& ctx, std::vector<int>& rebuilt);
 
   struct Impl;
   Graph& graph_;
