@@ -365,10 +365,18 @@ void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, c
 
 void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,
                      float* dst) {
-  for (int64_t j0 = 0; j0 < n; j0 += kNB) {
-    const int64_t w = std::min(kNB, n - j0);
+  // Column tiles over the threads when large and not already in a parallel
+  // region (a Gemm's weight, 1280 x 960): a copy, so any split gives the
+  // same bytes.
+  auto tile = [&](int64_t t) {
+    const int64_t j0 = t * kNB, w = std::min(kNB, n - j0);
     transposeTo(w, rows, src + j0 * lds, lds, dst + j0 * k + r0 * w, w);
-  }
+  };
+  const int64_t tiles = ceilDiv(n, kNB);
+  if (rows * n >= kGrainCheap)
+    parallelFor(tiles, tile);
+  else
+    for (int64_t t = 0; t < tiles; ++t) tile(t);
 }
 
 void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,
