@@ -196,9 +196,9 @@ class ConvOp : public Op {
     const int64_t N = N_, M = M_;
     if (db) {  // per (image, channel) sums in fixed point: exact, any split
       rank_reduction::FixedSum sum;
-      rank_reduction::sumOverBatch<1>(N, M, sum, [&](int64_t n, int64_t m, float* v) {
-        v[0] = detail::sumF(dy + (n * M + m) * P, P);
-      });
+      rank_reduction::sumOverBatch<1>(
+          N, M, sum,
+          [&](int64_t n, int64_t m, float* v) { v[0] = detail::sumF(dy + (n * M + m) * P, P); }, P);
       finishSum(2, sum, ctx, db->f32());
     }
     if (!dx && !dw) return;
@@ -370,10 +370,12 @@ class ConvOp : public Op {
     float* bt = buf + apack;    // (L, K)
     float* tmp = bt + L * K;    // one image's im2col
     detail::packASegments(M_, nc, P, dy + n0 * M_ * P, M_ * P, P, ap);
-    if (pointwise_) {  // split over the threads when this chunk is the only task
-      detail::parallelFor(nc, [&](int64_t i) {
-        detail::packBTransposed(L, K, i * P, P, x + (n0 + i) * C_ * HW, P, bt);
-      });
+    if (pointwise_) {  // over the threads when this chunk is the only task and large
+      detail::parallelRange(
+          nc, std::max<int64_t>(1, detail::kGrainCheap / (P * K)), [&](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i)
+              detail::packBTransposed(L, K, i * P, P, x + (n0 + i) * C_ * HW, P, bt);
+          });
     } else {
       for (int64_t i = 0; i < nc; ++i) {
         detail::im2col(x + (n0 + i) * C_ * HW, C_, ah_, aw_, tmp);

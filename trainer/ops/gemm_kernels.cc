@@ -229,8 +229,10 @@ void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64
   static_assert(kGemmMR == 8, "panels are packed by 8 x 8 transposes");
   const int64_t k = count * len;
   // Panels split over the threads when the caller runs alone (a batch of one
-  // chunk): pure copying, any split gives the same bytes.
-  parallelFor(ceilDiv(m, kGemmMR), [&](int64_t panel) {
+  // chunk) and the copy is large, kGrainCheap floats a thread (a conv's
+  // weights, packed every forward, mostly are not, and a parallel region
+  // costs more than their copy): pure copying, any split gives the same bytes.
+  auto pack = [&](int64_t panel) {
     const int64_t i0 = panel * kGemmMR, mr = std::min<int64_t>(kGemmMR, m - i0);
     float* d = dst + i0 * k;
     for (int64_t s = 0; s < count; ++s) {
@@ -248,7 +250,11 @@ void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64
         for (int64_t i = mr; i < kGemmMR; ++i) d[i] = 0.f;
       }
     }
-  });
+  };
+  parallelRange(ceilDiv(m, kGemmMR), std::max<int64_t>(1, kGrainCheap / (kGemmMR * k)),
+                [&](int64_t p0, int64_t p1) {
+                  for (int64_t panel = p0; panel < p1; ++panel) pack(panel);
+                });
 }
 
 void transposeTo(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
