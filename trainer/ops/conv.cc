@@ -73,11 +73,11 @@ class ConvOp : public Op {
     // The reader's per-row work (visitOutputRows: PACT's abs-max and codes)
     // on each row as the epilogue leaves it, in cache: the reader's pass
     // over y (38 MB for mobilenet_v2's features.2 expand, batch 8) is saved.
-    RowVisitLink* visit = visit_;
-    if (visit) {
-      visit->valid = false;
-      visit->begin();
-    }
+    // Training forwards only: the PACT reads nothing at inference (an
+    // evaluation forward would do the work for nothing).
+    if (visit_) visit_->valid = false;
+    RowVisitLink* visit = ctx.training ? visit_ : nullptr;
+    if (visit) visit->begin();
     auto epilogue = [&](float* yn, const float* b) {
       if (!b && !na && act_e.kind == ActEpilogue::Kind::kNone) {
         if (visit)
@@ -167,6 +167,7 @@ class ConvOp : public Op {
     row_sums_ = link;
     return true;
   }
+  // Visits in training forwards only (the link stays invalid at inference).
   bool visitOutputRows(RowVisitLink* link) override {
     visit_ = link;
     return true;

@@ -3,7 +3,7 @@
 // in the conv's output epilogue (Op::visitOutputRows, graph/fuse.h
 // linkRowVisits); outputs, scales and every gradient equal an executor
 // without fusions at 1, 2 and 3 threads, in steps that clip and steps that
-// do not.
+// do not, and after an inference forward (which the conv does not visit).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -63,6 +63,15 @@ TEST(Pact, ConvVisitsThePactRows) {
           const std::map<std::string, Tensor> feed = {
               {"x", test::randomTensor({5, 4, 6, 6}, 80 + step, -3.f, 3.f)}};
           Tensor seed = test::randomTensor({5, 3, 6, 6}, 90 + step, -1.f, 1.f);
+          if (step == 2) {  // an inference forward between steps (no visits)
+            ops::RunContext eval;
+            omp_set_num_threads(threads);
+            fused.forward(feed, eval);
+            omp_set_num_threads(1);
+            plain.forward(feed, eval);
+            const Tensor &ea = fused.value("y"), &eb = plain.value("y");
+            ASSERT_EQ(std::memcmp(ea.raw(), eb.raw(), ea.bytes()), 0) << what << " eval";
+          }
           omp_set_num_threads(threads);
           fused.forward(feed, ctx);
           omp_set_num_threads(1);
