@@ -23,15 +23,16 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
     return;
   }
-  // Per calling thread, grown only: op(A) packed, B^T when B is stored [n, k].
+  // Per calling thread, grown only: op(A) packed, B^T when B is stored [n, k]
+  // (packed in the kernels' column tiles, over the threads when large: a
+  // Gemm's weight each forward).
   thread_local std::vector<float> ap, bt;
   ap.resize(static_cast<size_t>(packedASize(m, k)));
   packA(ta, m, k, a, lda, ap.data());
   if (tb) {
     bt.resize(static_cast<size_t>(k * n));
-    transposeTo(n, k, b, ldb, bt.data(), n);
-    b = bt.data();
-    ldb = n;
+    packBTransposed(k, n, 0, k, b, ldb, bt.data());
+    return gemmPackedB(m, n, k, alpha, ap.data(), bt.data(), beta, c, ldc);
   }
   gemmPacked(m, n, k, alpha, ap.data(), b, ldb, beta, c, ldc);
 }

@@ -229,8 +229,10 @@ void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64
   static_assert(kGemmMR == 8, "panels are packed by 8 x 8 transposes");
   const int64_t k = count * len;
   // Panels split over the threads when the caller runs alone (a batch of one
-  // chunk): pure copying, any split gives the same bytes.
-  parallelFor(ceilDiv(m, kGemmMR), [&](int64_t panel) {
+  // chunk) and the copy is large, kGrainCheap floats a thread (a conv's
+  // weights, packed every forward, mostly are not, and a parallel region
+  // costs more than their copy): pure copying, any split gives the same bytes.
+  auto pack = [&](int64_t panel) {
     const int64_t i0 = panel * kGemmMR, mr = std::min<int64_t>(kGemmMR, m - i0);
     float* d = dst + i0 * k;
     for (int64_t s = 0; s < count; ++s) {
@@ -248,7 +250,11 @@ void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64
         for (int64_t i = mr; i < kGemmMR; ++i) d[i] = 0.f;
       }
     }
-  });
+  };
+  parallelRange(ceilDiv(m, kGemmMR), std::max<int64_t>(1, kGrainCheap / (kGemmMR * k)),
+                [&](int64_t p0, int64_t p1) {
+                  for (int64_t panel = p0; panel < p1; ++panel) pack(panel);
+                });
 }
 
 void transposeTo(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
@@ -278,6 +284,9 @@ namespace {
 // images: k = 8 x 3136 for a 56x56 layer, a 4.8 MB tile) would stream from
 // memory once per panel.
 constexpr int64_t kKBlock = 256, kKBlockAbove = 2048, kKGroup = 16;
+// Products of k <= kRowsOuterK with a B of at most kRowsOuterB floats (1 MB)
+// run panels outer (gemmTiles).
+constexpr int64_t kRowsOuterK = 32, kRowsOuterB = int64_t{1} << 18;
 
 // Where column j of B starts and the stride between its rows: B row-major
 // (ldb) or packed (packBTransposed: tiles of kNB columns, each k rows of its
@@ -310,7 +319,13 @@ void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, co
     group = std::clamp<int64_t>(ceilDiv(panels, per_tile), 1, kKGroup);
   }
   const int64_t groups = ceilDiv(panels, group);
-  // Column tiles outer: one tile of B serves every panel of A; then the tail.
+  // Column tiles outer: one tile of B serves every panel of A; then the
+  // tail. But a short product with a B that stays in L2 (a 1x1 conv from
+  // 16 or 24 channels: k = 16, n = 112 x 112) runs panel after panel: its
+  // C (m x n, 4.8 MB) is then written along rows, 8 streams the prefetcher
+  // follows, where a column tile wrote 96 rows 50 KB apart (forward of that
+  // conv 7.0 -> 4.8 ms a batch of 8, one thread). Any order gives the same bits.
+  const bool rows_outer = !blocked && k <= kRowsOuterK && k * n <= kRowsOuterB;
   auto task = [&](int64_t t) {
     if (t >= tiles * groups) {
       const int64_t p0 = (t - tiles * groups) * kTailPanels;
@@ -318,7 +333,8 @@ void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, co
                bv.ld(full), c, ldc, alpha, beta);
       return;
     }
-    const int64_t col = t / groups, p0 = (t % groups) * group;
+    const int64_t col = rows_outer ? t % tiles : t / groups;
+    const int64_t p0 = (rows_outer ? t / tiles : t % groups) * group;
     const int64_t p1 = std::min(panels, p0 + group);
     const int64_t j0 = col * kNB, nv = std::min(kNB, full - j0) / 16;
     const float* bj = bv.col(j0);
@@ -355,10 +371,18 @@ void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, c
 
 void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,
                      float* dst) {
-  for (int64_t j0 = 0; j0 < n; j0 += kNB) {
-    const int64_t w = std::min(kNB, n - j0);
+  // Column tiles over the threads when large and not already in a parallel
+  // region (a Gemm's weight, 1280 x 960): a copy, so any split gives the
+  // same bytes.
+  auto tile = [&](int64_t t) {
+    const int64_t j0 = t * kNB, w = std::min(kNB, n - j0);
     transposeTo(w, rows, src + j0 * lds, lds, dst + j0 * k + r0 * w, w);
-  }
+  };
+  const int64_t tiles = ceilDiv(n, kNB);
+  if (rows * n >= kGrainCheap)
+    parallelFor(tiles, tile);
+  else
+    for (int64_t t = 0; t < tiles; ++t) tile(t);
 }
 
 void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,

@@ -232,7 +232,9 @@ class Op {
   }
   /// Executor fusion: true when this op, from now on, passes every row of
   /// output 0 to `link->visit` in each forward as it writes it (calling
-  /// begin first, setting valid after); null turns it off.
+  /// begin first, setting valid after); null turns it off. A producer may
+  /// skip inference forwards, leaving valid false (Conv: the reader, PACT,
+  /// reads rows in training forwards only).
   virtual bool visitOutputRows(RowVisitLink* /*link*/) { return false; }
   /// Executor fusion: true when this op fills `link`'s functions with the
   /// per-row work of its forward on input 0, and from now on takes the

@@ -76,7 +76,11 @@ void Op::finishPartials(size_t i, const float* partials, int64_t count, int64_t 
     return;
   }
   std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
-  detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
+  // Values per thread: kGrainCostly conversions (a conv's weight gradient of
+  // a few thousand values took a parallel region for a few microseconds of
+  // work); each value's sum on one thread, so any split gives the same bits.
+  const int64_t grain = std::max<int64_t>(1024, detail::kGrainCostly / std::max<int64_t>(1, count));
+  detail::parallelRange(n, grain, [&](int64_t b, int64_t e) {
     bool my_bad = false;
     if (count == 1) {
       for (int64_t k = b; k < e; ++k)

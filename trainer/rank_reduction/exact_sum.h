@@ -143,14 +143,19 @@ inline void sumPartials(const float* partials, int64_t count, int64_t n, FixedSu
 /// v[0..K), in fixed point. Rows are visited in memory order (images split
 /// over threads, each adding its own partial sums, merged exactly), or
 /// channels split over threads when there are fewer images than threads:
-/// the result is the same either way.
+/// the result is the same either way. `reads`: values one call of f reads
+/// (0: unknown); with fewer than ops::detail::kGrainCheap per thread the
+/// images stay on one thread (a parallel region would cost more).
 template <int K, class F>
-void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f) {
+void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f, int64_t reads = 0) {
   out.reset(static_cast<size_t>(K * C));
   Fixed* o = out.data();
   if (N >= ops::detail::opThreads()) {
     bool any_bad = false;
-    ops::detail::parallelRange(N, 1, [&](int64_t b, int64_t e) {
+    const int64_t per_image = reads > 0 ? C * reads : 0;
+    const int64_t grain =
+        per_image > 0 ? std::max<int64_t>(1, ops::detail::kGrainCheap / per_image) : 1;
+    ops::detail::parallelRange(N, grain, [&](int64_t b, int64_t e) {
       std::vector<Fixed> acc(static_cast<size_t>(K * C), 0);
       bool bad = false;
       float v[K];

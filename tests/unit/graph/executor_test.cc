@@ -1,6 +1,10 @@
 // Executor: forward values, gradient accumulation over fan-out, parameter
 // gradients reported exactly once and in ready order, topological sorting.
 #include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cstring>
+#include <vector>
 
 #include "trainer/graph/executor.h"
 
@@ -54,6 +58,54 @@ TEST(Executor, ForwardBackwardFanOut) {
   ex.forward({{"x", x}}, ctx);
   ex.backward({{"z", seed}}, ctx);
   EXPECT_FLOAT_EQ(ex.grad("b").f32()[0], 4.f);
+}
+
+// x read by two nodes (a = x * s, b = x * t, z = a + b): x's gradient is
+// the sum of the two contributions, added element by element over the
+// threads (4M values: several blocks), the same bits at 1, 2 and 3 threads.
+TEST(Executor, FanOutGradientSumsOnAnyThreadCount) {
+  const int64_t n = int64_t{1} << 22;
+  auto build = [n] {
+    Graph g;
+    g.inputs = {};
+    g.outputs = {{"z", {n}, DType::kF32}};
+    Tensor x({n});
+    for (int64_t i = 0; i < n; ++i) x.f32()[i] = static_cast<float>(i % 1001) * 0.37f - 150.f;
+    g.addInitializer("x", std::move(x), true);
+    g.addInitializer("s", Tensor::fromVector({1}, {0.3f}), true);
+    g.addInitializer("t", Tensor::fromVector({1}, {-1.7f}), true);
+    g.nodes.push_back(Node{"a", "Mul", {"x", "s"}, {"a"}, {}});
+    g.nodes.push_back(Node{"b", "Mul", {"x", "t"}, {"b"}, {}});
+    g.nodes.push_back(Node{"sum", "Add", {"a", "b"}, {"z"}, {}});
+    return g;
+  };
+  Tensor seed({n});
+  for (int64_t i = 0; i < n; ++i) seed.f32()[i] = static_cast<float>(i % 77) * 0.013f - 0.5f;
+  const int saved = omp_get_max_threads();
+  std::vector<float> first;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    Graph g = build();
+    Executor ex(g);
+    ops::RunContext ctx;
+    ctx.training = true;
+    ex.forward({}, ctx);
+    ex.backward({{"z", seed}}, ctx);
+    const Tensor& dx = ex.grad("x");
+    ASSERT_EQ(dx.numel(), n);
+    if (first.empty()) {
+      first.assign(dx.f32(), dx.f32() + n);
+      for (int64_t i = 0; i < n; ++i) {
+        // The two products rounded, then added (no fused multiply-add).
+        volatile float pa = seed.f32()[i] * 0.3f, pb = seed.f32()[i] * -1.7f;
+        const float want = pa + pb;
+        ASSERT_EQ(std::memcmp(&first[i], &want, sizeof(float)), 0) << i;
+      }
+    } else {
+      EXPECT_EQ(std::memcmp(first.data(), dx.f32(), sizeof(float) * n), 0) << threads;
+    }
+  }
+  omp_set_num_threads(saved);
 }
 
 // A frozen chain (a teacher: its activations are released once consumed)

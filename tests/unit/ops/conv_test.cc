@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/ops/op.h"
 
 namespace slim {
@@ -210,6 +211,21 @@ TEST(ConvLarge, ForwardBackwardMatchNaive) {
         for (int64_t p = 0; p < P; ++p) s += dy.f32()[(n * k.m + m) * P + p];
       ASSERT_NEAR(db.f32()[m], s, 1e-3) << k.name << " db " << m;
     }
+  }
+}
+
+// 1x1 convs from 16 channels (the GEMM's panels outer) and bias: the
+// weight gradient's packing of dy and x, the bias's batch sums and the
+// partials' exact sum are split over the threads only when large; the same
+// bits on 1, 2 and 3 threads either way (small: 8 x 16 x 14 x 14; large:
+// 8 x 16 x 112 x 112 to 96 channels, mobilenet_v2's features.2 expand).
+TEST(ConvThreads, PointwiseSameBitsSmallAndLarge) {
+  for (int64_t hw : {int64_t{14}, int64_t{112}}) {
+    std::vector<Tensor> in{test::randomTensor({8, 16, hw, hw}, 21),
+                           test::randomTensor({96, 16, 1, 1}, 22), test::randomTensor({96}, 23)};
+    test::expectSameBitsOnThreads("Conv", ops::Attrs{}, in, {true, true, true}, 1,
+                                  {true, true, true});
+    test::expectSameBitsOnThreads("Conv", ops::Attrs{}, in, {true, true, true});
   }
 }
 

@@ -98,20 +98,30 @@ TEST(GemmKernels, BetaZeroIgnoresC) {
   for (float v : c) EXPECT_FALSE(std::isnan(v));
 }
 
-// Large products split over the threads by tiles: the same bits for 1 and 2
-// threads (Eigen's blocking, used before, depended on the thread count).
+// Large products split over the threads by tiles: the same bits for 1, 2
+// and 3 threads (Eigen's blocking, used before, depended on the thread
+// count), column tiles outer and (short k: a 1x1 conv from 16 channels)
+// panels outer, with a tail of columns; B stored [n, k] (a Gemm's weight,
+// packed over the threads).
 TEST(GemmKernels, SameBitsForAnyThreadCount) {
-  const int64_t m = 160, n = 200, k = 960;
-  auto a = randomVec(static_cast<size_t>(m * k), 6), b = randomVec(static_cast<size_t>(k * n), 7);
-  std::vector<float> c[2];
-  const int saved = omp_get_max_threads();
-  for (int t = 0; t < 2; ++t) {
-    omp_set_num_threads(t + 1);
-    c[t].assign(static_cast<size_t>(m * n), 0.f);
-    gemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, c[t].data(), n);
-  }
-  omp_set_num_threads(saved);
-  EXPECT_EQ(firstDiff(c[0], c[1]), -1);
+  for (const Shape3 s : {Shape3{160, 200, 960}, Shape3{96, 1004, 16}, Shape3{8, 1010, 960}})
+    for (bool tb : {false, true}) {
+      auto a = randomVec(static_cast<size_t>(s.m * s.k), 6);
+      auto b = randomVec(static_cast<size_t>(s.k * s.n), 7);
+      std::vector<float> c[3];
+      const int saved = omp_get_max_threads();
+      for (int t = 0; t < 3; ++t) {
+        omp_set_num_threads(t + 1);
+        c[t].assign(static_cast<size_t>(s.m * s.n), 0.f);
+        gemm(false, tb, s.m, s.n, s.k, 1.f, a.data(), s.k, b.data(), tb ? s.k : s.n, 0.f,
+             c[t].data(), s.n);
+      }
+      omp_set_num_threads(saved);
+      EXPECT_EQ(firstDiff(c[0], c[1]), -1) << "k " << s.k << " tb " << tb;
+      EXPECT_EQ(firstDiff(c[0], c[2]), -1) << "k " << s.k << " tb " << tb;
+      EXPECT_EQ(firstDiff(c[0], reference(false, tb, s.m, s.n, s.k, 1.f, a, b, 0.f, c[0])), -1)
+          << "k " << s.k << " tb " << tb;
+    }
 }
 
 // packASegments packs the side-by-side segments exactly as packA packs the

@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "tests/unit/ops/gradcheck.h"
+#include "tests/unit/ops/threads_match.h"
 #include "trainer/ops/op.h"
 
 namespace slim {
@@ -196,6 +198,26 @@ TEST(Pool, GlobalAveragePool) {
     EXPECT_NEAR(y.f32()[p], s / 12, 1e-5);
   }
   test::gradCheck("GlobalAveragePool", ops::Attrs{}, {x}, 1);
+}
+
+// The planes' sums in blocks of 8 (and the rest one by one), each in order
+// from 0 exactly as one float sum plane by plane; the same bits on any
+// thread count (planes over the threads: 8 x 300 planes of 2401 values).
+TEST(Pool, GlobalAveragePoolSumsEachPlaneInOrder) {
+  for (const Shape& shape : {Shape{2, 7, 3, 5}, Shape{8, 300, 49, 49}}) {
+    Tensor x = test::randomTensor(shape, 6);
+    auto op = ops::OpRegistry::get().create("GlobalAveragePool", ops::Attrs{}, "gap");
+    std::vector<Tensor> in{x};
+    auto y = test::runForward(*op, in, 1, true)[0];
+    const int64_t planes = shape[0] * shape[1], S = shape[2] * shape[3];
+    for (int64_t p = 0; p < planes; ++p) {
+      float s = 0.f;
+      for (int64_t i = 0; i < S; ++i) s += x.f32()[p * S + i];
+      const float want = s / static_cast<float>(S);
+      ASSERT_EQ(std::memcmp(&y.f32()[p], &want, sizeof(float)), 0) << p;
+    }
+    test::expectSameBitsOnThreads("GlobalAveragePool", ops::Attrs{}, {x}, {true});
+  }
 }
 
 TEST(Pool, RejectsNon2d) {

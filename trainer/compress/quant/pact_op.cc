@@ -3,6 +3,7 @@
 // eval/export program has no PACT.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "trainer/compress/quant/numerics.h"
@@ -119,6 +120,11 @@ class PactOp : public ops::Op {
         rows_->valid = false;
         abs_max_->value = ClipStats::combine(row_stats_, &outside_);
         abs_max_->valid = true;
+        // The visits wrote the codes too when every row lay in x's storage
+        // as it is now, with this alpha.
+        int64_t coded = 0;
+        for (int64_t c : row_coded_) coded += c;
+        if (coded == x.numel() && code_base_ == xp && row_alpha_ == a) return;
         ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
           codeBlock(xp + b, codes + b, e - b, a, dx_mask_);
         });
@@ -249,11 +255,33 @@ class PactOp : public ops::Op {
     rows_ = link;
     if (!link) return true;
     const Tensor* alpha = in[1];
-    link->begin = [this] {
-      row_stats_.assign(static_cast<size_t>(std::max(1, ops::detail::opThreads())), {});
+    const Tensor* x = in[0];
+    // The codes of the rows that lie in x's storage are written as the
+    // rows are visited (the forward then skips its pass over x); elements
+    // and their codes correspond one to one, so any row order and thread
+    // split gives the same codes.
+    link->begin = [this, alpha, x] {
+      const size_t nt = static_cast<size_t>(std::max(1, ops::detail::opThreads()));
+      row_stats_.assign(nt, {});
+      row_coded_.assign(nt, 0);
+      row_alpha_ = alpha->f32()[0];
+      code_base_ = nullptr;
+      if (x && x->defined() && x->dtype() == DType::kF32 && x->numel() > 0) {
+        code_base_ = x->f32();
+        code_n_ = x->numel();
+        codes_.resize(static_cast<size_t>(code_n_));
+        code_act_ = dx_mask_;
+      }
     };
-    link->visit = [this, alpha](const float* row, int64_t n) {
-      row_stats_[static_cast<size_t>(omp_get_thread_num())].add(row, n, alpha->f32()[0], nullptr);
+    link->visit = [this](const float* row, int64_t n) {
+      const size_t t = static_cast<size_t>(omp_get_thread_num());
+      row_stats_[t].add(row, n, row_alpha_, nullptr);
+      const auto r = reinterpret_cast<uintptr_t>(row), b = reinterpret_cast<uintptr_t>(code_base_);
+      if (code_base_ && r >= b &&
+          (r - b) / sizeof(float) + static_cast<uint64_t>(n) <= static_cast<uint64_t>(code_n_)) {
+        codeBlock(row, codes_.data() + (row - code_base_), n, row_alpha_, dx_mask_);
+        row_coded_[t] += n;
+      }
     };
     return true;
   }
@@ -271,6 +299,10 @@ class PactOp : public ops::Op {
   ops::ClipLink* clip_ = nullptr;  // the clip, left to the reader (executor)
   ops::RowVisitLink* rows_ = nullptr;  // x's rows, visited by its producer (executor)
   std::vector<ClipStats> row_stats_;   // per thread, over the visited rows
+  std::vector<int64_t> row_coded_;     // per thread, elements whose codes the visits wrote
+  const float* code_base_ = nullptr;   // x's storage when the visits began
+  int64_t code_n_ = 0;                 // its size then
+  float row_alpha_ = 0.f;              // alpha then
   std::vector<uint8_t> codes_;         // backward's codes of x (codeBlock)
   ops::ActEpilogue code_act_;          // the dx_mask_ they were written with
 };
