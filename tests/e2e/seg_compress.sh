@@ -129,7 +129,12 @@ print(f"unlabelled: metric {rep['metric']}, student distill_loss {rep['student_d
 assert rep["metric"] == "distill_loss"
 assert rep["teacher_distill_loss"] == 0
 assert math.isfinite(rep["student_distill_loss"]) and rep["student_distill_loss"] > 0
-assert "onnxruntime_check" not in rep and rep["onnxruntime_differing_predictions"] == 0
+# The labelled run's tolerance: a pixel whose two best classes are within
+# one requantization step of each other may flip between slimtrain's float
+# arithmetic on the dequantized values and ONNX Runtime's integer kernels.
+d, n = rep["onnxruntime_differing_predictions"], 256 * 32 * 32  # eval_x.h5's pixels
+assert "onnxruntime_check" not in rep and d is not None, rep.get("onnxruntime_check")
+assert d <= n // 1000, f"{d} of {n} pixel predictions differ between slimtrain and ONNX Runtime"
 lines = [json.loads(l) for l in open(f"{out}/unlabelled/metrics.jsonl")]
 assert any("eval_distill_loss" in l for l in lines), "metrics.jsonl has no eval_distill_loss"
 print("PASS")

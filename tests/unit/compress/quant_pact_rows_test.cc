@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/compress/fusion_links.h"
 #include "tests/unit/ops/gradcheck.h"
 #include "trainer/compress/quant/quant_ops.h"
 #include "trainer/graph/executor.h"
@@ -93,18 +94,9 @@ TEST(Pact, ConvVisitsThePactRows) {
   omp_set_num_threads(saved);
   // The link itself: the Pact reads its rows from the conv (through the Relu).
   graph::Graph g = build(true, 1);
-  std::vector<std::unique_ptr<ops::Op>> ops;
-  for (const auto& nd : g.nodes)
-    ops.push_back(ops::OpRegistry::get().create(nd.op_type, nd.attrs, nd.name));
-  auto acts = graph::detail::fuseActivations(g, ops);
-  auto maxes = graph::detail::linkAbsMax(g, ops);
-  std::vector<std::unique_ptr<ops::ClipLink>> clips;
-  graph::detail::handOverClips(g, ops, clips);
-  std::map<std::string, Tensor> values;
-  auto rows =
-      graph::detail::linkRowVisits(g, ops, acts, [&](const std::string& n) { return &values[n]; });
-  EXPECT_EQ(acts.size(), 1u);
-  EXPECT_EQ(rows.size(), 1u);
+  const auto [acts, rows] = test::fusedActivationsAndRowVisits(g);
+  EXPECT_EQ(acts, 1u);
+  EXPECT_EQ(rows, 1u);
 }
 
 }  // namespace
