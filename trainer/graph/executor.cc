@@ -313,8 +313,19 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
   };
   std::vector<Tensor*> in, out, din;
   std::vector<const Tensor*> dout;
-  std::vector<int> rebuilt;
+  std::vector<int> rebuilt;            // rebuilt values still to be read by a backward
+  auto dropRebuilt = [&](int below) {  // frees those no node before `below` reads
+    auto read = [&](int k) {
+      if (m.first_bwd_reader[k] < below) return false;
+      Tensor shape = Tensor::shapeOnly(m.values[k].shape(), m.values[k].dtype());
+      m.release(m.values[k]);
+      m.values[k] = std::move(shape);
+      return true;
+    };
+    rebuilt.erase(std::remove_if(rebuilt.begin(), rebuilt.end(), read), rebuilt.end());
+  };
   for (size_t i = graph_.nodes.size(); i-- > 0;) {
+    dropRebuilt(static_cast<int>(i) + 1);
     if (!m.node_backward[i]) continue;
     if (m.grad_passthrough[i] && !m.keep_grads) {
       // The reader applied this activation's backward (fuse.h), or the op's
@@ -346,17 +357,16 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
       for (size_t j = 0; j < need.size(); ++j) need[j] = need[j] && m.useful[m.node_in[i][j]];
     if (any_out && std::find(need.begin(), need.end(), true) != need.end()) {
       // Freed activations this backward reads are rebuilt (markRecomputable)
-      // and freed again after it.
-      rebuilt.clear();
+      // and freed again after their last backward reader.
       for (size_t j = 0; j < m.node_in[i].size(); ++j) {
         const int k = m.node_in[i][j];
-        if (k >= 0 && !m.values[k].defined() && m.recompute_node[k] >= 0 &&
+        if (k >= 0 && m.release_values && !m.values[k].defined() && m.recompute_node[k] >= 0 &&
             ops_[i]->backwardReadsInput(j, need))
           rebuild(k, ctx, rebuilt);
       }
       for (size_t j = 0; j < m.node_out[i].size(); ++j) {
         const int k = m.node_out[i][j];
-        if (k >= 0 && !m.values[k].defined() && m.recompute_node[k] >= 0 &&
+        if (k >= 0 && m.release_values && !m.values[k].defined() && m.recompute_node[k] >= 0 &&
             ops_[i]->backwardReadsOutput(j))
           rebuild(k, ctx, rebuilt);
       }
@@ -395,12 +405,6 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
         if (!m.keep_grads && !m.is_param[k]) m.release(s);
       }
     }
-    for (int k : rebuilt) {
-      Tensor shape = Tensor::shapeOnly(m.values[k].shape(), m.values[k].dtype());
-      m.release(m.values[k]);
-      m.values[k] = std::move(shape);
-    }
-    rebuilt.clear();
     // The outputs' gradients are used up (or unused): back to the pool.
     if (any_out && !m.keep_grads)
       for (int k : m.node_out[i])
@@ -414,6 +418,7 @@ void Executor::backward(const std::map<std::string, Tensor>& seeds, ops::RunCont
       if (graph_.trainable.count(m.names[k]) && --remaining[k] == 0) report(k);
     }
   }
+  dropRebuilt(0);
   for (int k : m.param_ids)
     if (m.param_uses[k] == 0) report(k);
 }

@@ -44,6 +44,7 @@ struct Executor::Impl {
   std::vector<size_t> last_bytes;           // bytes of each value in the last forward
   std::vector<bool> view_of_input;          // value id: its node made it share an input's storage
   std::vector<int> recompute_node;          // value id: node that rebuilds it for backward, or -1
+  std::vector<int> first_bwd_reader;        // value id: lowest node whose backward reads it
   std::vector<rank_reduction::SampleLayout> samples;     // per value id (sample_layout.h)
   std::vector<rank_reduction::SampleLayout> in_samples;  // forward: one node's inputs'
   std::vector<const Shape*> in_shapes;                   // forward: one node's inputs'

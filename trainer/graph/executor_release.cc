@@ -2,6 +2,7 @@
 // (releaseForwardValues, keepValue) and which of those are rebuilt for the
 // backward that reads them (markRecomputable, rebuild).
 #include <algorithm>
+#include <limits>
 
 #include "trainer/graph/executor.h"
 #include "trainer/graph/executor_impl.h"
@@ -17,6 +18,7 @@ void Executor::releaseForwardValues(bool release) {
   m.fwd_uses.assign(nv, 0);
   m.last_bytes.assign(nv, 0);
   m.view_of_input.assign(nv, false);
+  m.recompute_node.assign(nv, -1);
   if (!release) return;
   // Candidates: node outputs that no backward reads; being a graph output or
   // kept (keepValue) disqualifies.
@@ -99,6 +101,21 @@ void Executor::markRecomputable(const std::vector<bool>& kept_for_backward) {
     if (!ok || d > kMaxRecomputeDepth) continue;
     m.recompute_node[k] = static_cast<int>(i);
     depth[k] = d;
+  }
+  // A rebuilt value stays until the last backward that reads it has run
+  // (backward runs the nodes from the last): the lowest such node.
+  m.first_bwd_reader.assign(nv, std::numeric_limits<int>::max());
+  for (size_t i = graph_.nodes.size(); i-- > 0;) {
+    if (!m.node_backward[i]) continue;
+    for (size_t j = 0; j < m.node_in[i].size(); ++j) {
+      const int k = m.node_in[i][j];
+      if (k >= 0 && (!m.grad_passthrough[i] || m.keep_grads) &&
+          ops_[i]->backwardReadsInput(j, m.node_in_grad[i]))
+        m.first_bwd_reader[k] = static_cast<int>(i);
+    }
+    for (size_t j = 0; j < m.node_out[i].size(); ++j)
+      if (ops_[i]->backwardReadsOutput(j))
+        m.first_bwd_reader[m.node_out[i][j]] = static_cast<int>(i);
   }
 }
 

@@ -183,10 +183,8 @@ class MaxPoolOp : public WindowPool {
             const int32_t off = static_cast<int32_t>(row + kw * dw);
             const int32_t step = static_cast<int32_t>(sw);
             if (kh == kh0 && kw == 0) {
-              for (int64_t j = 0; j < n; ++j) {
-                yr[j] = xp[off + j * sw];
-                ar[j] = off + static_cast<int32_t>(j) * step;
-              }
+              detail::copyStrided(yr, xp + off, n, sw);
+              for (int64_t j = 0; j < n; ++j) ar[j] = off + static_cast<int32_t>(j) * step;
               continue;
             }
             detail::copyStrided(tap, xp + off, n, sw);

@@ -74,6 +74,9 @@ TEST(ReleaseForwardValues, UnreadActivationsGoSameGradients) {
     const std::map<std::string, Tensor> seeds{{"y", test::randomTensor({5, 4, 3}, 20 + step)}};
     released.backward(seeds, ctx);
     kept.backward(seeds, ctx);
+    // Rebuilt for backward and freed after their last backward reader.
+    for (const char* rebuilt : {"u", "v"})
+      EXPECT_FALSE(released.hasValue(rebuilt)) << rebuilt << ", step " << step;
     for (const char* p : {"W1", "b1", "W2"})
       EXPECT_TRUE(sameBits(released.grad(p), kept.grad(p))) << p << ", step " << step;
   }
