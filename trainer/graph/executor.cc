@@ -8,6 +8,7 @@
 
 #include "trainer/graph/executor_impl.h"
 #include "trainer/graph/fuse.h"
+#include "trainer/ops/erf_gelu.h"
 #include "trainer/ops/parallel.h"
 #include "trainer/rank_reduction/rank_reduction.h"
 
@@ -37,6 +38,20 @@ Executor::Executor(Graph& g, bool fuse_activations)
   for (auto& o : m.node_out)
     for (int& k : o)
       if (k < 0) k = m.idOf("");  // unnamed output slot: a private scratch value
+  // A five-node GELU runs as one op (fuse.h); the absorbed nodes read and
+  // write nothing, and their outputs are never computed.
+  if (fuse_activations)
+    for (const auto& f : detail::findErfGelus(graph_)) {
+      for (size_t n : f.absorbed) {
+        m.node_in[n].clear();
+        m.node_out[n].clear();
+        ops_[n] = ops::makeNoOp(graph_.nodes[n].name);
+        if (m.profile) m.profile_key[n] = "(absorbed by a fused op)";
+      }
+      m.node_in[f.last] = {m.id.at(f.x), m.id.at(f.a), m.id.at(f.b), m.id.at(f.c)};
+      ops_[f.last] = ops::makeErfGelu(graph_.nodes[f.last].name);
+      if (m.profile) m.profile_key[f.last] = "Gelu (Div Erf Add Mul Mul fused)";
+    }
   const size_t nv = m.names.size();
   m.values.resize(nv);
   m.grads.resize(nv);

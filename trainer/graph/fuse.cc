@@ -223,4 +223,45 @@ std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
       [](ops::Op& op, ops::RowSumsLink* l) { return op.publishOutputRowSums(l); });
 }
 
+std::vector<ErfGeluChain> findErfGelus(const Graph& g) {
+  const Uses uses(g);
+  auto scalar = [&](const std::string& t) {
+    auto it = g.initializers.find(t);
+    return it != g.initializers.end() && !g.trainable.count(t) && !g.buffers.count(t) &&
+           it->second.dtype() == DType::kF32 && it->second.numel() == 1;
+  };
+  // The node that alone reads node i's output, when it has type `type` and
+  // `arity` inputs.
+  auto next = [&](size_t i, const char* type, size_t arity, size_t& n) {
+    size_t input;
+    return g.nodes[i].outputs.size() == 1 && uses.soleReader(g.nodes[i].outputs[0], n, input) &&
+           g.nodes[n].op_type == type && g.nodes[n].inputs.size() == arity;
+  };
+  // The input of binary node n other than `t` (in either position).
+  auto other = [&](size_t n, const std::string& t) -> const std::string& {
+    const auto& in = g.nodes[n].inputs;
+    return in[0] == t ? in[1] : in[0];
+  };
+  std::vector<ErfGeluChain> found;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& div = g.nodes[i];
+    if (div.op_type != "Div" || div.inputs.size() != 2 || div.outputs.size() != 1 ||
+        !scalar(div.inputs[1]))
+      continue;
+    const std::string& x = div.inputs[0];
+    size_t erf, add, mul, mul2;
+    if (!next(i, "Erf", 1, erf) || !next(erf, "Add", 2, add) || !next(add, "Mul", 2, mul) ||
+        !next(mul, "Mul", 2, mul2))
+      continue;
+    const std::string& b = other(add, g.nodes[erf].outputs[0]);
+    const std::string& c = other(mul2, g.nodes[mul].outputs[0]);
+    if (!scalar(b) || !scalar(c) || other(mul, g.nodes[add].outputs[0]) != x) continue;
+    auto readers = uses.readers.find(x);
+    if (!uses.producer.count(x) || uses.outputs.count(x) || readers->second.size() != 2)
+      continue;
+    found.push_back({{i, erf, add, mul}, mul2, x, div.inputs[1], b, c});
+  }
+  return found;
+}
+
 }  // namespace slim::graph::detail

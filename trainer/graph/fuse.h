@@ -90,4 +90,18 @@ std::vector<std::unique_ptr<ops::RowVisitLink>> linkRowVisits(
 std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
     const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops);
 
+/// PyTorch's exact GELU as five nodes, y = Mul(Mul(Add(Erf(Div(x, a)), b), x),
+/// c) (operands of Add and the Muls in either order; a, b, c float scalar
+/// constants), that the executor runs as one op (ops/erf_gelu.h, same bits).
+/// Only where each intermediate has the next node as its only reader, and x
+/// is a node output read by the Div and the first Mul alone and not a graph
+/// output: its gradient is then the sum of exactly the two contributions the
+/// fused op adds, which does not depend on their order.
+struct ErfGeluChain {
+  size_t absorbed[4] = {};  ///< Div, Erf, Add, first Mul: run as nothing
+  size_t last = 0;          ///< the second Mul: runs the fused op
+  std::string x, a, b, c;   ///< the fused op's inputs
+};
+std::vector<ErfGeluChain> findErfGelus(const Graph& g);
+
 }  // namespace slim::graph::detail
