@@ -100,25 +100,27 @@ Executor::Executor(Graph& g, bool fuse_activations)
   if (fuse_activations) fused = detail::fuseActivations(graph_, ops_);
   m.alias_of.assign(nv, -1);
   m.alias_source.assign(nv, false);
-  auto alias = [&](size_t node) {  // node's output shares input 0's storage
+  auto alias = [&](size_t node, size_t input) {  // node's output shares an input's storage
     const int z = m.node_out[node][0];
     m.alias_ids.push_back(z);
-    m.alias_of[z] = m.node_in[node][0];
+    m.alias_of[z] = m.node_in[node][input];
     m.alias_source[m.alias_of[z]] = true;
   };
-  for (const auto& f : fused) alias(f.activation);
+  for (const auto& f : fused) alias(f.activation, 0);
   // After the activations: a norm hands its fused Relu to the Conv.
   auto value = [&](const std::string& name) -> const Tensor* { return &m.values[m.id.at(name)]; };
   if (fuse_activations)
     for (const auto& f :
          detail::fuseFrozenNorms(graph_, ops_, m.node_backward, value, m.norm_links))
-      alias(f.norm);
+      alias(f.norm, 0);
+  if (fuse_activations)
+    for (const auto& f : detail::fuseBiasAdds(graph_, ops_, value)) alias(f.add, f.input);
   m.prune_grads = fuse_activations;
   m.grad_passthrough.assign(nn, false);
   if (fuse_activations) m.masked = detail::maskActivationGrads(graph_, ops_);
   if (fuse_activations) m.abs_max_links = detail::linkAbsMax(graph_, ops_);
   if (fuse_activations)  // after linkAbsMax: the reader takes the clip's abs-max
-    for (size_t p : detail::handOverClips(graph_, ops_, m.clip_links)) alias(p);
+    for (size_t p : detail::handOverClips(graph_, ops_, m.clip_links)) alias(p, 0);
   if (fuse_activations)  // after handOverClips: PACT's pass moves into its producer
     m.row_visit_links = detail::linkRowVisits(graph_, ops_, fused, value);
   if (fuse_activations) m.row_sum_links = detail::linkRowSums(graph_, ops_);

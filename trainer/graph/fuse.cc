@@ -223,6 +223,34 @@ std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
       [](ops::Op& op, ops::RowSumsLink* l) { return op.publishOutputRowSums(l); });
 }
 
+std::vector<FusedBias> fuseBiasAdds(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+                                    const std::function<const Tensor*(const std::string&)>& value) {
+  const Uses uses(g);
+  std::vector<FusedBias> fused;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& add = g.nodes[i];
+    if (add.op_type != "Add" || add.inputs.size() != 2 || add.outputs.size() != 1) continue;
+    for (size_t j = 0; j < 2; ++j) {
+      const std::string& y = add.inputs[j];
+      auto bias = g.initializers.find(add.inputs[1 - j]);
+      auto p = uses.producer.find(y);
+      size_t reader, input;
+      if (bias == g.initializers.end() || bias->second.ndim() != 1 ||
+          bias->second.dtype() != DType::kF32 || p == uses.producer.end() ||
+          g.nodes[p->second].op_type != "MatMul" || !uses.soleReader(y, reader, input))
+        continue;
+      if (!ops[i]->forwardAsAlias(true, j)) continue;
+      if (!ops[p->second]->fuseOutputBias(value(bias->first))) {
+        ops[i]->forwardAsAlias(false, j);
+        continue;
+      }
+      fused.push_back({p->second, i, j});
+      break;
+    }
+  }
+  return fused;
+}
+
 std::vector<ErfGeluChain> findErfGelus(const Graph& g) {
   const Uses uses(g);
   auto scalar = [&](const std::string& t) {

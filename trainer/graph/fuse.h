@@ -90,6 +90,16 @@ std::vector<std::unique_ptr<ops::RowVisitLink>> linkRowVisits(
 std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
     const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops);
 
+/// Forward fusion: an Add of a 1-D initializer (a Linear layer's bias) and a
+/// MatMul output that the Add alone reads: the MatMul adds the bias as it
+/// writes (Op::fuseOutputBias, same bits) and the Add's output shares its
+/// buffer (Op::forwardAsAlias on operand `input`). Backward is unchanged.
+struct FusedBias {
+  size_t producer = 0, add = 0, input = 0;  ///< node indices; the Add's MatMul operand
+};
+std::vector<FusedBias> fuseBiasAdds(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
+                                    const std::function<const Tensor*(const std::string&)>& value);
+
 /// PyTorch's exact GELU as five nodes, y = Mul(Mul(Add(Erf(Div(x, a)), b), x),
 /// c) (operands of Add and the Muls in either order; a, b, c float scalar
 /// constants), that the executor runs as one op (ops/erf_gelu.h, same bits).

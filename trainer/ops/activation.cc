@@ -63,8 +63,8 @@ class PointwiseOp : public Op {
     return i == 0 && F::kReadsX;
   }
   bool backwardReadsOutput(size_t) const override { return F::kReadsY; }
-  bool forwardAsAlias(bool on) override {
-    alias_ = on && F::kAliasable;
+  bool forwardAsAlias(bool on, size_t input) override {
+    alias_ = on && F::kAliasable && input == 0;
     return alias_;
   }
 

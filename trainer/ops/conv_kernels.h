@@ -24,6 +24,11 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
           float* c, int64_t ldc);
 
+/// C = A * B + bias (A [m,k], B [k,n] row-major, bias [n] added to every
+/// row): the bits of gemm (beta 0) followed by c + bias, in one pass.
+void gemmRowBias(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                 int64_t ldb, const float* bias, float* c, int64_t ldc);
+
 /// Rows of a packed A panel (packA, gemmPacked).
 constexpr int64_t kGemmMR = 8;
 
@@ -42,6 +47,11 @@ void packA(bool ta, int64_t m, int64_t k, const float* a, int64_t lda, float* ds
 /// called from a parallel region and the product is large.
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc);
+
+/// gemmPacked with alpha 1 and beta 1 reading C's old value from `bias`
+/// (row stride 0): C = A * B + bias, the bits of fma(acc, 1, bias[j]).
+void gemmPackedRowBias(int64_t m, int64_t n, int64_t k, const float* ap, const float* b,
+                       int64_t ldb, const float* bias, float* c, int64_t ldc);
 
 /// Packed B (gemmPackedB): tiles of the kernels' column count (48 with
 /// AVX-512, 16 otherwise), each stored as its k rows of its width (the last

@@ -29,6 +29,10 @@ class BinaryOp : public Op {
   void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
                RunContext&) override {
     requireTwoInputsOfOneDtype(in, label);
+    if (alias_ >= 0) {  // the producer of that operand added the other (fuseOutputBias)
+      *out[0] = *in[static_cast<size_t>(alias_)];
+      return;
+    }
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
     if (!plan_.matches(a.shape(), b.shape())) plan_.init(a.shape(), b.shape());
@@ -126,6 +130,10 @@ class BinaryOp : public Op {
     return true;
   }
   bool backwardReadsOutput(size_t) const override { return false; }
+  bool forwardAsAlias(bool on, size_t input) override {
+    alias_ = on && kind_ == BinKind::kAdd && input < 2 ? static_cast<int>(input) : -1;
+    return alias_ >= 0;
+  }
 
  private:
   // The gradient of operand w summed into sum_ in fixed point.
@@ -149,6 +157,7 @@ class BinaryOp : public Op {
   }
 
   BinKind kind_;
+  int alias_ = -1;  // forwardAsAlias: the operand output 0 shares
   BroadcastPlan plan_;
   rank_reduction::FixedSum sum_;  // exactGrad's sums
 };

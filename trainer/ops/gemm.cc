@@ -207,13 +207,27 @@ class MatMulOp : public Op {
     y.resize(out_shape_);
     const float* a = in[0]->f32();
     const float* b = in[1]->f32();
+    const int64_t last = out_shape_.empty() ? 1 : out_shape_.back();
+    if (bias_)
+      SLIM_ENFORCE(bias_->numel() == last || bias_->numel() == 1, label, ": bias ",
+                   shapeStr(bias_->shape()), " does not broadcast to ", shapeStr(out_shape_));
     if (fold_) {  // A (batch*M, K) * B (K, N)
+      if (bias_ && bias_->numel() == N_ && last == N_)
+        return detail::gemmRowBias(batch_ * M_, N_, K_, a, K_, b, N_, bias_->f32(), y.f32(), N_);
       gemm(false, false, batch_ * M_, N_, K_, 1.f, a, K_, b, N_, 0.f, y.f32(), N_);
-      return;
+    } else {
+      forEntries(true, [&](int64_t i) {
+        gemm(false, false, M_, N_, K_, 1.f, a + a_off_[i], K_, b + b_off_[i], N_, 0.f,
+             y.f32() + i * M_ * N_, N_);
+      });
     }
-    forEntries(true, [&](int64_t i) {
-      gemm(false, false, M_, N_, K_, 1.f, a + a_off_[i], K_, b + b_off_[i], N_, 0.f,
-           y.f32() + i * M_ * N_, N_);
+    if (!bias_) return;
+    // The fused bias where the kernel cannot add it: the Add's y + bias.
+    const float* bp = bias_->f32();
+    const int64_t nb = bias_->numel();
+    float* yp = y.f32();
+    detail::parallelRange(y.numel(), detail::kGrainCheap, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) yp[i] = yp[i] + bp[nb == 1 ? 0 : i % last];
     });
   }
 
@@ -257,6 +271,10 @@ class MatMulOp : public Op {
   bool reducesGradOverRanks(int i) const override { return i == 1; }
 
   bool backwardReadsOutput(size_t) const override { return false; }
+  bool fuseOutputBias(const Tensor* bias) override {
+    bias_ = bias;
+    return true;
+  }
 
  private:
   // dB of a weight B, world-size invariant: float partials A^T dY added in
@@ -373,6 +391,7 @@ class MatMulOp : public Op {
 
   int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
   bool fold_ = false, a_distinct_ = false, b_distinct_ = false;
+  const Tensor* bias_ = nullptr;  // fuseOutputBias
   Shape out_shape_, b_shape_;
   std::vector<int64_t> a_off_, b_off_;
   std::vector<float> part_;  // weightGradient's partial of one chunk

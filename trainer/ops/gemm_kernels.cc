@@ -81,7 +81,8 @@ constexpr int64_t kNB = 16 * kMaxNV;  // columns of one gemmPacked tile
 // the unsplit one.
 template <int MR, int NV>
 void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* c, int64_t ldc,
-                float alpha, float beta, float* carry, bool resume, bool finish) {
+                const float* cin, int64_t ldcin, float alpha, float beta, float* carry, bool resume,
+                bool finish) {
   // Flat, fully unrolled arrays: GCC then keeps the accumulators in registers.
   Vec acc[MR * NV];
 #pragma GCC unroll 32
@@ -107,16 +108,18 @@ void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* 
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
-      float* cij = c + i * ldc + 16 * j;
+      const float* cin_ij = cin + i * ldcin + 16 * j;
       Vec r = vzero();
-      if (beta == 1.f) r = vload(cij);
-      else if (beta != 0.f) r = vmul(vload(cij), vb);
-      vstore(cij, vfma(acc[i * NV + j], va, r));
+      if (beta == 1.f)
+        r = vload(cin_ij);
+      else if (beta != 0.f)
+        r = vmul(vload(cin_ij), vb);
+      vstore(c + i * ldc + 16 * j, vfma(acc[i * NV + j], va, r));
     }
 }
 
-using PackedTileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, float,
-                              float, float*, bool, bool);
+using PackedTileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t,
+                              const float*, int64_t, float, float, float*, bool, bool);
 
 template <int MR, int... NV>
 constexpr std::array<PackedTileFn, kMaxNV> packedRow(std::integer_sequence<int, NV...>) {
@@ -149,7 +152,8 @@ inline V8 rowFma(V8 a, float b, V8 acc) {
 // or less).
 template <int T, int NP>
 void tailColumns(int64_t k, const float* ap, int64_t ps, const float* b, int64_t ldb, float* c,
-                 int64_t ldc, int64_t mr, float alpha, float beta) {
+                 int64_t ldc, const float* cin, int64_t ldcin, int64_t mr, float alpha,
+                 float beta) {
   static_assert(kGemmMR == 8, "one V8 per panel");
   V8 acc[NP * T];
 #pragma GCC unroll 8
@@ -166,14 +170,14 @@ void tailColumns(int64_t k, const float* ap, int64_t ps, const float* b, int64_t
   for (int q = 0; q < NP; ++q)
     for (int j = 0; j < T; ++j)
       for (int64_t i = 0; i < std::min<int64_t>(kGemmMR, mr - q * kGemmMR); ++i) {
-        float& cij = c[(q * kGemmMR + i) * ldc + j];
-        const float r = beta == 0.f ? 0.f : beta == 1.f ? cij : beta * cij;
-        cij = std::fma(acc[q * T + j][i], alpha, r);
+        const float cv = beta == 0.f ? 0.f : cin[(q * kGemmMR + i) * ldcin + j];
+        const float r = beta == 1.f ? cv : beta * cv;
+        c[(q * kGemmMR + i) * ldc + j] = std::fma(acc[q * T + j][i], alpha, r);
       }
 }
 
 using TailFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t,
-                        int64_t, float, float);
+                        const float*, int64_t, int64_t, float, float);
 template <int NP, int... T>
 constexpr std::array<TailFn, sizeof...(T)> tailRow(std::integer_sequence<int, T...>) {
   return {&tailColumns<T + 1, NP>...};
@@ -188,9 +192,9 @@ constexpr int64_t kTailPanels = 4;
 
 // Columns [j0, n) for panels [p0, p1) (at most kTailPanels), by chunks of up
 // to 8 columns, each over as many panels at once as it takes to fill 8 chains.
-void tailTask(int64_t j0, int64_t n, int64_t p0, int64_t p1, int64_t m, int64_t k,
-              const float* ap, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
-              float beta) {
+void tailTask(int64_t j0, int64_t n, int64_t p0, int64_t p1, int64_t m, int64_t k, const float* ap,
+              const float* b, int64_t ldb, float* c, int64_t ldc, const float* cin, int64_t ldcin,
+              float alpha, float beta) {
   for (; j0 < n; j0 += 8) {
     const int64_t t = std::min<int64_t>(8, n - j0);
     const int wide = t >= 4 ? 0 : t >= 2 ? 1 : 2;  // log2 of the panels per call
@@ -198,7 +202,7 @@ void tailTask(int64_t j0, int64_t n, int64_t p0, int64_t p1, int64_t m, int64_t 
       const int w = q + (int64_t{1} << wide) <= p1 ? wide : 0;
       const int64_t i0 = q * kGemmMR;
       kTails[w][t - 1](k, ap + i0 * k, kGemmMR * k, b + j0, ldb, c + i0 * ldc + j0, ldc,
-                       m - i0, alpha, beta);
+                       cin + i0 * ldcin + j0, ldcin, m - i0, alpha, beta);
       q += int64_t{1} << w;
     }
   }
@@ -300,7 +304,7 @@ struct BView {
 };
 
 void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const BView& bv,
-               float beta, float* c, int64_t ldc) {
+               float beta, float* c, int64_t ldc, const float* cin, int64_t ldcin) {
   if (m == 0 || n == 0) return;
   // Whole 16-lane vectors in tiles of kNB columns, the n % 16 columns after
   // them by tailColumns.
@@ -330,7 +334,7 @@ void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, co
     if (t >= tiles * groups) {
       const int64_t p0 = (t - tiles * groups) * kTailPanels;
       tailTask(full, n, p0, std::min(panels, p0 + kTailPanels), m, k, ap, bv.col(full) - full,
-               bv.ld(full), c, ldc, alpha, beta);
+               bv.ld(full), c, ldc, cin, ldcin, alpha, beta);
       return;
     }
     const int64_t col = rows_outer ? t % tiles : t / groups;
@@ -351,8 +355,8 @@ void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, co
         for (int64_t r = 0; r < mr; r += kRows) {
           float* cy = blocked ? carry.data() + ((p - p0) * kGemmMR + r) * kNB : nullptr;
           kPackedTiles[std::min<int64_t>(kRows, mr - r) - 1][nv - 1](
-              kb, a + r, bj + k0 * ldb, ldb, ci + r * ldc + j0, ldc, alpha, beta, cy, k0 > 0,
-              k0 + kb == k);
+              kb, a + r, bj + k0 * ldb, ldb, ci + r * ldc + j0, ldc, cin + (i0 + r) * ldcin + j0,
+              ldcin, alpha, beta, cy, k0 > 0, k0 + kb == k);
         }
       }
     }
@@ -366,7 +370,12 @@ void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, co
 
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc) {
-  gemmTiles(m, n, k, alpha, ap, BView{b, ldb, k, n}, beta, c, ldc);
+  gemmTiles(m, n, k, alpha, ap, BView{b, ldb, k, n}, beta, c, ldc, c, ldc);
+}
+
+void gemmPackedRowBias(int64_t m, int64_t n, int64_t k, const float* ap, const float* b,
+                       int64_t ldb, const float* bias, float* c, int64_t ldc) {
+  gemmTiles(m, n, k, 1.f, ap, BView{b, ldb, k, n}, 1.f, c, ldc, bias, 0);
 }
 
 void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,
@@ -387,7 +396,7 @@ void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float
 
 void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,
                  float beta, float* c, int64_t ldc) {
-  gemmTiles(m, n, k, alpha, ap, BView{bp, 0, k, n}, beta, c, ldc);
+  gemmTiles(m, n, k, alpha, ap, BView{bp, 0, k, n}, beta, c, ldc, c, ldc);
 }
 
 }  // namespace slim::ops::detail

@@ -132,8 +132,8 @@ class BatchNormOp : public Op {
     link.act = epilogue_;
     return true;
   }
-  bool forwardAsAlias(bool on) override {
-    alias_ = on && frozen_;
+  bool forwardAsAlias(bool on, size_t input) override {
+    alias_ = on && frozen_ && input == 0;
     return alias_;
   }
   // A frozen op never computes batch statistics.

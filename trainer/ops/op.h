@@ -218,10 +218,16 @@ class Op {
   /// sums from `*link` when it is valid instead of computing them; null
   /// turns it off.
   virtual bool readInputRowSums(const RowSumsLink* /*link*/) { return false; }
-  /// Executor fusion, for Relu/Clip whose producer applies them: forward
-  /// makes output 0 share input 0's storage instead of computing; backward
-  /// is unchanged. False for other ops; `on` false undoes it.
-  virtual bool forwardAsAlias(bool /*on*/) { return false; }
+  /// Executor fusion, for a Relu/Clip whose producer applies it, or an Add
+  /// whose producer adds its bias: forward makes output 0 share input
+  /// `input`'s storage instead of computing; backward is unchanged. False
+  /// for other ops; `on` false undoes it.
+  virtual bool forwardAsAlias(bool /*on*/, size_t /*input*/ = 0) { return false; }
+  /// Executor fusion: true when this op, from now on, adds `*bias` (1-D,
+  /// read at each forward) along output 0's last axis as it writes it, with
+  /// the bits of an Add after it (which then aliases output 0); null turns
+  /// it off.
+  virtual bool fuseOutputBias(const Tensor* /*bias*/) { return false; }
   /// True when backward, after the last forward, will not read output 0's
   /// gradient given which inputs need one (`need`, per input): then the
   /// executor computes that gradient only where something else needs it (a

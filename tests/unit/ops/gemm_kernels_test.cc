@@ -230,5 +230,28 @@ TEST(GemmKernels, CopyStridedTakesEveryStrideth) {
     }
 }
 
+// gemmRowBias: the bits of gemm (beta 0) and then c + bias[j] (the Add it
+// replaces), over full tiles, tail columns (n % 16), short panels (m % 8)
+// and k blocked in pieces (k > 2048).
+TEST(GemmKernels, RowBiasIsTheProductThenTheAdd) {
+  struct Case {
+    int64_t m, n, k;
+  };
+  for (const Case cs : {Case{13, 37, 20}, Case{64, 96, 384}, Case{9, 50, 2500}, Case{3, 5, 0}}) {
+    const auto a = randomVec(static_cast<size_t>(cs.m * cs.k), 5);
+    const auto b = randomVec(static_cast<size_t>(cs.k * cs.n), 6);
+    const auto bias = randomVec(static_cast<size_t>(cs.n), 7);
+    std::vector<float> want(static_cast<size_t>(cs.m * cs.n), NAN), got(want);
+    gemm(false, false, cs.m, cs.n, cs.k, 1.f, a.data(), cs.k, b.data(), cs.n, 0.f, want.data(),
+         cs.n);
+    for (int64_t i = 0; i < cs.m; ++i)
+      for (int64_t j = 0; j < cs.n; ++j) want[i * cs.n + j] = want[i * cs.n + j] + bias[j];
+    ops::detail::gemmRowBias(cs.m, cs.n, cs.k, a.data(), cs.k, b.data(), cs.n, bias.data(),
+                             got.data(), cs.n);
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0)
+        << cs.m << "x" << cs.n << "x" << cs.k;
+  }
+}
+
 }  // namespace
 }  // namespace slim
