@@ -292,4 +292,24 @@ std::vector<ErfGeluChain> findErfGelus(const Graph& g) {
   return found;
 }
 
+std::vector<SelfGate> findSelfGates(const Graph& g) {
+  const Uses uses(g);
+  std::vector<SelfGate> found;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& act = g.nodes[i];
+    if ((act.op_type != "Sigmoid" && act.op_type != "HardSigmoid") || act.inputs.size() != 1 ||
+        act.outputs.size() != 1)
+      continue;
+    const std::string& x = act.inputs[0];
+    size_t mul, input;
+    if (!uses.soleReader(act.outputs[0], mul, input) || g.nodes[mul].op_type != "Mul" ||
+        g.nodes[mul].inputs.size() != 2 || g.nodes[mul].inputs[1 - input] != x)
+      continue;
+    auto readers = uses.readers.find(x);
+    if (!uses.producer.count(x) || uses.outputs.count(x) || readers->second.size() != 2) continue;
+    found.push_back({i, mul, x});
+  }
+  return found;
+}
+
 }  // namespace slim::graph::detail

@@ -114,4 +114,15 @@ struct ErfGeluChain {
 };
 std::vector<ErfGeluChain> findErfGelus(const Graph& g);
 
+/// x * f(x) as two nodes, f a Sigmoid (SiLU / swish) or HardSigmoid
+/// (hard-swish) and the Mul's operands in either order, that the executor
+/// runs as one op (ops/fused_ops.h makeSelfGated, same bits): where f's
+/// output is read by the Mul alone, and x is a node output read by f and
+/// the Mul alone and not a graph output.
+struct SelfGate {
+  size_t act = 0, mul = 0;  ///< f (absorbed) and the Mul (runs the fused op)
+  std::string x;
+};
+std::vector<SelfGate> findSelfGates(const Graph& g);
+
 }  // namespace slim::graph::detail

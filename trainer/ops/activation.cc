@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "trainer/ops/fast_math.h"
+#include "trainer/ops/fused_ops.h"
 #include "trainer/ops/op.h"
 #include "trainer/ops/op_preamble.h"
 #include "trainer/ops/parallel.h"
@@ -197,6 +198,65 @@ class ClipOp : public PointwiseOp<ClipF> {
   ClipF attr_;
 };
 
+// y = x * f(x) (SiLU, hard-swish) in one pass where the graph has f and a
+// Mul (makeSelfGated). Forward: s = f(x), y = x * s. Backward: the Mul's
+// g * s plus f's backward at x of the Mul's g * x, each staged through
+// memory before the sum: an add whose operand is a product in the same
+// expression may become an FMA (-ffp-contract=fast), which rounds once
+// where the two ops round twice. The executor adds x's two contributions;
+// a sum of two floats does not depend on their order.
+template <class F>
+class SelfGatedOp : public Op {
+ public:
+  explicit SelfGatedOp(F f) : f_(f) {}
+
+  void forward(const std::vector<Tensor*>& in, const std::vector<Tensor*>& out,
+               RunContext&) override {
+    SLIM_ENFORCE(in.size() == 1 && in[0], label, ": fused x * f(x) needs x");
+    requireF32(*in[0], label);
+    const Tensor& x = *in[0];
+    out[0]->resize(x.shape());
+    const float* xp = x.f32();
+    float* yp = out[0]->f32();
+    const F f = f_;
+    detail::parallelRange(x.numel(), kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * f.fwd(xp[i]);
+    });
+  }
+
+  void backward(const std::vector<Tensor*>& in, const std::vector<Tensor*>&,
+                const std::vector<const Tensor*>& dout, const std::vector<Tensor*>& din,
+                RunContext&) override {
+    if (!beginUnaryBackward(in, dout, din)) return;
+    const float* xp = in[0]->f32();
+    const float* g = dout[0]->f32();
+    float* dx = din[0]->f32();
+    const F f = f_;
+    detail::parallelRange(in[0]->numel(), kGrain, [&](int64_t b, int64_t e) {
+      float act[kBlock];
+      for (int64_t b0 = b; b0 < e; b0 += kBlock) {
+        const int64_t n = std::min(e - b0, kBlock);
+        const float* xb = xp + b0;
+        const float* gb = g + b0;
+        float* db = dx + b0;
+        for (int64_t i = 0; i < n; ++i) db[i] = gb[i] * f.fwd(xb[i]);
+        for (int64_t i = 0; i < n; ++i) {
+          const float gs = gb[i] * xb[i];
+          act[i] = f.bwd(xb[i], f.fwd(xb[i]), gs);
+        }
+        for (int64_t i = 0; i < n; ++i) db[i] = db[i] + act[i];
+      }
+    });
+  }
+
+  bool backwardReadsInput(size_t, const std::vector<bool>&) const override { return true; }
+  bool backwardReadsOutput(size_t) const override { return false; }
+
+ private:
+  static constexpr int64_t kGrain = 1 << 15, kBlock = 512;
+  F f_;
+};
+
 template <class F>
 OpFactory simple(F f) {
   return [f](const Attrs&) { return std::make_unique<PointwiseOp<F>>(f); };
@@ -220,6 +280,17 @@ void registerActivationOps(OpRegistry& r) {
     return std::make_unique<PointwiseOp<EluF>>(EluF{a.getFloat("alpha", 1.f)});
   });
   r.add("Clip", [](const Attrs& a) { return std::make_unique<ClipOp>(a); });
+}
+
+std::unique_ptr<Op> makeSelfGated(const std::string& act_type, const Attrs& a,
+                                  const std::string& label) {
+  std::unique_ptr<Op> op;
+  if (act_type == "Sigmoid") op = std::make_unique<SelfGatedOp<SigmoidF>>(SigmoidF{});
+  if (act_type == "HardSigmoid")
+    op = std::make_unique<SelfGatedOp<HardSigmoidF>>(
+        HardSigmoidF{a.getFloat("alpha", 0.2f), a.getFloat("beta", 0.5f)});
+  if (op) op->label = label;
+  return op;
 }
 
 }  // namespace slim::ops

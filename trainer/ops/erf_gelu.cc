@@ -13,7 +13,7 @@
 // dx1 goes through memory before the sum: a multiply feeding an add in one
 // expression may be contracted into an FMA (GCC's -ffp-contract=fast), which
 // rounds once where the five ops round twice.
-#include "trainer/ops/erf_gelu.h"
+#include "trainer/ops/fused_ops.h"
 
 #include <algorithm>
 
