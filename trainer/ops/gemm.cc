@@ -237,8 +237,13 @@ class MatMulOp : public Op {
     setup(in);
     Tensor* da = din.size() > 0 ? din[0] : nullptr;
     Tensor* db = din.size() > 1 ? din[1] : nullptr;
-    if (da) { da->resize(in[0]->shape()); da->zero(); }
-    if (db) { db->resize(in[1]->shape()); db->zero(); }
+    if (da) da->resize(in[0]->shape());
+    if (db) db->resize(in[1]->shape());
+    // Zeros where nothing flows in, and for the per-entry products, which
+    // accumulate (beta 1); the folded product and the exact weight gradient
+    // write every element.
+    for (Tensor* d : {da, db})
+      if (d && (!dout[0] || !fold_)) d->zero();
     if (!dout[0]) return;
     const float* dy = dout[0]->f32();
     const float* a = in[0]->f32();

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "trainer/ops/broadcast.h"
+#include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/op.h"
 
 namespace slim::ops {
@@ -211,6 +212,39 @@ void permuteRows(const E* x, E* y, const Shape& oshape, const std::vector<int64_
   }
 }
 
+// A permutation that moves the input's last axis to output axis q < r - 1
+// (attention's K^T: [T, N*H, D] -> [N*H, D, T]): per plane of output axes
+// (q, r - 1), an 8x8-blocked transpose (detail::transposeTo) that reads the
+// input's rows whole, where permuteRows reads each output row's elements a
+// whole input row apart. Planes over the threads; a copy, any split the
+// same bits. False when the planes are too thin to gain.
+bool permutePlanes(const float* x, float* y, const Shape& oshape, const std::vector<int64_t>& st) {
+  const int r = static_cast<int>(oshape.size());
+  int q = -1;
+  for (int d = 0; d < r - 1; ++d)
+    if (st[d] == 1) q = d;
+  if (q < 0 || oshape[q] < 8 || oshape[r - 1] < 8) return false;
+  std::vector<int64_t> ost(r, 1);
+  for (int d = r - 2; d >= 0; --d) ost[d] = ost[d + 1] * oshape[d + 1];
+  const int64_t rows = oshape[r - 1], cols = oshape[q], plane = rows * cols;
+  const int64_t planes = numelOf(oshape) / plane;
+  detail::parallelRange(
+      planes, std::max<int64_t>(1, detail::kGrainCheap / 4 / plane), [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          int64_t in_off = 0, out_off = 0, rem = p;
+          for (int d = r - 2; d >= 0; --d) {
+            if (d == q) continue;
+            const int64_t i = rem % oshape[d];
+            rem /= oshape[d];
+            in_off += i * st[d];
+            out_off += i * ost[d];
+          }
+          detail::transposeTo(rows, cols, x + in_off, st[r - 1], y + out_off, ost[q]);
+        }
+      });
+  return true;
+}
+
 // Copies elements of size E: y[out index] = x[sum idx[d] * st[d]]. Output
 // rows run over the threads; a copy, so any split gives the same bits.
 template <class E>
@@ -221,6 +255,11 @@ void permuteCopy(const E* x, E* y, const Shape& oshape, const std::vector<int64_
   if (r == 0) {
     y[0] = x[0];
     return;
+  }
+  if constexpr (sizeof(E) == 4) {
+    if (st[r - 1] != 1 &&
+        permutePlanes(reinterpret_cast<const float*>(x), reinterpret_cast<float*>(y), oshape, st))
+      return;
   }
   // Elements per thread at least (parallel.h): contiguous rows are a copy,
   // strided reads (a moved last axis) cost a few times more.

@@ -98,6 +98,33 @@ TEST(ShapeOps, TransposeMatchesNaive) {
   test::gradCheck("Transpose", intsAttr("perm", {2, 0, 1}), {test::randomTensor({3, 2, 4}, 8)}, 1);
 }
 
+// Permutations that move the last axis elsewhere run as blocked plane
+// transposes when both plane sides reach 8 (attention's [T, N*H, D] ->
+// [N*H, D, T]), including edges that are not multiples of 8; every element
+// lands where the index arithmetic says.
+TEST(ShapeOps, TransposeOfTheLastAxisMatchesNaive) {
+  struct Case {
+    Shape s;
+    std::vector<int64_t> perm;
+  };
+  for (const Case& c :
+       {Case{{19, 6, 12}, {1, 2, 0}}, Case{{9, 4, 17}, {2, 0, 1}}, Case{{3, 10, 13}, {0, 2, 1}},
+        Case{{2, 9, 3, 11}, {0, 3, 1, 2}}, Case{{2, 9, 3, 11}, {3, 2, 1, 0}}}) {
+    const Tensor x = test::randomTensor(c.s, 9);
+    const Tensor y = run1("Transpose", intsAttr("perm", c.perm), {x});
+    const int r = static_cast<int>(c.s.size());
+    std::vector<int64_t> in_st(r, 1);
+    for (int d = r - 2; d >= 0; --d) in_st[d] = in_st[d + 1] * c.s[d + 1];
+    std::vector<int64_t> idx(r, 0);  // output index, last fastest
+    for (int64_t o = 0; o < y.numel(); ++o) {
+      int64_t in = 0;
+      for (int d = 0; d < r; ++d) in += idx[d] * in_st[c.perm[d]];
+      ASSERT_EQ(y.f32()[o], x.f32()[in]) << shapeStr(c.s) << " element " << o;
+      for (int d = r - 1; d >= 0 && ++idx[d] == y.shape()[d]; --d) idx[d] = 0;
+    }
+  }
+}
+
 TEST(ShapeOps, DropoutInferenceIsIdentity) {
   Tensor x = test::randomTensor({4, 8}, 9);
   auto op = ops::OpRegistry::get().create("Dropout", {}, "t");
