@@ -222,9 +222,10 @@ void broadcastGrad(const BroadcastPlan& p, int which, const float* a, const floa
 
 /// broadcastGrad for a repeated operand `which` (a weight), exactly: every
 /// output element's f(g[k], a[ia], b[ib]) is added to `sum` (reset to the
-/// operand's size) in fixed point, so the total does not depend on the order
-/// or on how the batch is split over ranks (exact_sum.h). Operand element
-/// ranges run over the threads (forOperandRange), each sum on one thread.
+/// operand's size, its shift kept) in fixed point, so the total does not
+/// depend on the order or on how the batch is split over ranks
+/// (exact_sum.h). Operand element ranges run over the threads
+/// (forOperandRange), each sum on one thread.
 template <class F>
 void broadcastGradExact(const BroadcastPlan& p, int which, const float* a, const float* b,
                         const float* g, rank_reduction::FixedSum& sum, F f) {
@@ -241,8 +242,7 @@ void broadcastGradExact(const BroadcastPlan& p, int which, const float* a, const
             [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
               const int64_t d = which == 0 ? ia : ib, sd = which == 0 ? sa : sb;
               for (int64_t i = 0; i < n; ++i)
-                s[d + i * sd] += rank_reduction::detail::toFixed(
-                    f(g[o + i], a[ia + i * sa], b[ib + i * sb]), &my_bad);
+                s[d + i * sd] += sum.convert(f(g[o + i], a[ia + i * sa], b[ib + i * sb]), &my_bad);
             });
         if (my_bad) {
 #pragma omp atomic write

@@ -197,6 +197,7 @@ class ConvOp : public Op {
     const int64_t N = N_, M = M_;
     if (db) {  // per (image, channel) sums in fixed point: exact, any split
       rank_reduction::FixedSum sum;
+      sum.setShift(gradShift(2, ctx));
       rank_reduction::sumOverBatch<1>(
           N, M, sum,
           [&](int64_t n, int64_t m, float* v) { v[0] = detail::sumF(dy + (n * M + m) * P, P); }, P);

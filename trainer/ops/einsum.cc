@@ -420,6 +420,7 @@ class EinsumOp : public Op {
       const rank_reduction::SumChunks chunks(K);
       partial_.resize(static_cast<size_t>(std::max<int64_t>(csize, 1)));
       sum_.reset(static_cast<size_t>(csize));
+      sum_.setShift(gradShift(grad_input, *ctx));
       rank_reduction::Fixed* acc = sum_.data();
       std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
       for (int64_t q = 0; q < chunks.count; ++q) {
@@ -427,8 +428,7 @@ class EinsumOp : public Op {
         const float* p = partial_.data();
         detail::parallelRange(csize, 4096, [&](int64_t lo, int64_t hi) {
           bool my_bad = false;
-          for (int64_t j = lo; j < hi; ++j)
-            acc[j] += rank_reduction::detail::toFixed(p[j], &my_bad);
+          for (int64_t j = lo; j < hi; ++j) acc[j] += sum_.convert(p[j], &my_bad);
           if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
         });
       }

@@ -77,6 +77,7 @@ class BinaryOp : public Op {
       float* dp = d.f32();
       if (rankReduced(static_cast<size_t>(w))) {
         // A weight (bias, norm scale) repeated over the batch: exact sum.
+        sum_.setShift(gradShift(static_cast<size_t>(w), ctx));
         exactGrad(w, ap, bp, g);
         finishSum(static_cast<size_t>(w), sum_, ctx, dp);
         continue;

@@ -148,6 +148,7 @@ class GemmOp : public Op {
     if (dc) {  // dC = beta * dY summed over C's broadcast dimensions
       rank_reduction::FixedSum sum;
       sum.reset(static_cast<size_t>(dc->numel()));
+      sum.setShift(gradShift(2, ctx));
       for (int64_t i = 0; i < M_; ++i)
         for (int64_t j = 0; j < N_; ++j)
           sum.add(static_cast<size_t>((cM_ == 1 ? 0 : i) * cN_ + (cN_ == 1 ? 0 : j)),
@@ -304,6 +305,7 @@ class MatMulOp : public Op {
     const int64_t rows = fold_ ? batch_ * M_ : M_;  // rows of each entry
     const int64_t bsize = K_ * N_;
     bsum_.reset(static_cast<size_t>(numelOf(b_shape_)));
+    bsum_.setShift(gradShift(1, ctx));
     part_.resize(static_cast<size_t>(bsize));
     std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
     const rank_reduction::SumChunks chunks(rows);
@@ -318,7 +320,7 @@ class MatMulOp : public Op {
         detail::parallelRange(bsize, 4096, [&](int64_t b, int64_t e) {
           bool my_bad = false;
           const float* pk = part_.data();
-          for (int64_t k = b; k < e; ++k) si[k] += rank_reduction::detail::toFixed(pk[k], &my_bad);
+          for (int64_t k = b; k < e; ++k) si[k] += bsum_.convert(pk[k], &my_bad);
           if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
         });
       }

@@ -161,7 +161,16 @@ class BatchNormOp : public Op {
     // channel) float sums added in fixed point (exact_sum.h): the same bits
     // for any split of the batch over threads or ranks.
     const int64_t N = N_, C = C_, S = S_;
+    // Whether to sum over ranks is decided by the graph and mode, alike on
+    // all ranks. These are gradient sums (dy on 2^k ranks is 2^k times one
+    // rank's): summed over ranks, their partials are converted as
+    // partial / 2^k (exact_sum.h), so the integers are one rank's whatever
+    // the magnitude; `unit` (2^k) scales the values back to sums over ranks.
+    const bool over_ranks = ctx.sync && dout[0] && (trained_ || rankReduced(1) || rankReduced(2));
+    const int shift = over_ranks ? rank_reduction::gradShift(ctx.sync->size()) : 0;
+    const double unit = std::ldexp(1.0, shift);
     rank_reduction::FixedSum& local = bsum_;
+    local.setShift(shift);
     if (dout[0]) {
       const float* dy = dout[0]->f32();
       const float* mean = mean_.data();
@@ -173,22 +182,22 @@ class BatchNormOp : public Op {
     }
     // The global sums (all ranks) normalise dx; dscale/dB are the global mean
     // over ranks when the executor lets this op reduce them, else local.
-    // (Whether to sum is decided by the graph and mode, alike on all ranks.)
+    // Scaling by unit and dividing by the world are exact (powers of two).
     rank_reduction::FixedSum& global = gsum_;
     global = local;
-    if (ctx.sync && dout[0] && (trained_ || rankReduced(1) || rankReduced(2)))
-      rank_reduction::sumOverRanks(*ctx.sync, global);
+    if (over_ranks) rank_reduction::sumOverRanks(*ctx.sync, global);
     sums_.assign(2 * C, 0.0);
-    for (int64_t c = 0; c < 2 * C; ++c) sums_[c] = global.value(static_cast<size_t>(c));
+    for (int64_t c = 0; c < 2 * C; ++c) sums_[c] = global.value(static_cast<size_t>(c)) * unit;
     for (int64_t c = 0; c < C; ++c) sums_[C + c] *= invstd_[c];  // sum(dy * xhat)
     for (int64_t c = 0; c < C_; ++c) {
       const double world = ctx.sync ? ctx.sync->size() : 1;
       const bool g_bias = ctx.sync && rankReduced(2), g_scale = ctx.sync && rankReduced(1);
       if (dbias)
-        dbias->f32()[c] = static_cast<float>(g_bias ? sums_[c] / world : local.value(c));
+        dbias->f32()[c] = static_cast<float>(g_bias ? sums_[c] / world : local.value(c) * unit);
       if (dscale)
-        dscale->f32()[c] = static_cast<float>(
-            g_scale ? sums_[C + c] / world : local.value(static_cast<size_t>(C + c)) * invstd_[c]);
+        dscale->f32()[c] = static_cast<float>(g_scale ? sums_[C + c] / world
+                                                      : local.value(static_cast<size_t>(C + c)) *
+                                                            unit * invstd_[c]);
     }
     if (!dx) return;
     if (!dout[0]) { dx->zero(); return; }

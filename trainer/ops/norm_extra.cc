@@ -237,11 +237,13 @@ class InstanceNormOp : public ScaleBiasNormOp {
     });
     // dScale/dB: the rows added over the batch in fixed point.
     if (dscale) {
+      sum_.setShift(gradShift(1, ctx));
       rank_reduction::sumOverBatch<1>(
           N, C, sum_, [&](int64_t n, int64_t c, float* v) { v[0] = rs[2 * (n * C + c) + 1]; });
       finishSum(1, sum_, ctx, dscale->f32());
     }
     if (dbias) {
+      sum_.setShift(gradShift(2, ctx));
       rank_reduction::sumOverBatch<1>(
           N, C, sum_, [&](int64_t n, int64_t c, float* v) { v[0] = rs[2 * (n * C + c)]; });
       finishSum(2, sum_, ctx, dbias->f32());

@@ -275,14 +275,21 @@ class Op {
   rank_reduction::SampleLayout inputSamples(size_t i) const {
     return i < input_samples_.size() ? input_samples_[i] : rank_reduction::SampleLayout{};
   }
+  /// The shift (FixedSum::setShift) of input `i`'s gradient sum: log2 of
+  /// the world when finishSum will sum it over a power-of-two number of
+  /// ranks, else 0. Set it on the FixedSum before adding the partials.
+  int gradShift(size_t i, const RunContext& ctx) const {
+    return ctx.sync && rankReduced(i) ? rank_reduction::gradShift(ctx.sync->size()) : 0;
+  }
   /// Completes a per-rank fixed-point sum: over all ranks when input `i` is
-  /// rank-reduced and ctx.sync is set (then divided by the number of ranks).
-  /// Writes the float result to out[0..n).
+  /// rank-reduced and ctx.sync is set, then divided by the number of ranks
+  /// unless the partials were already converted as partial / world (the
+  /// sum's shift, gradShift(i, ctx)). Writes the float result to out[0..n).
   void finishSum(size_t i, rank_reduction::FixedSum& sum, RunContext& ctx, float* out) const;
   /// sumPartials(partials, count, n, sum) then finishSum(i, sum, ctx, out),
-  /// same bits; without a sum over ranks each element's fixed-point sum is
-  /// converted as soon as it is complete, so `sum` (16 bytes per element)
-  /// is neither filled nor read.
+  /// same bits, with sum's shift set to gradShift(i, ctx); without a sum
+  /// over ranks each element's fixed-point sum is converted as soon as it
+  /// is complete, so `sum` (16 bytes per element) is neither filled nor read.
   void finishPartials(size_t i, const float* partials, int64_t count, int64_t n,
                       rank_reduction::FixedSum& sum, RunContext& ctx, float* out) const;
 

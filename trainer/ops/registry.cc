@@ -2,6 +2,7 @@
 // initialisers: they would be dropped when linking a static library).
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <mutex>
 
 #include "trainer/ops/op.h"
@@ -21,6 +22,11 @@ void Op::finishSum(size_t i, rank_reduction::FixedSum& sum, RunContext& ctx, flo
     rank_reduction::sumOverRanks(*ctx.sync, sum);
     world = ctx.sync->size();
   }
+  // A shifted sum (partials converted as partial / world) is the mean over
+  // ranks already: dividing again would be wrong, dividing by 1 is a no-op.
+  SLIM_ENFORCE(sum.shift() == 0 || std::ldexp(1.0, sum.shift()) == world, label,
+               ": a gradient sum shifted by ", sum.shift(), " over ", world, " rank(s)");
+  if (sum.shift() != 0) world = 1;
   detail::parallelRange(static_cast<int64_t>(n), 16384, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
       out[k] = static_cast<float>(sum.value(static_cast<size_t>(k)) / world);
@@ -70,6 +76,7 @@ void sumInDouble(const float* p, int64_t stride, int64_t count, int64_t len, flo
 
 void Op::finishPartials(size_t i, const float* partials, int64_t count, int64_t n,
                         rank_reduction::FixedSum& sum, RunContext& ctx, float* out) const {
+  sum.setShift(gradShift(i, ctx));
   if (ctx.sync && rankReduced(i)) {
     rank_reduction::sumPartials(partials, count, n, sum);
     finishSum(i, sum, ctx, out);

@@ -199,6 +199,7 @@ class GatherOp : public ShapeOnlyBackwardOp {
       // A table (an embedding) gathered by the batch's indices: its gradient
       // sums over the samples, added in fixed point (exact on any ranks).
       sum_.reset(static_cast<size_t>(in[0]->numel()));
+      sum_.setShift(gradShift(0, ctx));
       for (int64_t o = 0; o < outer_; ++o)
         for (int64_t j = 0; j < m; ++j) {
           const int64_t dr = (o * len_ + idx_[j]) * inner_;

@@ -191,14 +191,14 @@ void winogradWeightGrad(const float* x, const float* dy, const WinogradShape& s,
   });
   // Where the direct sum is exactly zero (taps that meet no non-zero dy x
   // pair: Relu-sparse activations), the transforms leave rounding residue
-  // (about 1e-10 of the largest element). The fixed-point chunk sums
-  // (exact_sum.h) truncate below 2^-41, and ranks' partials are 2^k times
-  // a single rank's (each rank's loss averages its own images), so such
-  // residue would break world-size invariance. Elements below 2^-24 of
-  // the partial's largest (under float resolution, far under this
-  // kernel's own error) are set to zero: a decision scaling by 2^k does
-  // not change, and what remains is >= 2^-41 whenever the largest
-  // element is >= 2^-17.
+  // (about 1e-10 of the largest element). Elements below 2^-24 of the
+  // partial's largest (under float resolution, far under this kernel's own
+  // error) are set to zero: a decision scaling by 2^k does not change.
+  // (Introduced when the fixed-point sums truncated 2^k ranks' partials,
+  // 2^k times one rank's, at a different relative position: such residue
+  // broke world-size invariance. Those sums now convert the partials of
+  // 2^k ranks as partial / 2^k, exact_sum.h; the floor stays, as it is
+  // part of the one-rank bits.)
   const int64_t total = M * C * 9;
   float big = 0.f;
   for (int64_t i = 0; i < total; ++i) big = std::max(big, std::fabs(dw[i]));

@@ -12,6 +12,18 @@
 // Fixed point: value * 2^64 truncated toward zero, |value| < 2^46 (a partial
 // beyond that, or a NaN/Inf, makes the sum NaN: see FixedSum::bad); 2^16
 // partials of that size still fit.
+//
+// Gradients on 2^k ranks: each rank's loss averages its own samples, so
+// every gradient partial there is exactly 2^k times the one-rank partial.
+// Converting it as is would truncate at a different relative position
+// below 2^-41 (a gradient around 1e-12 or smaller would differ in its last
+// bits). So a FixedSum carries a shift k (FixedSum::setShift, gradShift):
+// each partial x is converted as x / 2^k, exactly, by lowering the binary
+// exponent in the conversion itself (no float multiply), giving the very
+// integers of one rank; the sum over ranks is then the global gradient
+// with no division by the world size (Op::finishSum). Batch statistics
+// (batch-norm means and variances) are not scaled by the world and keep
+// k = 0; so do non-power-of-two worlds (summed unscaled, then divided).
 #pragma once
 
 #include <algorithm>
@@ -35,9 +47,10 @@ namespace detail {
 
 constexpr int kFixedFracBits = 64;
 
-/// float -> fixed (exact for |x| >= 2^-41, truncated below). Sets *bad for a
-/// NaN, an Inf or |x| >= 2^46.
-inline Fixed toFixed(float x, bool* bad) {
+/// float -> fixed: x * 2^(64 - k) truncated toward zero (exact for
+/// |x| >= 2^(k-41), truncated below). Sets *bad for a NaN, an Inf or
+/// |x| >= 2^(46+k). k = 0: x itself; k > 0: x / 2^k, exactly (FixedSum).
+inline Fixed toFixed(float x, bool* bad, int k = 0) {
   const uint32_t b = std::bit_cast<uint32_t>(x);
   const int e = static_cast<int>((b >> 23) & 0xff);
   uint32_t m = b & 0x7fffffu;
@@ -47,10 +60,10 @@ inline Fixed toFixed(float x, bool* bad) {
   }
   int shift;  // x * 2^64 = m * 2^shift
   if (e == 0) {
-    shift = 1 - 150 + kFixedFracBits;
+    shift = 1 - 150 + kFixedFracBits - k;
   } else {
     m |= 0x800000u;
-    shift = e - 150 + kFixedFracBits;
+    shift = e - 150 + kFixedFracBits - k;
   }
   Fixed v;
   if (shift >= 0) {
@@ -93,7 +106,17 @@ inline double fromFixed(Fixed v) {
 
 }  // namespace detail
 
-/// Accumulates float partials into n fixed-point sums.
+/// The shift for a gradient summed over `world` ranks: log2(world) for a
+/// power of two, else 0 (those sums are divided by the world at the end).
+inline int gradShift(int world) {
+  return world > 1 && std::has_single_bit(static_cast<unsigned>(world))
+             ? std::countr_zero(static_cast<unsigned>(world))
+             : 0;
+}
+
+/// Accumulates float partials into n fixed-point sums. With shift k, every
+/// partial is added as partial / 2^k (exactly: see the top of this file);
+/// value() then reports the sum / 2^k. reset() keeps the shift.
 class FixedSum {
  public:
   void reset(size_t n) {
@@ -101,7 +124,12 @@ class FixedSum {
     bad_ = false;
   }
   size_t size() const { return sum_.size(); }
-  void add(size_t i, float x) { sum_[i] += detail::toFixed(x, &bad_); }
+  /// k >= 0: a gradient's partials over 2^k ranks (gradShift); 0 otherwise.
+  void setShift(int k) { shift_ = k; }
+  int shift() const { return shift_; }
+  /// x as this sum adds it (detail::toFixed with the shift).
+  Fixed convert(float x, bool* bad) const { return detail::toFixed(x, bad, shift_); }
+  void add(size_t i, float x) { sum_[i] += detail::toFixed(x, &bad_, shift_); }
   Fixed* data() { return sum_.data(); }
   bool bad() const { return bad_; }
   void setBad() { bad_ = true; }
@@ -111,6 +139,7 @@ class FixedSum {
  private:
   std::vector<Fixed> sum_;
   bool bad_ = false;
+  int shift_ = 0;
 };
 
 /// Fixed chunks of kSumChunk samples over a batch of n (the last may be short).
@@ -121,17 +150,18 @@ struct SumChunks {
   int64_t end(int64_t c) const { return std::min(n, (c + 1) * kSumChunk); }
 };
 
-/// out[i] = sum over c < count of partials[c * n + i], in fixed point
-/// (threads split i; the result does not depend on them).
+/// out[i] = sum over c < count of partials[c * n + i], in fixed point with
+/// out's shift (threads split i; the result does not depend on them).
 inline void sumPartials(const float* partials, int64_t count, int64_t n, FixedSum& out) {
   out.reset(static_cast<size_t>(n));
   Fixed* o = out.data();
+  const int k = out.shift();
   std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
   ops::detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
     bool my_bad = false;
     for (int64_t c = 0; c < count; ++c) {
       const float* p = partials + c * n;
-      for (int64_t i = b; i < e; ++i) o[i] += detail::toFixed(p[i], &my_bad);
+      for (int64_t i = b; i < e; ++i) o[i] += detail::toFixed(p[i], &my_bad, k);
     }
     if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
   });
@@ -140,7 +170,7 @@ inline void sumPartials(const float* partials, int64_t count, int64_t n, FixedSu
 }
 
 /// out[k * C + c] = sum over n < N of the k-th value f(n, c, v) writes to
-/// v[0..K), in fixed point. Rows are visited in memory order (images split
+/// v[0..K), in fixed point with out's shift. Rows are visited in memory order (images split
 /// over threads, each adding its own partial sums, merged exactly), or
 /// channels split over threads when there are fewer images than threads:
 /// the result is the same either way. `reads`: values one call of f reads
@@ -150,6 +180,7 @@ template <int K, class F>
 void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f, int64_t reads = 0) {
   out.reset(static_cast<size_t>(K * C));
   Fixed* o = out.data();
+  const int shift = out.shift();
   if (N >= ops::detail::opThreads()) {
     bool any_bad = false;
     const int64_t per_image = reads > 0 ? C * reads : 0;
@@ -162,7 +193,7 @@ void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f, int64_t reads = 0)
       for (int64_t n = b; n < e; ++n)
         for (int64_t c = 0; c < C; ++c) {
           f(n, c, v);
-          for (int k = 0; k < K; ++k) acc[k * C + c] += detail::toFixed(v[k], &bad);
+          for (int k = 0; k < K; ++k) acc[k * C + c] += detail::toFixed(v[k], &bad, shift);
         }
 #pragma omp critical(slim_sum_over_batch)
       {
@@ -180,7 +211,7 @@ void sumOverBatch(int64_t N, int64_t C, FixedSum& out, F&& f, int64_t reads = 0)
     float v[K];
     for (int64_t n = 0; n < N; ++n) {
       f(n, c, v);
-      for (int k = 0; k < K; ++k) acc[k] += detail::toFixed(v[k], &b);
+      for (int k = 0; k < K; ++k) acc[k] += detail::toFixed(v[k], &b, shift);
     }
     for (int k = 0; k < K; ++k) o[k * C + c] = acc[k];
     bad[static_cast<size_t>(c)] = b;

@@ -13,8 +13,12 @@
 //     slope, PACT's alpha, an Add/Sub/Mul/Div operand, Gather's table,
 //     Einsum's weight) and every other parameter upstream of those places
 //     goes exact too. The ops then return that gradient already summed over
-//     ranks and divided by N (Op::finishSum, Op::finishPartials); the
-//     Executor reports it with gradReducedOverRanks true.
+//     ranks, the mean of the ranks' gradients (Op::finishSum,
+//     Op::finishPartials); the Executor reports it with gradReducedOverRanks
+//     true. On N = 2^k ranks each partial is converted as partial / N,
+//     exactly (FixedSum's shift, Op::gradShift), and the sum is not divided:
+//     the integers are then one rank's at any magnitude. Other N: converted
+//     as is, the sum divided by N.
 //   - Float path: every other parameter gradient. Each rank computes it from
 //     its own samples, and comm::GradReducer (comm/grad_reducer.h) takes the
 //     mean over ranks with a bucketed float allreduce overlapped with the rest
@@ -29,7 +33,9 @@
 //     point and the partials added as integers (FixedSum, sumPartials,
 //     sumOverBatch). With a per-rank batch that is a multiple of kSumChunk, a
 //     rank's slice of the global batch starts on a chunk boundary, so one
-//     rank and N ranks form the same partials.
+//     rank and N ranks form the same partials, up to the factor N every
+//     gradient partial carries there (each rank's loss averages its own
+//     samples); the shift above removes it exactly before truncation.
 //   - sample_groups.h, sample_layout.h: the rows a product's weight gradient
 //     reduces (MatMul, Gemm) form one partial per group of kSumChunk samples,
 //     however their rows lie ([N, T, K], [T, N, K], [T*N, K]): the executor

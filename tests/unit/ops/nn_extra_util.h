@@ -1,6 +1,6 @@
 // Helpers of the op tests for the ops that reduce parameter gradients over
 // the batch (nn_extra_test.cc, conv_transpose_test.cc): creating an op,
-// comparing values, and the two-rank check — the whole batch on one rank vs
+// comparing values, and the two-rank checks — the whole batch on one rank vs
 // halves on two thread-ranks reduced exactly by the ops themselves.
 #pragma once
 
@@ -9,8 +9,10 @@
 #include <omp.h>
 
 #include <array>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -158,6 +160,56 @@ inline void expectRankExact(const std::string& type, const ops::Attrs& a, std::v
         ASSERT_EQ(res[r][i].f32()[k] * 2.f, f.f32()[k])
             << type << " input " << i << " element " << k << " rank " << r;
     }
+  }
+}
+
+// The data-parallel setting itself, for gradients of any magnitude
+// (exact_sum.h, "Gradients on 2^k ranks"): the whole batch on one rank with
+// dy * `scale`, and its halves on two ranks with twice that dy (each rank's
+// loss averages its own samples). Every parameter gradient (params[i]) of
+// each rank, the op's result over ranks, has the whole batch's bits; with
+// `dx`, input 0's gradient on each rank is twice the whole batch's rows
+// (BatchNormalization's dx reads the sums over ranks). Inputs other than 0
+// are cloned for each run (BatchNormalization updates its running stats).
+inline Tensor scaled(Tensor t, float s) {
+  for (int64_t k = 0; k < t.numel(); ++k) t.f32()[k] *= s;
+  return t;
+}
+
+inline void expectTinyRankExact(const std::string& type, const ops::Attrs& a,
+                                const std::vector<Tensor>& in, const std::vector<bool>& params,
+                                float scale, bool dx = false) {
+  SCOPED_TRACE(testing::Message() << type << ", dy scale " << scale);
+  const int64_t N = in[0].dim(0), half = N / 2;
+  auto clones = [&](int64_t b, int64_t e) {
+    std::vector<Tensor> c{rows(in[0], b, e)};
+    for (size_t i = 1; i < in.size(); ++i) c.push_back(in[i].defined() ? in[i].clone() : Tensor());
+    return c;
+  };
+  auto probe = make(type, a);
+  std::vector<Tensor> probe_in = clones(0, N);
+  const Tensor y0 = runForward(*probe, probe_in, 1, true)[0];
+  const Tensor dy = scaled(randomTensor(y0.shape(), 78), scale);
+  const auto full = grads(type, a, clones(0, N), dy, nullptr, params);
+  const auto res = onTwoRanks([&](int r, ExactSync* sync) {
+    const int64_t b = r * half, e = r == 0 ? half : N;
+    return grads(type, a, clones(b, e), scaled(rows(dy, b, e), 2.f), sync, params);
+  });
+  for (int r = 0; r < 2; ++r) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!params[i]) continue;
+      ASSERT_EQ(res[r][i].numel(), full[i].numel());
+      for (int64_t k = 0; k < full[i].numel(); ++k)
+        ASSERT_EQ(std::bit_cast<uint32_t>(res[r][i].f32()[k]),
+                  std::bit_cast<uint32_t>(full[i].f32()[k]))
+            << "input " << i << " element " << k << " rank " << r << ": " << res[r][i].f32()[k]
+            << " vs " << full[i].f32()[k];
+    }
+    if (!dx) continue;
+    const int64_t inner = in[0].numel() / N;
+    for (int64_t k = 0; k < half * inner; ++k)
+      ASSERT_EQ(res[r][0].f32()[k], 2.f * full[0].f32()[r * half * inner + k])
+          << "dx element " << k << " rank " << r;
   }
 }
 

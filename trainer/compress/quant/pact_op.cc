@@ -186,6 +186,7 @@ class PactOp : public ops::Op {
       SLIM_ENFORCE(xp || (!dxp && !da) || dx_mask_.kind == ops::ActEpilogue::Kind::kNone, label,
                    ": backward after an inference forward needs x");
     const int nt = std::max(1, ops::detail::opThreads());
+    const int shift = gradShift(1, ctx);  // FixedSum::setShift, below
     std::vector<rank_reduction::Fixed> part(static_cast<size_t>(nt), 0);
     std::vector<char> bad(static_cast<size_t>(nt), 0);
     ops::detail::parallelRange(n, 16384, [&](int64_t b, int64_t e) {
@@ -210,9 +211,9 @@ class PactOp : public ops::Op {
         if (!outside || !da) continue;
         for (int64_t i = b0; i < e0; ++i) {
           if (codes[i] & kAbove)
-            acc += rank_reduction::detail::toFixed(g[i], &my_bad);
+            acc += rank_reduction::detail::toFixed(g[i], &my_bad, shift);
           else if (codes[i] & kBelow)
-            acc += rank_reduction::detail::toFixed(-g[i], &my_bad);
+            acc += rank_reduction::detail::toFixed(-g[i], &my_bad, shift);
         }
       }
       part[t] += acc;
@@ -220,6 +221,7 @@ class PactOp : public ops::Op {
     });
     rank_reduction::FixedSum dalpha;
     dalpha.reset(1);
+    dalpha.setShift(shift);
     for (size_t t = 0; t < part.size(); ++t) {
       dalpha.data()[0] += part[t];
       if (bad[t]) dalpha.setBad();
