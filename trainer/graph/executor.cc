@@ -8,7 +8,6 @@
 
 #include "trainer/graph/executor_impl.h"
 #include "trainer/graph/fuse.h"
-#include "trainer/ops/fused_ops.h"
 #include "trainer/ops/parallel.h"
 #include "trainer/rank_reduction/rank_reduction.h"
 
@@ -38,33 +37,7 @@ Executor::Executor(Graph& g, bool fuse_activations)
   for (auto& o : m.node_out)
     for (int& k : o)
       if (k < 0) k = m.idOf("");  // unnamed output slot: a private scratch value
-  // A five-node GELU runs as one op (fuse.h); the absorbed nodes read and
-  // write nothing, and their outputs are never computed. So does x * f(x).
-  if (fuse_activations)
-    for (const auto& f : detail::findErfGelus(graph_)) {
-      for (size_t n : f.absorbed) {
-        m.node_in[n].clear();
-        m.node_out[n].clear();
-        ops_[n] = ops::makeNoOp(graph_.nodes[n].name);
-        if (m.profile) m.profile_key[n] = "(absorbed by a fused op)";
-      }
-      m.node_in[f.last] = {m.id.at(f.x), m.id.at(f.a), m.id.at(f.b), m.id.at(f.c)};
-      ops_[f.last] = ops::makeErfGelu(graph_.nodes[f.last].name);
-      if (m.profile) m.profile_key[f.last] = "Gelu (Div Erf Add Mul Mul fused)";
-    }
-  if (fuse_activations)  // likewise x * f(x): SiLU, hard-swish
-    for (const auto& f : detail::findSelfGates(graph_)) {
-      const Node& act = graph_.nodes[f.act];
-      m.node_in[f.act].clear();
-      m.node_out[f.act].clear();
-      ops_[f.act] = ops::makeNoOp(act.name);
-      m.node_in[f.mul] = {m.id.at(f.x)};
-      ops_[f.mul] = ops::makeSelfGated(act.op_type, act.attrs, graph_.nodes[f.mul].name);
-      if (m.profile) {
-        m.profile_key[f.act] = "(absorbed by a fused op)";
-        m.profile_key[f.mul] = "x * " + act.op_type + "(x) (fused)";
-      }
-    }
+  if (fuse_activations) substituteFusedOps();
   const size_t nv = m.names.size();
   m.values.resize(nv);
   m.grads.resize(nv);

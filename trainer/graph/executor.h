@@ -94,6 +94,8 @@ class Executor {
 
  private:
   void planRankReduction();  ///< applies rank_reduction::planReduction
+  /// Gives fused patterns' nodes their fused op (executor_fuse.cc).
+  void substituteFusedOps();
   /// After node `node`'s forward: its outputs' sample layouts (sample_layout.h).
   void noteSampleLayouts(size_t node);
   void markRecomputable(const std::vector<bool>& kept_for_backward);
