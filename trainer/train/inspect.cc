@@ -66,13 +66,15 @@ std::string inspectModel(const std::string& model_path, bool json, const std::st
       for (const auto& grp : c.distill->groups)
         for (const auto& p : grp.pairs) configured.push_back(p.student);
   }
-  // Shapes: run once with batch 1 (dynamic dims -> 1) in inference mode.
+  // Shapes: run once with batch 1 (dynamic dims -> 1) in inference mode,
+  // unfused: every node then writes its own output (a fused GELU's or
+  // hard-swish's intermediates are never computed otherwise).
   std::map<std::string, Shape> shapes;
   std::string shape_error;
   {
     graph::Graph run = g;
     try {
-      graph::Executor ex(run);
+      graph::Executor ex(run, false);
       std::map<std::string, Tensor> feeds;
       for (const auto& in : run.inputs) {
         Shape s = in.shape;

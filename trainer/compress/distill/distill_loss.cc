@@ -38,7 +38,7 @@ std::map<std::string, Shape> inferShapes(const graph::Graph& g) {
     for (const auto& v : *list) shapes[v.name] = v.shape;
   graph::Graph run = g;  // shallow: the executor may annotate its graph
   try {
-    graph::Executor ex(run);
+    graph::Executor ex(run, false);  // unfused: every node writes its own output
     std::map<std::string, Tensor> feeds;
     for (const auto& in : run.inputs) {
       Shape s = in.shape;
