@@ -223,6 +223,23 @@ std::vector<std::unique_ptr<ops::RowSumsLink>> linkRowSums(
       [](ops::Op& op, ops::RowSumsLink* l) { return op.publishOutputRowSums(l); });
 }
 
+namespace {
+// The Add of a bias of n values leaves matmul's output shape as it is: n is
+// 1, or the weight (an initializer, or the one its fake quantizer reads) is
+// a matrix of n columns.
+bool keepsShape(const Graph& g, const Uses& uses, const Node& matmul, int64_t n) {
+  if (n == 1) return true;
+  std::string w = matmul.inputs[1];
+  auto it = g.initializers.find(w);
+  if (it == g.initializers.end()) {
+    auto p = uses.producer.find(w);
+    if (p == uses.producer.end() || g.nodes[p->second].op_type != "FakeQuantWeight") return false;
+    it = g.initializers.find(g.nodes[p->second].inputs[0]);
+  }
+  return it != g.initializers.end() && it->second.ndim() >= 2 && it->second.shape().back() == n;
+}
+}  // namespace
+
 std::vector<FusedBias> fuseBiasAdds(const Graph& g, std::vector<std::unique_ptr<ops::Op>>& ops,
                                     const std::function<const Tensor*(const std::string&)>& value) {
   const Uses uses(g);
@@ -237,7 +254,8 @@ std::vector<FusedBias> fuseBiasAdds(const Graph& g, std::vector<std::unique_ptr<
       size_t reader, input;
       if (bias == g.initializers.end() || bias->second.ndim() != 1 ||
           bias->second.dtype() != DType::kF32 || p == uses.producer.end() ||
-          g.nodes[p->second].op_type != "MatMul" || !uses.soleReader(y, reader, input))
+          g.nodes[p->second].op_type != "MatMul" || !uses.soleReader(y, reader, input) ||
+          !keepsShape(g, uses, g.nodes[p->second], bias->second.numel()))
         continue;
       if (!ops[i]->forwardAsAlias(true, j)) continue;
       if (!ops[p->second]->fuseOutputBias(value(bias->first))) {

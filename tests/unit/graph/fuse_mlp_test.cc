@@ -133,5 +133,30 @@ TEST(FuseMlp, ATrainedGeluScaleIsNoConstant) {
   EXPECT_TRUE(detail::findErfGelus(g).empty());
 }
 
+// A bias that widens the product (x[2,5,8] @ w[8,1] + b[3] -> [2,5,3]) is
+// not the MatMul's to add: the Add computes it, as unfused.
+TEST(FuseMlp, ABiasThatBroadcastsTheOutputStaysAnAdd) {
+  auto build1 = [] {
+    Graph g;
+    g.inputs = {{"x", {2, 5, 8}, DType::kF32}};
+    g.outputs = {{"y", {2, 5, 3}, DType::kF32}};
+    g.addInitializer("w", test::randomTensor({8, 1}, 3), true);
+    g.addInitializer("b", test::randomTensor({3}, 4), true);
+    g.nodes.push_back(node("mm", "MatMul", {"x", "w"}, {"mm"}));
+    g.nodes.push_back(node("add", "Add", {"mm", "b"}, {"y"}));
+    return g;
+  };
+  Graph gf = build1(), gu = build1();
+  Executor fused(gf), plain(gu, false);
+  ops::RunContext ctx;
+  ctx.training = true;
+  const std::map<std::string, Tensor> f{{"x", test::randomTensor({2, 5, 8}, 5)}};
+  fused.forward(f, ctx);
+  plain.forward(f, ctx);
+  ASSERT_EQ(fused.value("y").shape(), (Shape{2, 5, 3}));
+  EXPECT_TRUE(sameBits(fused.value("y"), plain.value("y")));
+  EXPECT_FALSE(fused.value("y").sameStorage(fused.value("mm")));
+}
+
 }  // namespace
 }  // namespace slim::graph
