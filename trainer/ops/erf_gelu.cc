@@ -17,6 +17,7 @@
 
 #include <algorithm>
 
+#include "trainer/ops/broadcast.h"
 #include "trainer/ops/fast_math.h"
 #include "trainer/ops/op_preamble.h"
 #include "trainer/ops/parallel.h"
@@ -36,7 +37,11 @@ class ErfGeluOp : public Op {
     const Tensor& x = *in[0];
     requireF32(x, label);
     const float a = scalar(*in[1]), b = scalar(*in[2]), c = scalar(*in[3]);
-    out[0]->resize(x.shape());
+    // The nodes' output shape: x's, with leading 1s where a constant has
+    // more dimensions (the same elements in the same order).
+    Shape ys = x.shape();
+    for (int k = 1; k < 4; ++k) ys = broadcastShape(ys, in[k]->shape());
+    out[0]->resize(ys);
     const float* xp = x.f32();
     float* yp = out[0]->f32();
     detail::parallelRange(x.numel(), detail::kGrainCostly, [&](int64_t s, int64_t e) {

@@ -26,6 +26,7 @@ struct Variant {
   bool swapped = false;       // Add(mm1, b1), Add(1, erf), Mul(h, s), Mul(0.5, m)
   bool third_reader = false;  // h also read by the output Add
   bool batched = false;       // w1 [2, 8, 16]: one weight per batch entry
+  bool rank4 = false;         // GELU's constants shaped [1, 1, 1, 1]: y gains a leading 1
 };
 
 // x[2,5,8] -MatMul w1[8,16]-> + b1 = h -> GELU -MatMul w2[16,3]-> y; with
@@ -44,9 +45,10 @@ Graph build(Variant v) {
     param("w1", {8, 16}, 1.2f);
   param("b1", {16}, 0.5f);
   param("w2", {16, 3}, 0.6f);
-  g.addInitializer("sqrt2", Tensor::fromVector({}, {1.4142135381698608f}));
-  g.addInitializer("one", Tensor::fromVector({}, {1.f}));
-  g.addInitializer("half", Tensor::fromVector({}, {0.5f}));
+  const Shape cs = v.rank4 ? Shape{1, 1, 1, 1} : Shape{};
+  g.addInitializer("sqrt2", Tensor::fromVector(cs, {1.4142135381698608f}));
+  g.addInitializer("one", Tensor::fromVector(cs, {1.f}));
+  g.addInitializer("half", Tensor::fromVector(cs, {0.5f}));
   g.nodes.push_back(node("mm1", "MatMul", {"x", "w1"}, {"mm1"}));
   if (v.swapped)
     g.nodes.push_back(node("bias", "Add", {"mm1", "b1"}, {"h"}));
@@ -99,7 +101,8 @@ void expectSameBits(Variant v, bool release) {
       EXPECT_TRUE(fused.value("h").sameStorage(fused.value("mm1")));
       EXPECT_FALSE(plain.value("h").sameStorage(plain.value("mm1")));
     }
-    Tensor seed({2, 5, 3});
+    ASSERT_EQ(fused.value("y").shape(), plain.value("y").shape());
+    Tensor seed(plain.value("y").shape());
     for (int64_t i = 0; i < seed.numel(); ++i) seed.f32()[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
     fused.backward({{"y", seed}}, ctx);
     plain.backward({{"y", seed}}, ctx);
@@ -110,6 +113,10 @@ void expectSameBits(Variant v, bool release) {
 
 TEST(FuseMlp, SameBitsAsTheUnfusedNodes) {
   for (bool release : {false, true}) expectSameBits({}, release);
+}
+
+TEST(FuseMlp, ConstantsWithMoreDimensionsThanX) {
+  expectSameBits({false, false, false, true}, false);
 }
 
 TEST(FuseMlp, BiasAfterABatchedProduct) {
