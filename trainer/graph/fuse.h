@@ -102,7 +102,7 @@ std::vector<FusedBias> fuseBiasAdds(const Graph& g, std::vector<std::unique_ptr<
 
 /// PyTorch's exact GELU as five nodes, y = Mul(Mul(Add(Erf(Div(x, a)), b), x),
 /// c) (operands of Add and the Muls in either order; a, b, c float scalar
-/// constants), that the executor runs as one op (ops/erf_gelu.h, same bits).
+/// constants), that the executor runs as one op (ops/fused_ops.h, same bits).
 /// Only where each intermediate has the next node as its only reader, and x
 /// is a node output read by the Div and the first Mul alone and not a graph
 /// output: its gradient is then the sum of exactly the two contributions the

@@ -2,7 +2,7 @@
 // b = 1, c = 0.5), run as one op where the ONNX graph has five (Div, Erf,
 // Add, Mul, Mul): one pass over the tensor instead of five forward and five
 // backward, and backward keeps x alone instead of x and erf(x / a) + b.
-// The executor substitutes it (graph/fuse_gelu.cc); the graph, and so the
+// The executor substitutes it (graph/executor_fuse.cc); the graph, and so the
 // export, keeps the five nodes. Every step is the float operation the five
 // ops make, in their order, so forward and backward give their bits:
 //   forward:  d = x / a; e = fastErf(d); s = e + b; m = s * x; y = m * c

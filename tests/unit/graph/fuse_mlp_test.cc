@@ -1,7 +1,7 @@
 // The executor's fusions of a transformer MLP as PyTorch exports it: a
 // Linear's bias Add done by its MatMul (fuse.h fuseBiasAdds), and the
 // five-node exact GELU (Div, Erf, Add, Mul, Mul) run as one op (findErfGelus,
-// ops/erf_gelu.h). Outputs and every gradient keep the unfused bits, with the
+// ops/fused_ops.h). Outputs and every gradient keep the unfused bits, with the
 // operands in either order, with freed and rebuilt activations, and for a
 // batched weight (the bias added after the product); the absorbed nodes'
 // outputs are never computed; a chain whose input has a third reader is
