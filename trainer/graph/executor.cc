@@ -74,6 +74,7 @@ Executor::Executor(Graph& g, bool fuse_activations)
       any = true;
     }
     m.node_backward[i] = any;
+    op.setBackwardNeeded(any);
     m.scratch[i].resize(m.node_in[i].size());
     if (any)
       for (int k : m.node_out[i]) m.requires_grad[k] = true;

@@ -223,6 +223,9 @@ class Op {
   /// `input`'s storage instead of computing; backward is unchanged. False
   /// for other ops; `on` false undoes it.
   virtual bool forwardAsAlias(bool /*on*/, size_t /*input*/ = 0) { return false; }
+  /// The executor tells each op whether its node ever runs backward (false:
+  /// a frozen teacher's); forward may then skip what only backward reads.
+  virtual void setBackwardNeeded(bool /*needed*/) {}
   /// Executor fusion: true when this op, from now on, adds `*bias` (1-D,
   /// read at each forward) along output 0's last axis as it writes it, with
   /// the bits of an Add after it (which then aliases output 0); null turns

@@ -120,7 +120,7 @@ class MaxPoolOp : public WindowPool {
     // none. Taps in window order (kh, then kw), the first strictly greater
     // wins; the out-of-input taps skipped by the ranges (a dilated window's
     // inside taps are contiguous in t).
-    arg_.resize(static_cast<size_t>(NC_ * ah_.out * aw_.out));
+    if (backward_needed_) arg_.resize(static_cast<size_t>(NC_ * ah_.out * aw_.out));
     tapRanges(ah_, rh_);
     tapRanges(aw_, rw_);
     // The columns whose windows lie inside the input run tap by tap over a
@@ -132,17 +132,19 @@ class MaxPoolOp : public WindowPool {
         if (ow_hi == 0) ow_lo = ow;
         ow_hi = ow + 1;
       }
+    // A node that never runs backward (a frozen teacher's) keeps no argmax.
+    int32_t* const arg = backward_needed_ ? arg_.data() : nullptr;
     auto window = [&](const float* xp, int64_t oh, int64_t ow, int64_t o) {
       const int64_t kh0 = rh_.lo[oh], kh1 = rh_.hi[oh], kw0 = rw_.lo[ow], kw1 = rw_.hi[ow];
       if (kh0 >= kh1 || kw0 >= kw1) {
-        arg_[o] = -1;
+        if (arg) arg[o] = -1;
         return -std::numeric_limits<float>::infinity();
       }
       const int64_t iw0 = coord(aw_, ow, 0), dw = aw_.dilation;
       // The first inside tap, then branch-free selects (random data makes a
       // branch on the comparison mispredict).
-      int32_t arg = static_cast<int32_t>(coord(ah_, oh, kh0) * W + iw0 + kw0 * dw);
-      float best = xp[arg];
+      int32_t at = static_cast<int32_t>(coord(ah_, oh, kh0) * W + iw0 + kw0 * dw);
+      float best = xp[at];
       for (int64_t kh = kh0; kh < kh1; ++kh) {
         const int64_t row = coord(ah_, oh, kh) * W + iw0;
         for (int64_t kw = kh == kh0 ? kw0 + 1 : kw0; kw < kw1; ++kw) {
@@ -150,10 +152,10 @@ class MaxPoolOp : public WindowPool {
           const float v = xp[i];
           const bool gt = v > best;
           best = gt ? v : best;
-          arg = gt ? i : arg;
+          at = gt ? i : at;
         }
       }
-      arg_[o] = arg;
+      if (arg) arg[o] = at;
       return best;
     };
     const int64_t OH = ah_.out, OW = aw_.out, HW = ah_.in * W;
@@ -171,7 +173,7 @@ class MaxPoolOp : public WindowPool {
           if (!rows || ow < ow_lo || ow >= ow_hi) yp[o0 + ow] = window(xp, oh, ow, o0 + ow);
         if (!rows) continue;
         float* __restrict yr = yp + o0 + ow_lo;
-        int32_t* __restrict ar = arg_.data() + o0 + ow_lo;
+        int32_t* __restrict ar = arg ? arg + o0 + ow_lo : nullptr;
         const int64_t sw = aw_.stride, dw = aw_.dilation, n = ow_hi - ow_lo;
         // Each tap's strided inputs are first copied to a contiguous row, so
         // that the compare-and-select loop vectorises (over strided loads GCC
@@ -184,10 +186,15 @@ class MaxPoolOp : public WindowPool {
             const int32_t step = static_cast<int32_t>(sw);
             if (kh == kh0 && kw == 0) {
               detail::copyStrided(yr, xp + off, n, sw);
-              for (int64_t j = 0; j < n; ++j) ar[j] = off + static_cast<int32_t>(j) * step;
+              if (ar)
+                for (int64_t j = 0; j < n; ++j) ar[j] = off + static_cast<int32_t>(j) * step;
               continue;
             }
             detail::copyStrided(tap, xp + off, n, sw);
+            if (!ar) {  // the same comparisons, no argmax
+              for (int64_t j = 0; j < n; ++j) yr[j] = tap[j] > yr[j] ? tap[j] : yr[j];
+              continue;
+            }
             for (int64_t j = 0; j < n; ++j) {
               const float v = tap[j];
               const int32_t i = off + static_cast<int32_t>(j) * step;
@@ -201,8 +208,11 @@ class MaxPoolOp : public WindowPool {
     });
   }
 
+  void setBackwardNeeded(bool needed) override { backward_needed_ = needed; }
+
   void addInputGrad(const float* dy, float* dxp) override {
     const int64_t HW = ah_.in * aw_.in, P = ah_.out * aw_.out;
+    SLIM_ENFORCE(backward_needed_, label, ": backward of a node the executor marked forward-only");
     SLIM_ENFORCE_EQ(static_cast<int64_t>(arg_.size()), NC_ * P, label,
                     ": backward without a matching forward");
     detail::parallelFor(NC_, [&](int64_t p) {
@@ -215,6 +225,7 @@ class MaxPoolOp : public WindowPool {
 
  private:
   std::vector<int32_t> arg_;
+  bool backward_needed_ = true;  // setBackwardNeeded: false keeps no argmax
   TapRanges rh_, rw_;          // valid taps per output row / column
   detail::ThreadScratch taps_;  // one tap's inputs over a row of outputs
 };

@@ -186,6 +186,31 @@ TEST(Pool, MaxPoolTiesGoToTheFirstTap) {
   for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(dx.f32()[k], want[k]) << k;
 }
 
+// A MaxPool the executor marks forward-only (a frozen teacher's) keeps no
+// argmax: the same outputs (borders, NaN-free random data with ties), and a
+// backward is refused.
+TEST(Pool, ForwardOnlyMaxPoolGivesTheSameOutputs) {
+  ops::Attrs a = poolAttrs({"", 12, 13, 3, 3, 2, 2, {1, 1, 1, 1}, false, false}, false);
+  Tensor x = test::randomTensor({2, 3, 12, 13}, 17);
+  for (int64_t i = 0; i < x.numel(); i += 7) x.f32()[i] = 0.25f;  // ties
+  auto full = ops::OpRegistry::get().create("MaxPool", a, "full");
+  auto fwd = ops::OpRegistry::get().create("MaxPool", a, "fwd");
+  fwd->setBackwardNeeded(false);
+  std::vector<Tensor*> in{&x};
+  Tensor y1, y2;
+  std::vector<Tensor*> o1{&y1}, o2{&y2};
+  ops::RunContext ctx;
+  full->forward(in, o1, ctx);
+  fwd->forward(in, o2, ctx);
+  ASSERT_EQ(y1.shape(), y2.shape());
+  EXPECT_EQ(std::memcmp(y1.raw(), y2.raw(), y1.bytes()), 0);
+  Tensor dy(y2.shape()), dx;
+  dy.fill(1.f);
+  std::vector<const Tensor*> dout{&dy};
+  std::vector<Tensor*> din{&dx};
+  EXPECT_THROW(fwd->backward(in, o2, dout, din, ctx), Error);
+}
+
 TEST(Pool, GlobalAveragePool) {
   Tensor x = test::randomTensor({2, 3, 3, 4}, 5);
   auto op = ops::OpRegistry::get().create("GlobalAveragePool", ops::Attrs{}, "gap");
