@@ -233,17 +233,15 @@ class SelfGatedOp : public Op {
     float* dx = din[0]->f32();
     const F f = f_;
     detail::parallelRange(in[0]->numel(), kGrain, [&](int64_t b, int64_t e) {
-      float act[kBlock];
+      float s[kBlock], act[kBlock];  // f(x), then f's backward term
       for (int64_t b0 = b; b0 < e; b0 += kBlock) {
         const int64_t n = std::min(e - b0, kBlock);
         const float* xb = xp + b0;
         const float* gb = g + b0;
         float* db = dx + b0;
-        for (int64_t i = 0; i < n; ++i) db[i] = gb[i] * f.fwd(xb[i]);
-        for (int64_t i = 0; i < n; ++i) {
-          const float gs = gb[i] * xb[i];
-          act[i] = f.bwd(xb[i], f.fwd(xb[i]), gs);
-        }
+        for (int64_t i = 0; i < n; ++i) s[i] = f.fwd(xb[i]);
+        for (int64_t i = 0; i < n; ++i) db[i] = gb[i] * s[i];
+        for (int64_t i = 0; i < n; ++i) act[i] = f.bwd(xb[i], s[i], gb[i] * xb[i]);
         for (int64_t i = 0; i < n; ++i) db[i] = db[i] + act[i];
       }
     });

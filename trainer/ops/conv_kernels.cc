@@ -14,49 +14,32 @@
 
 namespace slim::ops::detail {
 
-namespace {
-// Per calling thread, grown only: gemm's and gemmRowBias's packed op(A).
-std::vector<float>& packedABuffer() {
-  thread_local std::vector<float> ap;
-  return ap;
-}
-}  // namespace
-
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
-          float* c, int64_t ldc) {
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+          const float* cin, int64_t ldcin) {
   if (m == 0 || n == 0) return;
+  if (!cin) {
+    cin = c;
+    ldcin = ldc;
+  }
   if (k == 0) {
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
+      for (int64_t j = 0; j < n; ++j)
+        c[i * ldc + j] = beta == 0.f ? 0.f : beta * cin[i * ldcin + j];
     return;
   }
-  // B^T when B is stored [n, k] (packed in the kernels' column tiles, over
-  // the threads when large: a Gemm's weight each forward).
-  thread_local std::vector<float> bt;
-  std::vector<float>& ap = packedABuffer();
+  // Per calling thread, grown only: op(A) packed, B^T when B is stored [n, k]
+  // (packed in the kernels' column tiles, over the threads when large: a
+  // Gemm's weight each forward).
+  thread_local std::vector<float> ap, bt;
   ap.resize(static_cast<size_t>(packedASize(m, k)));
   packA(ta, m, k, a, lda, ap.data());
   if (tb) {
     bt.resize(static_cast<size_t>(k * n));
     packBTransposed(k, n, 0, k, b, ldb, bt.data());
-    return gemmPackedB(m, n, k, alpha, ap.data(), bt.data(), beta, c, ldc);
+    return gemmPackedB(m, n, k, alpha, ap.data(), bt.data(), beta, c, ldc, cin, ldcin);
   }
-  gemmPacked(m, n, k, alpha, ap.data(), b, ldb, beta, c, ldc);
-}
-
-void gemmRowBias(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                 int64_t ldb, const float* bias, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = 0.f + bias[j];
-    return;
-  }
-  std::vector<float>& ap = packedABuffer();
-  ap.resize(static_cast<size_t>(packedASize(m, k)));
-  packA(false, m, k, a, lda, ap.data());
-  gemmPackedRowBias(m, n, k, ap.data(), b, ldb, bias, c, ldc);
+  gemmPacked(m, n, k, alpha, ap.data(), b, ldb, beta, c, ldc, cin, ldcin);
 }
 
 WindowAttrs readWindowAttrs(const Attrs& a, bool need_kernel) {

@@ -20,14 +20,12 @@ namespace slim::ops::detail {
 /// @param m,n,k  op(A) is [m,k], op(B) is [k,n], C is [m,n]
 /// @param lda,ldb,ldc  row strides (elements) of the stored matrices
 /// @param beta   0 overwrites C (its old contents are ignored, NaNs included)
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
-          float* c, int64_t ldc);
-
-/// C = A * B + bias (A [m,k], B [k,n] row-major, bias [n] added to every
-/// row): the bits of gemm (beta 0) followed by c + bias, in one pass.
-void gemmRowBias(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                 int64_t ldb, const float* bias, float* c, int64_t ldc);
+/// @param cin,ldcin  where beta's C is read, when not from c itself: row
+///               stride ldcin, 0 repeating one row (a bias added to every
+///               row: with beta 1, the bits of the product and then an Add)
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+          const float* cin = nullptr, int64_t ldcin = 0);
 
 /// Rows of a packed A panel (packA, gemmPacked).
 constexpr int64_t kGemmMR = 8;
@@ -42,16 +40,13 @@ void packA(bool ta, int64_t m, int64_t k, const float* a, int64_t lda, float* ds
 /// C (m x n) = alpha * A * B + beta * C with A packed by packA and B row-major
 /// [k, n] (row stride ldb), read in place. Each element accumulates over k in
 /// ascending order from zero (fused multiply-adds), then c = fma(acc, alpha,
-/// beta * c) (beta == 0: c is not read): the same bits for any thread count
-/// and instruction set (gemm_kernels.cc). Splits over the threads when not
-/// called from a parallel region and the product is large.
+/// beta * c) (beta == 0: c is not read; cin: C's old values read there, as
+/// gemm): the same bits for any thread count and instruction set
+/// (gemm_kernels.cc). Splits over the threads when not called from a parallel
+/// region and the product is large.
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
-                int64_t ldb, float beta, float* c, int64_t ldc);
-
-/// gemmPacked with alpha 1 and beta 1 reading C's old value from `bias`
-/// (row stride 0): C = A * B + bias, the bits of fma(acc, 1, bias[j]).
-void gemmPackedRowBias(int64_t m, int64_t n, int64_t k, const float* ap, const float* b,
-                       int64_t ldb, const float* bias, float* c, int64_t ldc);
+                int64_t ldb, float beta, float* c, int64_t ldc, const float* cin = nullptr,
+                int64_t ldcin = 0);
 
 /// Packed B (gemmPackedB): tiles of the kernels' column count (48 with
 /// AVX-512, 16 otherwise), each stored as its k rows of its width (the last
@@ -67,7 +62,7 @@ void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float
 /// gemmPacked with B packed by packBTransposed: the same
 /// bits as gemmPacked on the unpacked B.
 void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,
-                 float beta, float* c, int64_t ldc);
+                 float beta, float* c, int64_t ldc, const float* cin = nullptr, int64_t ldcin = 0);
 
 /// packA for the m x (count * len) matrix whose columns [s * len, (s + 1) *
 /// len) are segment s: rows lda apart starting at a0 + s * a_step (the

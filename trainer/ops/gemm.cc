@@ -213,8 +213,9 @@ class MatMulOp : public Op {
       SLIM_ENFORCE(bias_->numel() == last || bias_->numel() == 1, label, ": bias ",
                    shapeStr(bias_->shape()), " does not broadcast to ", shapeStr(out_shape_));
     if (fold_) {  // A (batch*M, K) * B (K, N)
-      if (bias_ && bias_->numel() == N_ && last == N_)
-        return detail::gemmRowBias(batch_ * M_, N_, K_, a, K_, b, N_, bias_->f32(), y.f32(), N_);
+      if (bias_ && bias_->numel() == N_ && last == N_ && K_ > 0)  // beta's C: the bias row
+        return gemm(false, false, batch_ * M_, N_, K_, 1.f, a, K_, b, N_, 1.f, y.f32(), N_,
+                    bias_->f32(), 0);
       gemm(false, false, batch_ * M_, N_, K_, 1.f, a, K_, b, N_, 0.f, y.f32(), N_);
     } else {
       forEntries(true, [&](int64_t i) {

@@ -369,13 +369,9 @@ void gemmTiles(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, co
 }  // namespace
 
 void gemmPacked(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* b,
-                int64_t ldb, float beta, float* c, int64_t ldc) {
-  gemmTiles(m, n, k, alpha, ap, BView{b, ldb, k, n}, beta, c, ldc, c, ldc);
-}
-
-void gemmPackedRowBias(int64_t m, int64_t n, int64_t k, const float* ap, const float* b,
-                       int64_t ldb, const float* bias, float* c, int64_t ldc) {
-  gemmTiles(m, n, k, 1.f, ap, BView{b, ldb, k, n}, 1.f, c, ldc, bias, 0);
+                int64_t ldb, float beta, float* c, int64_t ldc, const float* cin, int64_t ldcin) {
+  gemmTiles(m, n, k, alpha, ap, BView{b, ldb, k, n}, beta, c, ldc, cin ? cin : c,
+            cin ? ldcin : ldc);
 }
 
 void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float* src, int64_t lds,
@@ -395,8 +391,8 @@ void packBTransposed(int64_t k, int64_t n, int64_t r0, int64_t rows, const float
 }
 
 void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, const float* bp,
-                 float beta, float* c, int64_t ldc) {
-  gemmTiles(m, n, k, alpha, ap, BView{bp, 0, k, n}, beta, c, ldc, c, ldc);
+                 float beta, float* c, int64_t ldc, const float* cin, int64_t ldcin) {
+  gemmTiles(m, n, k, alpha, ap, BView{bp, 0, k, n}, beta, c, ldc, cin ? cin : c, cin ? ldcin : ldc);
 }
 
 }  // namespace slim::ops::detail

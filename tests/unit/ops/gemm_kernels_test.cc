@@ -230,9 +230,9 @@ TEST(GemmKernels, CopyStridedTakesEveryStrideth) {
     }
 }
 
-// gemmRowBias: the bits of gemm (beta 0) and then c + bias[j] (the Add it
-// replaces), over full tiles, tail columns (n % 16), short panels (m % 8)
-// and k blocked in pieces (k > 2048).
+// gemm reading beta's C from a bias row (cin, ldcin 0; alpha and beta 1): the
+// bits of gemm (beta 0) and then c + bias[j] (the Add it replaces), over full tiles, tail columns
+// (n % 16), short panels (m % 8) and k blocked in pieces (k > 2048).
 TEST(GemmKernels, RowBiasIsTheProductThenTheAdd) {
   struct Case {
     int64_t m, n, k;
@@ -246,8 +246,8 @@ TEST(GemmKernels, RowBiasIsTheProductThenTheAdd) {
          cs.n);
     for (int64_t i = 0; i < cs.m; ++i)
       for (int64_t j = 0; j < cs.n; ++j) want[i * cs.n + j] = want[i * cs.n + j] + bias[j];
-    ops::detail::gemmRowBias(cs.m, cs.n, cs.k, a.data(), cs.k, b.data(), cs.n, bias.data(),
-                             got.data(), cs.n);
+    gemm(false, false, cs.m, cs.n, cs.k, 1.f, a.data(), cs.k, b.data(), cs.n, 1.f, got.data(), cs.n,
+         bias.data(), 0);
     EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0)
         << cs.m << "x" << cs.n << "x" << cs.k;
   }
