@@ -78,28 +78,32 @@ class ConvOp : public Op {
     if (visit_) visit_->valid = false;
     RowVisitLink* visit = ctx.training ? visit_ : nullptr;
     if (visit) visit->begin();
-    auto epilogue = [&](float* yn, const float* b) {
+    // Columns [p0, p1) of every output row of image yn: element-wise, so a
+    // block of columns at a time (while the GEMM's output is in cache) gives
+    // the bits of whole rows.
+    auto epilogue = [&](float* yn, const float* b, int64_t p0, int64_t p1) {
+      const int64_t L = p1 - p0;
       if (!b && !na && act_e.kind == ActEpilogue::Kind::kNone) {
         if (visit)
-          for (int64_t m = 0; m < M_; ++m) visit->visit(yn + m * P, P);
+          for (int64_t m = 0; m < M_; ++m) visit->visit(yn + m * P + p0, L);
         return;
       }
       act_e.visit([&](auto act) {
         for (int64_t m = 0; m < M_; ++m) {
-          float* __restrict row = yn + m * P;
+          float* __restrict row = yn + m * P + p0;
           const float bm = b ? b[m] : 0.f;
           if (na) {
             const float a = na[m], c = nb[m];
             if (b)
-              for (int64_t p = 0; p < P; ++p) row[p] = act(std::fma(row[p] + bm, a, c));
+              for (int64_t p = 0; p < L; ++p) row[p] = act(std::fma(row[p] + bm, a, c));
             else
-              for (int64_t p = 0; p < P; ++p) row[p] = act(std::fma(row[p], a, c));
+              for (int64_t p = 0; p < L; ++p) row[p] = act(std::fma(row[p], a, c));
           } else if (b) {
-            for (int64_t p = 0; p < P; ++p) row[p] = act(row[p] + bm);
+            for (int64_t p = 0; p < L; ++p) row[p] = act(row[p] + bm);
           } else {
-            for (int64_t p = 0; p < P; ++p) row[p] = act(row[p]);
+            for (int64_t p = 0; p < L; ++p) row[p] = act(row[p]);
           }
-          if (visit) visit->visit(row, P);
+          if (visit) visit->visit(row, L);
         }
       });
     };
@@ -108,7 +112,7 @@ class ConvOp : public Op {
       detail::winogradConv(xp, wino_pack_, winogradShape(false), yp);
       detail::parallelFor(N_, [&](int64_t n) {
         float* yn = yp + n * M_ * P;
-        epilogue(yn, bias);
+        epilogue(yn, bias, 0, P);
         rowSums(n, yn);
       });
       if (visit) visit->valid = true;
@@ -119,30 +123,36 @@ class ConvOp : public Op {
       float* yn = yp + n * M_ * P;
       if (depthwise_) {  // the kernel adds the bias
         detail::depthwiseForward(*dw_plan_, xn, wp, bias, C_, M_ / C_, yn, scratch_->getVec(0));
-        epilogue(yn, nullptr);
+        epilogue(yn, nullptr, 0, P);
         rowSums(n, yn);
         return;
       }
-      // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P), by blocks of output rows:
-      // each block of col_g written just before the GEMM reads it, from the
-      // cache. A pointwise conv's B is the image itself, read in place.
+      // y_g (Mg, P) = w_g (Mg, Kg) * col_g (Kg, P), by blocks of output
+      // columns: each block of col_g (rows of output) written just before
+      // the GEMM reads it, and the epilogue run on each block of y while it
+      // is in cache. A pointwise conv's B is the image itself, read in place.
       float* block =
           pointwise_ ? nullptr : scratch_->get(static_cast<size_t>(Kg_ * block_rows_ * aw_.out));
       const int64_t Cg = C_ / group_, OH = ah_.out, OW = aw_.out;
-      for (int64_t g = 0; g < group_; ++g) {
-        const float* wg = wpack_.data() + g * packed_group_;
-        float* yg = yn + g * Mg_ * P;
-        if (pointwise_) {
-          detail::gemmPacked(Mg_, P, Kg_, 1.f, wg, xn + g * Cg * HW, P, 0.f, yg, P);
-          continue;
+      if (pointwise_) {
+        for (int64_t p0 = 0; p0 < P; p0 += block_cols_) {
+          const int64_t nb = std::min(P - p0, block_cols_);
+          for (int64_t g = 0; g < group_; ++g)
+            detail::gemmPacked(Mg_, nb, Kg_, 1.f, wpack_.data() + g * packed_group_,
+                               xn + g * Cg * HW + p0, HW, 0.f, yn + g * Mg_ * P + p0, P);
+          epilogue(yn, bias, p0, p0 + nb);
         }
+      } else {
         for (int64_t oh0 = 0; oh0 < OH; oh0 += block_rows_) {
           const int64_t oh1 = std::min(OH, oh0 + block_rows_), nb = (oh1 - oh0) * OW;
-          detail::im2colRows(xn + g * Cg * HW, Cg, ah_, aw_, oh0, oh1, block);
-          detail::gemmPacked(Mg_, nb, Kg_, 1.f, wg, block, nb, 0.f, yg + oh0 * OW, P);
+          for (int64_t g = 0; g < group_; ++g) {
+            detail::im2colRows(xn + g * Cg * HW, Cg, ah_, aw_, oh0, oh1, block);
+            detail::gemmPacked(Mg_, nb, Kg_, 1.f, wpack_.data() + g * packed_group_, block, nb, 0.f,
+                               yn + g * Mg_ * P + oh0 * OW, P);
+          }
+          epilogue(yn, bias, oh0 * OW, oh1 * OW);
         }
       }
-      epilogue(yn, bias);
       rowSums(n, yn);
     });
     if (visit) visit->valid = true;
@@ -312,6 +322,9 @@ class ConvOp : public Op {
     // 64 columns (a narrow block spends its time in the GEMM's column tail).
     block_rows_ = std::min(ah_.out, std::max({int64_t{1}, kBlockBytes / (4 * Kg_ * aw_.out),
                                               detail::ceilDiv(64, aw_.out)}));
+    // Pointwise blocks: columns whose output (all M rows) holds about
+    // kBlockBytes, a multiple of 48 (the GEMM's column tile) and at least 96.
+    block_cols_ = std::max<int64_t>(96, kBlockBytes / (4 * M_) / 48 * 48);
     winograd_ = group_ == 1 && kh == 3 && kw == 3 && ah_.stride == 1 && aw_.stride == 1 &&
                 ah_.dilation == 1 && aw_.dilation == 1 && C_ >= detail::kWinogradMinChannels &&
                 M_ >= detail::kWinogradMinChannels;
@@ -448,7 +461,7 @@ class ConvOp : public Op {
   // Bytes of one forward block of im2col: with the weights' panels it stays
   // in a core's L2 while the GEMM reads it.
   static constexpr int64_t kBlockBytes = 512 << 10;
-  int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0, block_rows_ = 0;
+  int64_t N_ = 0, C_ = 0, M_ = 0, Mg_ = 0, Kg_ = 0, block_rows_ = 0, block_cols_ = 0;
   Axis ah_, aw_;
   bool depthwise_ = false, pointwise_ = false;
   bool winograd_ = false;  // group 1, 3x3, stride 1, dilation 1, enough channels

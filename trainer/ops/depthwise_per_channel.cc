@@ -141,27 +141,115 @@ inline void fillPlanes(const DepthwisePlan& pl, const float* x, float* planes) {
     gatherRow(x + r.x, pl.sw, r.n, planes + r.pos);
 }
 
-void axpy(float a, const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
 inline V8 broadcastV8(float v) { return V8{v, v, v, v, v, v, v, v}; }
 
-// y[q] = b + sum_t w[t] * planes[taps[t] + q] for T taps in one pass (same
-// summation order as T successive AXPYs onto b), q in blocks of 8 up to Q
-// rounded up (y and the planes have the slack).
-template <int T>
+// The element-wise kernels below run 16 floats per step where the target has
+// them (the same operations per element, so the same bits as 8), then one
+// 8-float step for a remainder of 8.
+#if defined(__AVX512F__)
+struct Wide {
+  static constexpr int kLanes = 16;
+  using V = __m512;
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V set1(float v) { return _mm512_set1_ps(v); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+};
+#endif
+struct Narrow {
+  static constexpr int kLanes = 8;
+  using V = V8;
+  static V load(const float* p) { return loadV8(p); }
+  static void store(float* p, V v) { storeV8(p, v); }
+  static V set1(float v) { return broadcastV8(v); }
+  static V zero() { return V8{}; }
+  static V fma(V a, V b, V c) { return fmaV8(a, b, c); }
+};
+
+// Calls f.template operator()<Vec>(q0, q1) over [lo, hi) rounded up to 8:
+// blocks of the widest vector, then 8-float blocks.
+template <class F>
+inline void laneBlocks(int64_t lo, int64_t hi, F&& f) {
+  const int64_t end = lo + (hi - lo + 7) / 8 * 8;
+  int64_t q = lo;
+#if defined(__AVX512F__)
+  const int64_t wide_end = lo + (end - lo) / 16 * 16;
+  f.template operator()<Wide>(q, wide_end);
+  q = wide_end;
+#endif
+  f.template operator()<Narrow>(q, end);
+}
+
+// y[q] = (kAcc ? y[q] : b) + sum_t w[t] * planes[taps[t] + q] for T taps in
+// one pass (the same fmas in the same order as T successive AXPYs onto b;
+// a longer kernel runs as several passes with kAcc), q over [0, Q) in
+// blocks of 8 (y and the planes have the slack).
+template <int T, bool kAcc>
 void fusedTapsForward(const float* planes, const int64_t* taps, const float* w, float b,
                       float* __restrict y, int64_t Q) {
-  const float* src[T];
-  V8 wt[T];
-  for (int t = 0; t < T; ++t) { src[t] = planes + taps[t]; wt[t] = broadcastV8(w[t]); }
-  const V8 bv = broadcastV8(b);
-  for (int64_t q = 0; q < Q; q += 8) {
-    V8 acc = bv;
-    for (int t = 0; t < T; ++t) acc = fmaV8(wt[t], loadV8(src[t] + q), acc);
-    storeV8(y + q, acc);
+  laneBlocks(0, Q, [&]<class Vec>(int64_t q0, int64_t q1) {
+    const float* src[T];
+    typename Vec::V wt[T];
+    for (int t = 0; t < T; ++t) {
+      src[t] = planes + taps[t];
+      wt[t] = Vec::set1(w[t]);
+    }
+    const typename Vec::V bv = Vec::set1(b);
+    for (int64_t q = q0; q < q1; q += Vec::kLanes) {
+      typename Vec::V acc = kAcc ? Vec::load(y + q) : bv;
+      for (int t = 0; t < T; ++t) acc = Vec::fma(wt[t], Vec::load(src[t] + q), acc);
+      Vec::store(y + q, acc);
+    }
+  });
+}
+
+// Up to kMaxPass taps per pass over the output: enough to amortise its load
+// and store, few enough that the weights stay in registers.
+constexpr int64_t kMaxPass = 13;
+
+// Calls f.template operator()<n>() for n = 1 .. kMaxPass.
+template <class F>
+inline void withTapCount(int64_t n, F&& f) {
+  switch (n) {
+#define SLIM_TAP_COUNT(N) \
+  case N: f.template operator()<N>(); return;
+    SLIM_TAP_COUNT(1)
+    SLIM_TAP_COUNT(2) SLIM_TAP_COUNT(3) SLIM_TAP_COUNT(4) SLIM_TAP_COUNT(5) SLIM_TAP_COUNT(6)
+        SLIM_TAP_COUNT(7) SLIM_TAP_COUNT(8) SLIM_TAP_COUNT(9) SLIM_TAP_COUNT(10) SLIM_TAP_COUNT(11)
+            SLIM_TAP_COUNT(12) SLIM_TAP_COUNT(13)
+#undef SLIM_TAP_COUNT
+                default : break;
   }
+}
+
+// Splits T taps into passes of at most kMaxPass, as even as they come (25
+// taps: 12 + 13), calling f(t0, n) per pass in ascending order.
+template <class F>
+inline void tapPasses(int64_t T, F&& f) {
+  const int64_t passes = (T + kMaxPass - 1) / kMaxPass;
+  for (int64_t i = 0, t0 = 0; i < passes; ++i) {
+    const int64_t n = (T - t0) / (passes - i);
+    f(t0, n);
+    t0 += n;
+  }
+}
+
+// The forward of one output channel: y = b + sum over all T taps.
+void tapsForward(const float* planes, const int64_t* taps, int64_t T, const float* w, float b,
+                 float* y, int64_t Q) {
+  if (T == 0) {
+    std::fill(y, y + Q, b);
+    return;
+  }
+  tapPasses(T, [&](int64_t t0, int64_t n) {
+    withTapCount(n, [&]<int N>() {
+      if (t0 == 0)
+        fusedTapsForward<N, false>(planes, taps, w, b, y, Q);
+      else
+        fusedTapsForward<N, true>(planes, taps + t0, w + t0, b, y, Q);
+    });
+  });
 }
 
 // dw[t] += sum_q dy[q] * planes[taps[t] + q] for taps [t0, t0 + T) in one pass
@@ -186,13 +274,13 @@ void fusedTapsDw(const float* planes, const int64_t* taps, const float* __restri
   }
 }
 
+// Each tap's sum is its own, so passes of several taps give the same bits.
 void tapsDw(const float* planes, const int64_t* taps, int64_t T, const float* dy, float* dw,
             int64_t Q) {
-  int64_t t = 0;
-  for (; t + 9 <= T; t += 9) fusedTapsDw<9>(planes, taps + t, dy, dw + t, Q);
-  for (; t < T; ++t) fusedTapsDw<1>(planes, taps + t, dy, dw + t, Q);
+  tapPasses(T, [&](int64_t t0, int64_t n) {
+    withTapCount(n, [&]<int N>() { fusedTapsDw<N>(planes, taps + t0, dy, dw + t0, Q); });
+  });
 }
-
 
 // out[p] = (kAcc ? out[p] : 0) + sum_j w[j] * d[p - off[j]] for p in [lo, hi),
 // j ascending: per cell the bits of the dx AXPYs onto a zeroed plane. Blocks
@@ -200,31 +288,37 @@ void tapsDw(const float* planes, const int64_t* taps, int64_t T, const float* dy
 template <int NT, bool kAcc>
 void phaseGather(const float* d, const int64_t* off, const float* w, float* __restrict out,
                  int64_t lo, int64_t hi) {
-  const float* src[NT];
-  V8 wt[NT];
-  for (int j = 0; j < NT; ++j) { src[j] = d - off[j]; wt[j] = broadcastV8(w[j]); }
-  for (int64_t p = lo; p < hi; p += 8) {
-    V8 acc = kAcc ? loadV8(out + p) : V8{};
-    for (int j = 0; j < NT; ++j) acc = fmaV8(wt[j], loadV8(src[j] + p), acc);
-    storeV8(out + p, acc);
-  }
+  laneBlocks(lo, hi, [&]<class Vec>(int64_t p0, int64_t p1) {
+    const float* src[NT];
+    typename Vec::V wt[NT];
+    for (int j = 0; j < NT; ++j) {
+      src[j] = d - off[j];
+      wt[j] = Vec::set1(w[j]);
+    }
+    for (int64_t p = p0; p < p1; p += Vec::kLanes) {
+      typename Vec::V acc = kAcc ? Vec::load(out + p) : Vec::zero();
+      for (int j = 0; j < NT; ++j) acc = Vec::fma(wt[j], Vec::load(src[j] + p), acc);
+      Vec::store(out + p, acc);
+    }
+  });
 }
 
+// The n taps of one phase plane, in passes (the later ones accumulate).
 template <bool kAcc>
 void phaseGatherAny(const float* d, const int64_t* off, const float* w, int64_t n, float* out,
                     int64_t lo, int64_t hi) {
-  switch (n) {
-#define SLIM_PHASE_TAPS(N) \
-  case N: phaseGather<N, kAcc>(d, off, w, out, lo, hi); return;
-    SLIM_PHASE_TAPS(1) SLIM_PHASE_TAPS(2) SLIM_PHASE_TAPS(3) SLIM_PHASE_TAPS(4)
-    SLIM_PHASE_TAPS(5) SLIM_PHASE_TAPS(6) SLIM_PHASE_TAPS(7) SLIM_PHASE_TAPS(8)
-    SLIM_PHASE_TAPS(9)
-#undef SLIM_PHASE_TAPS
-    default: break;
+  if (n == 0) {
+    if (!kAcc) std::fill(out + lo, out + lo + (hi - lo + 7) / 8 * 8, 0.f);
+    return;
   }
-  if (!kAcc) std::fill(out + lo, out + hi, 0.f);
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t p = lo; p < hi; ++p) out[p] += w[j] * d[p - off[j]];
+  tapPasses(n, [&](int64_t j0, int64_t nj) {
+    withTapCount(nj, [&]<int N>() {
+      if (kAcc || j0 > 0)
+        phaseGather<N, true>(d, off + j0, w + j0, out, lo, hi);
+      else
+        phaseGather<N, false>(d, off + j0, w + j0, out, lo, hi);
+    });
+  });
 }
 
 }  // namespace
@@ -244,13 +338,7 @@ void forwardPerChannel(const DepthwisePlan& pl, const float* x, const float* w,
   for (int64_t ci = 0; ci < c; ++ci) {
     fillPlanes(pl, x + ci * HW, planes);
     for (int64_t m = ci * mult; m < (ci + 1) * mult; ++m) {
-      const float* wm = w + m * KK;
-      if (KK == 9) {
-        fusedTapsForward<9>(planes, pl.taps.data(), wm, bias ? bias[m] : 0.f, yw, Q);
-      } else {
-        std::fill(yw, yw + Q, bias ? bias[m] : 0.f);
-        for (int64_t t = 0; t < KK; ++t) axpy(wm[t], planes + pl.taps[t], yw, Q);
-      }
+      tapsForward(planes, pl.taps.data(), KK, w + m * KK, bias ? bias[m] : 0.f, yw, Q);
       for (int64_t oh = 0; oh < pl.ah.out; ++oh)
         gatherRow(yw + oh * pl.Wh, 1, OW, y + m * P + oh * OW);
     }

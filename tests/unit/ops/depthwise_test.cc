@@ -110,6 +110,13 @@ std::vector<DwCase> cases() {
       {8, 3, 27, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true},
       {8, 4, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false},
       {8, 6, 33, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0, true},
+      // More taps in one phase plane than one pass takes (the per-channel
+      // forward, dw and dx run them in passes of at most 13): 5x5 (12 + 13),
+      // dilated, and 7x7 (12 + 12 + 12 + 13), planes wide enough for the
+      // 16-float blocks and their 8-float remainder.
+      {8, 12, 20, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true},
+      {8, 9, 30, 5, 5, 1, 1, 2, 2, 4, 4, 4, 4, false},
+      {8, 11, 13, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, true},
   };
   // Q % 8 from 0 to 7: stride 1, 3x3, pad 1, width w gives Q = h * (w + 2).
   std::set<int64_t> tails;
