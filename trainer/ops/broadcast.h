@@ -241,6 +241,17 @@ void broadcastGradExact(const BroadcastPlan& p, int which, const float* a, const
             which, d0, d1,
             [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
               const int64_t d = which == 0 ? ia : ib, sd = which == 0 ? sa : sb;
+              if (sd == 1) {  // a contiguous run of sums: the terms, then addFixedRow
+                constexpr int64_t kRun = 256;
+                float t[kRun];
+                for (int64_t i0 = 0; i0 < n; i0 += kRun) {
+                  const int64_t len = std::min(kRun, n - i0);
+                  for (int64_t i = i0; i < i0 + len; ++i)
+                    t[i - i0] = f(g[o + i], a[ia + i * sa], b[ib + i * sb]);
+                  rank_reduction::addFixedRow(s + d + i0, t, len, sum.shift(), &my_bad);
+                }
+                return;
+              }
               for (int64_t i = 0; i < n; ++i)
                 s[d + i * sd] += sum.convert(f(g[o + i], a[ia + i * sa], b[ib + i * sb]), &my_bad);
             });

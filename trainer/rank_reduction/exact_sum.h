@@ -106,6 +106,10 @@ inline double fromFixed(Fixed v) {
 
 }  // namespace detail
 
+/// s[i] += toFixed(v[i], bad, k) for i < n: the same integers (and *bad),
+/// eight at a time where the target has AVX-512 (exact_sum.cc).
+void addFixedRow(Fixed* s, const float* v, int64_t n, int k, bool* bad);
+
 /// The shift for a gradient summed over `world` ranks: log2(world) for a
 /// power of two, else 0 (those sums are divided by the world at the end).
 inline int gradShift(int world) {
@@ -159,10 +163,7 @@ inline void sumPartials(const float* partials, int64_t count, int64_t n, FixedSu
   std::vector<char> bad(static_cast<size_t>(std::max(1, omp_get_max_threads())), 0);
   ops::detail::parallelRange(n, 1024, [&](int64_t b, int64_t e) {
     bool my_bad = false;
-    for (int64_t c = 0; c < count; ++c) {
-      const float* p = partials + c * n;
-      for (int64_t i = b; i < e; ++i) o[i] += detail::toFixed(p[i], &my_bad, k);
-    }
+    for (int64_t c = 0; c < count; ++c) addFixedRow(o + b, partials + c * n + b, e - b, k, &my_bad);
     if (my_bad) bad[static_cast<size_t>(omp_get_thread_num())] = 1;
   });
   for (char x : bad)

@@ -117,5 +117,43 @@ TEST(ExactSum, FinishPartialsExponentWindowEdges) {
   EXPECT_EQ(std::bit_cast<uint32_t>(a[0]), 0u);  // all zeros: +0
 }
 
+// addFixedRow (eight values a step) gives toFixed's integers and bad flag one
+// by one: every binade from subnormal to past the range, both signs, zeros,
+// the truncated band below 2^-41 and, in their own rows, an Inf and a NaN;
+// row lengths that leave every remainder; shifts 0 to 3; sums that carry
+// and borrow across the 64-bit words.
+TEST(ExactSum, AddFixedRowGivesToFixedsIntegers) {
+  uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+  for (int k = 0; k <= 3; ++k)
+    for (int64_t n : {0, 1, 7, 8, 9, 16, 23, 64, 301}) {
+      for (int special = 0; special < 3; ++special) {
+        std::vector<float> v(static_cast<size_t>(n));
+        for (float& x : v) {
+          const uint32_t r = next();
+          // exponent field 0..254 (all binades, subnormals and zero included)
+          const uint32_t e = (r >> 8) % 255, m = next() & 0x7fffffu;
+          x = std::bit_cast<float>(((r & 1u) << 31) | (e << 23) | ((r & 6u) == 0 ? 0u : m));
+        }
+        if (special > 0 && n > 0)
+          v[static_cast<size_t>(next() % n)] = special == 1 ? INFINITY : NAN;
+        std::vector<rank_reduction::Fixed> a(static_cast<size_t>(n)), b;
+        for (size_t i = 0; i < a.size(); ++i)  // starting sums of either sign, near a carry
+          a[i] =
+              (static_cast<rank_reduction::Fixed>(next()) << 64) - static_cast<int64_t>(next() % 3);
+        b = a;
+        bool bad_a = false, bad_b = false;
+        for (int rep = 0; rep < 2; ++rep) {
+          rank_reduction::addFixedRow(a.data(), v.data(), n, k, &bad_a);
+          for (int64_t i = 0; i < n; ++i) b[i] += rank_reduction::detail::toFixed(v[i], &bad_b, k);
+        }
+        EXPECT_EQ(bad_a, bad_b) << "k " << k << " n " << n << " special " << special;
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_TRUE(a[i] == b[i])
+              << "k " << k << " n " << n << " element " << i << " value " << v[i];
+      }
+    }
+}
+
 }  // namespace
 }  // namespace slim::ops
