@@ -384,23 +384,25 @@ class ConvOp : public Op {
   void chunkWeightGrad(const float* x, const float* dy, int64_t n0, int64_t n1, float* dw) {
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in, K = Kg_, nc = n1 - n0;
     const int64_t L = nc * P, apack = detail::packedASize(M_, L);
-    float* buf = scratch_->get(static_cast<size_t>(apack + L * K + (pointwise_ ? 0 : colSize())));
+    float* buf = scratch_->get(static_cast<size_t>(apack + L * K));
     float* ap = buf;            // dy of the chunk, packed
     float* bt = buf + apack;    // (L, K)
-    float* tmp = bt + L * K;    // one image's im2col
     detail::packASegments(M_, nc, P, dy + n0 * M_ * P, M_ * P, P, ap);
-    if (pointwise_) {  // over the threads when this chunk is the only task and large
-      detail::parallelRange(
-          nc, std::max<int64_t>(1, detail::kGrainCheap / (P * K)), [&](int64_t i0, int64_t i1) {
-            for (int64_t i = i0; i < i1; ++i)
-              detail::packBTransposed(L, K, i * P, P, x + (n0 + i) * C_ * HW, P, bt);
-          });
-    } else {
-      for (int64_t i = 0; i < nc; ++i) {
-        detail::im2col(x + (n0 + i) * C_ * HW, C_, ah_, aw_, tmp);
-        detail::packBTransposed(L, K, i * P, P, tmp, P, bt);
-      }
-    }
+    // Each image's columns into its rows of bt: over the threads when this
+    // chunk is the only task and large (a copy: any split, the same bytes).
+    detail::parallelRange(
+        nc, std::max<int64_t>(1, detail::kGrainCheap / (P * K)), [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) {
+            const float* col = x + (n0 + i) * C_ * HW;
+            if (!pointwise_) {  // the image's im2col, in a buffer of the thread's own
+              thread_local std::vector<float> tmp;
+              if (tmp.size() < colSize()) tmp.resize(colSize());
+              detail::im2col(col, C_, ah_, aw_, tmp.data());
+              col = tmp.data();
+            }
+            detail::packBTransposed(L, K, i * P, P, col, P, bt);
+          }
+        });
     detail::gemmPackedB(M_, K, L, 1.f, ap, bt, 0.f, dw, K);
   }
 
