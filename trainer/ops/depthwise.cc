@@ -12,9 +12,10 @@
 //   blocked by 8 channels, and every output position computes eight channels
 //   per vector, which keeps 7 x 7 planes from being mostly padding.
 // - per channel (any mult, any C; the wider planes): the channel's input
-//   rows are copied into its phase planes (DepthwisePlan::in_moves), each tap
-//   streams over the wide output in 8-float blocks (forward) or is one dot
-//   product (dw), and dx is gathered per phase plane from its taps.
+//   rows are copied into its phase planes (DepthwisePlan::in_moves), the taps
+//   stream over the wide output in fused passes of up to 13 (forward), each
+//   tap is one dot product (dw, several taps a pass), and dx is gathered per
+//   phase plane from its taps.
 // Per element both do the same operations in the same order: y = b + sum over
 // taps in ascending order; dw per tap from 8 interleaved partial sums over
 // the wide positions, folded in a fixed order, plus the tail in order; dx

@@ -1,7 +1,7 @@
 // The per-channel depthwise kernel (see depthwise.cc): each channel's input
-// rows are copied into its zero-padded phase planes, every tap streams over
-// the wide output in 8-float blocks, dw is one dot product per tap, and dx is
-// gathered per phase plane.
+// rows are copied into its zero-padded phase planes, the taps stream over
+// the wide output in fused passes (16-float blocks with AVX-512), dw is one
+// dot product per tap, and dx is gathered per phase plane.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -206,20 +206,14 @@ void fusedTapsForward(const float* planes, const int64_t* taps, const float* w, 
 
 // Up to kMaxPass taps per pass over the output: enough to amortise its load
 // and store, few enough that the weights stay in registers.
-constexpr int64_t kMaxPass = 13;
+constexpr int kMaxPass = 13;
 
 // Calls f.template operator()<n>() for n = 1 .. kMaxPass.
-template <class F>
+template <int N = 1, class F>
 inline void withTapCount(int64_t n, F&& f) {
-  switch (n) {
-#define SLIM_TAP_COUNT(N) \
-  case N: f.template operator()<N>(); return;
-    SLIM_TAP_COUNT(1)
-    SLIM_TAP_COUNT(2) SLIM_TAP_COUNT(3) SLIM_TAP_COUNT(4) SLIM_TAP_COUNT(5) SLIM_TAP_COUNT(6)
-        SLIM_TAP_COUNT(7) SLIM_TAP_COUNT(8) SLIM_TAP_COUNT(9) SLIM_TAP_COUNT(10) SLIM_TAP_COUNT(11)
-            SLIM_TAP_COUNT(12) SLIM_TAP_COUNT(13)
-#undef SLIM_TAP_COUNT
-                default : break;
+  if constexpr (N <= kMaxPass) {
+    if (n == N) return f.template operator()<N>();
+    withTapCount<N + 1>(n, f);
   }
 }
 
