@@ -181,25 +181,25 @@ inline void laneBlocks(int64_t lo, int64_t hi, F&& f) {
   f.template operator()<Narrow>(q, end);
 }
 
-// y[q] = (kAcc ? y[q] : b) + sum_t w[t] * planes[taps[t] + q] for T taps in
-// one pass (the same fmas in the same order as T successive AXPYs onto b;
-// a longer kernel runs as several passes with kAcc), q over [0, Q) in
-// blocks of 8 (y and the planes have the slack).
-template <int T, bool kAcc>
-void fusedTapsForward(const float* planes, const int64_t* taps, const float* w, float b,
-                      float* __restrict y, int64_t Q) {
-  laneBlocks(0, Q, [&]<class Vec>(int64_t q0, int64_t q1) {
-    const float* src[T];
-    typename Vec::V wt[T];
-    for (int t = 0; t < T; ++t) {
-      src[t] = planes + taps[t];
-      wt[t] = Vec::set1(w[t]);
+// out[p] = (kAcc ? out[p] : init) + sum_j w[j] * src[j][p] for N taps in one
+// pass over p in [lo, hi) (the same fmas in the same order as N successive
+// AXPYs; a longer kernel runs as several passes with kAcc), in blocks of 8
+// up to hi rounded up (out and the sources have the slack).
+template <int N, bool kAcc>
+void fusedTaps(const float* const* src_in, const float* w, float init, float* __restrict out,
+               int64_t lo, int64_t hi) {
+  laneBlocks(lo, hi, [&]<class Vec>(int64_t p0, int64_t p1) {
+    const float* src[N];
+    typename Vec::V wt[N];
+    for (int j = 0; j < N; ++j) {
+      src[j] = src_in[j];
+      wt[j] = Vec::set1(w[j]);
     }
-    const typename Vec::V bv = Vec::set1(b);
-    for (int64_t q = q0; q < q1; q += Vec::kLanes) {
-      typename Vec::V acc = kAcc ? Vec::load(y + q) : bv;
-      for (int t = 0; t < T; ++t) acc = Vec::fma(wt[t], Vec::load(src[t] + q), acc);
-      Vec::store(y + q, acc);
+    const typename Vec::V iv = Vec::set1(init);
+    for (int64_t p = p0; p < p1; p += Vec::kLanes) {
+      typename Vec::V acc = kAcc ? Vec::load(out + p) : iv;
+      for (int j = 0; j < N; ++j) acc = Vec::fma(wt[j], Vec::load(src[j] + p), acc);
+      Vec::store(out + p, acc);
     }
   });
 }
@@ -229,7 +229,8 @@ inline void tapPasses(int64_t T, F&& f) {
   }
 }
 
-// The forward of one output channel: y = b + sum over all T taps.
+// The forward of one output channel: y = b + sum over all T taps, q over
+// [0, Q) (the planes at each tap's offset).
 void tapsForward(const float* planes, const int64_t* taps, int64_t T, const float* w, float b,
                  float* y, int64_t Q) {
   if (T == 0) {
@@ -238,10 +239,12 @@ void tapsForward(const float* planes, const int64_t* taps, int64_t T, const floa
   }
   tapPasses(T, [&](int64_t t0, int64_t n) {
     withTapCount(n, [&]<int N>() {
+      const float* src[N];
+      for (int j = 0; j < N; ++j) src[j] = planes + taps[t0 + j];
       if (t0 == 0)
-        fusedTapsForward<N, false>(planes, taps, w, b, y, Q);
+        fusedTaps<N, false>(src, w, b, y, 0, Q);
       else
-        fusedTapsForward<N, true>(planes, taps + t0, w + t0, b, y, Q);
+        fusedTaps<N, true>(src, w + t0, b, y, 0, Q);
     });
   });
 }
@@ -276,28 +279,9 @@ void tapsDw(const float* planes, const int64_t* taps, int64_t T, const float* dy
   });
 }
 
-// out[p] = (kAcc ? out[p] : 0) + sum_j w[j] * d[p - off[j]] for p in [lo, hi),
-// j ascending: per cell the bits of the dx AXPYs onto a zeroed plane. Blocks
-// of 8 up to hi rounded up (out and d have the slack).
-template <int NT, bool kAcc>
-void phaseGather(const float* d, const int64_t* off, const float* w, float* __restrict out,
-                 int64_t lo, int64_t hi) {
-  laneBlocks(lo, hi, [&]<class Vec>(int64_t p0, int64_t p1) {
-    const float* src[NT];
-    typename Vec::V wt[NT];
-    for (int j = 0; j < NT; ++j) {
-      src[j] = d - off[j];
-      wt[j] = Vec::set1(w[j]);
-    }
-    for (int64_t p = p0; p < p1; p += Vec::kLanes) {
-      typename Vec::V acc = kAcc ? Vec::load(out + p) : Vec::zero();
-      for (int j = 0; j < NT; ++j) acc = Vec::fma(wt[j], Vec::load(src[j] + p), acc);
-      Vec::store(out + p, acc);
-    }
-  });
-}
-
-// The n taps of one phase plane, in passes (the later ones accumulate).
+// out[p] = (kAcc ? out[p] : 0) + sum_j w[j] * d[p - off[j]] for the n taps of
+// one phase plane, p in [lo, hi), j ascending: per cell the bits of the dx
+// AXPYs onto a zeroed plane.
 template <bool kAcc>
 void phaseGatherAny(const float* d, const int64_t* off, const float* w, int64_t n, float* out,
                     int64_t lo, int64_t hi) {
@@ -307,10 +291,12 @@ void phaseGatherAny(const float* d, const int64_t* off, const float* w, int64_t 
   }
   tapPasses(n, [&](int64_t j0, int64_t nj) {
     withTapCount(nj, [&]<int N>() {
+      const float* src[N];
+      for (int j = 0; j < N; ++j) src[j] = d - off[j0 + j];
       if (kAcc || j0 > 0)
-        phaseGather<N, true>(d, off + j0, w + j0, out, lo, hi);
+        fusedTaps<N, true>(src, w + j0, 0.f, out, lo, hi);
       else
-        phaseGather<N, false>(d, off + j0, w + j0, out, lo, hi);
+        fusedTaps<N, false>(src, w + j0, 0.f, out, lo, hi);
     });
   });
 }
