@@ -322,8 +322,7 @@ class ConvOp : public Op {
     // 64 columns (a narrow block spends its time in the GEMM's column tail).
     block_rows_ = std::min(ah_.out, std::max({int64_t{1}, kBlockBytes / (4 * Kg_ * aw_.out),
                                               detail::ceilDiv(64, aw_.out)}));
-    // Pointwise blocks: columns whose output (all M rows) holds about
-    // kBlockBytes, a multiple of 48 (the GEMM's column tile) and at least 96.
+    // Pointwise blocks: about kBlockBytes of output, 48k columns (GEMM tiles), >= 96.
     block_cols_ = std::max<int64_t>(96, kBlockBytes / (4 * M_) / 48 * 48);
     winograd_ = group_ == 1 && kh == 3 && kw == 3 && ah_.stride == 1 && aw_.stride == 1 &&
                 ah_.dilation == 1 && aw_.dilation == 1 && C_ >= detail::kWinogradMinChannels &&
