@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -248,6 +249,9 @@ def stop_case(np, phase, how):
 
 t0 = time.monotonic()
 for np in (1, 2):
+    # A fresh reference: one left by an earlier build would be resumed from,
+    # its checkpoints those of the old binary.
+    shutil.rmtree(os.path.join(WORK, f"ref_np{np}"), ignore_errors=True)
     run_to_end(np, os.path.join(WORK, f"ref_np{np}"), f"ref_np{np}")
     best = json.load(open(os.path.join(WORK, f"ref_np{np}", "report.json")))["best_iter"]
     print(f"uninterrupted run on {np} rank(s): best evaluation at iteration {best} of {TOTAL}",

@@ -4,9 +4,10 @@
 // im2col + GEMM per image and group, in blocks of output rows whose im2col
 // the GEMM reads from the cache. Scratch buffers (per thread) only grow, so
 // steady-state steps do not allocate. Threads: images in parallel; the
-// weight gradient is one GEMM per fixed chunk of images (exact_sum.h) over
-// its inputs packed in the GEMM's column tiles, the chunks added in fixed
-// point, so results depend on neither the thread count nor the rank split.
+// weight gradient is one product per fixed chunk of images (exact_sum.h),
+// row dots or a GEMM over its inputs packed in the GEMM's column tiles, the
+// chunks added in fixed point: results depend on neither the thread count
+// nor the rank split.
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -108,8 +109,8 @@ class ConvOp : public Op {
       });
     };
     if (wino) {  // the whole batch, then the epilogue per image
-      packWinograd(wp, false);
-      detail::winogradConv(xp, wino_pack_, winogradShape(false), yp);
+      detail::winogradConv(xp, detail::winogradPackedWeights(wp, M_, C_, false),
+                           winogradShape(false), yp);
       detail::parallelFor(N_, [&](int64_t n) {
         float* yn = yp + n * M_ * P;
         epilogue(yn, bias, 0, P);
@@ -267,8 +268,8 @@ class ConvOp : public Op {
         });
       }
       if (dxp && wino) {  // dx = the conv of dy with W^T rotated 180 degrees
-        packWinograd(wp, true);
-        detail::winogradConv(dy, wino_pack_, winogradShape(true), dxp);
+        detail::winogradConv(dy, detail::winogradPackedWeights(wp, M_, C_, true),
+                             winogradShape(true), dxp);
         detail::parallelFor(
             N, [&](int64_t n) { dx_mask_.maskGrad(xp + n * C_ * HW, dxp + n * C_ * HW, C_ * HW); });
       } else if (dxp)
@@ -332,22 +333,6 @@ class ConvOp : public Op {
                  aw_.pad_end == 0;
   }
 
-  // The Winograd weights (winograd.h): for y from x, or (flipped) for dx
-  // from dy. Transient within the call, so one buffer per calling thread
-  // serves every Conv node (as callerScratch): 4x the largest node's
-  // weights, not 4x the sum.
-  // 64-byte aligned (whole cache lines for the packer's streaming stores).
-  void packWinograd(const float* w, bool flipped) {
-    thread_local std::vector<float> pack;
-    pack.resize(static_cast<size_t>(flipped ? detail::winogradPackedSize(C_, M_)
-                                            : detail::winogradPackedSize(M_, C_)) +
-                16);
-    const auto mis = reinterpret_cast<uintptr_t>(pack.data()) / sizeof(float) % 16;
-    float* p = pack.data() + (16 - mis) % 16;
-    detail::winogradPackWeights(w, M_, C_, flipped, p);
-    wino_pack_ = p;
-  }
-
   // The Winograd conv of the batch: y from x, or (dx) dx from dy, the
   // correlation of dy with the flipped kernel padded by 2 - pad_begin.
   detail::WinogradShape winogradShape(bool dx) const {
@@ -377,22 +362,31 @@ class ConvOp : public Op {
     return buf;
   }
 
-  // group == 1: dw (M, K) = sum over images [n0, n1) of dy_n (M, P) col_n^T,
-  // as one GEMM over the chunk side by side: A = the dy blocks packed
-  // straight from the batch, B (L, K) = the col blocks transposed, packed.
+  // group == 1: dw (M, K) = sum over images [n0, n1) of dy_n (M, P) col_n^T:
+  // as row dots of dy with x (or the chunk's im2col) where they pay, else as
+  // one GEMM over the chunk side by side: A = the dy blocks packed straight
+  // from the batch, B (L, K) = the col blocks transposed, packed.
   void chunkWeightGrad(const float* x, const float* dy, int64_t n0, int64_t n1, float* dw) {
     const int64_t P = ah_.out * aw_.out, HW = ah_.in * aw_.in, K = Kg_, nc = n1 - n0;
-    const int64_t L = nc * P, apack = detail::packedASize(M_, L);
+    const bool dots = detail::rowDotsPay(M_, K, P);
+    if (dots && pointwise_)
+      return detail::gemmRowDots(M_, K, nc, P, dy + n0 * M_ * P, M_ * P, P, x + n0 * C_ * HW,
+                                 C_ * HW, HW, dw, K);
+    const int64_t L = nc * P, apack = dots ? 0 : detail::packedASize(M_, L);
     float* buf = scratch_->get(static_cast<size_t>(apack + L * K));
     float* ap = buf;            // dy of the chunk, packed
-    float* bt = buf + apack;    // (L, K)
-    detail::packASegments(M_, nc, P, dy + n0 * M_ * P, M_ * P, P, ap);
+    float* bt = buf + apack;    // (L, K) packed, or the chunk's im2col for row dots
+    if (!dots) detail::packASegments(M_, nc, P, dy + n0 * M_ * P, M_ * P, P, ap);
     // Each image's columns into its rows of bt: over the threads when this
     // chunk is the only task and large (a copy: any split, the same bytes).
     detail::parallelRange(
         nc, std::max<int64_t>(1, detail::kGrainCheap / (P * K)), [&](int64_t i0, int64_t i1) {
           for (int64_t i = i0; i < i1; ++i) {
             const float* col = x + (n0 + i) * C_ * HW;
+            if (dots) {
+              detail::im2col(col, C_, ah_, aw_, bt + i * K * P);
+              continue;
+            }
             if (!pointwise_) {  // the image's im2col, in a buffer of the thread's own
               thread_local std::vector<float> tmp;
               if (tmp.size() < colSize()) tmp.resize(colSize());
@@ -402,7 +396,10 @@ class ConvOp : public Op {
             detail::packBTransposed(L, K, i * P, P, col, P, bt);
           }
         });
-    detail::gemmPackedB(M_, K, L, 1.f, ap, bt, 0.f, dw, K);
+    if (dots)
+      detail::gemmRowDots(M_, K, nc, P, dy + n0 * M_ * P, M_ * P, P, bt, K * P, P, dw, K);
+    else
+      detail::gemmPackedB(M_, K, L, 1.f, ap, bt, 0.f, dw, K);
   }
 
   // norm_ab_ = (a (M), b (M)) of the fused frozen batch norm, as the
@@ -486,7 +483,6 @@ class ConvOp : public Op {
   detail::ThreadScratch* scratch_ = nullptr;
   std::vector<float> partial_;     // per-chunk weight-gradient partials, grows only
   std::vector<float> wpack_;       // packWeights
-  const float* wino_pack_ = nullptr;  // packWinograd's buffer, during one call
   int64_t packed_group_ = 0;       // floats of one group in wpack_
   rank_reduction::FixedSum wsum_;  // their exact sum
 };

@@ -70,6 +70,22 @@ void gemmPackedB(int64_t m, int64_t n, int64_t k, float alpha, const float* ap, 
 void packASegments(int64_t m, int64_t count, int64_t len, const float* a0, int64_t a_step,
                    int64_t lda, float* dst);
 
+/// C (m x n, row stride ldc) = sum over segments s < count of A_s B_s^T, where
+/// row i of A_s is the len floats at a + s * a_step + i * lda and row j of B_s
+/// those at b + s * b_step + j * ldb: every element the dot product of two
+/// rows read in place (a weight gradient: dy rows against input rows, over
+/// the positions of every image). Each element sums 16 lanes (lane q takes
+/// the positions p = q mod 16 of each segment in order, fused multiply-adds
+/// from zero) folded by fold16 (parallel.h): the same bits for any thread
+/// count and instruction set (row_dots.cc). Splits over the threads when
+/// not called from a parallel region and the product is large.
+void gemmRowDots(int64_t m, int64_t n, int64_t count, int64_t len, const float* a, int64_t a_step,
+                 int64_t lda, const float* b, int64_t b_step, int64_t ldb, float* c, int64_t ldc);
+
+/// Whether gemmRowDots beats packing for gemmPackedB on an m x n product
+/// over segments of len positions (small m or n, long segments).
+bool rowDotsPay(int64_t m, int64_t n, int64_t len);
+
 /// dst (cols x rows, row stride ldd) = src^T (src: rows x cols, stride lds).
 void transposeTo(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
                  int64_t ldd);

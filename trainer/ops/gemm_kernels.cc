@@ -18,6 +18,7 @@
 
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/parallel.h"
+#include "trainer/ops/vec16.h"
 
 #if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
@@ -26,48 +27,13 @@
 namespace slim::ops::detail {
 namespace {
 
-// Sixteen floats: a native vector (AVX-512) or two (AVX2) or an array, with
-// per-lane fused multiply-add. Free functions on a plain vector type: GCC
-// keeps arrays of them in registers.
+// A tile is kRows rows x kMaxNV vectors (vec16.h) of accumulators: 24 of the
+// 32 AVX-512 registers, 8 of AVX2's 16.
 #if defined(__AVX512F__)
-using Vec = __m512;
-inline Vec vzero() { return _mm512_setzero_ps(); }
-inline Vec vset1(float x) { return _mm512_set1_ps(x); }
-inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
-inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
-inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
-// A tile is kRows rows x kMaxNV vectors of accumulators (24 of 32 registers).
 constexpr int kRows = 8, kMaxNV = 3;
 #elif defined(__FMA__)
-struct Vec {
-  __m256 lo, hi;
-};
-inline Vec vzero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
-inline Vec vset1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
-inline Vec vload(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
-inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v.lo); _mm256_storeu_ps(p + 8, v.hi); }
-inline Vec vfma(Vec a, Vec b, Vec c) {
-  return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
-}
-inline Vec vmul(Vec a, Vec b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
-constexpr int kRows = 4, kMaxNV = 1;  // 8 of 16 registers
+constexpr int kRows = 4, kMaxNV = 1;
 #else
-struct Vec {
-  float x[16];
-};
-inline Vec vzero() { return {}; }
-inline Vec vset1(float a) { Vec r; std::fill(r.x, r.x + 16, a); return r; }
-inline Vec vload(const float* p) { Vec r; std::copy(p, p + 16, r.x); return r; }
-inline void vstore(float* p, Vec v) { std::copy(v.x, v.x + 16, p); }
-inline Vec vfma(Vec a, Vec b, Vec c) {
-  for (int j = 0; j < 16; ++j) c.x[j] = std::fma(a.x[j], b.x[j], c.x[j]);
-  return c;
-}
-inline Vec vmul(Vec a, Vec b) {
-  for (int j = 0; j < 16; ++j) a.x[j] *= b.x[j];
-  return a;
-}
 constexpr int kRows = 2, kMaxNV = 1;
 #endif
 

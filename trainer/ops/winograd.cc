@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -128,6 +129,16 @@ inline void outputRuns(const float* d, float* e) {
 }  // namespace
 
 int64_t winogradPackedSize(int64_t m, int64_t c) { return 36 * packedASize(m, c); }
+
+const float* winogradPackedWeights(const float* w, int64_t M, int64_t C, bool flipped) {
+  thread_local std::vector<float> pack;
+  pack.resize(static_cast<size_t>(flipped ? winogradPackedSize(C, M) : winogradPackedSize(M, C)) +
+              16);
+  const auto mis = reinterpret_cast<uintptr_t>(pack.data()) / sizeof(float) % 16;
+  float* p = pack.data() + (16 - mis) % 16;
+  winogradPackWeights(w, M, C, flipped, p);
+  return p;
+}
 
 void winogradPackWeights(const float* w, int64_t M, int64_t C, bool flipped, float* dst) {
   const int64_t mo = flipped ? C : M, co = flipped ? M : C;  // outputs, inputs of the conv

@@ -44,6 +44,13 @@ int64_t winogradPackedSize(int64_t m, int64_t c);
 ///   kernel W'[c][m] = W[m][c] rotated by 180 degrees; winogradPackedSize(C, M).
 void winogradPackWeights(const float* w, int64_t M, int64_t C, bool flipped, float* dst);
 
+/// winogradPackWeights into a buffer of the calling thread's own, 64-byte
+/// aligned (whole cache lines for the packer's streaming stores), valid
+/// until the thread's next call. Packed weights live within one conv call,
+/// so one buffer per thread serves every Conv node: 4x the largest node's
+/// weights, not 4x the sum.
+const float* winogradPackedWeights(const float* w, int64_t M, int64_t C, bool flipped);
+
 /// Geometry of one Winograd conv of a batch.
 struct WinogradShape {
   int64_t n = 0;                  ///< images

@@ -179,12 +179,16 @@ void naiveConvBackward(const ConvCase& k, const Tensor& x, const Tensor& w, cons
 }
 
 // Sizes that span several tiles and panels of the GEMM kernel (the tiny
-// gradcheck cases fit in one); backward compared with naive adjoint loops.
+// gradcheck cases fit in one), and weight gradients that run as row dots
+// (a 1x1 conv and a strided 3x3 stem over 576 positions); backward compared
+// with naive adjoint loops.
 TEST(ConvLarge, ForwardBackwardMatchNaive) {
   const ConvCase cases[] = {
       {"general_g2", 2, 16, 13, 11, 24, 3, 3, 1, 2, 1, 1, 2, {1, 1, 1, 1}, true},
       {"pointwise", 3, 40, 9, 10, 48, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true},
       {"depthwise_s2", 3, 32, 14, 15, 32, 3, 3, 2, 2, 1, 1, 32, {1, 1, 1, 1}, true},
+      {"pointwise_row_dots", 3, 12, 24, 24, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true},
+      {"stem_row_dots", 2, 3, 48, 47, 16, 3, 3, 2, 2, 1, 1, 1, {1, 1, 1, 1}, true},
   };
   for (const ConvCase& k : cases) {
     auto op = ops::OpRegistry::get().create("Conv", attrsOf(k), k.name);
