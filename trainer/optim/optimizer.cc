@@ -3,10 +3,37 @@
 // can be compared with Paddle's CPU kernels step by step.
 #include "trainer/optim/optimizer.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 namespace slim::optim {
+
+namespace {
+
+// f(begin, end) over [0, n) in contiguous blocks, one per thread, for a
+// parameter of at least kGrain values a thread (and not inside a parallel
+// region). The rules are element-wise: any split gives the same bits, and a
+// serial update of every parameter would cap the thread scaling (mobilenet_v2:
+// 3.5M parameters, 70 MB read and written a step).
+template <class F>
+void elementwise(int64_t n, F f) {
+  constexpr int64_t kGrain = int64_t{1} << 16;
+  const int64_t t = omp_in_parallel() ? 1 : std::min<int64_t>(omp_get_max_threads(), n / kGrain);
+  if (t <= 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(static_cast <int>(t))
+  {
+    const int64_t k = omp_get_thread_num(), nt = omp_get_num_threads();
+    f(n * k / nt, n * (k + 1) / nt);
+  }
+}
+
+}  // namespace
 
 // ---- base: state and decay ------------------------------------------------
 
@@ -53,12 +80,14 @@ void Optimizer::step(const std::string& name, Tensor& param, const Tensor& grad,
   if (l2_ != 0.0f || l1_ != 0.0f) {
     // Coupled regularisation, as Paddle appends it to the gradient.
     decayed_.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-      float d = g[i];
-      if (l2_ != 0.0f) d += l2_ * p[i];
-      if (l1_ != 0.0f) d += l1_ * static_cast<float>((p[i] > 0) - (p[i] < 0));
-      decayed_[i] = d;
-    }
+    elementwise(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float d = g[i];
+        if (l2_ != 0.0f) d += l2_ * p[i];
+        if (l1_ != 0.0f) d += l1_ * static_cast<float>((p[i] > 0) - (p[i] < 0));
+        decayed_[i] = d;
+      }
+    });
     g = decayed_.data();
   }
   update(p, g, n, slots, lr);
@@ -123,7 +152,9 @@ class Sgd : public Optimizer {
   std::vector<std::string> slots() const override { return {}; }
   void update(float* p, const float* g, int64_t n, std::vector<Tensor*>&,
               float lr) override {
-    for (int64_t i = 0; i < n; ++i) p[i] -= lr * g[i];
+    elementwise(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) p[i] -= lr * g[i];
+    });
   }
 };
 
@@ -138,10 +169,12 @@ class Momentum : public Optimizer {
   void update(float* p, const float* g, int64_t n, std::vector<Tensor*>& s,
               float lr) override {
     float* v = s[0]->f32();
-    for (int64_t i = 0; i < n; ++i) {
-      v[i] = mu_ * v[i] + g[i];
-      p[i] -= nesterov_ ? (g[i] + v[i] * mu_) * lr : lr * v[i];
-    }
+    elementwise(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        v[i] = mu_ * v[i] + g[i];
+        p[i] -= nesterov_ ? (g[i] + v[i] * mu_) * lr : lr * v[i];
+      }
+    });
   }
 
  private:
@@ -174,15 +207,17 @@ class Adam : public Optimizer {
     float& b1_pow = s[2]->f32()[0];
     float& b2_pow = s[3]->f32()[0];
     // AdamW: decoupled decay with the un-corrected lr, before the Adam step.
-    if (coeff_ != 0.0f)
-      for (int64_t i = 0; i < n; ++i) p[i] -= lr * coeff_ * p[i];
     const float lr_t = lr * std::sqrt(1.0f - b2_pow) / (1.0f - b1_pow);
     const float eps_t = eps_ * std::sqrt(1.0f - b2_pow);
-    for (int64_t i = 0; i < n; ++i) {
-      m[i] = b1_ * m[i] + (1.0f - b1_) * g[i];
-      u[i] = b2_ * u[i] + (1.0f - b2_) * g[i] * g[i];
-      p[i] -= lr_t * (m[i] / (std::sqrt(u[i]) + eps_t));
-    }
+    elementwise(n, [&](int64_t b, int64_t e) {
+      if (coeff_ != 0.0f)
+        for (int64_t i = b; i < e; ++i) p[i] -= lr * coeff_ * p[i];
+      for (int64_t i = b; i < e; ++i) {
+        m[i] = b1_ * m[i] + (1.0f - b1_) * g[i];
+        u[i] = b2_ * u[i] + (1.0f - b2_) * g[i] * g[i];
+        p[i] -= lr_t * (m[i] / (std::sqrt(u[i]) + eps_t));
+      }
+    });
     b1_pow *= b1_;
     b2_pow *= b2_;
   }

@@ -9,6 +9,7 @@
 #include "trainer/compress/prune/mask_compute.h"
 #include "trainer/core/error.h"
 #include "trainer/core/log.h"
+#include "trainer/ops/parallel.h"
 
 namespace slim::compress {
 namespace {
@@ -115,13 +116,20 @@ bool Pruner::step() {
   return true;
 }
 
+namespace {
+// v[i] = 0 where the mask is 0; large tensors over the threads (element-wise:
+// any split gives the same bits).
+void zeroMasked(float* v, const uint8_t* m, int64_t n) {
+  ops::detail::parallelRange(n, ops::detail::kGrainCheap, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      if (m[i] == 0) v[i] = 0.0f;
+  });
+}
+}  // namespace
+
 void Pruner::applyToWeights() {
-  for (size_t t = 0; t < names_.size(); ++t) {
-    float* w = weight(names_[t]).f32();
-    const uint8_t* m = masks_[t].data<uint8_t>();
-    for (int64_t i = 0; i < masks_[t].numel(); ++i)
-      if (m[i] == 0) w[i] = 0.0f;
-  }
+  for (size_t t = 0; t < names_.size(); ++t)
+    zeroMasked(weight(names_[t]).f32(), masks_[t].data<uint8_t>(), masks_[t].numel());
 }
 
 void Pruner::maskGradient(const std::string& name, Tensor& grad) const {
@@ -132,10 +140,7 @@ void Pruner::maskGradient(const std::string& name, Tensor& grad) const {
     SLIM_THROW(ShapeError, "pruning: gradient of '", name, "' has shape ",
                shapeStr(grad.shape()), " (", dtypeName(grad.dtype()), "), mask has ",
                shapeStr(m.shape()));
-  float* g = grad.f32();
-  const uint8_t* mm = m.data<uint8_t>();
-  for (int64_t i = 0; i < m.numel(); ++i)
-    if (mm[i] == 0) g[i] = 0.0f;
+  zeroMasked(grad.f32(), m.data<uint8_t>(), m.numel());
 }
 
 void Pruner::maskGradients(const std::function<Tensor*(const std::string&)>& lookup) const {
