@@ -1,11 +1,14 @@
 // Binary arithmetic with numpy broadcasting: Add, Sub, Mul, Div (float32
 // with backward, int64 forward only for shape arithmetic) and variadic Sum.
 // Each op caches its BroadcastPlan, so the steady state does not allocate.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
 #include "trainer/ops/op_preamble.h"
+#include "trainer/rank_reduction/sample_groups.h"
 
 namespace slim::ops {
 namespace {
@@ -77,9 +80,7 @@ class BinaryOp : public Op {
       float* dp = d.f32();
       if (rankReduced(static_cast<size_t>(w))) {
         // A weight (bias, norm scale) repeated over the batch: exact sum.
-        sum_.setShift(gradShift(static_cast<size_t>(w), ctx));
-        exactGrad(w, ap, bp, g);
-        finishSum(static_cast<size_t>(w), sum_, ctx, dp);
+        exactGrad(w, ap, bp, g, ctx, dp);
         continue;
       }
       switch (kind_) {
@@ -137,9 +138,17 @@ class BinaryOp : public Op {
   }
 
  private:
-  // The gradient of operand w summed into sum_ in fixed point.
-  void exactGrad(int w, const float* a, const float* b, const float* g) {
-    auto run = [&](auto f) { broadcastGradExact(plan_, w, a, b, g, sum_, f); };
+  // The gradient of operand w, summed exactly over the batch (exact_sum.h):
+  // by groups of samples where it can (groupGrad), else every term in fixed
+  // point.
+  void exactGrad(int w, const float* a, const float* b, const float* g, RunContext& ctx,
+                 float* dp) {
+    auto run = [&](auto f) {
+      if (groupGrad(w, a, b, g, f, ctx, dp)) return;
+      sum_.setShift(gradShift(static_cast<size_t>(w), ctx));
+      broadcastGradExact(plan_, w, a, b, g, sum_, f);
+      finishSum(static_cast<size_t>(w), sum_, ctx, dp);
+    };
     switch (kind_) {
       case BinKind::kAdd: run([](float gv, float, float) { return gv; }); break;
       case BinKind::kSub:
@@ -157,10 +166,54 @@ class BinaryOp : public Op {
     }
   }
 
+  // Operand w repeated along the rows of the output ([..., k] against the
+  // other operand's [rows, k]: a bias, a norm's scale) whose samples are
+  // known (SampleGroups): float sums down each column over a group of
+  // kSumChunk samples' rows in order, the groups added in fixed point
+  // (finishPartials), rank-exact like MatMul's weight gradient, where a
+  // fixed-point term per element costs several ns. False for other shapes.
+  template <class F>
+  bool groupGrad(int w, const float* a, const float* b, const float* g, F f, RunContext& ctx,
+                 float* dp) {
+    const Shape &ws = plan_.operandShape(w), &out = plan_.outShape();
+    if (plan_.operandShape(1 - w) != out) return false;
+    size_t lead = 0;  // ws's leading ones
+    while (lead < ws.size() && ws[lead] == 1) ++lead;
+    const size_t tail = ws.size() - lead;
+    if (tail > out.size() || !std::equal(ws.begin() + lead, ws.end(), out.end() - tail))
+      return false;
+    const int64_t k = numelOf(ws), rows = k > 0 ? plan_.numel() / k : 0;
+    const rank_reduction::SampleLayout l = inputSamples(static_cast<size_t>(1 - w));
+    if (rows == 0 || !rank_reduction::SampleGroups::fits(l, k, rows)) return false;
+    const rank_reduction::SampleGroups groups(l, k);
+    partials_.resize(static_cast<size_t>(groups.count * k));
+    const float* full = w == 0 ? b : a;  // the other operand, [rows, k]
+    const float* rep = w == 0 ? a : b;   // operand w, [k]
+    // Columns over the threads: each column's sum in row order on one thread.
+    detail::parallelRange(
+        k, std::max<int64_t>(16, detail::kGrainCheap / rows), [&](int64_t j0, int64_t j1) {
+          for (int64_t gi = 0; gi < groups.count; ++gi) {
+            float* p = partials_.data() + gi * k;
+            std::fill(p + j0, p + j1, 0.f);
+            for (int64_t o = 0; o < groups.outer; ++o)
+              for (int64_t r = groups.runStart(gi, o);
+                   r < groups.runStart(gi, o) + groups.runRows(gi); ++r) {
+                const float* gr = g + r * k;
+                const float* fr = full + r * k;
+                for (int64_t j = j0; j < j1; ++j)
+                  p[j] += w == 0 ? f(gr[j], rep[j], fr[j]) : f(gr[j], fr[j], rep[j]);
+              }
+          }
+        });
+    finishPartials(static_cast<size_t>(w), partials_.data(), groups.count, k, sum_, ctx, dp);
+    return true;
+  }
+
   BinKind kind_;
   int alias_ = -1;  // forwardAsAlias: the operand output 0 shares
   BroadcastPlan plan_;
   rank_reduction::FixedSum sum_;  // exactGrad's sums
+  std::vector<float> partials_;   // groupGrad's, per group of samples
 };
 
 // Sum of any number of inputs (float32), broadcast to a common shape.

@@ -6,6 +6,7 @@
 // batch on one rank gives the bits of its halves on two thread-ranks.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <thread>
@@ -150,6 +151,69 @@ TEST(WeightGradExact, BroadcastBinaryWeightIsRankExact) {
     expectRankExact(op, {}, {randomTensor({16, 7, 33}, 21), randomTensor({7, 1}, 22, 0.5f, 1.5f)},
                     {false, true});
   }
+}
+
+// With the activation's samples known (the executor's sample layouts), a
+// weight [D] broadcast over [N, T, D] or [T, N, D] sums its gradient by
+// groups of kSumChunk samples (BinaryOp::groupGrad): against double sums of
+// the terms, and the halves of N on two thread-ranks give the whole batch's
+// bits, the weight on either side.
+TEST(WeightGradExact, BroadcastBinaryWeightGroupsBySamples) {
+  using rank_reduction::SampleLayout;
+  const int64_t N = 16, T = 7, D = 33;
+  for (int dim : {0, 1})
+    for (int wi : {1, 0})
+      for (const char* type : {"Add", "Sub", "Mul", "Div"}) {
+        SCOPED_TRACE(std::string(type) + " samples in dim " + std::to_string(dim) + " weight " +
+                     std::to_string(wi));
+        const Tensor x = randomTensor({dim == 0 ? N : T, dim == 0 ? T : N, D}, 50, 0.5f, 1.5f);
+        const Tensor w = randomTensor({D}, 51, 0.5f, 1.5f);
+        const Tensor dy = randomTensor(x.shape(), 52);
+        auto part = [&](const Tensor& t, int r, int64_t n) {  // samples [r n, (r + 1) n)
+          const int64_t outer = dim == 0 ? 1 : T, run = dim == 0 ? n * T : n;
+          Tensor out(dim == 0 ? Shape{n, T, D} : Shape{T, n, D});
+          for (int64_t o = 0; o < outer; ++o)
+            std::memcpy(out.f32() + o * run * D,
+                        t.f32() + (o * (dim == 0 ? N * T : N) + r * run) * D,
+                        sizeof(float) * static_cast<size_t>(run * D));
+          return out;
+        };
+        auto layout = [&](int64_t n) {
+          return dim == 0 ? SampleLayout{1, n, T * D} : SampleLayout{T, n, D};
+        };
+        auto run = [&](const Tensor& xs, const Tensor& dys, int64_t n,
+                       rank_reduction::StateSync* sync) {
+          std::vector<Tensor> in{xs, w};
+          std::vector<bool> params{false, true};
+          std::vector<SampleLayout> samples{layout(n), SampleLayout{}};
+          if (wi == 0) {
+            std::swap(in[0], in[1]);
+            params = {true, false};
+            std::swap(samples[0], samples[1]);
+          }
+          return test::grads(type, {}, in, dys, sync, params, samples);
+        };
+        const auto full = run(part(x, 0, N), part(dy, 0, N), N, nullptr);
+        const auto res = test::onTwoRanks([&](int r, test::ExactSync* sync) {
+          return run(part(x, r, N / 2), part(dy, r, N / 2), N / 2, sync);
+        });
+        for (int r = 0; r < 2; ++r)
+          for (int64_t k = 0; k < D; ++k)
+            ASSERT_EQ(res[r][wi].f32()[k] * 2.f, full[wi].f32()[k]) << "rank " << r << " el " << k;
+        const std::string t = type;
+        for (int64_t k = 0; k < D; ++k) {
+          double ref = 0;
+          for (int64_t i = 0; i < N * T; ++i) {
+            const double g = dy.f32()[i * D + k], xv = x.f32()[i * D + k], wv = w.f32()[k];
+            const double xa = wi == 1 ? xv : wv, zb = wi == 1 ? wv : xv;  // Add(a, b) operands
+            if (t == "Add") ref += g;
+            if (t == "Sub") ref += wi == 0 ? g : -g;
+            if (t == "Mul") ref += g * (wi == 0 ? zb : xa);
+            if (t == "Div") ref += wi == 0 ? g / zb : -g * xa / (zb * zb);
+          }
+          ASSERT_NEAR(full[wi].f32()[k], ref, 1e-4 * (1 + std::fabs(ref))) << "el " << k;
+        }
+      }
 }
 
 // Token ids [n, t] in [0, vocab), repeats included.
