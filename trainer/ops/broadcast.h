@@ -13,6 +13,7 @@
 #include "trainer/ops/fast_math.h"
 #include "trainer/ops/parallel.h"
 #include "trainer/rank_reduction/exact_sum.h"
+#include "trainer/rank_reduction/sample_groups.h"
 
 namespace slim::ops {
 
@@ -261,6 +262,28 @@ void broadcastGradExact(const BroadcastPlan& p, int which, const float* a, const
         }
       });
   if (bad) sum.setBad();
+}
+
+/// Column sums of a [rows, k] matrix by groups of samples: p[g * k + j] (p
+/// holds groups.count * k floats) = the float sum, in row order, of term(r,
+/// j) over group g's rows r (SampleGroups), to be added in fixed point by
+/// Op::finishPartials: the rank-exact reduction of a bias or a norm's scale
+/// (a fixed-point term per element costs several ns). Columns run over the
+/// threads, each column's sums on one thread: the same bits for any count.
+template <class F>
+void groupColumnSums(const rank_reduction::SampleGroups& groups, int64_t k, float* p, F term) {
+  const int64_t rows = std::max<int64_t>(1, groups.rows(0));
+  detail::parallelRange(k, std::max<int64_t>(16, detail::kGrainCheap / rows),
+                        [&](int64_t j0, int64_t j1) {
+                          for (int64_t g = 0; g < groups.count; ++g) {
+                            float* pg = p + g * k;
+                            std::fill(pg + j0, pg + j1, 0.f);
+                            for (int64_t o = 0; o < groups.outer; ++o)
+                              for (int64_t r = groups.runStart(g, o);
+                                   r < groups.runStart(g, o) + groups.runRows(g); ++r)
+                                for (int64_t j = j0; j < j1; ++j) pg[j] += term(r, j);
+                          }
+                        });
 }
 
 }  // namespace slim::ops

@@ -8,7 +8,6 @@
 #include "trainer/ops/broadcast.h"
 #include "trainer/ops/op.h"
 #include "trainer/ops/op_preamble.h"
-#include "trainer/rank_reduction/sample_groups.h"
 
 namespace slim::ops {
 namespace {
@@ -189,22 +188,10 @@ class BinaryOp : public Op {
     partials_.resize(static_cast<size_t>(groups.count * k));
     const float* full = w == 0 ? b : a;  // the other operand, [rows, k]
     const float* rep = w == 0 ? a : b;   // operand w, [k]
-    // Columns over the threads: each column's sum in row order on one thread.
-    detail::parallelRange(
-        k, std::max<int64_t>(16, detail::kGrainCheap / rows), [&](int64_t j0, int64_t j1) {
-          for (int64_t gi = 0; gi < groups.count; ++gi) {
-            float* p = partials_.data() + gi * k;
-            std::fill(p + j0, p + j1, 0.f);
-            for (int64_t o = 0; o < groups.outer; ++o)
-              for (int64_t r = groups.runStart(gi, o);
-                   r < groups.runStart(gi, o) + groups.runRows(gi); ++r) {
-                const float* gr = g + r * k;
-                const float* fr = full + r * k;
-                for (int64_t j = j0; j < j1; ++j)
-                  p[j] += w == 0 ? f(gr[j], rep[j], fr[j]) : f(gr[j], fr[j], rep[j]);
-              }
-          }
-        });
+    groupColumnSums(groups, k, partials_.data(), [&](int64_t r, int64_t j) {
+      return w == 0 ? f(g[r * k + j], rep[j], full[r * k + j])
+                    : f(g[r * k + j], full[r * k + j], rep[j]);
+    });
     finishPartials(static_cast<size_t>(w), partials_.data(), groups.count, k, sum_, ctx, dp);
     return true;
   }

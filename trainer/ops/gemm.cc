@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "trainer/ops/broadcast.h"
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/op.h"
 #include "trainer/ops/parallel.h"
@@ -145,7 +146,16 @@ class GemmOp : public Op {
         finishPartials(1, partials.data(), chunks.count, bsize, bsum_, ctx, db->f32());
       }
     }
-    if (dc) {  // dC = beta * dY summed over C's broadcast dimensions
+    if (dc && cM_ == 1 && cN_ == N_ && !ta_ &&
+        rank_reduction::SampleGroups::fits(inputSamples(0), K_, M_)) {
+      // A bias: beta * dY's column sums by groups of samples (groupColumnSums).
+      const rank_reduction::SampleGroups groups(inputSamples(0), K_);
+      std::vector<float>& partials = gradScratch().partials;
+      partials.resize(static_cast<size_t>(groups.count * N_));
+      groupColumnSums(groups, N_, partials.data(),
+                      [&](int64_t r, int64_t j) { return beta_ * dy[r * N_ + j]; });
+      finishPartials(2, partials.data(), groups.count, N_, csum_, ctx, dc->f32());
+    } else if (dc) {  // dC = beta * dY summed over C's broadcast dimensions
       rank_reduction::FixedSum sum;
       sum.reset(static_cast<size_t>(dc->numel()));
       sum.setShift(gradShift(2, ctx));
@@ -193,7 +203,7 @@ class GemmOp : public Op {
   float alpha_, beta_;
   bool ta_, tb_;
   int64_t M_ = 0, N_ = 0, K_ = 0, cM_ = 1, cN_ = 1;
-  rank_reduction::FixedSum bsum_;
+  rank_reduction::FixedSum bsum_, csum_;
   const Tensor* c_ = nullptr;
 };
 

@@ -108,16 +108,31 @@ TEST(WeightGradExact, WeightGradientGroupsBySamples) {
           return dim == 0 ? SampleLayout{1, n, T * K} : SampleLayout{T, n, K};
         };
         const bool gemm = std::string(type) == "Gemm";
-        const std::vector<bool> params{false, true};
-        const auto full = test::grads(type, {}, {part(x, 0, N, gemm), w}, part(dy, 0, N, gemm),
-                                      nullptr, params, {layout(N)});
+        // Gemm with a bias C [M]: its gradient sums dy's columns by the same groups.
+        const Tensor c = randomTensor({M}, 43);
+        auto inputs = [&](int r, int64_t n) {
+          std::vector<Tensor> in{part(x, r, n, gemm), w};
+          if (gemm) in.push_back(c);
+          return in;
+        };
+        const std::vector<bool> params{false, true, true};
+        const auto full =
+            test::grads(type, {}, inputs(0, N), part(dy, 0, N, gemm), nullptr, params, {layout(N)});
         const auto res = test::onTwoRanks([&](int r, test::ExactSync* sync) {
-          return test::grads(type, {}, {part(x, r, N / 2, gemm), w}, part(dy, r, N / 2, gemm), sync,
-                             params, {layout(N / 2)});
+          return test::grads(type, {}, inputs(r, N / 2), part(dy, r, N / 2, gemm), sync, params,
+                             {layout(N / 2)});
         });
         for (int r = 0; r < 2; ++r)
           for (int64_t k = 0; k < w.numel(); ++k)
             ASSERT_EQ(res[r][1].f32()[k] * 2.f, full[1].f32()[k]) << "rank " << r << " el " << k;
+        for (int r = 0; gemm && r < 2; ++r)
+          for (int64_t m = 0; m < M; ++m)
+            ASSERT_EQ(res[r][2].f32()[m] * 2.f, full[2].f32()[m]) << "rank " << r << " bias " << m;
+        for (int64_t m = 0; gemm && m < M; ++m) {
+          double ref = 0;
+          for (int64_t i = 0; i < N * T; ++i) ref += dy.f32()[i * M + m];
+          ASSERT_NEAR(full[2].f32()[m], ref, 1e-4 * (1 + std::fabs(ref))) << "bias " << m;
+        }
         const int64_t rows = N * T;
         for (int64_t k = 0; k < K; ++k)
           for (int64_t m = 0; m < M; ++m) {
