@@ -53,7 +53,15 @@ void packedTile(int64_t k, const float* ap, const float* b, int64_t ldb, float* 
   Vec acc[MR * NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR * NV; ++i) acc[i] = resume ? vload(carry + 16 * i) : vzero();
+  // A row-major B far wider than a tile (a 1x1 conv's input gradient reads
+  // dy, 64 rows 50 KB apart) is one stream per row of k, more than the
+  // hardware prefetcher follows: each row's lines two tiles on are fetched
+  // while this tile runs (the bits do not change).
+  const bool prefetch = ldb > 4 * kNB;
   for (int64_t p = 0; p < k; ++p, ap += kGemmMR, b += ldb) {
+    if (prefetch)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) __builtin_prefetch(b + 2 * kNB + 16 * j);
     Vec bv[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) bv[j] = vload(b + 16 * j);
