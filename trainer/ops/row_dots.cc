@@ -56,12 +56,20 @@ struct Block {
   int64_t s0, s1, p0, p1;
 };
 
+// Positions a tile prefetches ahead on the rows that come from memory when
+// a product runs in blocks: the first tile of a group's row (its rows of A)
+// and of its first row (B); the other tiles read L2. Ten streams a tile
+// restart at every block, faster than the hardware prefetcher picks them up
+// (weight gradient of 64 x 16 at 112 x 112, 8 images, 2 threads: 2.5-3.3 ->
+// 2.0 ms; 16 x 32: 1.4 -> 1.2 ms).
+constexpr int64_t kAhead = 128;
+
 // Accumulates the block into the tile at (i0, j0). Its lane sums start at
 // zero or from carry (resume); they go back to carry or, when `finish`,
 // are folded into C.
 template <int MR, int NR>
 void dotTile(const Operands& o, const Block& blk, int64_t i0, int64_t j0, float* carry, bool resume,
-             bool finish, float* c, int64_t ldc) {
+             bool finish, float* c, int64_t ldc, bool fetch_a, bool fetch_b) {
   Vec acc[MR * NR];
 #pragma GCC unroll 32
   for (int t = 0; t < MR * NR; ++t) acc[t] = resume ? vload(carry + 16 * t) : vzero();
@@ -87,7 +95,15 @@ void dotTile(const Operands& o, const Block& blk, int64_t i0, int64_t j0, float*
     for (int i = 0; i < MR; ++i) ar[i] = o.a + s * o.a_step + (i0 + i) * o.lda;
     for (int j = 0; j < NR; ++j) br[j] = o.b + s * o.b_step + (j0 + j) * o.ldb;
     int64_t p = blk.p0;
-    for (; p + 16 <= blk.p1; p += 16) step(ar, br, p, 16);
+    for (; p + 16 <= blk.p1; p += 16) {
+      if (fetch_a)
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) __builtin_prefetch(ar[i] + p + kAhead);
+      if (fetch_b)
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; ++j) __builtin_prefetch(br[j] + p + kAhead);
+      step(ar, br, p, 16);
+    }
     if (p < blk.p1) step(ar, br, p, static_cast<int>(blk.p1 - p));
   }
   if (!finish) {
@@ -104,7 +120,7 @@ void dotTile(const Operands& o, const Block& blk, int64_t i0, int64_t j0, float*
 }
 
 using DotTileFn = void (*)(const Operands&, const Block&, int64_t, int64_t, float*, bool, bool,
-                           float*, int64_t);
+                           float*, int64_t, bool, bool);
 template <int MR, int... NR>
 constexpr std::array<DotTileFn, kNR> dotRow(std::integer_sequence<int, NR...>) {
   return {&dotTile<MR, NR + 1>...};
@@ -179,7 +195,7 @@ void gemmRowDots(int64_t m, int64_t n, int64_t count, int64_t len, const float* 
             float* cy = one_block ? nullptr
                                   : carry.data() + ((r - r0) * (c1 - c0) + q - c0) * kMR * kNR * 16;
             kDotTiles[std::min<int64_t>(kMR, m - i0) - 1][std::min<int64_t>(kNR, n - j0) - 1](
-                o, blk, i0, j0, cy, resume, finish, c, ldc);
+                o, blk, i0, j0, cy, resume, finish, c, ldc, !whole && q == c0, !whole && r == r0);
           }
       }
     }
