@@ -118,12 +118,14 @@ bool Pruner::step() {
 
 namespace {
 // v[i] = 0 where the mask is 0; large tensors over the threads (element-wise:
-// any split gives the same bits).
+// any split gives the same bits). A select, not a branch: a mask at 50 %
+// mispredicts half the branches (this was 3.5 % of mobilenet_v3_large's step).
+void zeroMaskedRange(float* __restrict v, const uint8_t* __restrict m, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) v[i] = m[i] != 0 ? v[i] : 0.0f;
+}
 void zeroMasked(float* v, const uint8_t* m, int64_t n) {
-  ops::detail::parallelRange(n, ops::detail::kGrainCheap, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      if (m[i] == 0) v[i] = 0.0f;
-  });
+  ops::detail::parallelRange(n, ops::detail::kGrainCheap,
+                             [&](int64_t b, int64_t e) { zeroMaskedRange(v + b, m + b, e - b); });
 }
 }  // namespace
 
