@@ -2,6 +2,7 @@
 // activation quantizer (act-reference §4.6). Identity at inference, as ACT's
 // eval/export program has no PACT.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -71,6 +72,38 @@ struct ClipStats {
       max = mb > max ? mb : max;
       outside = outside || anyOutside(x + b0, len, a);
     }
+  }
+  // add(x, n, a, nullptr) and codeBlock(x, codes, n, a, act) in one pass
+  // over x (the producer's row visit, each row in cache): the same codes,
+  // and the same abs-max as a float whenever no value is NaN (the integer
+  // maximum of |clip(x)|'s bits, as absMaxBlock; a NaN sets `nan`, and the
+  // combined maximum is NaN whatever `max` holds).
+  void addCoded(const float* __restrict x, int64_t n, float a, uint8_t* __restrict c,
+                const ops::ActEpilogue& act) {
+    int32_t r = 0;
+    int side = 0;
+    auto run = [&](auto blocks) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float y = std::min(a, std::max(-a, x[i]));
+        const int32_t bits = std::bit_cast<int32_t>(y) & 0x7fffffff;
+        r = bits > r ? bits : r;
+        const int code = (x[i] > a) | ((x[i] < -a) << 1);
+        side |= code;
+        c[i] = static_cast<uint8_t>(code | (blocks(x[i]) << 2));
+      }
+    };
+    if (act.kind == ops::ActEpilogue::Kind::kRelu) {
+      run([](float v) { return static_cast<int>(!(v > 0.f)); });
+    } else if (act.kind == ops::ActEpilogue::Kind::kClip) {
+      const float lo = act.lo, hi = act.hi;
+      run([lo, hi](float v) { return static_cast<int>(!(v > lo && v < hi)); });
+    } else {
+      run([](float) { return 0; });
+    }
+    if (r > 0x7f800000) nan = true;
+    const float m = std::bit_cast<float>(r);
+    max = m > max ? m : max;
+    outside = outside || side != 0;
   }
   // The threads' stats combined: the abs-max (NaN if any was) and outside.
   static float combine(const std::vector<ClipStats>& parts, bool* outside) {
@@ -147,8 +180,13 @@ class PactOp : public ops::Op {
     // same value as absMax(y)).
     std::vector<ClipStats> parts(nt);
     ops::detail::parallelRange(x.numel(), 16384, [&](int64_t b, int64_t e) {
-      parts[static_cast<size_t>(omp_get_thread_num())].add(xp + b, e - b, a, yp ? yp + b : nullptr);
-      codeBlock(xp + b, codes + b, e - b, a, dx_mask_);
+      ClipStats& part = parts[static_cast<size_t>(omp_get_thread_num())];
+      if (yp) {
+        part.add(xp + b, e - b, a, yp + b);
+        codeBlock(xp + b, codes + b, e - b, a, dx_mask_);
+      } else {
+        part.addCoded(xp + b, e - b, a, codes + b, dx_mask_);
+      }
     });
     abs_max_->value = ClipStats::combine(parts, &outside_);
     abs_max_->valid = true;
@@ -277,12 +315,13 @@ class PactOp : public ops::Op {
     };
     link->visit = [this](const float* row, int64_t n) {
       const size_t t = static_cast<size_t>(omp_get_thread_num());
-      row_stats_[t].add(row, n, row_alpha_, nullptr);
       const auto r = reinterpret_cast<uintptr_t>(row), b = reinterpret_cast<uintptr_t>(code_base_);
       if (code_base_ && r >= b &&
           (r - b) / sizeof(float) + static_cast<uint64_t>(n) <= static_cast<uint64_t>(code_n_)) {
-        codeBlock(row, codes_.data() + (row - code_base_), n, row_alpha_, dx_mask_);
+        row_stats_[t].addCoded(row, n, row_alpha_, codes_.data() + (row - code_base_), dx_mask_);
         row_coded_[t] += n;
+      } else {
+        row_stats_[t].add(row, n, row_alpha_, nullptr);
       }
     };
     return true;
