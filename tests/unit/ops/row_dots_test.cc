@@ -10,9 +10,9 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <vector>
 
+#include "tests/unit/ops/gradcheck.h"
 #include "trainer/ops/conv_kernels.h"
 #include "trainer/ops/parallel.h"
 
@@ -22,11 +22,8 @@ namespace {
 using ops::detail::gemmRowDots;
 
 std::vector<float> randomVec(size_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
+  const Tensor t = test::randomTensor({static_cast<int64_t>(n)}, seed);
+  return std::vector<float>(t.f32(), t.f32() + t.numel());
 }
 
 struct Case {
