@@ -27,7 +27,6 @@ inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 inline Vec vloadFirst(const float* p, int n) {
   return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
 }
-constexpr int kVecRegisters = 32;  // vector registers the kernels may plan for
 #elif defined(__FMA__)
 struct Vec {
   __m256 lo, hi;
@@ -49,7 +48,6 @@ inline Vec vloadFirst(const float* p, int n) {
   const __m256i hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), lane);
   return {_mm256_maskload_ps(p, lo), _mm256_maskload_ps(p + 8, hi)};
 }
-constexpr int kVecRegisters = 8;  // 16 registers, two a vector
 #else
 struct Vec {
   float x[16];
@@ -79,7 +77,6 @@ inline Vec vloadFirst(const float* p, int n) {
   std::copy(p, p + n, r.x);
   return r;
 }
-constexpr int kVecRegisters = 4;
 #endif
 
 }  // namespace slim::ops::detail

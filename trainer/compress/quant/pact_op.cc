@@ -74,7 +74,8 @@ struct ClipStats {
     }
   }
   // add(x, n, a, nullptr) and codeBlock(x, codes, n, a, act) in one pass
-  // over x (the producer's row visit, each row in cache): the same codes,
+  // over x instead of three (a producer's row visit, or the forward's own
+  // pass where the reader clips): the same codes,
   // and the same abs-max as a float whenever no value is NaN (the integer
   // maximum of |clip(x)|'s bits, as absMaxBlock; a NaN sets `nan`, and the
   // combined maximum is NaN whatever `max` holds).
