@@ -15,10 +15,16 @@
 #include <cstring>
 #include <vector>
 
+#include "trainer/core/threads.h"
+
 namespace slim::ops::detail {
 
 /// Threads an op may use now: 1 inside an enclosing parallel region.
-inline int opThreads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+inline int opThreads() { return loopThreads(); }
+
+/// parallelRange(n, grain, f) (trainer/core/threads.h): f(begin, end) on
+/// contiguous blocks of at least `grain` items, one per thread.
+using ::slim::parallelRange;
 
 /// Calls f(i) for i in [0, n), statically split over opThreads() threads
 /// (serial when n < 2 or one thread). f must not throw.
@@ -31,23 +37,6 @@ void parallelFor(int64_t n, F&& f) {
   }
 #pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::min<int64_t>(t, n)))
   for (int64_t i = 0; i < n; ++i) f(i);
-}
-
-/// Calls f(begin, end) on contiguous blocks of [0, n) of at least `grain`
-/// items, one block per thread (serial when small). f must not throw.
-template <class F>
-void parallelRange(int64_t n, int64_t grain, F&& f) {
-  const int64_t t = std::min<int64_t>(opThreads(), grain > 0 ? n / grain : n);
-  if (t <= 1) {
-    if (n > 0) f(int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel num_threads(static_cast<int>(t))
-  {
-    const int64_t k = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t b = n * k / nt, e = n * (k + 1) / nt;
-    if (e > b) f(b, e);
-  }
 }
 
 /// Items per thread at least, by the cost of an item. Under slimtrain's

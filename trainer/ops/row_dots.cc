@@ -37,7 +37,6 @@ struct Operands {
   int64_t a_step, lda;
   const float* b;
   int64_t b_step, ldb;
-  int64_t len;  // positions of a segment
 };
 
 // Keeps v in a register: GCC would otherwise fold a load used by several
@@ -160,7 +159,7 @@ void gemmRowDots(int64_t m, int64_t n, int64_t count, int64_t len, const float* 
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
     return;
   }
-  const Operands o{a, a_step, lda, b, b_step, ldb, len};
+  const Operands o{a, a_step, lda, b, b_step, ldb};
   const int64_t ti = ceilDiv(m, kMR), tj = ceilDiv(n, kNR);
   // Tasks: the tile grid cut into rectangles, rows of tiles first, at least
   // one a thread (each element is summed whole by one task: any cut gives

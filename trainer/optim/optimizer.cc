@@ -3,35 +3,21 @@
 // can be compared with Paddle's CPU kernels step by step.
 #include "trainer/optim/optimizer.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+
+#include "trainer/core/threads.h"
 
 namespace slim::optim {
 
 namespace {
 
-// f(begin, end) over [0, n) in contiguous blocks, one per thread, for a
-// parameter of at least kGrain values a thread (and not inside a parallel
-// region). The rules are element-wise: any split gives the same bits, and a
-// serial update of every parameter would cap the thread scaling (mobilenet_v2:
-// 3.5M parameters, 70 MB read and written a step).
-template <class F>
-void elementwise(int64_t n, F f) {
-  constexpr int64_t kGrain = int64_t{1} << 16;
-  const int64_t t = omp_in_parallel() ? 1 : std::min<int64_t>(omp_get_max_threads(), n / kGrain);
-  if (t <= 1) {
-    f(int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel num_threads(static_cast <int>(t))
-  {
-    const int64_t k = omp_get_thread_num(), nt = omp_get_num_threads();
-    f(n * k / nt, n * (k + 1) / nt);
-  }
-}
+// The element-wise rules run over the threads (parallelRange) for
+// parameters of at least kGrain values a thread: any split gives the same
+// bits, and a serial update of every parameter would cap the thread scaling
+// (mobilenet_v2: 3.5M parameters, 70 MB read and written a step).
+constexpr int64_t kGrain = int64_t{1} << 16;
 
 }  // namespace
 
@@ -80,7 +66,7 @@ void Optimizer::step(const std::string& name, Tensor& param, const Tensor& grad,
   if (l2_ != 0.0f || l1_ != 0.0f) {
     // Coupled regularisation, as Paddle appends it to the gradient.
     decayed_.resize(static_cast<size_t>(n));
-    elementwise(n, [&](int64_t b, int64_t e) {
+    parallelRange(n, kGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         float d = g[i];
         if (l2_ != 0.0f) d += l2_ * p[i];
@@ -152,7 +138,7 @@ class Sgd : public Optimizer {
   std::vector<std::string> slots() const override { return {}; }
   void update(float* p, const float* g, int64_t n, std::vector<Tensor*>&,
               float lr) override {
-    elementwise(n, [&](int64_t b, int64_t e) {
+    parallelRange(n, kGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) p[i] -= lr * g[i];
     });
   }
@@ -169,7 +155,7 @@ class Momentum : public Optimizer {
   void update(float* p, const float* g, int64_t n, std::vector<Tensor*>& s,
               float lr) override {
     float* v = s[0]->f32();
-    elementwise(n, [&](int64_t b, int64_t e) {
+    parallelRange(n, kGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         v[i] = mu_ * v[i] + g[i];
         p[i] -= nesterov_ ? (g[i] + v[i] * mu_) * lr : lr * v[i];
@@ -209,7 +195,7 @@ class Adam : public Optimizer {
     // AdamW: decoupled decay with the un-corrected lr, before the Adam step.
     const float lr_t = lr * std::sqrt(1.0f - b2_pow) / (1.0f - b1_pow);
     const float eps_t = eps_ * std::sqrt(1.0f - b2_pow);
-    elementwise(n, [&](int64_t b, int64_t e) {
+    parallelRange(n, kGrain, [&](int64_t b, int64_t e) {
       if (coeff_ != 0.0f)
         for (int64_t i = b; i < e; ++i) p[i] -= lr * coeff_ * p[i];
       for (int64_t i = b; i < e; ++i) {
